@@ -1,0 +1,53 @@
+"""The ``audio-classification`` pipeline, made to work without torchaudio and ffmpeg.
+
+transformers' pipeline decodes paths and bytes with the ``ffmpeg`` binary and resamples dicts
+with torchaudio; neither exists on a CPU-only machine. This subclass decodes with soundfile and
+resamples with soxr, then hands a numpy array at the extractor's rate to the stock code.
+``import hf_ser`` installs it as the task's implementation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING,
+    MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
+)
+from transformers.pipelines import SUPPORTED_TASKS
+from transformers.pipelines.audio_classification import AudioClassificationPipeline
+from transformers.pipelines.base import Pipeline
+
+from .audio import load_audio, resample, to_mono
+
+
+class SERAudioClassificationPipeline(AudioClassificationPipeline):
+    """Accepts a file path, raw file bytes, a numpy array at the extractor's rate, or a dict
+    ``{"array" | "raw": ..., "sampling_rate": int}`` at any rate."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("top_k", 5)
+        Pipeline.__init__(self, *args, **kwargs)
+        # The stock check reads only the static name table; add the classes registered at run time.
+        registered = [cls.__name__ for cls in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING._extra_content.values()]
+        self.check_model_type([*MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES.values(), *registered])
+
+    def preprocess(self, inputs):
+        rate = self.feature_extractor.sampling_rate
+        if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
+            raise ValueError(f"{inputs}: URLs are not fetched by hf-ser; download the file and pass its path")
+        if isinstance(inputs, (str, bytes, bytearray)) or hasattr(inputs, "__fspath__"):
+            inputs, _ = load_audio(inputs, rate)
+        elif isinstance(inputs, dict):
+            if "sampling_rate" not in inputs or not ("raw" in inputs or "array" in inputs):
+                raise ValueError(f'a dict input needs "sampling_rate" and "raw" or "array" keys, got {sorted(inputs)}')
+            array = inputs.get("raw", inputs.get("array"))
+            if hasattr(array, "detach"):
+                array = array.detach().cpu().numpy()
+            array = to_mono(np.asarray(array, dtype=np.float32))
+            inputs = resample(array, int(inputs["sampling_rate"]), rate)
+        return super().preprocess(inputs)
+
+
+def register_pipeline() -> None:
+    """Make ``pipeline("audio-classification")`` use :class:`SERAudioClassificationPipeline`."""
+    SUPPORTED_TASKS["audio-classification"]["impl"] = SERAudioClassificationPipeline

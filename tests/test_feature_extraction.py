@@ -1,0 +1,170 @@
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from hf_ser import SERFeatureExtractor
+
+PAPER = dict(sampling_rate=22050, n_mfcc=20, n_fft=2048, hop_length=512, win_length=None, n_mels=128, top_db=80)
+
+
+def librosa_mfcc(wave, **kw):
+    return librosa.feature.mfcc(
+        y=wave,
+        sr=kw["sampling_rate"],
+        n_mfcc=kw["n_mfcc"],
+        n_fft=kw["n_fft"],
+        hop_length=kw["hop_length"],
+        win_length=kw.get("win_length"),
+        n_mels=kw["n_mels"],  # power_to_db uses top_db=80
+    ).T
+
+
+def signals(rng, rate):
+    lengths = [700, 2047, 2048, 5000, rate, int(3.3 * rate), 10 * rate]
+    out = []
+    for n in lengths:
+        t = np.arange(n) / rate
+        out.append((0.4 * np.sin(2 * np.pi * 200 * t * (1 + t)) + 0.05 * rng.standard_normal(n)).astype(np.float32))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=")
+def test_matches_librosa_alone_and_in_batch(rng):
+    fe = SERFeatureExtractor(**PAPER, do_normalize=False)
+    waves = signals(rng, 22050)
+    batch = fe(waves, sampling_rate=22050, return_tensors="np")
+    assert batch["input_features"].dtype == np.float32
+    for i, wave in enumerate(waves):
+        ref = librosa_mfcc(wave, **PAPER)
+        frames = int(batch["attention_mask"][i].sum())
+        assert frames == ref.shape[0]
+        np.testing.assert_allclose(batch["input_features"][i, :frames], ref, atol=1e-3, rtol=0)
+        assert np.all(batch["input_features"][i, frames:] == 0.0)
+        alone = fe(wave, sampling_rate=22050, return_tensors="np")["input_features"][0]
+        np.testing.assert_allclose(alone, ref, atol=1e-3, rtol=0)
+
+
+def test_default_settings_match_librosa(rng):
+    fe = SERFeatureExtractor(do_normalize=False)
+    wave = signals(rng, 16000)[5]
+    ref = librosa.feature.mfcc(y=wave, sr=16000, n_mfcc=40, n_fft=512, hop_length=160, win_length=400, n_mels=64)
+    np.testing.assert_allclose(fe(wave, return_tensors="np")["input_features"][0], ref.T, atol=1e-3, rtol=0)
+
+
+def test_batch_equals_alone_with_normalisation(rng):
+    fe = SERFeatureExtractor()
+    waves = signals(rng, 16000)[:5]
+    batch = fe(waves, return_tensors="pt")
+    assert batch["input_features"].shape == (5, fe.num_frames(max(w.size for w in waves)), 40)
+    for i, wave in enumerate(waves):
+        alone = fe(wave, return_tensors="pt")["input_features"][0]
+        torch.testing.assert_close(batch["input_features"][i, : alone.shape[0]], alone, atol=1e-5, rtol=0)
+        valid = alone.numpy()
+        np.testing.assert_allclose(valid.mean(axis=0), 0, atol=1e-4)
+
+
+def test_return_types(rng):
+    fe = SERFeatureExtractor()
+    waves = signals(rng, 16000)[:3]
+    pt = fe(waves, return_tensors="pt")
+    assert isinstance(pt["input_features"], torch.Tensor) and pt["attention_mask"].dtype == torch.int32
+    lists = fe(waves)
+    assert [x.shape[0] for x in lists["input_features"]] == [fe.num_frames(w.size) for w in waves]
+    two_d = fe(np.stack([waves[0][:700], waves[1][:700]]), return_tensors="np")
+    assert two_d["input_features"].shape[0] == 2
+
+
+def test_int16_scaled(rng):
+    fe = SERFeatureExtractor(do_normalize=False)
+    wave = signals(rng, 16000)[4]
+    as_int = np.round(wave * 32767).astype(np.int16)
+    expected = fe(as_int.astype(np.float32) / 32768.0, return_tensors="np")["input_features"]
+    np.testing.assert_allclose(fe(as_int, return_tensors="np")["input_features"], expected, atol=1e-4)
+
+
+def test_silence_gives_finite_features():
+    fe = SERFeatureExtractor()
+    out = fe(np.zeros(16000, dtype=np.float32), return_tensors="np")["input_features"]
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros(0, dtype=np.float32), "empty audio"),
+        (np.array([0.0, np.nan, 0.1], dtype=np.float32), "non-finite"),
+        (np.array([0.0, np.inf, 0.1], dtype=np.float32), "non-finite"),
+        (np.zeros((2, 3, 100), dtype=np.float32), r"shape \(2, 3, 100\)"),
+        (np.array(["a", "b"]), "numeric"),
+    ],
+)
+def test_bad_input(bad, message):
+    with pytest.raises(ValueError, match=message):
+        SERFeatureExtractor()(bad)
+
+
+def test_stereo_is_rejected_with_its_shape():
+    with pytest.raises(ValueError, match=r"shape \(16000, 2\)"):
+        SERFeatureExtractor()([np.zeros((16000, 2), dtype=np.float32)])
+
+
+def test_wrong_sampling_rate_names_both():
+    with pytest.raises(ValueError, match="44100.*16000"):
+        SERFeatureExtractor()(np.zeros(100, dtype=np.float32), sampling_rate=44100)
+
+
+def test_invalid_parameter_named():
+    with pytest.raises(ValueError, match="n_mfcc"):
+        SERFeatureExtractor(n_mfcc=100, n_mels=64)
+
+
+def test_offset_and_duration_crop_or_pad(rng):
+    fe = SERFeatureExtractor(sampling_rate=22050, max_duration=2.5, offset=0.6, do_normalize=False)
+    plain = SERFeatureExtractor(sampling_rate=22050, do_normalize=False)
+    long_wave = signals(rng, 22050)[6]
+    short_wave = long_wave[:22050]
+    out = fe([long_wave, short_wave], return_tensors="np")
+    assert out["input_features"].shape[1] == plain.num_frames(int(2.5 * 22050))
+    assert out["attention_mask"].all()
+    cropped = long_wave[int(0.6 * 22050) : int(0.6 * 22050) + int(2.5 * 22050)]
+    np.testing.assert_allclose(
+        out["input_features"][0], plain(cropped, return_tensors="np")["input_features"][0], atol=1e-4
+    )
+    padded = np.pad(short_wave[int(0.6 * 22050) :], (0, int(2.5 * 22050) - (22050 - int(0.6 * 22050))))
+    np.testing.assert_allclose(
+        out["input_features"][1], plain(padded, return_tensors="np")["input_features"][0], atol=1e-4
+    )
+
+
+def test_save_load_round_trip(tmp_path):
+    fe = SERFeatureExtractor(
+        sampling_rate=22050,
+        n_mfcc=20,
+        n_fft=2048,
+        hop_length=512,
+        win_length=None,
+        n_mels=128,
+        max_duration=2.5,
+        offset=0.6,
+        do_normalize=False,
+    )
+    fe.save_pretrained(tmp_path)
+    loaded = SERFeatureExtractor.from_pretrained(tmp_path)
+    for key in [
+        "sampling_rate",
+        "n_mfcc",
+        "n_fft",
+        "hop_length",
+        "win_length",
+        "n_mels",
+        "f_min",
+        "f_max",
+        "top_db",
+        "center",
+        "do_normalize",
+        "max_duration",
+        "offset",
+    ]:
+        assert getattr(loaded, key) == getattr(fe, key), key
+    assert (tmp_path / "preprocessor_config.json").read_text().count('"n_mfcc": 20') == 1

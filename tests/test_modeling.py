@@ -1,0 +1,123 @@
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
+
+from hf_ser import SERConfig, SERFeatureExtractor, SERForAudioClassification, SERModel
+
+from .conftest import make_model
+
+CONFIG_ERRORS = (ValueError, StrictDataclassClassValidationError)
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def features(waves, **kw):
+    return SERFeatureExtractor(**kw)(waves, return_tensors="pt")
+
+
+def test_default_model_is_small_and_paper_preset_matches_paper():
+    default = SERForAudioClassification(SERConfig(num_labels=8))
+    assert n_params(default) <= 1_000_000
+    paper = SERForAudioClassification(SERConfig.paper_preset(num_labels=7))
+    convs = [m for m in paper.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (20, 256, 7),
+        (256, 256, 7),
+        (2, 1, 7),
+    ]
+    mlp = paper.ser.channel_attention.mlp
+    assert (mlp[0].in_features, mlp[0].out_features, mlp[2].out_features) == (256, 16, 256)
+    assert paper.classifier.dense.in_features == 256 * 108
+
+
+def test_padding_invariance(tmp_path, voice):
+    model = SERForAudioClassification.from_pretrained(make_model(tmp_path)).eval()
+    waves = [voice(3.0, 16000, seed=0), voice(1.1, 16000, pitch=250, seed=1), voice(0.4, 16000, seed=2)]
+    batch = features(waves)
+    with torch.no_grad():
+        batched = model(**batch).logits
+        for i, wave in enumerate(waves):
+            alone = model(**features(wave)).logits[0]
+            torch.testing.assert_close(batched[i], alone, atol=1e-4, rtol=0)
+    assert (batched[0] - batched[1]).abs().max() > 1e-2  # the logits do depend on the input
+
+
+@pytest.mark.parametrize("pooling", ["mean", "stats"])
+@pytest.mark.parametrize("attention", [(True, True), (False, True), (True, False), (False, False)])
+def test_variants_run_and_stay_padding_invariant(tmp_path, voice, pooling, attention):
+    cfg = dict(pooling=pooling, use_channel_attention=attention[0], use_spatial_attention=attention[1])
+    model = SERForAudioClassification.from_pretrained(make_model(tmp_path, config_kwargs=cfg)).eval()
+    assert (model.ser.channel_attention is not None) == attention[0]
+    waves = [voice(2.0, 16000), voice(0.7, 16000, seed=3)]
+    with torch.no_grad():
+        batched = model(**features(waves)).logits
+        alone = model(**features(waves[1])).logits[0]
+    torch.testing.assert_close(batched[1], alone, atol=1e-4, rtol=0)
+
+
+def test_flatten_needs_fixed_frames(voice):
+    model = SERForAudioClassification(SERConfig.paper_preset(num_labels=7)).eval()
+    fe = SERFeatureExtractor(
+        sampling_rate=22050,
+        n_mfcc=20,
+        n_fft=2048,
+        hop_length=512,
+        win_length=None,
+        n_mels=128,
+        max_duration=2.5,
+        offset=0.6,
+    )
+    out = model(**fe([voice(3.0, 22050), voice(1.0, 22050)], return_tensors="pt"))
+    assert out.logits.shape == (2, 7)
+    with pytest.raises(ValueError, match="num_frames=108"):
+        model(input_features=torch.zeros(1, 50, 20))
+    with pytest.raises(CONFIG_ERRORS, match="num_frames"):
+        SERConfig(pooling="flatten")
+
+
+def test_loss_and_class_weights():
+    torch.manual_seed(0)
+    feats = torch.randn(4, 30, 40)
+    labels = torch.tensor([0, 1, 2, 1])
+    model = SERForAudioClassification(SERConfig(num_labels=3)).eval()
+    out = model(input_features=feats, labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+    weights = [1.0, 2.0, 0.5]
+    weighted = SERForAudioClassification(SERConfig(num_labels=3, class_weights=weights))
+    weighted.load_state_dict(model.state_dict())
+    weighted.eval()
+    out_w = weighted(input_features=feats, labels=labels)
+    expected = torch.nn.functional.cross_entropy(out_w.logits, labels, weight=torch.tensor(weights))
+    torch.testing.assert_close(out_w.loss, expected)
+    with pytest.raises(CONFIG_ERRORS, match="class_weights has 2 entries"):
+        SERConfig(num_labels=3, class_weights=[1.0, 2.0])
+
+
+def test_config_validation_names_fields():
+    with pytest.raises(CONFIG_ERRORS, match="conv_kernel_sizes"):
+        SERConfig(conv_channels=[8, 8], conv_kernel_sizes=[3], conv_dilations=[1, 1])
+    with pytest.raises(CONFIG_ERRORS, match="pooling"):
+        SERConfig(pooling="attention")
+
+
+def test_base_model_outputs(voice):
+    model = SERModel(SERConfig()).eval()
+    out = model(**features([voice(1.0, 16000)]), output_hidden_states=True)
+    assert out.last_hidden_state.shape[-1] == 128
+    assert out.pooler_output.shape == (1, 256)
+    assert len(out.hidden_states) == 3
+    with pytest.raises(ValueError, match="input_features must be"):
+        model(input_features=torch.zeros(1, 10, 13))
+
+
+def test_save_load_round_trip(tmp_path, voice):
+    folder = make_model(tmp_path)
+    model = SERForAudioClassification.from_pretrained(folder).eval()
+    assert (folder / "model.safetensors").is_file()
+    again_dir = tmp_path / "again"
+    model.save_pretrained(again_dir)
+    again = SERForAudioClassification.from_pretrained(again_dir).eval()
+    batch = features([voice(1.0, 16000)])
+    torch.testing.assert_close(model(**batch).logits, again(**batch).logits)

@@ -1,0 +1,70 @@
+"""A saved folder must load as Hub remote code where hf_ser cannot be imported."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+SCRIPT = r"""
+import json, sys
+sys.modules["hf_ser"] = None  # any "import hf_ser" now raises ImportError
+import numpy as np, torch
+from transformers import AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
+folder, wave_file = sys.argv[1], sys.argv[2]
+try:
+    import hf_ser  # noqa
+    raise SystemExit("hf_ser should not be importable here")
+except ImportError:
+    pass
+wave = np.load(wave_file)
+fe = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+clf = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True).eval()
+base = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+inputs = fe([wave, wave[: len(wave) // 3]], sampling_rate=16000, return_tensors="pt")
+with torch.no_grad():
+    logits = clf(**inputs).logits
+    pooled = base(**inputs).pooler_output
+print(json.dumps({"fe": type(fe).__module__, "clf": type(clf).__module__, "logits": logits.tolist(),
+                  "pooled": pooled[:, :5].tolist()}))
+"""
+
+
+def test_remote_code_loads_without_hf_ser(model_dir, voice, tmp_path):
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_ser.SERConfig",
+        "AutoModel": "modeling_ser.SERModel",
+        "AutoModelForAudioClassification": "modeling_ser.SERForAudioClassification",
+    }
+    pre = json.loads((model_dir / "preprocessor_config.json").read_text())
+    assert pre["auto_map"] == {"AutoFeatureExtractor": "feature_extraction_ser.SERFeatureExtractor"}
+    for name in ["configuration_ser.py", "modeling_ser.py", "feature_extraction_ser.py"]:
+        source = (model_dir / name).read_text()
+        assert not re.search(r"^\s*(from|import)\s+hf_ser", source, re.M), f"{name} must not import hf_ser"
+
+    wave = voice(2.0, 16000)
+    np.save(tmp_path / "wave.npy", wave)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(model_dir), str(tmp_path / "wave.npy")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    remote = json.loads(run.stdout.strip().splitlines()[-1])
+    assert remote["clf"].startswith("transformers_modules") and remote["fe"].startswith("transformers_modules")
+
+    fe = AutoFeatureExtractor.from_pretrained(model_dir)
+    model = AutoModelForAudioClassification.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        local = model(**fe([wave, wave[: len(wave) // 3]], return_tensors="pt")).logits
+        pooled = model.ser(**fe([wave, wave[: len(wave) // 3]], return_tensors="pt")).pooler_output
+    torch.testing.assert_close(torch.tensor(remote["logits"]), local, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.tensor(remote["pooled"]), pooled[:, :5], atol=1e-5, rtol=0)
