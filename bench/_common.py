@@ -28,7 +28,8 @@ def median(values: list[float]) -> float:
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:

@@ -20,8 +20,9 @@ import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hf_ser  # noqa: E402
 from _common import median, print_json_line, print_table, time_call  # noqa: E402
+
+import hf_ser  # noqa: E402
 from hf_ser.example import synthetic_voice  # noqa: E402
 from hf_ser.inference import load_classifier  # noqa: E402
 

@@ -1,0 +1,278 @@
+"""Waveform augmentation of a training split, built on audiomentations.
+
+A configuration lists *copies*; each copy is a chain of transforms applied to every training clip and
+becomes one new row, which records its ``source_id`` (the utterance it came from) and ``augmentation``.
+
+    augmentation:
+      copies:
+        - [{name: paper_noise, max_factor: 0.035}]
+        - [{name: pitch_shift, semitones: 2}]
+        - [{name: pitch_shift, semitones: 2}, {name: paper_noise}]
+
+Every copy is seeded from (seed, utterance_id, copy index), so the same seed gives byte-identical audio
+whatever the batch size or ``num_proc``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import audiomentations as am
+import numpy as np
+from audiomentations.core.transforms_interface import BaseWaveformTransform
+from datasets import Dataset, Sequence, Value
+from datasets.fingerprint import Hasher
+
+from .audio import AudioDecodeError, check_waveform
+from .data import ON_ERROR, cache_path, decode_row, drop_failed
+
+
+class PeakRelativeGaussianNoise(BaseWaveformTransform):
+    """The paper's noise: ``x + 0.035 * U(0, 1) * max(x) * N(0, 1)`` (amplitude relative to the peak).
+
+    audiomentations' AddGaussianNoise takes an absolute amplitude and AddGaussianSNR a target SNR; neither
+    scales with the clip's peak as the paper's notebooks did, hence this small transform.
+    """
+
+    supports_multichannel = True
+
+    def __init__(self, max_factor: float = 0.035, p: float = 1.0):
+        super().__init__(p)
+        if not 0 < max_factor <= 1:
+            raise ValueError(f"paper_noise: max_factor must be in (0, 1], got {max_factor}")
+        self.max_factor = max_factor
+
+    def randomize_parameters(self, samples: np.ndarray, sample_rate: int) -> None:
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["factor"] = self.max_factor * random.uniform(0.0, 1.0)
+
+    def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        amplitude = self.parameters["factor"] * float(np.max(samples))
+        return (samples + amplitude * np.random.normal(size=samples.shape)).astype(np.float32)
+
+
+def _range(params: dict, single: str, low: str, high: str, default: tuple[float, float]) -> tuple[float, float]:
+    if single in params:
+        value = params.pop(single)
+        return value, value
+    return params.pop(low, default[0]), params.pop(high, default[1])
+
+
+def _paper_noise(p):
+    return PeakRelativeGaussianNoise(max_factor=p.pop("max_factor", 0.035))
+
+
+def _noise_snr(p):
+    lo, hi = _range(p, "snr_db", "min_snr_db", "max_snr_db", (10.0, 30.0))
+    return am.AddGaussianSNR(min_snr_db=lo, max_snr_db=hi, p=1.0)
+
+
+def _pitch_shift(p):
+    lo, hi = _range(p, "semitones", "min_semitones", "max_semitones", (-2.0, 2.0))
+    return am.PitchShift(min_semitones=lo, max_semitones=hi, method=p.pop("method", "signalsmith_stretch"), p=1.0)
+
+
+def _time_stretch(p):
+    lo, hi = _range(p, "rate", "min_rate", "max_rate", (0.8, 1.25))
+    return am.TimeStretch(
+        min_rate=lo,
+        max_rate=hi,
+        leave_length_unchanged=p.pop("leave_length_unchanged", False),
+        method=p.pop("method", "signalsmith_stretch"),
+        p=1.0,
+    )
+
+
+def _time_shift(p):
+    lo, hi = _range(p, "samples", "min_samples", "max_samples", (-5000, 5000))
+    return am.Shift(
+        min_shift=int(lo),
+        max_shift=int(hi),
+        shift_unit="samples",
+        rollover=p.pop("rollover", True),
+        fade_duration=0.0,
+        p=1.0,
+    )
+
+
+def _gain(p):
+    lo, hi = _range(p, "gain_db", "min_gain_db", "max_gain_db", (-6.0, 6.0))
+    return am.Gain(min_gain_db=lo, max_gain_db=hi, p=1.0)
+
+
+TRANSFORMS = {
+    "paper_noise": _paper_noise,
+    "noise_snr": _noise_snr,
+    "pitch_shift": _pitch_shift,
+    "time_stretch": _time_stretch,
+    "time_shift": _time_shift,
+    "gain": _gain,
+}
+
+
+def build_transform(spec: dict) -> BaseWaveformTransform:
+    """One transform from ``{"name": ..., **params}``; unknown names, parameters or values raise ValueError."""
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"an augmentation step must be a mapping with a 'name', got {spec!r}")
+    params = dict(spec)
+    name = params.pop("name")
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(TRANSFORMS)}")
+    try:
+        transform = TRANSFORMS[name](params)
+    except (AssertionError, TypeError, ValueError) as err:
+        raise ValueError(f"augmentation {name!r}: invalid parameters {spec} ({err or 'rejected'})") from err
+    if params:
+        raise ValueError(f"augmentation {name!r}: unknown parameters {sorted(params)}")
+    return transform
+
+
+@dataclass
+class AugmentConfig:
+    """Which augmented copies to make of each training clip, and whether to keep the original."""
+
+    copies: list[list[dict]] = field(default_factory=list)
+    keep_original: bool = True
+
+    @classmethod
+    def from_value(cls, value) -> AugmentConfig:
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, list):
+            value = {"copies": value}
+        if not isinstance(value, dict):
+            raise ValueError(f"augmentation config must be a mapping or a list of copies, got {type(value).__name__}")
+        unknown = set(value) - {"copies", "keep_original"}
+        if unknown:
+            raise ValueError(f"augmentation: unknown keys {sorted(unknown)} (expected copies, keep_original)")
+        copies = [c if isinstance(c, list) else [c] for c in value.get("copies", [])]
+        config = cls(copies=copies, keep_original=bool(value.get("keep_original", True)))
+        config.pipelines()  # validate now, not inside a worker process
+        return config
+
+    def pipelines(self) -> list[am.Compose]:
+        return [am.Compose([build_transform(s) for s in copy], p=1.0, shuffle=False) for copy in self.copies]
+
+    def names(self) -> list[str]:
+        return ["+".join(s["name"] for s in copy) for copy in self.copies]
+
+
+PAPER_AUGMENTATION = AugmentConfig(
+    copies=[
+        [{"name": "paper_noise", "max_factor": 0.035}],
+        [{"name": "pitch_shift", "semitones": 2.0, "method": "librosa_phase_vocoder"}],
+        [
+            {"name": "pitch_shift", "semitones": 2.0, "method": "librosa_phase_vocoder"},
+            {"name": "paper_noise", "max_factor": 0.035},
+        ],
+    ]
+)
+
+
+def copy_seed(seed: int, utterance_id: str, copy_index: int) -> int:
+    digest = hashlib.sha256(f"{seed}/{utterance_id}/{copy_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def _augment_fn(config: AugmentConfig, seed: int, sampling_rate: int | None, on_error: str):
+    pipelines = config.pipelines()
+    names = config.names()
+
+    def apply(batch):
+        added = ("array", "sampling_rate", "source_id", "augmentation", "augment_error")
+        out: dict[str, list] = {k: [] for k in [*batch.keys(), *added]}
+        n = len(batch["audio"])
+        for i in range(n):
+            row = {k: v[i] for k, v in batch.items()}
+            try:
+                rate = sampling_rate or _native_rate(row["audio"])
+                wave = check_waveform(
+                    decode_row(row["audio"], row.get("array"), row.get("sampling_rate"), rate), row["audio"]
+                )
+                error = ""
+            except (AudioDecodeError, ValueError) as err:
+                if on_error == "raise":
+                    raise
+                wave, rate, error = np.zeros(0, np.float32), sampling_rate or 0, str(err)
+            variants = [("none", wave)] if config.keep_original or error else []
+            if not error:
+                for k, (name, pipeline) in enumerate(zip(names, pipelines)):
+                    random.seed(copy_seed(seed, row["utterance_id"], k))
+                    np.random.seed(copy_seed(seed, row["utterance_id"], k))
+                    variants.append((name, pipeline(samples=wave, sample_rate=rate).astype(np.float32)))
+            for k, (name, audio) in enumerate(variants):
+                for key, value in row.items():
+                    if key not in added:
+                        out[key].append(value)
+                if name != "none":
+                    out["utterance_id"][-1] = f"{row['utterance_id']}#aug{k if config.keep_original else k + 1}"
+                out["array"].append(audio)
+                out["sampling_rate"].append(rate)
+                out["source_id"].append(row.get("source_id") or row["utterance_id"])
+                out["augmentation"].append(name)
+                out["augment_error"].append(error)
+        return out
+
+    return apply
+
+
+def _native_rate(path: str) -> int:
+    import soundfile as sf
+
+    try:
+        return sf.info(path).samplerate
+    except Exception as err:
+        raise AudioDecodeError(f"{path}: cannot read audio header ({err})") from err
+
+
+def augment(
+    dataset: Dataset,
+    config,
+    seed: int = 0,
+    sampling_rate: int | None = None,
+    num_proc: int | None = None,
+    batch_size: int = 8,
+    on_error: str = "raise",
+    cache_dir: str | Path | None = None,
+) -> Dataset:
+    """Decode every training clip and add its augmented copies (see the module docstring).
+
+    Returns the rows with the decoded waveform in ``array`` (at ``sampling_rate``, or each file's own rate),
+    plus ``source_id`` and ``augmentation`` (``"none"`` for the originals). Only a split marked as training
+    is accepted: augmenting validation or test data would leak. Cached on disk by fingerprint.
+    """
+    split = str(dataset.split) if dataset.split is not None else None
+    if split is None or not split.startswith("train"):
+        raise ValueError(
+            f"augment() only takes a training split, got split={split!r}; augmenting validation or test data "
+            "leaks copies of test utterances into training. Use the 'train' part of a split function, or "
+            "hf_ser.data.mark_split(ds, 'train') for a dataset that really is training data."
+        )
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    config = AugmentConfig.from_value(config)
+    features = dataset.features.copy()
+    features["array"] = Sequence(Value("float32"))
+    features["sampling_rate"] = Value("int32")
+    for column in ("source_id", "augmentation", "augment_error"):
+        features[column] = Value("string")
+    fingerprint = Hasher.hash(
+        (dataset._fingerprint, config.copies, config.keep_original, seed, sampling_rate, on_error)
+    )
+    augmented = dataset.map(
+        _augment_fn(config, seed, sampling_rate, on_error),
+        batched=True,
+        batch_size=batch_size,
+        num_proc=num_proc if num_proc and num_proc > 1 and len(dataset) > batch_size else None,
+        remove_columns=dataset.column_names,
+        features=features,
+        cache_file_name=cache_path("augment", fingerprint, cache_dir),
+        new_fingerprint=fingerprint,
+        desc="augment",
+    )
+    augmented, _ = drop_failed(augmented, "augment_error", "augment")
+    return augmented

@@ -1,0 +1,140 @@
+"""What every corpus loader shares: walking the folder, parsing names, reporting what was left out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+from datasets import ClassLabel, Dataset, Features, Value
+
+logger = logging.getLogger("hf_ser.corpora")
+
+AUDIO_EXTENSIONS = frozenset(ext.lower() for ext in sf.available_formats()) | {"wav", "flac", "ogg", "mp3"}
+GENDERS = ("female", "male", "unknown")
+COMMON_COLUMNS = ("audio", "emotion", "speaker", "gender", "corpus", "utterance_id")
+
+
+class CorpusLayoutError(ValueError):
+    """The folder is missing, holds no file of the corpus, or (strict) holds files that match no rule."""
+
+
+@dataclass
+class Excluded:
+    """A file recognised as belonging to the corpus but outside what we load (e.g. RAVDESS song)."""
+
+    reason: str
+
+
+@dataclass
+class LoadReport:
+    """Counts of what a loader took, excluded and could not match, with examples."""
+
+    corpus: str
+    data_dir: str
+    loaded: int = 0
+    excluded: Counter = field(default_factory=Counter)
+    unmatched: list[str] = field(default_factory=list)
+    non_audio: int = 0
+
+    def summary(self, examples: int = 5) -> str:
+        parts = [f"{self.corpus}: {self.loaded} utterances from {self.data_dir}"]
+        if self.excluded:
+            parts.append("excluded " + ", ".join(f"{n} {why}" for why, n in sorted(self.excluded.items())))
+        if self.unmatched:
+            shown = ", ".join(self.unmatched[:examples])
+            parts.append(f"{len(self.unmatched)} audio files match no naming rule (e.g. {shown})")
+        if self.non_audio:
+            parts.append(f"{self.non_audio} non-audio files ignored")
+        return "; ".join(parts)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "corpus": self.corpus,
+                "data_dir": self.data_dir,
+                "loaded": self.loaded,
+                "excluded": dict(self.excluded),
+                "unmatched": self.unmatched,
+                "non_audio": self.non_audio,
+            }
+        )
+
+
+class Corpus:
+    """One corpus: its emotion set, its file-naming rule and the layout it expects.
+
+    Subclasses set the class attributes and implement :meth:`parse`, which turns one audio file into a
+    row (a dict with at least ``emotion``, ``speaker``, ``gender``), an :class:`Excluded`, or ``None``
+    when the name matches no rule.
+    """
+
+    name: str = ""
+    emotions: tuple[str, ...] = ()
+    layout: str = ""
+    extra_features: dict[str, Value] = {}
+
+    def prepare(self, root: Path) -> None:
+        """Read side files (speaker tables…) before parsing; default: nothing."""
+
+    def parse(self, path: Path) -> dict | Excluded | None:
+        raise NotImplementedError
+
+    def features(self) -> Features:
+        return Features(
+            {
+                "audio": Value("string"),
+                "emotion": ClassLabel(names=list(self.emotions)),
+                "speaker": Value("string"),
+                "gender": Value("string"),
+                "corpus": Value("string"),
+                "utterance_id": Value("string"),
+                **self.extra_features,
+            }
+        )
+
+    def load(self, data_dir: str | Path, strict: bool = False) -> tuple[Dataset, LoadReport]:
+        root = Path(data_dir).expanduser()
+        if not root.is_dir():
+            raise CorpusLayoutError(f"{self.name}: data folder {root} does not exist; expected layout: {self.layout}")
+        self.prepare(root)
+        report = LoadReport(corpus=self.name, data_dir=str(root))
+        rows = []
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            if path.suffix.lower().lstrip(".") not in AUDIO_EXTENSIONS:
+                report.non_audio += 1
+                continue
+            parsed = self.parse(path)
+            if parsed is None:
+                report.unmatched.append(str(path.relative_to(root)))
+            elif isinstance(parsed, Excluded):
+                report.excluded[parsed.reason] += 1
+            else:
+                if parsed["gender"] not in GENDERS:
+                    raise AssertionError(f"{self.name} parser gave gender {parsed['gender']!r} for {path}")
+                rows.append({"audio": str(path.resolve()), "corpus": self.name, "utterance_id": path.stem, **parsed})
+        report.loaded = len(rows)
+        if not rows:
+            raise CorpusLayoutError(
+                f"{self.name}: no file in {root} matches the corpus naming; expected layout: {self.layout}"
+                + (f" (found e.g. {', '.join(report.unmatched[:3])})" if report.unmatched else "")
+            )
+        if strict and report.unmatched:
+            raise CorpusLayoutError(f"strict=True and {report.summary()}")
+        ids = Counter(r["utterance_id"] for r in rows)
+        for row in rows:  # the same name in two folders (copies): keep ids unique, say where each came from
+            if ids[row["utterance_id"]] > 1:
+                row["utterance_id"] = str(Path(row["audio"]).relative_to(root.resolve()).with_suffix(""))
+        (logger.warning if report.unmatched else logger.info)(report.summary())
+        columns = {key: [row[key] for row in rows] for key in self.features()}
+        dataset = Dataset.from_dict(columns, features=self.features())
+        dataset.info.description = report.summary(examples=20)
+        return dataset, report
+
+
+def match(pattern: str, text: str) -> re.Match | None:
+    return re.fullmatch(pattern, text, flags=re.IGNORECASE)

@@ -1,0 +1,41 @@
+"""Berlin EMO-DB (Burkhardt et al., 2005): ``wav/03a01Fa.wav`` = speaker, text, emotion letter, version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Value
+
+from .base import Corpus, match
+
+LETTERS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral"}
+SPEAKER_GENDER = {
+    "03": "male",
+    "08": "female",
+    "09": "female",
+    "10": "male",
+    "11": "male",
+    "12": "male",
+    "13": "female",
+    "14": "female",
+    "15": "male",
+    "16": "female",
+}
+
+
+class EmoDB(Corpus):
+    name = "emodb"
+    emotions = tuple(LETTERS.values())
+    layout = "wav/03a01Fa.wav (speaker 03…16, text code a01…b10, emotion W L E A F T N, version letter)"
+    extra_features = {"text": Value("string")}
+
+    def parse(self, path: Path) -> dict | None:
+        m = match(r"(\d\d)([ab]\d\d)([WLEAFTN])([a-z])", path.stem)
+        if m is None or m.group(1) not in SPEAKER_GENDER or not m.group(3).isupper():
+            return None
+        return {
+            "emotion": LETTERS[m.group(3)],
+            "speaker": m.group(1),
+            "gender": SPEAKER_GENDER[m.group(1)],
+            "text": m.group(2),
+        }

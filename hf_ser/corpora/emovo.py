@@ -1,0 +1,38 @@
+"""EMOVO (Costantini et al., 2014): ``f1/dis-f1-b1.wav``; speakers f1–f3 and m1–m3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Value
+
+from .base import Corpus, match
+
+CODES = {
+    "dis": "disgust",
+    "gio": "joy",
+    "neu": "neutral",
+    "pau": "fear",
+    "rab": "anger",
+    "sor": "surprise",
+    "tri": "sadness",
+}
+
+
+class Emovo(Corpus):
+    name = "emovo"
+    emotions = tuple(CODES.values())
+    layout = "f1/dis-f1-b1.wav (emotion dis gio neu pau rab sor tri - speaker f1…m3 - sentence code)"
+    extra_features = {"sentence": Value("string")}
+
+    def parse(self, path: Path) -> dict | None:
+        m = match(r"(dis|gio|neu|pau|rab|sor|tri)-([fm][1-3])-([a-z]+\d*)", path.stem)
+        if m is None:
+            return None
+        speaker = m.group(2).lower()
+        return {
+            "emotion": CODES[m.group(1).lower()],
+            "speaker": speaker,
+            "gender": "female" if speaker[0] == "f" else "male",
+            "sentence": m.group(3).lower(),
+        }

@@ -1,0 +1,25 @@
+"""SAVEE (Jackson & Haq, 2014): ``AudioData/DC/a01.wav`` or the flat ``ALL/DC_a01.wav``; four male speakers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Corpus, match
+
+CODES = {"a": "anger", "d": "disgust", "f": "fear", "h": "happiness", "n": "neutral", "sa": "sadness", "su": "surprise"}
+SPEAKERS = ("DC", "JE", "JK", "KL")
+
+
+class Savee(Corpus):
+    name = "savee"
+    emotions = tuple(CODES.values())
+    layout = "AudioData/DC/a01.wav (speaker folders DC JE JK KL; codes a d f h n sa su) or ALL/DC_a01.wav"
+
+    def parse(self, path: Path) -> dict | None:
+        m = match(r"(?:(DC|JE|JK|KL)_)?(sa|su|a|d|f|h|n)(\d\d)", path.stem)
+        if m is None:
+            return None
+        speaker = (m.group(1) or path.parent.name).upper()
+        if speaker not in SPEAKERS:
+            return None
+        return {"emotion": CODES[m.group(2).lower()], "speaker": speaker, "gender": "male"}

@@ -1,0 +1,144 @@
+import logging
+from collections import Counter
+
+import pytest
+
+from hf_ser.corpora import CORPORA, CorpusLayoutError, load_corpora, load_corpus, unified_label_set
+
+from .conftest import SHARED_CORPORA
+from .fixtures import make_crema_d, make_emodb, make_emovo, make_ravdess, make_savee, make_tess, write
+
+
+def counts(ds, column="emotion"):
+    names = ds.features[column].names if column == "emotion" else None
+    return Counter(names[v] if names else v for v in ds[column])
+
+
+def test_registry_names():
+    assert set(CORPORA) == {"savee", "ravdess", "crema_d", "tess", "emodb", "emovo"}
+
+
+def test_ravdess(tmp_path):
+    ds, report = load_corpus("ravdess", make_ravdess(tmp_path), return_report=True)
+    assert len(ds) == 6 * 15
+    assert report.excluded == Counter({"song (vocal channel 02)": 6, "non-audio modality (video files)": 6})
+    assert "excluded 6 non-audio modality (video files), 6 song (vocal channel 02)" in ds.info.description
+    assert counts(ds)["neutral"] == 6 and counts(ds)["calm"] == 12
+    row = ds[0]
+    assert row["speaker"] == "01" and row["gender"] == "male" and row["corpus"] == "ravdess"
+    assert row["intensity"] == "normal" and row["statement"] == 1 and row["repetition"] == 1
+    assert row["audio"].endswith("Actor_01/03-01-01-01-01-01-01.wav")
+    assert Counter(ds["gender"]) == {"male": 45, "female": 45}
+    assert ds.features["emotion"].names == [
+        "neutral",
+        "calm",
+        "happy",
+        "sad",
+        "angry",
+        "fearful",
+        "disgust",
+        "surprised",
+    ]
+
+
+def test_any_soundfile_extension(tmp_path):
+    ds = load_corpus("ravdess", make_ravdess(tmp_path, actors=[1], ext="flac"))
+    assert len(ds) == 15 and ds[0]["audio"].endswith(".flac")
+
+
+def test_crema_d_with_and_without_demographics(tmp_path):
+    ds = load_corpus("crema_d", make_crema_d(tmp_path / "a"))
+    assert len(ds) == 24 and set(ds["sentence"]) == {"DFA"}
+    assert dict(zip(ds["speaker"], ds["gender"]))["1001"] == "male"
+    assert dict(zip(ds["speaker"], ds["gender"]))["1002"] == "female"
+    assert counts(ds, "level") == {"high": 4, "unspecified": 12, "low": 4, "medium": 4}
+    bare = load_corpus("crema_d", make_crema_d(tmp_path / "b", demographics=False))
+    assert set(bare["gender"]) == {"unknown"}
+
+
+def test_tess_inside_kaggle_wrapper(tmp_path):
+    ds = load_corpus("tess", make_tess(tmp_path))
+    assert len(ds) == 28 and set(ds["gender"]) == {"female"} and set(ds["speaker"]) == {"OAF", "YAF"}
+    assert counts(ds)["pleasant_surprise"] == 4 and counts(ds)["fear"] == 4
+    assert set(ds["word"]) == {"back", "bar"}
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_savee_both_layouts(tmp_path, flat):
+    ds = load_corpus("savee", make_savee(tmp_path, flat=flat))
+    assert len(ds) == 56 and set(ds["speaker"]) == {"DC", "JE", "JK", "KL"} and set(ds["gender"]) == {"male"}
+    assert counts(ds) == {e: 8 for e in ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]}
+    if not flat:  # the same file name in every speaker folder: ids stay unique
+        assert len(set(ds["utterance_id"])) == 56
+
+
+def test_emodb(tmp_path):
+    ds = load_corpus("emodb", make_emodb(tmp_path))
+    assert len(ds) == 28 and ds.features["emotion"].names[1] == "boredom"
+    genders = dict(zip(ds["speaker"], ds["gender"]))
+    assert genders == {"03": "male", "08": "female", "09": "female", "10": "male"}
+    assert set(ds["text"]) == {"a01"}
+
+
+def test_emovo(tmp_path):
+    ds = load_corpus("emovo", make_emovo(tmp_path))
+    assert len(ds) == 28 and dict(zip(ds["speaker"], ds["gender"]))["m2"] == "male"
+    assert counts(ds)["joy"] == 4 and set(ds["sentence"]) == {"b1"}
+
+
+def test_unmatched_files_reported_and_strict(tmp_path, caplog):
+    root = make_emodb(tmp_path)
+    write(root / "wav" / "notes.wav", 1)
+    write(root / "wav" / "99a01Wa.wav", 2)  # unknown speaker
+    (root / "README.txt").write_text("x")
+    with caplog.at_level(logging.WARNING, logger="hf_ser.corpora"):
+        ds, report = load_corpus("emodb", root, return_report=True)
+    assert len(ds) == 28 and sorted(report.unmatched) == ["wav/99a01Wa.wav", "wav/notes.wav"]
+    assert report.non_audio == 1
+    assert "2 audio files match no naming rule" in ds.info.description
+    assert "2 audio files match no naming rule" in caplog.text
+    with pytest.raises(CorpusLayoutError, match="strict=True.*notes.wav"):
+        load_corpus("emodb", root, strict=True)
+
+
+def test_missing_or_empty_folder_names_corpus_and_layout(tmp_path):
+    with pytest.raises(CorpusLayoutError, match=r"savee: data folder .* does not exist; expected layout: AudioData"):
+        load_corpus("savee", tmp_path / "nowhere")
+    write(tmp_path / "x" / "hello.wav", 1)
+    with pytest.raises(CorpusLayoutError, match=r"tess: no file .* matches.*OAF_angry.*hello.wav"):
+        load_corpus("tess", tmp_path / "x")
+    with pytest.raises(ValueError, match="unknown corpus 'iemocap'"):
+        load_corpus("iemocap", tmp_path)
+
+
+def test_unified_labels_and_load_corpora(tmp_path):
+    assert unified_label_set(["ravdess", "emodb"], common_only=True) == [
+        "neutral",
+        "happy",
+        "sad",
+        "angry",
+        "fearful",
+        "disgust",
+    ]
+    assert "calm" not in unified_label_set(["ravdess"], merge_calm=True)
+    dirs = {"ravdess": make_ravdess(tmp_path / "r", actors=[1, 2]), "emodb": make_emodb(tmp_path / "e")}
+    both = load_corpora(["ravdess", "emodb"], dirs, merge_calm=True)
+    names = both.features["emotion"].names
+    assert names == ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom"]
+    c = Counter((corpus, names[e]) for corpus, e in zip(both["corpus"], both["emotion"]))
+    assert c[("ravdess", "neutral")] == 2 + 4  # neutral + calm merged
+    assert c[("emodb", "boredom")] == 4 and c[("emodb", "happy")] == 4
+    assert both.column_names == ["audio", "emotion", "speaker", "gender", "corpus", "utterance_id"]
+    common = load_corpora(["ravdess", "emodb"], [dirs["ravdess"], dirs["emodb"]], common_only=True)
+    assert len(common) == 30 - 4 - 4 + 28 - 4  # calm, surprised, boredom left out
+
+
+@pytest.mark.real_data
+def test_real_corpora_counts():
+    ravdess = load_corpus("ravdess", SHARED_CORPORA / "ravdess")
+    assert len(ravdess) == 1440 and len(set(ravdess["speaker"])) == 24
+    assert counts(ravdess) == {"neutral": 96, **{e: 192 for e in ravdess.features["emotion"].names[1:]}}
+    emodb = load_corpus("emodb", SHARED_CORPORA / "emodb")
+    assert len(emodb) == 535 and len(set(emodb["speaker"])) == 10
+    letters = {"anger": 127, "boredom": 81, "neutral": 79, "happiness": 71, "fear": 69, "sadness": 62, "disgust": 46}
+    assert counts(emodb) == letters
