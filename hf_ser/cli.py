@@ -1,9 +1,10 @@
-"""The ``hf-ser`` command line: predict, example (later: train, evaluate, card, push, demo)."""
+"""The ``hf-ser`` command line: train, evaluate, predict, example (and card, push, demo)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,9 +32,98 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dirs(values: list[str]):
+    """``--data-dir PATH`` or, for several corpora, ``--data-dir ravdess=PATH --data-dir emodb=PATH``."""
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    pairs = [v.split("=", 1) for v in values]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError("with several --data-dir, each must be corpus=path")
+    return dict(pairs)
+
+
+def _experiment(args: argparse.Namespace):
+    from .experiment import load_experiment
+
+    return load_experiment(args.config, args.set)
+
+
+def _output_dir(args: argparse.Namespace, suffix: str = "") -> Path:
+    return Path(args.output_dir) if args.output_dir else Path("runs") / (Path(args.config).stem + suffix)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import fit, load_experiment_data, protocol_splits
+
+    exp = _experiment(args)
+    protocol = exp.protocol.name if exp.protocol.name in ("holdout", "utterance", "paper") else "holdout"
+    dataset = load_experiment_data(exp, _data_dirs(args.data_dir))
+    [(_, splits)] = protocol_splits(exp, dataset, protocol)
+    output = _output_dir(args)
+    results = fit(exp, splits, output, resume=args.resume, augmented=protocol == "paper")
+    rank = os.environ.get("RANK", "0")
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        print(f"[rank {rank}] training finished", flush=True)
+    if rank != "0":
+        return 0
+    test = results["test"]
+    print(
+        f"{output}: test accuracy {100 * test['accuracy']:.2f}, UAR {100 * test['uar']:.2f}, "
+        f"macro-F1 {100 * test['macro_f1']:.2f} ({protocol}, {results['epochs_run']:.0f} epochs)"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .training import run_cross_corpus, run_protocol
+
+    exp = _experiment(args)
+    if args.train_corpus or args.test_corpus:
+        if not (args.train_corpus and args.test_corpus and args.test_data_dir):
+            raise ValueError("cross-corpus needs --train-corpus, --test-corpus and --test-data-dir")
+        output = _output_dir(args, f"-{args.train_corpus}-to-{args.test_corpus}")
+        summary = run_cross_corpus(
+            exp, args.train_corpus, _data_dirs(args.data_dir), args.test_corpus, args.test_data_dir, output
+        )
+    else:
+        protocol = args.protocol or exp.protocol.name
+        output = _output_dir(args, f"-{protocol}")
+        summary = run_protocol(exp, _data_dirs(args.data_dir), output, protocol=protocol, folds=args.folds)
+    print(f"{summary['protocol']} ({len(summary['folds'])} folds) -> {output}")
+    for key in ("accuracy", "uar", "macro_f1", "weighted_f1"):
+        print(f"  {key:<12} {100 * summary[key]['mean']:.2f} ± {100 * summary[key]['std']:.2f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-ser", description="Speech emotion recognition for the HF ecosystem")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def experiment_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", required=True, help="experiment YAML (see configs/)")
+        p.add_argument("--data-dir", required=True, action="append", help="corpus folder (or corpus=folder, repeated)")
+        p.add_argument("--output-dir", default=None, help="run folder (default: runs/<config name>)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value, e.g. training.learning_rate=1e-3 (repeatable)",
+        )
+
+    train = sub.add_parser("train", help="train on a speaker-independent split and write a run folder")
+    experiment_args(train)
+    train.add_argument("--resume", action="store_true", help="resume from the run's last Trainer checkpoint")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="run an evaluation protocol and report mean ± std over folds")
+    experiment_args(evaluate)
+    evaluate.add_argument("--protocol", choices=["holdout", "speaker-kfold", "loso", "utterance", "paper"])
+    evaluate.add_argument("--folds", type=int, default=None, help="folds for speaker-kfold (default: config, 5)")
+    evaluate.add_argument("--train-corpus", help="cross-corpus: train on this corpus (its folder: --data-dir)")
+    evaluate.add_argument("--test-corpus", help="cross-corpus: test on this corpus, on the labels both share")
+    evaluate.add_argument("--test-data-dir", help="cross-corpus: folder of the test corpus")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     predict = sub.add_parser("predict", help="classify audio files")
     predict.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, …; any rate; stereo is down-mixed)")

@@ -26,6 +26,9 @@ class SERConfig(PreTrainedConfig):
             Kernel size (frames, odd) of each conv block; same length as ``conv_channels``.
         conv_dilations (`list[int]`, defaults to `(1, 2, 3)`):
             Dilation of each conv block; same length as ``conv_channels``.
+        conv_pool_sizes (`list[int]`, defaults to `(2, 2, 1)`):
+            Temporal max-pooling after each conv block (1 = none); shortens the sequence and widens the
+            receptive field. Pooling is mask-aware, so padded batches still match single clips.
         conv_activation (`str`, defaults to `"relu"`):
             Activation after each conv (``"relu"`` or ``"gelu"``).
         use_batch_norm (`bool`, defaults to `True`):
@@ -65,6 +68,7 @@ class SERConfig(PreTrainedConfig):
     conv_channels: list[int] | tuple[int, ...] = (64, 128, 128)
     conv_kernel_sizes: list[int] | tuple[int, ...] = (5, 5, 5)
     conv_dilations: list[int] | tuple[int, ...] = (1, 2, 3)
+    conv_pool_sizes: list[int] | tuple[int, ...] = (2, 2, 1)
     conv_activation: str = "relu"
     use_batch_norm: bool = True
     conv_dropout: float = 0.2
@@ -86,11 +90,11 @@ class SERConfig(PreTrainedConfig):
         n = len(self.conv_channels)
         if n == 0:
             raise ValueError("conv_channels must name at least one conv block")
-        if len(self.conv_kernel_sizes) != n or len(self.conv_dilations) != n:
-            raise ValueError(
-                f"conv_channels ({n}), conv_kernel_sizes ({len(self.conv_kernel_sizes)}) and conv_dilations "
-                f"({len(self.conv_dilations)}) must have the same length"
-            )
+        lengths = {k: len(getattr(self, k)) for k in ("conv_kernel_sizes", "conv_dilations", "conv_pool_sizes")}
+        if any(v != n for v in lengths.values()):
+            raise ValueError(f"conv_channels has {n} entries; these must have as many: {lengths}")
+        if any(p < 1 for p in self.conv_pool_sizes):
+            raise ValueError(f"conv_pool_sizes must be >= 1, got {self.conv_pool_sizes}")
         if any(k % 2 == 0 for k in (*self.conv_kernel_sizes, self.spatial_attention_kernel_size)):
             raise ValueError("conv_kernel_sizes and spatial_attention_kernel_size must be odd ('same' padding)")
         if self.conv_activation not in ("relu", "gelu"):
@@ -115,6 +119,7 @@ class SERConfig(PreTrainedConfig):
             conv_channels=[256, 256],
             conv_kernel_sizes=[7, 7],
             conv_dilations=[1, 1],
+            conv_pool_sizes=[1, 1],
             conv_dropout=0.2,
             channel_attention_reduction=16,
             pooling="flatten",

@@ -30,18 +30,29 @@ def _masked_max(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class SERConvBlock(nn.Module):
-    """Conv1d ('same' padding) → optional BatchNorm → activation, re-masked."""
+    """Conv1d ('same' padding) → optional BatchNorm → activation → optional temporal max-pool, re-masked."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, config: SERConfig):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, pool: int, config: SERConfig
+    ):
         super().__init__()
         self.conv = nn.Conv1d(
             in_channels, out_channels, kernel_size, dilation=dilation, padding=dilation * (kernel_size - 1) // 2
         )
         self.norm = nn.BatchNorm1d(out_channels) if config.use_batch_norm else nn.Identity()
         self.activation = nn.GELU() if config.conv_activation == "gelu" else nn.ReLU()
+        self.pool = pool
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.norm(self.conv(hidden))) * mask
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.activation(self.norm(self.conv(hidden))) * mask
+        if self.pool == 1:
+            return hidden, mask
+        # Windows are aligned at the start, so a clip's windows are the same alone or padded; padded frames
+        # are excluded from each max (-inf), and windows made only of padding become padding again.
+        hidden = hidden.masked_fill(mask == 0, float("-inf"))
+        hidden = nn.functional.max_pool1d(hidden, self.pool, ceil_mode=True)
+        mask = nn.functional.max_pool1d(mask, self.pool, ceil_mode=True)
+        return hidden.masked_fill(mask == 0, 0.0), mask
 
 
 class SERChannelAttention(nn.Module):
@@ -162,8 +173,8 @@ class SERModel(SERPreTrainedModel):
         super().__init__(config)
         channels = [config.num_mfcc, *config.conv_channels]
         self.conv_blocks = nn.ModuleList(
-            SERConvBlock(channels[i], channels[i + 1], k, d, config)
-            for i, (k, d) in enumerate(zip(config.conv_kernel_sizes, config.conv_dilations))
+            SERConvBlock(channels[i], channels[i + 1], k, d, p, config)
+            for i, (k, d, p) in enumerate(zip(config.conv_kernel_sizes, config.conv_dilations, config.conv_pool_sizes))
         )
         self.dropout = nn.Dropout(config.conv_dropout)
         self.channel_attention = (
@@ -194,7 +205,7 @@ class SERModel(SERPreTrainedModel):
         hidden = input_features.transpose(1, 2) * mask  # (B, C, T)
         all_hidden = []
         for block in self.conv_blocks:
-            hidden = block(hidden, mask)
+            hidden, mask = block(hidden, mask)
             all_hidden.append(hidden.transpose(1, 2))
         hidden = self.dropout(hidden)
         if self.channel_attention is not None:

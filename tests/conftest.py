@@ -16,6 +16,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import hf_ser  # noqa: E402
 from hf_ser.example import synthetic_voice  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 LABELS = ["neutral", "happy", "sad", "angry"]
 

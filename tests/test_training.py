@@ -1,0 +1,302 @@
+import json
+import os
+import subprocess
+import sys
+
+import evaluate
+import numpy as np
+import pytest
+import yaml
+from transformers import AutoModelForAudioClassification, Trainer, pipeline
+
+from hf_ser.cli import main as cli_main
+from hf_ser.corpora import load_corpus
+from hf_ser.data import speaker_independent_split
+from hf_ser.experiment import ExperimentConfigError, experiment_from_dict, load_experiment
+from hf_ser.metrics import SER_METRICS_PATH
+from hf_ser.training import fit, run_cross_corpus, run_protocol
+
+from .conftest import ROOT
+from .fixtures import make_emodb, make_ravdess
+
+TINY = {
+    "data": {"corpus": "ravdess"},
+    "features": {"sampling_rate": 8000, "n_fft": 256, "hop_length": 80, "win_length": 200, "n_mels": 40, "n_mfcc": 20},
+    "model": {
+        "conv_channels": [16, 16],
+        "conv_kernel_sizes": [3, 3],
+        "conv_dilations": [1, 2],
+        "conv_pool_sizes": [2, 1],
+        "classifier_hidden_size": 16,
+    },
+    "augmentation": {"copies": [[{"name": "gain", "gain_db": -3}]]},
+    "protocol": {"name": "holdout", "test_size": 0.34, "val_size": 0.17, "seed": 0},
+    "training": {
+        "learning_rate": 0.01,
+        "epochs": 6,
+        "batch_size": 16,
+        "num_proc": 1,
+        "logging_steps": 5,
+        "early_stopping_patience": None,
+        "warmup_ratio": 0.0,
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_SER_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def corpus_dir(tmp_path):
+    return make_ravdess(tmp_path / "ravdess", actors=range(1, 7), learnable=True)
+
+
+def tiny(**changes):
+    raw = json.loads(json.dumps(TINY))
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        raw[section][key] = value
+    return experiment_from_dict(raw)
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def test_metric_module_against_hand_computed_values():
+    metric = evaluate.load(SER_METRICS_PATH)
+    refs = [0, 0, 0, 0, 1, 1, 2, 2, 2, 2]
+    preds = [0, 0, 1, 2, 1, 1, 2, 2, 0, 2]
+    out = metric.compute(predictions=preds, references=refs, label_names=["a", "b", "c"])
+    # recalls a 2/4, b 2/2, c 3/4; precisions a 2/3, b 2/3, c 3/4
+    assert out["accuracy"] == pytest.approx(7 / 10)
+    assert out["uar"] == pytest.approx((0.5 + 1 + 0.75) / 3)
+    f1 = [2 * (2 / 3) * 0.5 / (2 / 3 + 0.5), 2 * (2 / 3) * 1 / (2 / 3 + 1), 0.75]
+    assert out["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert out["weighted_f1"] == pytest.approx((4 * f1[0] + 2 * f1[1] + 4 * f1[2]) / 10)
+    assert out["per_class"]["b"] == {
+        "precision": pytest.approx(2 / 3),
+        "recall": 1.0,
+        "f1": pytest.approx(0.8),
+        "support": 2,
+    }
+    assert out["confusion_matrix"] == [[2, 1, 1], [0, 2, 0], [1, 0, 3]]
+
+
+def test_metric_class_never_predicted_and_absent():
+    metric = evaluate.load(SER_METRICS_PATH)
+    out = metric.compute(predictions=[0, 0, 0], references=[0, 1, 0], num_labels=3)
+    assert out["uar"] == pytest.approx(0.5)  # class 2 has no reference: left out of the macro average
+    assert out["per_class"]["1"]["precision"] == 0.0
+
+
+# ------------------------------------------------------------------------------------------- experiments
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    exp = load_experiment(path)
+    assert exp.corpora
+
+
+def test_paper_configs_reproduce_the_paper():
+    exp = load_experiment(ROOT / "configs" / "paper" / "ravdess.yaml")
+    fe = exp.feature_extractor()
+    assert (fe.sampling_rate, fe.n_mfcc, fe.n_fft, fe.hop_length, fe.n_mels, fe.max_duration, fe.offset) == (
+        22050,
+        20,
+        2048,
+        512,
+        128,
+        2.5,
+        0.6,
+    )
+    assert exp.protocol.name == "paper" and exp.data.merge_calm
+    assert (exp.training.learning_rate, exp.training.epochs, exp.training.batch_size) == (1e-5, 100, 32)
+    config = exp.model_config([f"l{i}" for i in range(7)])
+    assert config.pooling == "flatten" and config.num_frames == 108 and list(config.conv_channels) == [256, 256]
+    assert load_experiment(ROOT / "configs" / "paper" / "emodb.yaml").training.batch_size == 16
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"training": {"lr": 0.1}}, "unknown key 'training.lr'"),
+        ({"training": {"epochs": "ten"}}, "'training.epochs': expected int, got str"),
+        ({"model": {"pooling": 3}}, "'model.pooling': expected str"),
+        ({"model": {"layers": 3}}, "unknown key 'model.layers'"),
+        ({"features": {"n_mfc": 3}}, "unknown key 'features.n_mfc'"),
+        ({"protocol": {"name": "kfold"}}, "'protocol.name' must be one of"),
+        ({"data": {"corpus": "iemocap"}}, "unknown corpus 'iemocap'"),
+        ({"optimizer": {}}, "unknown key 'experiment.optimizer'"),
+        ({"augmentation": {"copies": [[{"name": "echo"}]]}}, "unknown augmentation 'echo'"),
+    ],
+)
+def test_bad_experiment_names_the_key(raw, message):
+    with pytest.raises(ExperimentConfigError, match=message):
+        experiment_from_dict(raw)
+
+
+def test_overrides(tmp_path, capsys):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    exp = load_experiment(path, ["training.learning_rate=1e-3", "model.pooling=mean", "data.merge_calm=true"])
+    assert exp.training.learning_rate == 1e-3 and exp.model["pooling"] == "mean" and exp.data.merge_calm
+    with pytest.raises(ExperimentConfigError, match="training.learning_rate': expected float"):
+        load_experiment(path, ["training.learning_rate=fast"])
+    assert cli_main(["train", "--config", str(path), "--data-dir", str(tmp_path), "--set", "training.bogus=1"]) == 2
+    assert "unknown key 'training.bogus'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- training
+def test_train_cli_writes_a_loadable_run(corpus_dir, tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "run"
+    assert cli_main(["train", "--config", str(config), "--data-dir", str(corpus_dir), "--output-dir", str(out)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    for name in [
+        "model.safetensors",
+        "config.json",
+        "preprocessor_config.json",
+        "modeling_ser.py",
+        "metrics.json",
+        "class_report.md",
+        "class_report.json",
+        "confusion_matrix.png",
+        "experiment.yaml",
+        "train_log.jsonl",
+    ]:
+        assert (out / name).is_file(), name
+    assert not (out / "checkpoints").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.5  # 8 learnable classes: chance is 0.125
+    assert not set(metrics["speakers"]["train"]) & set(metrics["speakers"]["test"])
+    assert metrics["rows"]["train"] == 2 * 3 * 15  # 3 training speakers, original + 1 copy
+    config_json = json.loads((out / "config.json").read_text())
+    assert "AutoModel" in config_json["auto_map"] and config_json["id2label"]["1"] == "calm"
+    model = AutoModelForAudioClassification.from_pretrained(out)
+    assert model.config.num_labels == 8
+    scores = pipeline("audio-classification", model=str(out))(str(next(corpus_dir.rglob("03-01-05-*.wav"))))
+    assert scores[0]["label"] in model.config.label2id
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert any("eval_uar" in entry for entry in log) and any("loss" in entry for entry in log)
+    assert yaml.safe_load((out / "experiment.yaml").read_text())["training"]["epochs"] == 6
+
+
+def test_class_weights_and_early_stopping(corpus_dir, tmp_path):
+    exp = tiny(
+        training__class_weighted_loss=True,
+        training__early_stopping_patience=1,
+        training__epochs=30,
+        training__learning_rate=1e-6,
+    )
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    result = fit(exp, splits, tmp_path / "run")
+    assert result["epochs_run"] < 30  # stopped early: a tiny learning rate gives no validation gain
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    weights = config["class_weights"]
+    assert weights[0] == pytest.approx(2 * weights[1])  # neutral has half as many clips as calm
+
+
+def test_resume_from_checkpoint(corpus_dir, tmp_path, monkeypatch):
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    import hf_ser.training as training
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash after training")
+
+    monkeypatch.setattr(training, "_write_run", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(tiny(training__epochs=1), splits, tmp_path / "run")
+    assert any((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    monkeypatch.undo()
+    seen = {}
+    original = Trainer.train
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    result = fit(tiny(training__epochs=2), splits, tmp_path / "run", resume=True)
+    assert seen["resume_from_checkpoint"] is True and result["epochs_run"] == 2
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log if "eval_uar" in e] == [1, 2]  # epoch 1 came from the checkpoint
+
+
+# --------------------------------------------------------------------------------------------- protocols
+def test_speaker_kfold_reports_folds_and_mean_std(corpus_dir, tmp_path):
+    exp = tiny(training__epochs=2)
+    summary = run_protocol(exp, corpus_dir, tmp_path / "cv", protocol="speaker-kfold", folds=3)
+    assert list(summary["folds"]) == ["fold_0", "fold_1", "fold_2"]
+    accs = [f["accuracy"] for f in summary["folds"].values()]
+    assert summary["accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    assert summary["accuracy"]["std"] == pytest.approx(np.std(accs))
+    assert np.sum(summary["confusion_matrix"]) == 6 * 15  # every utterance tested exactly once
+    assert (tmp_path / "cv" / "summary.md").read_text().count("| fold_") == 3
+    assert (tmp_path / "cv" / "fold_2" / "model.safetensors").is_file()
+
+
+def test_loso_utterance_and_paper_protocols(tmp_path):
+    emodb = make_emodb(tmp_path / "emodb")
+    exp = tiny(data__corpus="emodb", training__epochs=1, protocol__val_size=0.0)
+    loso = run_protocol(exp, emodb, tmp_path / "loso", protocol="loso")
+    assert list(loso["folds"]) == ["speaker_03", "speaker_08", "speaker_09", "speaker_10"]
+    utt = run_protocol(exp, emodb, tmp_path / "utt", protocol="utterance")
+    assert list(utt["folds"]) == ["utterance"]
+    paper = run_protocol(exp, emodb, tmp_path / "paper", protocol="paper")
+    metrics = json.loads((tmp_path / "paper" / "paper" / "metrics.json").read_text())
+    assert metrics["rows"]["train"] + metrics["rows"]["test"] == 2 * 28  # augmented first, then split by row
+    assert paper["protocol"] == "paper"
+
+
+def test_cross_corpus_on_shared_labels(corpus_dir, tmp_path):
+    emodb = make_emodb(tmp_path / "emodb")
+    exp = tiny(training__epochs=1)
+    summary = run_cross_corpus(exp, "ravdess", corpus_dir, "emodb", emodb, tmp_path / "x")
+    assert summary["labels"] == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
+    assert np.sum(summary["confusion_matrix"]) == 28 - 4  # EMO-DB without boredom
+
+
+@pytest.mark.slow
+def test_accelerate_two_cpu_processes(corpus_dir, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    raw = json.loads(json.dumps(TINY))
+    raw["training"]["epochs"] = 2
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "ddp"
+    env = {**os.environ, "HF_SER_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
+    run = subprocess.run(
+        [
+            *launcher,
+            "-m",
+            "hf_ser.cli",
+            "train",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(corpus_dir),
+            "--output-dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "[rank 0] training finished" in run.stdout and "[rank 1] training finished" in run.stdout
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors"]
+    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] >= 0
