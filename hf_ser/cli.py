@@ -95,6 +95,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    from .cards import write_card
+
+    path = write_card(args.run, repo_id=args.repo_id, model_name=args.name)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .hub import describe_push, push
+
+    if args.dry_run:
+        print(describe_push(args.run, args.repo_id, private=args.private))
+        return 0
+    print(push(args.run, args.repo_id, private=args.private))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .space_app import launch
+
+    if args.model:
+        os.environ["HF_SER_MODEL"] = args.model
+    launch(host=args.host, port=args.port, share=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-ser", description="Speech emotion recognition for the HF ecosystem")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +158,25 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=None, help="how many labels to print (default: all)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.set_defaults(func=_cmd_predict)
+
+    card = sub.add_parser("card", help="write the model card (README.md) of a run or checkpoint folder")
+    card.add_argument("--run", required=True, help="run folder written by `hf-ser train`")
+    card.add_argument("--repo-id", default=None, help="Hub id used in the card's usage snippets")
+    card.add_argument("--name", default=None, help="model name in the card")
+    card.set_defaults(func=_cmd_card)
+
+    push = sub.add_parser("push", help="upload a run or checkpoint folder to the Hugging Face Hub")
+    push.add_argument("--run", required=True, help="folder with weights, config and README.md card")
+    push.add_argument("--repo-id", required=True, help="user/name of the model repo")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--dry-run", action="store_true", help="print the files, sizes and card metadata only")
+    push.set_defaults(func=_cmd_push)
+
+    demo = sub.add_parser("demo", help="launch the Gradio Space locally on the bundled checkpoints")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=7860)
+    demo.add_argument("--model", default=None, help="also offer this model folder or Hub id")
+    demo.set_defaults(func=_cmd_demo)
 
     example = sub.add_parser("example", help="build a model, save it, classify a generated file end to end")
     example.add_argument("--output-dir", default="runs/example")

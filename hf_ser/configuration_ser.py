@@ -20,6 +20,9 @@ class SERConfig(PreTrainedConfig):
     Args:
         num_mfcc (`int`, defaults to 40):
             Input channels: MFCC coefficients per frame (must equal the feature extractor's ``n_mfcc``).
+        input_batch_norm (`bool`, defaults to `False`):
+            Batch norm over the MFCC coefficients before the first conv: a learned global standardisation,
+            the in-model counterpart of the paper's StandardScaler (use with ``do_normalize=False`` features).
         conv_channels (`list[int]`, defaults to `(64, 128, 128)`):
             Output channels of each conv block; its length is the number of blocks.
         conv_kernel_sizes (`list[int]`, defaults to `(5, 5, 5)`):
@@ -65,6 +68,7 @@ class SERConfig(PreTrainedConfig):
     model_type = "ser"
 
     num_mfcc: int = 40
+    input_batch_norm: bool = False
     conv_channels: list[int] | tuple[int, ...] = (64, 128, 128)
     conv_kernel_sizes: list[int] | tuple[int, ...] = (5, 5, 5)
     conv_dilations: list[int] | tuple[int, ...] = (1, 2, 3)

@@ -172,6 +172,7 @@ class SERModel(SERPreTrainedModel):
     def __init__(self, config: SERConfig):
         super().__init__(config)
         channels = [config.num_mfcc, *config.conv_channels]
+        self.input_norm = nn.BatchNorm1d(config.num_mfcc) if config.input_batch_norm else None
         self.conv_blocks = nn.ModuleList(
             SERConvBlock(channels[i], channels[i + 1], k, d, p, config)
             for i, (k, d, p) in enumerate(zip(config.conv_kernel_sizes, config.conv_dilations, config.conv_pool_sizes))
@@ -203,6 +204,8 @@ class SERModel(SERPreTrainedModel):
             )
         mask = self._frame_mask(input_features, attention_mask)
         hidden = input_features.transpose(1, 2) * mask  # (B, C, T)
+        if self.input_norm is not None:
+            hidden = self.input_norm(hidden) * mask
         all_hidden = []
         for block in self.conv_blocks:
             hidden, mask = block(hidden, mask)

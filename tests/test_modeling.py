@@ -44,10 +44,11 @@ def test_padding_invariance(tmp_path, voice):
     assert (batched[0] - batched[1]).abs().max() > 1e-2  # the logits do depend on the input
 
 
-@pytest.mark.parametrize("pooling", ["mean", "stats"])
+@pytest.mark.parametrize("pooling", ["mean", "stats", "input_bn"])
 @pytest.mark.parametrize("attention", [(True, True), (False, True), (True, False), (False, False)])
 def test_variants_run_and_stay_padding_invariant(tmp_path, voice, pooling, attention):
-    cfg = dict(pooling=pooling, use_channel_attention=attention[0], use_spatial_attention=attention[1])
+    cfg = dict(use_channel_attention=attention[0], use_spatial_attention=attention[1])
+    cfg.update(dict(pooling="stats", input_batch_norm=True) if pooling == "input_bn" else dict(pooling=pooling))
     model = SERForAudioClassification.from_pretrained(make_model(tmp_path, config_kwargs=cfg)).eval()
     assert (model.ser.channel_attention is not None) == attention[0]
     waves = [voice(2.0, 16000), voice(0.7, 16000, seed=3)]

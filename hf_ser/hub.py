@@ -1,0 +1,66 @@
+"""Publishing a run or checkpoint folder to the Hub (``create_repo`` + ``upload_folder``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import ModelCard
+
+REQUIRED = ("README.md", "config.json", "preprocessor_config.json")
+WEIGHTS = ("model.safetensors",)
+IGNORED = ("checkpoints/*", "*.bin", "__pycache__/*", ".*")
+
+
+def upload_plan(folder: str | Path) -> list[tuple[str, int]]:
+    """``(relative path, size in bytes)`` of every file ``push`` would upload; refuses an incomplete folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder")
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if not any((folder / w).is_file() for w in WEIGHTS):
+        missing.append("model.safetensors (weights)")
+    if missing:
+        hint = " (write the card with `hf-ser card --run FOLDER`)" if "README.md" in missing else ""
+        raise ValueError(f"{folder}: refusing to push, missing {', '.join(missing)}{hint}")
+    files = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if any(Path(rel).match(pattern) or rel.startswith(pattern.rstrip("*")) for pattern in IGNORED):
+            continue
+        files.append((rel, path.stat().st_size))
+    return files
+
+
+def describe_push(folder: str | Path, repo_id: str, private: bool = False) -> str:
+    """What ``push`` would do, as text: the repo, every file with its size, and the card's front matter."""
+    files = upload_plan(folder)
+    card = ModelCard.load(Path(folder) / "README.md")
+    lines = [
+        f"would create {'private ' if private else ''}model repo {repo_id} (exist_ok) and upload "
+        f"{len(files)} files, {sum(s for _, s in files):,} bytes:"
+    ]
+    lines += [f"  {size:>12,}  {name}" for name, size in files]
+    lines += ["card front matter:", card.data.to_yaml()]
+    return "\n".join(lines)
+
+
+def push(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str = "Upload hf-ser model",
+) -> str:
+    """Create the repo (if needed) and upload the folder; returns the commit URL."""
+    from huggingface_hub import create_repo, upload_folder
+
+    upload_plan(folder)  # same refusals as the dry run
+    create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
+    info = upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        ignore_patterns=list(IGNORED),
+        token=token,
+        commit_message=commit_message,
+    )
+    return str(info)

@@ -1,0 +1,174 @@
+"""The Gradio app of the hf-ser Space (``space/app.py`` and ``hf-ser demo`` both build it from here).
+
+Models offered: the checkpoints bundled in ``checkpoints/`` and, if set, the folder or Hub id in the
+``HF_SER_MODEL`` environment variable. Audio comes by upload or microphone and is decoded with
+soundfile (so WAV, FLAC and OGG work without ffmpeg). Clips longer than ``WINDOW_SECONDS`` also get an
+emotion-over-time plot from overlapping windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .audio import AudioDecodeError, load_audio
+from .inference import bundled_checkpoints, load_classifier
+
+WINDOW_SECONDS = 4.0
+HOP_SECONDS = 1.0
+MAX_SECONDS = 60.0
+SILENCE_RMS = 1e-4
+
+CSS = """
+.gradio-container {max-width: 980px !important; margin: auto;}
+#title {text-align: center;}
+#title h1 {margin-bottom: 0.2em;}
+#verdict textarea, #verdict input {font-size: 1.3em; font-weight: 600;}
+footer {visibility: hidden;}
+"""
+
+
+def available_models() -> dict[str, str]:
+    """Display name → model folder or Hub id."""
+    models = {name: str(path) for name, path in bundled_checkpoints().items()}
+    extra = os.environ.get("HF_SER_MODEL")
+    if extra:
+        models = {f"custom: {extra}": extra, **models}
+    return models
+
+
+@lru_cache(maxsize=4)
+def _classifier(model: str):
+    return load_classifier(model)
+
+
+def model_summary(model: str) -> str:
+    """One paragraph on how the model was evaluated, from the run's ``metrics.json`` when it has one."""
+    path = Path(model) / "metrics.json"
+    if not path.is_file():
+        return f"Model `{model}`: no evaluation record found next to it."
+    metrics = json.loads(path.read_text())
+    test = metrics["test"]
+    text = (
+        f"**{len(metrics['labels'])} classes** ({', '.join(metrics['labels'])}), {metrics.get('parameters', 0):,} "
+        f"parameters. On speakers it never heard (speaker-independent test set): accuracy "
+        f"**{100 * test['accuracy']:.1f} %**, UAR {100 * test['uar']:.1f} %."
+    )
+    cv = metrics.get("cross_validation")
+    if cv:
+        text += (
+            f" Across {cv['protocol']} cross-validation: accuracy {100 * cv['accuracy']['mean']:.1f} ± "
+            f"{100 * cv['accuracy']['std']:.1f} %, UAR {100 * cv['uar']['mean']:.1f} ± {100 * cv['uar']['std']:.1f} %."
+        )
+    return text + " Trained on acted speech: expect less on everyday recordings."
+
+
+def _windows(wave: np.ndarray, rate: int) -> tuple[list[np.ndarray], list[float]]:
+    size, hop = int(WINDOW_SECONDS * rate), int(HOP_SECONDS * rate)
+    starts = list(range(0, max(len(wave) - size, 0) + 1, hop))
+    if starts[-1] + size < len(wave):
+        starts.append(len(wave) - size)
+    return [wave[s : s + size] for s in starts], [(s + size / 2) / rate for s in starts]
+
+
+def _timeline_figure(times: list[float], scores: list[dict[str, float]], labels: list[str]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for label in labels:
+        ax.plot(times, [s[label] for s in scores], marker="o", markersize=3, label=label)
+    ax.set_xlabel("time (s, window centre)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=min(len(labels), 4), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.25), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def classify(audio_path: str | None, model_name: str):
+    """Gradio handler: (label scores, timeline figure or None, verdict text). Raises gr.Error on bad input."""
+    import gradio as gr
+
+    if not audio_path:
+        raise gr.Error("No audio: upload a file or record with the microphone first.")
+    models = available_models()
+    if model_name not in models:
+        raise gr.Error(f"Unknown model {model_name!r}.")
+    classifier = _classifier(models[model_name])
+    rate = classifier.feature_extractor.sampling_rate
+    try:
+        wave, _ = load_audio(audio_path, rate)
+    except AudioDecodeError as err:
+        raise gr.Error(
+            f"Could not read that audio file ({Path(str(err).split(':')[0]).name}): use WAV, FLAC or OGG."
+        ) from err
+    seconds = len(wave) / rate
+    if seconds > MAX_SECONDS:
+        raise gr.Error(f"The clip is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s. Trim it and try again.")
+    if float(np.sqrt(np.mean(np.square(wave)))) < SILENCE_RMS:
+        raise gr.Error("The clip is silent: nothing to classify. Check the microphone or the file.")
+    labels = list(classifier.model.config.id2label.values())
+    if seconds <= WINDOW_SECONDS:
+        scores = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
+        figure = None
+    else:
+        chunks, times = _windows(wave, rate)
+        per_window = [{d["label"]: d["score"] for d in r} for r in classifier(chunks, top_k=None, batch_size=8)]
+        scores = {label: float(np.mean([w[label] for w in per_window])) for label in labels}
+        figure = _timeline_figure(times, per_window, labels)
+    top = max(scores, key=scores.get)
+    verdict = f"{top} ({100 * scores[top]:.0f} %)"
+    return scores, gr.update(value=figure, visible=figure is not None), verdict
+
+
+def build_demo():
+    """The Blocks app."""
+    import gradio as gr
+
+    models = available_models()
+    if not models:
+        raise RuntimeError("no model: bundle a checkpoint in checkpoints/ or set HF_SER_MODEL to a model folder")
+    names = list(models)
+    with gr.Blocks(title="hf-ser: speech emotion recognition") as demo:
+        gr.Markdown(
+            "# 🎙️ Speech emotion recognition\n"
+            "Upload or record a short clip of speech; a 160k-parameter MFCC + attention CNN "
+            "([hf-ser](https://github.com/), after arXiv 2507.03251) estimates which emotion is acted. "
+            "Clips longer than 4 s also get an emotion-over-time plot.",
+            elem_id="title",
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                model = gr.Dropdown(names, value=names[0], label="Model")
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech (≤ 60 s)")
+                with gr.Row():
+                    clear = gr.ClearButton(value="Clear")
+                    submit = gr.Button("Classify", variant="primary")
+                summary = gr.Markdown(model_summary(models[names[0]]))
+            with gr.Column(scale=5):
+                verdict = gr.Textbox(label="Most likely emotion", interactive=False, elem_id="verdict")
+                label = gr.Label(label="Confidence per emotion", num_top_classes=12)
+                timeline = gr.Plot(label="Emotion over time", visible=False)
+        gr.Markdown(
+            "<small>Estimates from acted speech corpora; not for decisions about people. Audio is processed in "
+            "memory and not stored by the app.</small>"
+        )
+        submit.click(classify, inputs=[audio, model], outputs=[label, timeline, verdict], api_name="classify")
+        model.change(lambda name: model_summary(available_models()[name]), inputs=model, outputs=summary)
+        clear.add([audio, label, verdict, timeline])
+    return demo
+
+
+def launch(host: str = "127.0.0.1", port: int | None = None, **kwargs):
+    """Launch on localhost (``hf-ser demo``)."""
+    import gradio as gr
+
+    return build_demo().launch(server_name=host, server_port=port, theme=gr.themes.Soft(), css=CSS, **kwargs)

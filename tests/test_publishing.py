@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+
+from hf_ser.cli import main as cli_main
+from hf_ser.hub import upload_plan
+
+from .conftest import make_model
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A run folder as `hf-ser train` writes it (random weights, recorded metrics)."""
+    folder = make_model(tmp_path, labels=["neutral", "calm", "happy", "sad"])
+    metrics = {
+        "test": {"accuracy": 0.625, "uar": 0.6, "macro_f1": 0.55, "weighted_f1": 0.58},
+        "per_class": {
+            n: {"precision": 0.5, "recall": 0.6, "f1": 0.55, "support": 10} for n in ["neutral", "calm", "happy", "sad"]
+        },
+        "confusion_matrix": [[6, 2, 1, 1]] * 4,
+        "labels": ["neutral", "calm", "happy", "sad"],
+        "speakers": {"train": ["01", "02"], "validation": ["03"], "test": ["04"]},
+        "parameters": 155935,
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "experiment.yaml").write_text(
+        yaml.safe_dump({"data": {"corpus": "ravdess"}, "protocol": {"name": "holdout"}})
+    )
+    (folder / "confusion_matrix.png").write_bytes(b"\x89PNG fake")
+    return folder
+
+
+def test_card_has_metadata_and_sections(run_dir, capsys):
+    assert cli_main(["card", "--run", str(run_dir), "--repo-id", "me/ser-ravdess"]) == 0
+    card = ModelCard.load(run_dir / "README.md")
+    assert card.data.license == "cc-by-nc-sa-4.0" and card.data.pipeline_tag == "audio-classification"
+    results = card.data.eval_results
+    assert {r.metric_type: r.metric_value for r in results} == {"accuracy": 62.5, "uar": 60.0, "macro_f1": 55.0}
+    assert all("speaker-independent" in r.dataset_split for r in results)
+    text = card.text
+    for section in [
+        "## Model description",
+        "## Intended use",
+        "## Training data",
+        "## Evaluation",
+        "## Limitations",
+        "## How to use",
+        "## Citation",
+    ]:
+        assert section in text, section
+    assert "155,935" in text and "CC BY-NC-SA 4.0" in text and "non-commercial" in text
+    assert "trust_remote_code=True" in text and 'pipeline("audio-classification", model="me/ser-ravdess")' in text
+    assert "confusion_matrix.png" in text and "| calm | 50.0 | 60.0 | 55.0 | 10 |" in text
+    assert "arXiv:2507.03251" in text and "livingstone2018ravdess" in text
+
+
+def test_push_dry_run_lists_files_sizes_and_front_matter(run_dir, capsys):
+    cli_main(["card", "--run", str(run_dir)])
+    capsys.readouterr()
+    assert cli_main(["push", "--run", str(run_dir), "--repo-id", "me/ser", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    plan = dict(upload_plan(run_dir))
+    assert f"upload {len(plan)} files" in out
+    for name, size in plan.items():
+        assert f"{size:,}  {name}" in out
+    assert "model.safetensors" in plan and "README.md" in plan and "modeling_ser.py" in plan
+    assert "license: cc-by-nc-sa-4.0" in out and "model-index:" in out
+
+
+def test_push_refuses_incomplete_folders(run_dir, capsys):
+    assert cli_main(["push", "--run", str(run_dir), "--repo-id", "me/ser", "--dry-run"]) == 2
+    assert "missing README.md" in capsys.readouterr().err
+    cli_main(["card", "--run", str(run_dir)])
+    (run_dir / "model.safetensors").unlink()
+    assert cli_main(["push", "--run", str(run_dir), "--repo-id", "me/ser", "--dry-run"]) == 2
+    assert "model.safetensors (weights)" in capsys.readouterr().err
+
+
+def test_card_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert cli_main(["card", "--run", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err

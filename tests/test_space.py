@@ -1,0 +1,143 @@
+"""The Gradio Space: headless API calls, concurrency, bad input, and a real browser."""
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from transformers import pipeline
+
+from .conftest import make_model
+
+gradio = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory, request):
+    """The app on a random-weight checkpoint given through HF_SER_MODEL, on localhost."""
+    tmp = tmp_path_factory.mktemp("space")
+    model_dir = make_model(tmp, labels=["neutral", "happy", "sad", "angry", "fearful"])
+    old = os.environ.get("HF_SER_MODEL")
+    os.environ["HF_SER_MODEL"] = str(model_dir)
+    from hf_ser.space_app import CSS, build_demo
+
+    demo = build_demo()
+    demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=None,
+        quiet=True,
+        theme=gradio.themes.Soft(),
+        css=CSS,
+    )
+    yield {"url": demo.local_url, "model_dir": model_dir, "model_name": f"custom: {model_dir}", "tmp": tmp}
+    demo.close()
+    if old is None:
+        os.environ.pop("HF_SER_MODEL", None)
+    else:
+        os.environ["HF_SER_MODEL"] = old
+
+
+def clip(tmp: Path, name: str, seconds: float, pitch: float, rate: int = 16000, seed: int = 0) -> Path:
+    from hf_ser.example import synthetic_voice
+
+    path = tmp / name
+    sf.write(path, synthetic_voice(seconds, rate, pitch=pitch, seed=seed), rate)
+    return path
+
+
+def top_label(model_dir, path) -> str:
+    return pipeline("audio-classification", model=str(model_dir))(str(path), top_k=1)[0]["label"]
+
+
+def call(space, path):
+    client = gradio_client.Client(space["url"], verbose=False)
+    return client.predict(gradio_client.handle_file(str(path)), space["model_name"], api_name="/classify")
+
+
+def test_client_label_matches_pipeline(space):
+    path = clip(space["tmp"], "short.wav", 2.5, 180)
+    label, timeline, verdict = call(space, path)
+    assert label["label"] == top_label(space["model_dir"], path)
+    assert verdict.startswith(label["label"])
+    assert len(label["confidences"]) == 5
+    assert abs(sum(c["confidence"] for c in label["confidences"]) - 1) < 1e-4
+
+
+def test_long_clip_gets_a_timeline(space):
+    path = clip(space["tmp"], "long.wav", 9.0, 150, rate=22050)
+    label, timeline, _ = call(space, path)
+    assert timeline is not None and label["label"]
+
+
+def test_eight_concurrent_calls(space):
+    paths = [clip(space["tmp"], f"c{i}.wav", 1.0 + 0.3 * i, 110 + 25 * i, seed=i) for i in range(8)]
+    expected = [top_label(space["model_dir"], p) for p in paths]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda p: call(space, p)[0]["label"], paths))
+    assert results == expected
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [("silent", "silent"), ("too_long", "limit is 60 s"), ("unreadable", "Could not read"), ("none", "No audio")],
+)
+def test_bad_input_is_a_plain_error_and_app_stays_up(space, kind, message):
+    tmp = space["tmp"]
+    if kind == "silent":
+        path = tmp / "silent.wav"
+        sf.write(path, np.zeros(16000, np.float32), 16000)
+    elif kind == "too_long":
+        path = tmp / "long61.wav"
+        sf.write(path, 0.1 * np.ones(61 * 8000, np.float32), 8000)
+    elif kind == "unreadable":
+        path = tmp / "broken.wav"
+        path.write_bytes(b"definitely not audio")
+    client = gradio_client.Client(space["url"], verbose=False)
+    audio = None if kind == "none" else gradio_client.handle_file(str(path))
+    with pytest.raises(Exception, match=message):
+        client.predict(audio, space["model_name"], api_name="/classify")
+    assert call(space, clip(tmp, "after.wav", 1.0, 200))[0]["label"]  # still serving
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None, reason="Debian chromium missing")
+def test_real_browser_upload_and_classify(space, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    path = clip(space["tmp"], "browser.wav", 6.0, 170)
+    expected = top_label(space["model_dir"], path)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(space["url"], wait_until="networkidle")
+        page.locator("input[type=file]").first.set_input_files(str(path))
+        page.get_by_role("button", name="Classify").click()
+        verdict = page.locator("#verdict textarea, #verdict input").first
+        page.wait_for_function("el => el.value && el.value.length > 0", arg=verdict.element_handle(), timeout=60000)
+        page.wait_for_timeout(500)
+        shot = tmp_path / "space.png"
+        page.screenshot(path=str(shot), full_page=True)
+        text = verdict.input_value()
+        browser.close()
+    assert text.split(" (")[0] == expected
+    assert shot.stat().st_size > 10_000
+    keep = os.environ.get("HF_SER_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
