@@ -23,15 +23,32 @@ def write(path: Path, seed: int, rate: int = RATE, seconds: float = 0.25) -> Pat
     return path
 
 
-def make_ravdess(root: Path, actors=range(1, 7), ext: str = "wav") -> Path:
-    """Per actor: 8 emotions (neutral normal only) + 1 song file + 1 video-only file."""
+def class_tone(emotion: int, seed: int, seconds: float = 0.5, rate: int = RATE) -> np.ndarray:
+    """A learnable clip: pitch and brightness depend on the class, loudness and noise on the seed."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 110 * 2 ** (emotion / 3) * (1 + 0.02 * rng.standard_normal())
+    wave = sum(np.sin(2 * np.pi * h * f0 * t) / h ** (0.5 + emotion % 3) for h in range(1, 6))
+    return (rng.uniform(0.1, 0.4) * wave / 3 + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def make_ravdess(root: Path, actors=range(1, 7), ext: str = "wav", learnable: bool = False) -> Path:
+    """Per actor: 8 emotions (neutral normal only) + 1 song file + 1 video-only file.
+
+    ``learnable=True`` makes each class sound different (see :func:`class_tone`), for training tests.
+    """
     seed = 0
     for actor in actors:
         folder = root / "Audio_Speech_Actors_01-24" / f"Actor_{actor:02d}"
         for emotion in range(1, 9):
             for intensity in [1] if emotion == 1 else [1, 2]:
                 seed += 1
-                write(folder / f"03-01-{emotion:02d}-{intensity:02d}-01-01-{actor:02d}.{ext}", seed)
+                path = folder / f"03-01-{emotion:02d}-{intensity:02d}-01-01-{actor:02d}.{ext}"
+                if learnable:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    sf.write(path, class_tone(emotion, seed), RATE)
+                else:
+                    write(path, seed)
         write(folder / f"03-02-03-01-01-01-{actor:02d}.{ext}", 999)  # song
         write(folder / f"02-01-03-01-01-01-{actor:02d}.{ext}", 998)  # video-only
     return root

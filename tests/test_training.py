@@ -264,11 +264,13 @@ def test_accelerate_two_cpu_processes(corpus_dir, tmp_path):
     config.write_text(yaml.safe_dump(raw))
     out = tmp_path / "ddp"
     env = {**os.environ, "HF_SER_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    # accelerate's "--cpu" starts one process; its torchrun launcher ("--multi_gpu") starts 2 CPU processes on a
+    # machine without GPUs, and hf-ser's training then uses the gloo backend.
     launcher = [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
-        "--cpu",
+        "--multi_gpu",
         "--num_processes",
         "2",
         "--num_machines",
