@@ -5,6 +5,8 @@ import torch
 
 from hf_ser import SERFeatureExtractor
 
+from .conftest import PAPER_FEATURES
+
 PAPER = dict(sampling_rate=22050, n_mfcc=20, n_fft=2048, hop_length=512, win_length=None, n_mels=128, top_db=80)
 
 
@@ -138,17 +140,7 @@ def test_offset_and_duration_crop_or_pad(rng):
 
 
 def test_save_load_round_trip(tmp_path):
-    fe = SERFeatureExtractor(
-        sampling_rate=22050,
-        n_mfcc=20,
-        n_fft=2048,
-        hop_length=512,
-        win_length=None,
-        n_mels=128,
-        max_duration=2.5,
-        offset=0.6,
-        do_normalize=False,
-    )
+    fe = SERFeatureExtractor(**PAPER_FEATURES)
     fe.save_pretrained(tmp_path)
     loaded = SERFeatureExtractor.from_pretrained(tmp_path)
     for key in [

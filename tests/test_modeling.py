@@ -4,7 +4,7 @@ from huggingface_hub.errors import StrictDataclassClassValidationError
 
 from hf_ser import SERConfig, SERFeatureExtractor, SERForAudioClassification, SERModel
 
-from .conftest import make_model
+from .conftest import PAPER_FEATURES, make_model
 
 CONFIG_ERRORS = (ValueError, StrictDataclassClassValidationError)
 
@@ -60,16 +60,7 @@ def test_variants_run_and_stay_padding_invariant(tmp_path, voice, pooling, atten
 
 def test_flatten_needs_fixed_frames(voice):
     model = SERForAudioClassification(SERConfig.paper_preset(num_labels=7)).eval()
-    fe = SERFeatureExtractor(
-        sampling_rate=22050,
-        n_mfcc=20,
-        n_fft=2048,
-        hop_length=512,
-        win_length=None,
-        n_mels=128,
-        max_duration=2.5,
-        offset=0.6,
-    )
+    fe = SERFeatureExtractor(**PAPER_FEATURES)
     out = model(**fe([voice(3.0, 22050), voice(1.0, 22050)], return_tensors="pt"))
     assert out.logits.shape == (2, 7)
     with pytest.raises(ValueError, match="num_frames=108"):
