@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from transformers import pipeline
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_CHECKPOINT = "ser-ravdess"
+
+
+def bundled_dir() -> Path:
+    """``checkpoints/`` beside the package, or the folder named by ``HF_SER_CHECKPOINTS``."""
+    return Path(os.environ.get("HF_SER_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
 
 
 def bundled_checkpoints() -> dict[str, Path]:
-    """Name → folder of every checkpoint bundled in ``checkpoints/`` (empty if none)."""
-    if not BUNDLED_DIR.is_dir():
+    """Name → folder of every bundled checkpoint (the default first; empty if none)."""
+    folder = bundled_dir()
+    if not folder.is_dir():
         return {}
-    return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / "config.json").is_file()}
+    found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
+    found.sort(key=lambda p: p.name != DEFAULT_CHECKPOINT)
+    return {p.name: p for p in found}
 
 
 def resolve_model(model: str | Path | None) -> Path:

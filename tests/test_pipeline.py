@@ -11,6 +11,8 @@ from transformers import pipeline
 from hf_ser import SERFeatureExtractor
 from hf_ser.cli import main as cli_main
 
+from .conftest import make_model
+
 
 @pytest.fixture
 def classifier(model_dir):
@@ -119,3 +121,18 @@ def test_extractor_rate_mismatch_from_pipeline_is_resampled_not_rejected(classif
     # numpy input is documented as "at the extractor's rate"; the dict path is how other rates come in.
     assert SERFeatureExtractor().sampling_rate == 16000
     assert classifier({"array": voice(1.0, 44100), "sampling_rate": 44100})
+
+
+def test_predict_defaults_to_the_bundled_ravdess_checkpoint(tmp_path, voice, monkeypatch, capsys):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for name, labels in [("ser-emodb", ["anger", "boredom"]), ("ser-ravdess", ["neutral", "calm", "happy"])]:
+        make_model(tmp_path / name, labels=labels).rename(bundle / name)
+    monkeypatch.setenv("HF_SER_CHECKPOINTS", str(bundle))
+    sf.write(tmp_path / "a.wav", voice(1.0, 16000), 16000)
+    assert cli_main(["predict", str(tmp_path / "a.wav"), "--json"]) == 0
+    labels = {d["label"] for d in json.loads(capsys.readouterr().out)[str(tmp_path / "a.wav")]}
+    assert labels == {"neutral", "calm", "happy"}
+    monkeypatch.setenv("HF_SER_CHECKPOINTS", str(tmp_path / "empty"))
+    assert cli_main(["predict", str(tmp_path / "a.wav")]) == 2
+    assert "no bundled checkpoint" in capsys.readouterr().err
