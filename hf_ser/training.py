@@ -197,7 +197,7 @@ def fit(
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=_for_trainer(feats["train"]),
+        train_dataset=_avoid_single_item_batch(_for_trainer(feats["train"]), exp.training.batch_size * args.world_size),
         eval_dataset=_for_trainer(feats["validation"]) if has_val else None,
         data_collator=SERDataCollator(padding_value=fe.padding_value),
         processing_class=fe,
@@ -233,6 +233,18 @@ def fit(
         _write_run(output_dir, exp, results, trainer.state.log_history)
         shutil.rmtree(args.output_dir, ignore_errors=True)
     return results
+
+
+def _avoid_single_item_batch(train: Dataset, batch_size: int) -> Dataset:
+    """Repeat one row when the last training batch would hold a single item: batch norm cannot train on it."""
+    if len(train) % batch_size != 1:
+        return train
+    logger.info(
+        "training set of %d rows: repeating row 0 so no batch of %d holds a single item", len(train), batch_size
+    )
+    from datasets import concatenate_datasets
+
+    return concatenate_datasets([train, train.select([0])]).with_format("numpy")
 
 
 def _has_checkpoint(folder: str) -> bool:

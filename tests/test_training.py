@@ -302,3 +302,16 @@ def test_accelerate_two_cpu_processes(corpus_dir, tmp_path):
     assert "[rank 0] training finished" in run.stdout and "[rank 1] training finished" in run.stdout
     assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors"]
     assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] >= 0
+
+
+def test_last_training_batch_never_holds_a_single_item():
+    from datasets import Dataset
+
+    from hf_ser.training import _avoid_single_item_batch
+
+    rows = Dataset.from_dict({"input_features": [np.ones((3, 2), np.float32)] * 33, "labels": list(range(33))})
+    rows = rows.with_format("numpy")
+    padded = _avoid_single_item_batch(rows, 32)
+    assert len(padded) == 34 and padded[33]["labels"] == padded[0]["labels"]
+    assert len(_avoid_single_item_batch(rows, 16)) == 34
+    assert len(_avoid_single_item_batch(rows, 10)) == 33  # 33 % 10 == 3: untouched
