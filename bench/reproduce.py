@@ -180,6 +180,7 @@ def write_report(out: Path, target: Path) -> None:
         "",
         *header,
     ]
+    paper_epochs = {n: s.get("overrides", []) for n, s in summaries.items() if n.endswith("paper-protocol")}
     for name, corpus in [("ravdess-paper-protocol", "ravdess"), ("emodb-paper-protocol", "emodb")]:
         if name in summaries:
             epochs = next((o.split("=")[1] for o in paper_epochs[name] if o.startswith("training.epochs=")), "100")
