@@ -81,14 +81,14 @@ def _timeline_figure(times: list[float], scores: list[dict[str, float]], labels:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.0))
     for label in labels:
         ax.plot(times, [s[label] for s in scores], marker="o", markersize=3, label=label)
     ax.set_xlabel("time (s, window centre)")
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(ncol=min(len(labels), 4), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.25), frameon=False)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
