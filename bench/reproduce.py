@@ -133,9 +133,12 @@ def make_checkpoints(corpora_dir: Path, out: Path) -> None:
         dataset = load_experiment_data(exp, corpora_dir / corpus)
         [(_, splits)] = protocol_splits(exp, dataset, "holdout")
         folder = ROOT / "checkpoints" / name
+        staging = folder.with_name(f".{name}.new")  # the bundled one is replaced only by a finished run
+        shutil.rmtree(staging, ignore_errors=True)
+        fit(exp, splits, staging)
+        (staging / "training_args.bin").unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
-        fit(exp, splits, folder)
-        (folder / "training_args.bin").unlink(missing_ok=True)
+        staging.rename(folder)
         metrics = json.loads((folder / "metrics.json").read_text())
         metrics["protocol"] = "holdout"
         cv_path = out / cv_name / "summary.json"
