@@ -21,7 +21,7 @@ from datasets import Dataset, DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from .augment import AugmentConfig, augment
-from .corpora import load_corpus, unified_label_set, unify_labels
+from .corpora import load_corpora, load_corpus, unified_label_set, unify_labels
 from .data import (
     SERDataCollator,
     extract_features,
@@ -52,23 +52,13 @@ def _dir_for(data_dir: DataDirs, corpus: str) -> Path:
     return Path(data_dir)
 
 
-def load_experiment_data(exp: Experiment, data_dir: DataDirs, labels: list[str] | None = None) -> Dataset:
-    """The experiment's corpus (or corpora), with unified labels whenever they are merged or mixed."""
+def load_experiment_data(exp: Experiment, data_dir: DataDirs) -> Dataset:
+    """The experiment's corpus with its own labels, or, when labels are merged or corpora mixed, ``load_corpora``."""
     corpora = exp.corpora
-    if len(corpora) == 1 and not (exp.data.merge_calm or exp.data.common_only or labels):
+    if len(corpora) == 1 and not (exp.data.merge_calm or exp.data.common_only):
         return load_corpus(corpora[0], _dir_for(data_dir, corpora[0]))
-    labels = labels or unified_label_set(corpora, merge_calm=exp.data.merge_calm, common_only=exp.data.common_only)
-    parts = [
-        unify_labels(load_corpus(c, _dir_for(data_dir, c)), c, merge_calm=exp.data.merge_calm, labels=labels)
-        for c in corpora
-    ]
-    if len(parts) == 1:
-        return parts[0]
-    from datasets import concatenate_datasets
-
-    from .corpora.base import COMMON_COLUMNS
-
-    return concatenate_datasets([p.select_columns(list(COMMON_COLUMNS)) for p in parts])
+    dirs = {c: _dir_for(data_dir, c) for c in corpora}
+    return load_corpora(corpora, dirs, merge_calm=exp.data.merge_calm, common_only=exp.data.common_only)
 
 
 def protocol_splits(exp: Experiment, dataset: Dataset, protocol: str, folds: int | None = None):
