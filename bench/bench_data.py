@@ -18,10 +18,10 @@ import datasets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_json_line, print_table  # noqa: E402
+from hf_ser.data.augment import AugmentConfig, augment  # noqa: E402
+from hf_ser.data.corpora import load_corpus  # noqa: E402
 
 from hf_ser import SERFeatureExtractor  # noqa: E402
-from hf_ser.augment import AugmentConfig, augment  # noqa: E402
-from hf_ser.corpora import load_corpus  # noqa: E402
 from hf_ser.data import extract_features, speaker_independent_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hf_ser.experiment import load_experiment  # noqa: E402
+
 from hf_ser.training import fit, load_experiment_data, protocol_splits, run_cross_corpus, run_protocol  # noqa: E402
 
 PAPER = {"ravdess": 99.23, "emodb": 99.53}

@@ -1,17 +1,17 @@
 """hf-ser: speech emotion recognition (MFCC + attention 1D-CNN) for the Hugging Face ecosystem.
 
-Importing the package registers the model with the Auto* classes and installs an
-``audio-classification`` pipeline that decodes with soundfile and resamples with soxr.
+Importing the package registers the model with the Auto* classes. Other models' pipelines are left
+untouched: the soundfile/soxr ``audio-classification`` pipeline is :class:`SERAudioClassificationPipeline`,
+which :func:`load_classifier` uses (or pass it as ``pipeline(..., pipeline_class=...)``).
 """
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
-from .configuration_ser import SERConfig
-from .feature_extraction_ser import SERFeatureExtractor
-from .modeling_ser import SERForAudioClassification, SERModel, SERPreTrainedModel
-from .pipeline import SERAudioClassificationPipeline, register_pipeline
+from .inference import load_classifier
+from .models.ser import SERConfig, SERFeatureExtractor, SERForAudioClassification, SERModel, SERPreTrainedModel
+from .pipeline import SERAudioClassificationPipeline
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 AutoConfig.register(SERConfig.model_type, SERConfig, exist_ok=True)
 AutoModel.register(SERConfig, SERModel, exist_ok=True)
@@ -22,7 +22,6 @@ SERConfig.register_for_auto_class()
 SERModel.register_for_auto_class("AutoModel")
 SERForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 SERFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
-register_pipeline()
 
 __all__ = [
     "SERAudioClassificationPipeline",
@@ -31,4 +30,6 @@ __all__ = [
     "SERForAudioClassification",
     "SERModel",
     "SERPreTrainedModel",
+    "__version__",
+    "load_classifier",
 ]

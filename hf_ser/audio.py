@@ -63,3 +63,12 @@ def load_audio(source: AudioSource, sampling_rate: int | None = None) -> tuple[n
     if sampling_rate is not None:
         array, rate = resample(array, rate, sampling_rate), sampling_rate
     return array, int(rate)
+
+
+def decode_row(audio_path: str | None, array, rate: int | None, target_rate: int) -> np.ndarray:
+    """A dataset row's waveform at ``target_rate``: its stored ``array`` if it has one, else the decoded file."""
+    if array is not None:
+        wave = check_waveform(np.asarray(array, dtype=np.float32), str(audio_path))
+        return resample(wave, int(rate), target_rate)
+    wave, _ = load_audio(audio_path, target_rate)
+    return wave

@@ -43,7 +43,7 @@ def _data_dirs(values: list[str]):
 
 
 def _experiment(args: argparse.Namespace):
-    from .experiment import load_experiment
+    from .training.config import load_experiment
 
     return load_experiment(args.config, args.set)
 
@@ -53,29 +53,35 @@ def _output_dir(args: argparse.Namespace, suffix: str = "") -> Path:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import fit, load_experiment_data, protocol_splits
+    from .training.run import load_experiment_data, protocol_folds, run_split
 
     exp = _experiment(args)
-    protocol = exp.protocol.name if exp.protocol.name in ("holdout", "utterance", "paper") else "holdout"
+    protocol = args.protocol or exp.protocol.name
     dataset = load_experiment_data(exp, _data_dirs(args.data_dir))
-    [(_, splits)] = protocol_splits(exp, dataset, protocol)
+    folds, spec = protocol_folds(exp, dataset, protocol)
+    if len(folds) != 1:
+        raise ValueError(
+            f"protocol {protocol!r} has {len(folds)} folds and `hf-ser train` trains one model: run it with "
+            f"`hf-ser evaluate`, or train one split with --protocol holdout (or utterance, paper)"
+        )
     output = _output_dir(args)
-    results = fit(exp, splits, output, resume=args.resume, augmented=protocol == "paper")
+    result = run_split(exp, folds[0][1], output, resume=args.resume, augmented=spec.augments_before_split)
     rank = os.environ.get("RANK", "0")
     if os.environ.get("WORLD_SIZE", "1") != "1":
         print(f"[rank {rank}] training finished", flush=True)
     if rank != "0":
         return 0
-    test = results["test"]
+    test = result.test
     print(
-        f"{output}: test accuracy {100 * test['accuracy']:.2f}, UAR {100 * test['uar']:.2f}, "
-        f"macro-F1 {100 * test['macro_f1']:.2f} ({protocol}, {results['epochs_run']:.0f} epochs)"
+        f"{output}: test accuracy {100 * test.accuracy:.2f}, UAR {100 * test.uar:.2f}, "
+        f"macro-F1 {100 * test.macro_f1:.2f} ({protocol}, {result.epochs_run:.0f} epochs)"
     )
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .training import run_cross_corpus, run_protocol
+    from .training.results import HEADLINE
+    from .training.run import run_cross_corpus, run_protocol
 
     exp = _experiment(args)
     if args.train_corpus or args.test_corpus:
@@ -83,20 +89,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError("cross-corpus needs --train-corpus, --test-corpus and --test-data-dir")
         output = _output_dir(args, f"-{args.train_corpus}-to-{args.test_corpus}")
         summary = run_cross_corpus(
-            exp, args.train_corpus, _data_dirs(args.data_dir), args.test_corpus, args.test_data_dir, output
+            exp, args.train_corpus.split(","), _data_dirs(args.data_dir), args.test_corpus, args.test_data_dir, output
         )
     else:
         protocol = args.protocol or exp.protocol.name
         output = _output_dir(args, f"-{protocol}")
-        summary = run_protocol(exp, _data_dirs(args.data_dir), output, protocol=protocol, folds=args.folds)
-    print(f"{summary['protocol']} ({len(summary['folds'])} folds) -> {output}")
-    for key in ("accuracy", "uar", "macro_f1", "weighted_f1"):
-        print(f"  {key:<12} {100 * summary[key]['mean']:.2f} ± {100 * summary[key]['std']:.2f}")
+        only = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
+        summary = run_protocol(
+            exp, _data_dirs(args.data_dir), output, protocol=protocol, folds=args.folds, only_folds=only
+        )
+    print(f"{summary.protocol} ({len(summary.folds)} folds) -> {output}")
+    for key in HEADLINE:
+        print(f"  {key:<12} {summary.headline(key).percent()}")
+    if summary.collapsed_speakers:
+        print(f"  test speakers whose clips all got one label: {', '.join(summary.collapsed_speakers)}")
     return 0
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
-    from .cards import write_card
+    from .publish.cards import write_card
 
     path = write_card(args.run, repo_id=args.repo_id, model_name=args.name)
     print(f"wrote {path}")
@@ -104,7 +115,7 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from .hub import describe_push, push
+    from .publish.hub import describe_push, push
 
     if args.dry_run:
         print(describe_push(args.run, args.repo_id, private=args.private))
@@ -114,7 +125,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .space_app import launch
+    from .demo import launch
 
     if args.model:
         os.environ["HF_SER_MODEL"] = args.model
@@ -138,15 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a config value, e.g. training.learning_rate=1e-3 (repeatable)",
         )
 
-    train = sub.add_parser("train", help="train on a speaker-independent split and write a run folder")
+    from .training.protocols import PROTOCOLS
+
+    train = sub.add_parser("train", help="train one model on the config's (single-split) protocol; write a run folder")
     experiment_args(train)
+    train.add_argument("--protocol", choices=list(PROTOCOLS), help="override the config's protocol (one split)")
     train.add_argument("--resume", action="store_true", help="resume from the run's last Trainer checkpoint")
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="run an evaluation protocol and report mean ± std over folds")
     experiment_args(evaluate)
-    evaluate.add_argument("--protocol", choices=["holdout", "speaker-kfold", "loso", "utterance", "paper"])
+    evaluate.add_argument("--protocol", choices=list(PROTOCOLS))
     evaluate.add_argument("--folds", type=int, default=None, help="folds for speaker-kfold (default: config, 5)")
+    evaluate.add_argument("--only-folds", default=None, help="comma-separated fold indices to run (screening)")
     evaluate.add_argument("--train-corpus", help="cross-corpus: train on this corpus (its folder: --data-dir)")
     evaluate.add_argument("--test-corpus", help="cross-corpus: test on this corpus, on the labels both share")
     evaluate.add_argument("--test-data-dir", help="cross-corpus: folder of the test corpus")

@@ -7,10 +7,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .configuration_ser import SERConfig
-from .feature_extraction_ser import SERFeatureExtractor
 from .inference import load_classifier
-from .modeling_ser import SERForAudioClassification
+from .models.ser import SERConfig, SERFeatureExtractor, SERForAudioClassification
 
 EXAMPLE_LABELS = ["neutral", "happy", "sad", "angry"]
 

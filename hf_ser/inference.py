@@ -11,8 +11,8 @@ DEFAULT_CHECKPOINT = "ser-ravdess"
 
 
 def bundled_dir() -> Path:
-    """``checkpoints/`` beside the package, or the folder named by ``HF_SER_CHECKPOINTS``."""
-    return Path(os.environ.get("HF_SER_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
+    """The checkpoints shipped inside the package (``hf_ser/checkpoints``), or ``HF_SER_CHECKPOINTS``."""
+    return Path(os.environ.get("HF_SER_CHECKPOINTS") or Path(__file__).resolve().parent / "checkpoints")
 
 
 def bundled_checkpoints() -> dict[str, Path]:
@@ -30,7 +30,7 @@ def resolve_model(model: str | Path | None) -> Path:
     if model is None:
         bundled = bundled_checkpoints()
         if not bundled:
-            raise ValueError("no --model given and no bundled checkpoint found in checkpoints/")
+            raise ValueError(f"no --model given and no bundled checkpoint found in {bundled_dir()}")
         return next(iter(bundled.values()))
     path = Path(model)
     if path.is_dir() and (path / "config.json").is_file():
@@ -43,6 +43,11 @@ def resolve_model(model: str | Path | None) -> Path:
 
 def load_classifier(model: str | Path | None = None, device: str | int | None = None):
     """``pipeline("audio-classification")`` on a model folder or bundled checkpoint name."""
-    import hf_ser  # noqa: F401  (registers the classes and the soundfile/soxr pipeline)
+    from .pipeline import SERAudioClassificationPipeline
 
-    return pipeline("audio-classification", model=str(resolve_model(model)), device=device)
+    return pipeline(
+        "audio-classification",
+        model=str(resolve_model(model)),
+        device=device,
+        pipeline_class=SERAudioClassificationPipeline,
+    )

@@ -2,18 +2,14 @@
 
 transformers' pipeline decodes paths and bytes with the ``ffmpeg`` binary and resamples dicts
 with torchaudio; neither exists on a CPU-only machine. This subclass decodes with soundfile and
-resamples with soxr, then hands a numpy array at the extractor's rate to the stock code.
-``import hf_ser`` installs it as the task's implementation.
+resamples with soxr, then hands a numpy array at the extractor's rate to the stock code. It is
+used through ``pipeline("audio-classification", model=..., pipeline_class=SERAudioClassificationPipeline)``
+(what :func:`hf_ser.load_classifier` does); the task's stock class is never replaced.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from transformers.models.auto.modeling_auto import (
-    MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING,
-    MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
-)
-from transformers.pipelines import SUPPORTED_TASKS
 from transformers.pipelines.audio_classification import AudioClassificationPipeline
 from transformers.pipelines.base import Pipeline
 
@@ -26,10 +22,12 @@ class SERAudioClassificationPipeline(AudioClassificationPipeline):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("top_k", 5)
-        Pipeline.__init__(self, *args, **kwargs)
-        # The stock check reads only the static name table; add the classes registered at run time.
-        registered = [cls.__name__ for cls in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING._extra_content.values()]
-        self.check_model_type([*MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES.values(), *registered])
+        Pipeline.__init__(self, *args, **kwargs)  # skips the stock check, which knows only built-in models
+        if getattr(self.model.config, "model_type", None) != "ser":
+            raise ValueError(
+                f"SERAudioClassificationPipeline serves hf-ser models (model_type 'ser'), got "
+                f"{type(self.model).__name__}; use transformers' own audio-classification pipeline for it"
+            )
 
     def preprocess(self, inputs):
         rate = self.feature_extractor.sampling_rate
@@ -46,8 +44,3 @@ class SERAudioClassificationPipeline(AudioClassificationPipeline):
             array = to_mono(np.asarray(array, dtype=np.float32))
             inputs = resample(array, int(inputs["sampling_rate"]), rate)
         return super().preprocess(inputs)
-
-
-def register_pipeline() -> None:
-    """Make ``pipeline("audio-classification")`` use :class:`SERAudioClassificationPipeline`."""
-    SUPPORTED_TASKS["audio-classification"]["impl"] = SERAudioClassificationPipeline

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from hf_ser.space_app import CSS, build_demo
+from hf_ser.demo import CSS, build_demo
 
 demo = build_demo()
 

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from hf_ser.corpora import CORPORA, CorpusLayoutError, load_corpora, load_corpus, unified_label_set
+from hf_ser.data.corpora import CORPORA, CorpusLayoutError, load_corpora, load_corpus, unified_label_set
 
 from .conftest import SHARED_CORPORA
 from .fixtures import make_crema_d, make_emodb, make_emovo, make_ravdess, make_savee, make_tess, write

@@ -8,22 +8,24 @@ import soxr
 import torch
 
 from hf_ser import SERFeatureExtractor
-from hf_ser.augment import AugmentConfig, augment, build_transform
-from hf_ser.corpora import load_corpus
 from hf_ser.data import (
     SERDataCollator,
     extract_features,
     leave_one_speaker_out,
     mark_split,
-    paper_protocol,
     speaker_folds,
     speaker_independent_split,
     utterance_split,
 )
+from hf_ser.data.augment import AugmentConfig, augment, build_transform
+from hf_ser.data.corpora import load_corpus
 
 from .fixtures import make_crema_d, make_ravdess
 
-NOISE_PITCH = [[{"name": "paper_noise"}], [{"name": "pitch_shift", "semitones": 2}]]
+NOISE_PITCH = [
+    [{"name": "PeakRelativeGaussianNoise"}],
+    [{"name": "PitchShift", "min_semitones": 2, "max_semitones": 2, "p": 1.0}],
+]
 
 
 @pytest.fixture
@@ -99,8 +101,8 @@ def test_augment_rows_sources_and_determinism(ravdess):
     assert train.split == "train" and len(train) == 3 * len(splits["train"])
     assert Counter(train["augmentation"]) == {
         "none": len(splits["train"]),
-        "paper_noise": len(splits["train"]),
-        "pitch_shift": len(splits["train"]),
+        "PeakRelativeGaussianNoise": len(splits["train"]),
+        "PitchShift": len(splits["train"]),
     }
     sources = set(splits["train"]["utterance_id"])
     assert set(train["source_id"]) == sources  # augmented copies stay on the side of their source
@@ -118,23 +120,26 @@ def test_augment_rows_sources_and_determinism(ravdess):
 
 def test_paper_noise_follows_the_rule():
     wave = (0.5 * np.sin(np.linspace(0, 400, 8000))).astype(np.float32)
-    transform = build_transform({"name": "paper_noise", "max_factor": 0.035})
-    stds = []
+    transform = build_transform({"name": "PeakRelativeGaussianNoise", "max_factor": 0.035})
+    stds, factors = [], []
     for seed in range(30):
         np.random.seed(seed)
         import random
 
         random.seed(seed)
         stds.append(np.std(transform(samples=wave, sample_rate=8000) - wave))
-    assert max(stds) <= 0.035 * 0.5 * 1.1 and min(stds) >= 0
-    assert np.std(stds) > 0  # the factor is drawn per clip
+        factors.append(transform.parameters["factor"])
+    # noise std = factor * peak (0.5), the factor drawn per clip from U(0, 0.035)
+    np.testing.assert_allclose(stds, 0.5 * np.asarray(factors), rtol=0.05)
+    assert max(factors) <= 0.035 and min(factors) < 0.01 < 0.025 < max(factors)
 
 
 def test_pitch_shift_moves_the_pitch():
     rate = 16000
     t = np.arange(rate) / rate
     wave = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    shifted = build_transform({"name": "pitch_shift", "semitones": 2})(samples=wave, sample_rate=rate)
+    spec = {"name": "PitchShift", "min_semitones": 2, "max_semitones": 2, "p": 1.0}
+    shifted = build_transform(spec)(samples=wave, sample_rate=rate)
     spectrum = np.abs(np.fft.rfft(shifted * np.hanning(shifted.size)))
     peak = np.argmax(spectrum) * rate / shifted.size
     assert abs(peak - 220 * 2 ** (2 / 12)) < 3
@@ -144,9 +149,9 @@ def test_pitch_shift_moves_the_pitch():
     "spec, message",
     [
         ({"name": "reverb"}, "unknown augmentation 'reverb'"),
-        ({"name": "gain", "loudness": 3}, r"unknown parameters \['loudness'\]"),
-        ({"name": "paper_noise", "max_factor": 5}, "max_factor"),
-        ({"name": "time_stretch", "min_rate": 2.0, "max_rate": 1.0}, "time_stretch"),
+        ({"name": "Gain", "loudness": 3}, "augmentation 'Gain': invalid parameters.*loudness"),
+        ({"name": "PeakRelativeGaussianNoise", "max_factor": 5}, "max_factor"),
+        ({"name": "TimeStretch", "min_rate": 2.0, "max_rate": 1.0}, "TimeStretch"),
         ({"semitones": 2}, "'name'"),
     ],
 )
@@ -157,29 +162,41 @@ def test_bad_augmentation_config(spec, message):
 
 def test_all_transforms_build_and_run():
     wave = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    # Any audiomentations waveform transform, by class name, with its own documented parameter names.
     for spec in [
-        {"name": "noise_snr", "snr_db": 20},
-        {"name": "time_stretch", "rate": 0.8},
-        {"name": "time_shift", "samples": 500},
-        {"name": "gain", "gain_db": -6},
+        {"name": "AddGaussianSNR", "min_snr_db": 20, "max_snr_db": 20, "p": 1.0},
+        {"name": "SevenBandParametricEQ", "p": 1.0},
+        {"name": "LowPassFilter", "min_cutoff_freq": 1000, "max_cutoff_freq": 2000, "p": 1.0},
     ]:
         out = build_transform(spec)(samples=wave, sample_rate=8000)
-        assert np.isfinite(out).all() and out.dtype == np.float32
-    stretched = build_transform({"name": "time_stretch", "rate": 0.8})(samples=wave, sample_rate=8000)
+        assert np.isfinite(out).all() and out.dtype == np.float32 and not np.allclose(out, wave)
+    stretch = {"name": "TimeStretch", "min_rate": 0.8, "max_rate": 0.8, "leave_length_unchanged": False, "p": 1.0}
+    stretched = build_transform(stretch)(samples=wave, sample_rate=8000)
     assert abs(stretched.size - 10000) < 200
     np.testing.assert_allclose(
-        build_transform({"name": "gain", "gain_db": -6})(samples=wave, sample_rate=8000),
+        build_transform({"name": "Gain", "min_gain_db": -6, "max_gain_db": -6, "p": 1.0})(
+            samples=wave, sample_rate=8000
+        ),
         wave * 10 ** (-6 / 20),
         rtol=1e-5,
     )
-    shifted = build_transform({"name": "time_shift", "samples": 500})(samples=wave, sample_rate=8000)
+    shift = {"name": "Shift", "min_shift": 500, "max_shift": 500, "shift_unit": "samples", "fade_duration": 0, "p": 1.0}
+    shifted = build_transform(shift)(samples=wave, sample_rate=8000)
     np.testing.assert_allclose(shifted, np.roll(wave, 500), atol=1e-6)
+    # audiomentations' own default p=0.5 is kept: over many clips about half are left unchanged.
+    gain = build_transform({"name": "Gain", "min_gain_db": -6, "max_gain_db": -6})
+    unchanged = sum(np.array_equal(gain(samples=wave, sample_rate=8000), wave) for _ in range(200))
+    assert 70 < unchanged < 130
 
 
 def test_paper_protocol_leaks_on_purpose(ravdess, caplog):
-    with caplog.at_level(logging.WARNING, logger="hf_ser.data"):
-        splits = paper_protocol(ravdess, NOISE_PITCH)
+    from hf_ser.training.protocols import AugmentSettings, ProtocolSettings, get_protocol
+
+    with caplog.at_level(logging.WARNING, logger="hf_ser.training"):
+        settings = ProtocolSettings(test_size=0.25, seed=3)
+        [(_, splits)] = get_protocol("paper").folds(ravdess, settings, AugmentSettings(NOISE_PITCH, 0, 8000, None))
     assert "leaky" in caplog.text
+    assert len(splits["test"]) == round(0.25 * 3 * len(ravdess))  # the config's test_size is honoured
     assert len(splits["train"]) + len(splits["test"]) == 3 * len(ravdess)
     assert splits["validation"]["utterance_id"] == splits["test"]["utterance_id"]
     assert set(splits["train"]["source_id"]) & set(splits["test"]["source_id"])  # the leak it reproduces
@@ -247,5 +264,35 @@ def test_collator_pads_and_masks():
     assert batch["attention_mask"].tolist() == [[1] * 5, [1, 1, 1, 0, 0]]
     assert batch["labels"].tolist() == [2, 0]
     assert torch.all(batch["input_features"][1, 3:] == 0) and torch.all(batch["input_features"][1, :3] == 2)
-    cropped = SERDataCollator(max_frames=4)(rows)
-    assert cropped["input_features"].shape == (2, 4, 3)
+
+
+def test_in_memory_training_items_crop_and_mask():
+    from datasets import Array2D, ClassLabel, Dataset, Features
+
+    from hf_ser.data import InMemoryFeatures
+
+    frames = np.arange(50 * 6, dtype=np.float32).reshape(50, 6)
+    ds = Dataset.from_dict(
+        {"input_features": [frames, frames[:10]], "emotion": [1, 0]},
+        features=Features({"input_features": Array2D((None, 6), "float32"), "emotion": ClassLabel(names=["a", "b"])}),
+    )
+    full = InMemoryFeatures(ds)
+    assert torch.equal(full[0]["input_features"], torch.from_numpy(frames)) and full[0]["labels"] == 1
+    crops = InMemoryFeatures(ds, max_frames=20)
+    torch.manual_seed(0)
+    starts = set()
+    for _ in range(20):
+        item = crops[0]["input_features"]
+        assert item.shape == (20, 6)
+        start = int(item[0, 0]) // 6
+        torch.testing.assert_close(item, torch.from_numpy(frames[start : start + 20]))  # a contiguous window
+        starts.add(start)
+    assert len(starts) > 5  # random windows
+    assert crops[1]["input_features"].shape == (10, 6)  # shorter items are kept whole
+    masked = InMemoryFeatures(ds, time_masks=2, time_mask_width=5, feature_masks=1, feature_mask_width=2)
+    torch.manual_seed(1)
+    item = masked[0]["input_features"]
+    mean = torch.from_numpy(frames).mean(dim=0)
+    replaced = (item == mean).all(dim=1).sum() + (item == mean).all(dim=0).sum()
+    assert replaced > 0 and not torch.equal(item, full[0]["input_features"])
+    assert torch.equal(full[0]["input_features"], torch.from_numpy(frames))  # the stored item is untouched

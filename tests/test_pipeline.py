@@ -8,7 +8,7 @@ import soundfile as sf
 import soxr
 from transformers import pipeline
 
-from hf_ser import SERFeatureExtractor
+from hf_ser import SERAudioClassificationPipeline, SERFeatureExtractor, load_classifier
 from hf_ser.cli import main as cli_main
 
 from .conftest import make_model
@@ -16,7 +16,7 @@ from .conftest import make_model
 
 @pytest.fixture
 def classifier(model_dir):
-    return pipeline("audio-classification", model=str(model_dir))
+    return load_classifier(model_dir)
 
 
 def reference_scores(classifier, wave_16k):
@@ -94,7 +94,7 @@ def test_cli_predict(model_dir, voice, tmp_path, capsys):
         sf.write(paths[-1], voice(1.0, rate, seed=i), rate)
     assert cli_main(["predict", *map(str, paths), "--model", str(model_dir), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    clf = pipeline("audio-classification", model=str(model_dir))
+    clf = pipeline("audio-classification", model=str(model_dir), pipeline_class=SERAudioClassificationPipeline)
     for path in paths:
         assert_same_scores(as_dict(printed[str(path)]), as_dict(clf(str(path), top_k=None)))
     assert cli_main(["predict", str(paths[0]), "--model", str(model_dir), "--top-k", "1"]) == 0
@@ -110,17 +110,70 @@ def test_cli_example_runs_end_to_end(tmp_path, capsys):
     assert "parameters" in out and (tmp_path / "untrained-model" / "model.safetensors").is_file()
 
 
-def test_no_torchaudio_or_ffmpeg_needed():
-    """The pipeline path above ran with neither installed; make sure that stays true here."""
-    probe = "import importlib.util, shutil; print(importlib.util.find_spec('torchaudio'), shutil.which('ffmpeg'))"
+def test_no_torchaudio_or_ffmpeg_needed(classifier, voice, tmp_path, monkeypatch):
+    """Our pipeline never calls ffmpeg nor torchaudio, whether or not the machine has them."""
+    import transformers.pipelines.audio_classification as stock
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the hf-ser pipeline called ffmpeg")
+
+    monkeypatch.setattr(stock, "ffmpeg_read", forbidden)
+    monkeypatch.setattr(stock.subprocess, "Popen", forbidden)
+    monkeypatch.setattr(stock, "is_torchaudio_available", lambda: False)
+    path = tmp_path / "clip.flac"
+    sf.write(path, voice(1.0, 44100), 44100)
+    for inputs in (str(path), path.read_bytes(), {"array": voice(1.0, 8000), "sampling_rate": 8000}):
+        assert len(classifier(inputs, top_k=None)) == 4
+    monkeypatch.undo()
+    probe = "import importlib.util; print(importlib.util.find_spec('torchaudio'))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["None", "None"]
+    assert out.split() == ["None"]  # never installed: with CPU torch it would break transformers' pipeline
 
 
 def test_extractor_rate_mismatch_from_pipeline_is_resampled_not_rejected(classifier, voice):
     # numpy input is documented as "at the extractor's rate"; the dict path is how other rates come in.
     assert SERFeatureExtractor().sampling_rate == 16000
-    assert classifier({"array": voice(1.0, 44100), "sampling_rate": 44100})
+    wave = voice(1.0, 44100)
+    expected = reference_scores(classifier, soxr.resample(wave, 44100, 16000, quality="HQ"))
+    assert_same_scores(as_dict(classifier({"array": wave, "sampling_rate": 44100}, top_k=None)), expected)
+
+
+def test_other_models_keep_transformers_own_pipeline(model_dir):
+    """Importing hf_ser changes no other model's pipeline; ours refuses models that are not hf-ser's."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+    from transformers.pipelines import SUPPORTED_TASKS
+    from transformers.pipelines.audio_classification import AudioClassificationPipeline
+
+    import hf_ser  # noqa: F401
+
+    tiny = Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 4),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        num_labels=2,
+    )
+    w2v = pipeline(
+        "audio-classification",
+        model=Wav2Vec2ForSequenceClassification(tiny),
+        feature_extractor=Wav2Vec2FeatureExtractor(),
+    )
+    assert type(w2v) is AudioClassificationPipeline
+    impl = SUPPORTED_TASKS["audio-classification"]["impl"]  # transformers 5 stores a dotted name
+    assert impl in (
+        AudioClassificationPipeline,
+        "transformers.pipelines.audio_classification.AudioClassificationPipeline",
+    )
+    assert len(w2v(np.zeros(16000, np.float32), top_k=None)) == 2
+    with pytest.raises(ValueError, match="serves hf-ser models"):
+        SERAudioClassificationPipeline(
+            model=Wav2Vec2ForSequenceClassification(tiny), feature_extractor=Wav2Vec2FeatureExtractor()
+        )
 
 
 def test_predict_defaults_to_the_bundled_ravdess_checkpoint(tmp_path, voice, monkeypatch, capsys):

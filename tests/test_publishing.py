@@ -5,7 +5,7 @@ import yaml
 from huggingface_hub import ModelCard
 
 from hf_ser.cli import main as cli_main
-from hf_ser.hub import upload_plan
+from hf_ser.publish.hub import upload_plan
 
 from .conftest import make_model
 
@@ -22,7 +22,13 @@ def run_dir(tmp_path):
         "confusion_matrix": [[6, 2, 1, 1]] * 4,
         "labels": ["neutral", "calm", "happy", "sad"],
         "speakers": {"train": ["01", "02"], "validation": ["03"], "test": ["04"]},
+        "rows": {"train": 120, "validation": 60, "test": 40},
         "parameters": 155935,
+        "epochs_run": 10.0,
+        "train_seconds": 12.0,
+        "seconds_per_epoch": 1.2,
+        "wall_seconds": 15.0,
+        "hardware": {"device": "cpu", "cpu": "x86_64", "torch_threads": 2, "torch": "2.13.0"},
     }
     (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "experiment.yaml").write_text(

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from transformers import pipeline
+
+from hf_ser import load_classifier
 
 from .conftest import make_model
 
@@ -25,7 +26,7 @@ def space(tmp_path_factory, request):
     model_dir = make_model(tmp, labels=["neutral", "happy", "sad", "angry", "fearful"])
     old = os.environ.get("HF_SER_MODEL")
     os.environ["HF_SER_MODEL"] = str(model_dir)
-    from hf_ser.space_app import CSS, build_demo
+    from hf_ser.demo import CSS, build_demo
 
     demo = build_demo()
     demo.launch(
@@ -53,7 +54,7 @@ def clip(tmp: Path, name: str, seconds: float, pitch: float, rate: int = 16000, 
 
 
 def top_label(model_dir, path) -> str:
-    return pipeline("audio-classification", model=str(model_dir))(str(path), top_k=1)[0]["label"]
+    return load_classifier(model_dir)(str(path), top_k=1)[0]["label"]
 
 
 def call(space, path):
@@ -73,7 +74,11 @@ def test_client_label_matches_pipeline(space):
 def test_long_clip_gets_a_timeline(space):
     path = clip(space["tmp"], "long.wav", 9.0, 150, rate=22050)
     label, timeline, _ = call(space, path)
-    assert timeline is not None and label["label"]
+    assert timeline["visible"] is True and timeline["value"]["type"] == "matplotlib"
+    assert timeline["value"]["plot"].startswith("data:image/")
+    assert label["label"] in {c["label"] for c in label["confidences"]}
+    _, short_timeline, _ = call(space, clip(space["tmp"], "short2.wav", 2.0, 150))
+    assert short_timeline["visible"] is False  # clips within one window get no timeline
 
 
 def test_eight_concurrent_calls(space):

@@ -7,14 +7,16 @@ import evaluate
 import numpy as np
 import pytest
 import yaml
-from transformers import AutoModelForAudioClassification, Trainer, pipeline
+from transformers import AutoModelForAudioClassification, Trainer
 
+from hf_ser import load_classifier
 from hf_ser.cli import main as cli_main
-from hf_ser.corpora import load_corpus
 from hf_ser.data import speaker_independent_split
-from hf_ser.experiment import ExperimentConfigError, experiment_from_dict, load_experiment
+from hf_ser.data.corpora import load_corpus
 from hf_ser.metrics import SER_METRICS_PATH
-from hf_ser.training import fit, run_cross_corpus, run_protocol
+from hf_ser.training.config import ExperimentConfigError, experiment_from_dict, load_experiment
+from hf_ser.training.results import ProtocolResult, RunResult
+from hf_ser.training.run import run_cross_corpus, run_protocol, run_split
 
 from .conftest import ROOT
 from .fixtures import make_emodb, make_ravdess
@@ -29,16 +31,16 @@ TINY = {
         "conv_pool_sizes": [2, 1],
         "classifier_hidden_size": 16,
     },
-    "augmentation": {"copies": [[{"name": "gain", "gain_db": -3}]]},
+    "augmentation": {"copies": [[{"name": "Gain", "min_gain_db": -3, "max_gain_db": -3, "p": 1.0}]]},
     "protocol": {"name": "holdout", "test_size": 0.34, "val_size": 0.17, "seed": 0},
     "training": {
         "learning_rate": 0.01,
-        "epochs": 6,
-        "batch_size": 16,
+        "num_train_epochs": 6,
+        "per_device_train_batch_size": 16,
         "num_proc": 1,
         "logging_steps": 5,
         "early_stopping_patience": None,
-        "warmup_ratio": 0.0,
+        "warmup_steps": 0.0,
     },
 }
 
@@ -93,7 +95,12 @@ def test_metric_class_never_predicted_and_absent():
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
     exp = load_experiment(path)
-    assert exp.corpora
+    raw = yaml.safe_load(path.read_text())
+    corpus = (raw.get("data") or {}).get("corpus")
+    if corpus:  # an overlay's own corpus wins over the base it extends
+        assert exp.corpora == ([corpus] if isinstance(corpus, str) else corpus)
+    args = exp.training_arguments(ROOT / "runs" / "never-written", has_validation=True, distributed=False)
+    assert args.num_train_epochs == exp.training.trainer_arguments()["num_train_epochs"]
 
 
 def test_paper_configs_reproduce_the_paper():
@@ -109,23 +116,38 @@ def test_paper_configs_reproduce_the_paper():
         0.6,
     )
     assert exp.protocol.name == "paper" and exp.data.merge_calm
-    assert (exp.training.learning_rate, exp.training.epochs, exp.training.batch_size) == (1e-5, 100, 32)
-    config = exp.model_config([f"l{i}" for i in range(7)])
+    args = exp.training_arguments(ROOT / "runs" / "never-written", has_validation=False, distributed=False)
+    assert (args.learning_rate, args.num_train_epochs, args.per_device_train_batch_size) == (1e-5, 100, 32)
+    assert (exp.protocol.test_size, exp.protocol.seed) == (0.2, 42)
+    config = exp.build_model_config([f"l{i}" for i in range(7)])
     assert config.pooling == "flatten" and config.num_frames == 108 and list(config.conv_channels) == [256, 256]
-    assert load_experiment(ROOT / "configs" / "paper" / "emodb.yaml").training.batch_size == 16
+    emodb = load_experiment(ROOT / "configs" / "paper" / "emodb.yaml")
+    assert emodb.training.trainer_arguments()["per_device_train_batch_size"] == 16
+
+
+def test_overlays_extend_the_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "overlay.yaml").write_text(
+        "extends: base.yaml\ndata: {corpus: emodb}\ntraining: {num_train_epochs: 2}\n"
+    )
+    exp = load_experiment(tmp_path / "overlay.yaml")
+    assert exp.corpora == ["emodb"] and exp.training.trainer_arguments()["num_train_epochs"] == 2
+    assert exp.training.trainer_arguments()["learning_rate"] == 0.01  # from the base
+    assert exp.model["conv_channels"] == [16, 16]
 
 
 @pytest.mark.parametrize(
     "raw, message",
     [
         ({"training": {"lr": 0.1}}, "unknown key 'training.lr'"),
-        ({"training": {"epochs": "ten"}}, "'training.epochs': expected int, got str"),
-        ({"model": {"pooling": 3}}, "'model.pooling': expected str"),
+        ({"training": {"num_train_epochs": "ten"}}, "'training.num_train_epochs': input should be a valid number"),
+        ({"training": {"max_train_frames": "long"}}, "'training.max_train_frames': input should be a valid integer"),
+        ({"model": {"pooling": 3}}, "(?s)'model':.*pooling must be one of"),
         ({"model": {"layers": 3}}, "unknown key 'model.layers'"),
         ({"features": {"n_mfc": 3}}, "unknown key 'features.n_mfc'"),
-        ({"protocol": {"name": "kfold"}}, "'protocol.name' must be one of"),
+        ({"protocol": {"name": "kfold"}}, "'protocol.name': unknown protocol 'kfold'; known: holdout"),
         ({"data": {"corpus": "iemocap"}}, "unknown corpus 'iemocap'"),
-        ({"optimizer": {}}, "unknown key 'experiment.optimizer'"),
+        ({"optimizer": {}}, "unknown key 'optimizer'"),
         ({"augmentation": {"copies": [[{"name": "echo"}]]}}, "unknown augmentation 'echo'"),
     ],
 )
@@ -138,8 +160,9 @@ def test_overrides(tmp_path, capsys):
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(TINY))
     exp = load_experiment(path, ["training.learning_rate=1e-3", "model.pooling=mean", "data.merge_calm=true"])
-    assert exp.training.learning_rate == 1e-3 and exp.model["pooling"] == "mean" and exp.data.merge_calm
-    with pytest.raises(ExperimentConfigError, match="training.learning_rate': expected float"):
+    assert exp.training.trainer_arguments()["learning_rate"] == 1e-3
+    assert exp.model["pooling"] == "mean" and exp.data.merge_calm
+    with pytest.raises(ExperimentConfigError, match="training.learning_rate': input should be a valid number"):
         load_experiment(path, ["training.learning_rate=fast"])
     assert cli_main(["train", "--config", str(path), "--data-dir", str(tmp_path), "--set", "training.bogus=1"]) == 2
     assert "unknown key 'training.bogus'" in capsys.readouterr().err
@@ -166,31 +189,45 @@ def test_train_cli_writes_a_loadable_run(corpus_dir, tmp_path, capsys):
     ]:
         assert (out / name).is_file(), name
     assert not (out / "checkpoints").exists()
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test"]["accuracy"] > 0.5  # 8 learnable classes: chance is 0.125
-    assert not set(metrics["speakers"]["train"]) & set(metrics["speakers"]["test"])
-    assert metrics["rows"]["train"] == 2 * 3 * 15  # 3 training speakers, original + 1 copy
+    metrics = RunResult.load(out / "metrics.json")
+    assert metrics.test.accuracy > 0.5  # 8 learnable classes: chance is 0.125
+    assert not set(metrics.speakers["train"]) & set(metrics.speakers["test"])
+    assert metrics.rows["train"] == 2 * 3 * 15  # 3 training speakers, original + 1 copy
+    test_speakers = metrics.speakers["test"]
+    assert sorted(metrics.speaker_predictions) == test_speakers
+    assert sum(sum(c.values()) for c in metrics.speaker_predictions.values()) == metrics.rows["test"]
     config_json = json.loads((out / "config.json").read_text())
     assert "AutoModel" in config_json["auto_map"] and config_json["id2label"]["1"] == "calm"
     model = AutoModelForAudioClassification.from_pretrained(out)
     assert model.config.num_labels == 8
-    scores = pipeline("audio-classification", model=str(out))(str(next(corpus_dir.rglob("03-01-05-*.wav"))))
+    scores = load_classifier(out)(str(next(corpus_dir.rglob("03-01-05-*.wav"))))
     assert scores[0]["label"] in model.config.label2id
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert any("eval_uar" in entry for entry in log) and any("loss" in entry for entry in log)
-    assert yaml.safe_load((out / "experiment.yaml").read_text())["training"]["epochs"] == 6
+    assert yaml.safe_load((out / "experiment.yaml").read_text())["training"]["num_train_epochs"] == 6
+
+
+def test_train_refuses_a_multi_fold_protocol(corpus_dir, tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    raw = json.loads(json.dumps(TINY))
+    raw["protocol"] = {"name": "speaker-kfold", "folds": 3}
+    config.write_text(yaml.safe_dump(raw))
+    args = ["train", "--config", str(config), "--data-dir", str(corpus_dir), "--output-dir", str(tmp_path / "r")]
+    assert cli_main(args) == 2
+    assert "protocol 'speaker-kfold' has 3 folds" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_class_weights_and_early_stopping(corpus_dir, tmp_path):
     exp = tiny(
         training__class_weighted_loss=True,
         training__early_stopping_patience=1,
-        training__epochs=30,
+        training__num_train_epochs=30,
         training__learning_rate=1e-6,
     )
     splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
-    result = fit(exp, splits, tmp_path / "run")
-    assert result["epochs_run"] < 30  # stopped early: a tiny learning rate gives no validation gain
+    result = run_split(exp, splits, tmp_path / "run")
+    assert result.epochs_run < 30  # stopped early: a tiny learning rate gives no validation gain
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     weights = config["class_weights"]
     assert weights[0] == pytest.approx(2 * weights[1])  # neutral has half as many clips as calm
@@ -198,14 +235,14 @@ def test_class_weights_and_early_stopping(corpus_dir, tmp_path):
 
 def test_resume_from_checkpoint(corpus_dir, tmp_path, monkeypatch):
     splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
-    import hf_ser.training as training
+    import hf_ser.training.run as training
 
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash after training")
 
-    monkeypatch.setattr(training, "_write_run", crash)
+    monkeypatch.setattr(training, "write_run", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        fit(tiny(training__epochs=1), splits, tmp_path / "run")
+        run_split(tiny(training__num_train_epochs=1), splits, tmp_path / "run")
     assert any((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
     monkeypatch.undo()
     seen = {}
@@ -216,51 +253,53 @@ def test_resume_from_checkpoint(corpus_dir, tmp_path, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "train", spy)
-    result = fit(tiny(training__epochs=2), splits, tmp_path / "run", resume=True)
-    assert seen["resume_from_checkpoint"] is True and result["epochs_run"] == 2
+    result = run_split(tiny(training__num_train_epochs=2), splits, tmp_path / "run", resume=True)
+    assert seen["resume_from_checkpoint"] is True and result.epochs_run == 2
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log if "eval_uar" in e] == [1, 2]  # epoch 1 came from the checkpoint
 
 
 # --------------------------------------------------------------------------------------------- protocols
 def test_speaker_kfold_reports_folds_and_mean_std(corpus_dir, tmp_path):
-    exp = tiny(training__epochs=2)
+    exp = tiny(training__num_train_epochs=2)
     summary = run_protocol(exp, corpus_dir, tmp_path / "cv", protocol="speaker-kfold", folds=3)
-    assert list(summary["folds"]) == ["fold_0", "fold_1", "fold_2"]
-    accs = [f["accuracy"] for f in summary["folds"].values()]
-    assert summary["accuracy"]["mean"] == pytest.approx(np.mean(accs))
-    assert summary["accuracy"]["std"] == pytest.approx(np.std(accs))
-    assert np.sum(summary["confusion_matrix"]) == 6 * 15  # every utterance tested exactly once
+    assert list(summary.folds) == ["fold_0", "fold_1", "fold_2"]
+    accs = [f.accuracy for f in summary.folds.values()]
+    assert summary.accuracy.mean == pytest.approx(np.mean(accs))
+    assert summary.accuracy.std == pytest.approx(np.std(accs))
+    assert np.sum(summary.confusion_matrix) == 6 * 15  # every utterance tested exactly once
+    assert ProtocolResult.load(tmp_path / "cv" / "summary.json") == summary
     assert (tmp_path / "cv" / "summary.md").read_text().count("| fold_") == 3
     assert (tmp_path / "cv" / "fold_2" / "model.safetensors").is_file()
 
 
 def test_loso_utterance_and_paper_protocols(tmp_path):
     emodb = make_emodb(tmp_path / "emodb")
-    exp = tiny(data__corpus="emodb", training__epochs=1, protocol__val_size=0.0)
+    exp = tiny(data__corpus="emodb", training__num_train_epochs=1, protocol__val_size=0.0)
     loso = run_protocol(exp, emodb, tmp_path / "loso", protocol="loso")
-    assert list(loso["folds"]) == ["speaker_03", "speaker_08", "speaker_09", "speaker_10"]
+    assert list(loso.folds) == ["speaker_03", "speaker_08", "speaker_09", "speaker_10"]
     utt = run_protocol(exp, emodb, tmp_path / "utt", protocol="utterance")
-    assert list(utt["folds"]) == ["utterance"]
+    assert list(utt.folds) == ["utterance"]
     paper = run_protocol(exp, emodb, tmp_path / "paper", protocol="paper")
-    metrics = json.loads((tmp_path / "paper" / "paper" / "metrics.json").read_text())
-    assert metrics["rows"]["train"] + metrics["rows"]["test"] == 2 * 28  # augmented first, then split by row
-    assert paper["protocol"] == "paper"
+    metrics = RunResult.load(tmp_path / "paper" / "paper" / "metrics.json")
+    assert metrics.rows["train"] + metrics.rows["test"] == 2 * 28  # augmented first, then split by row
+    assert metrics.rows["test"] == round(0.34 * 2 * 28)  # the config's protocol.test_size
+    assert paper.protocol == "paper"
 
 
 def test_cross_corpus_on_shared_labels(corpus_dir, tmp_path):
     emodb = make_emodb(tmp_path / "emodb")
-    exp = tiny(training__epochs=1)
+    exp = tiny(training__num_train_epochs=1)
     summary = run_cross_corpus(exp, "ravdess", corpus_dir, "emodb", emodb, tmp_path / "x")
-    assert summary["labels"] == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
-    assert np.sum(summary["confusion_matrix"]) == 28 - 4  # EMO-DB without boredom
+    assert summary.labels == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
+    assert np.sum(summary.confusion_matrix) == 28 - 4  # EMO-DB without boredom
 
 
 @pytest.mark.slow
 def test_accelerate_two_cpu_processes(corpus_dir, tmp_path):
     config = tmp_path / "tiny.yaml"
     raw = json.loads(json.dumps(TINY))
-    raw["training"]["epochs"] = 2
+    raw["training"]["num_train_epochs"] = 2
     config.write_text(yaml.safe_dump(raw))
     out = tmp_path / "ddp"
     env = {**os.environ, "HF_SER_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
@@ -301,17 +340,21 @@ def test_accelerate_two_cpu_processes(corpus_dir, tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     assert "[rank 0] training finished" in run.stdout and "[rank 1] training finished" in run.stdout
     assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors"]
-    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] >= 0
+    result = RunResult.load(out / "metrics.json")
+    assert sum(result.rows.values()) == 6 * 15 + 3 * 15  # every utterance once, training ones twice (1 copy)
+    assert result.epochs_run == 2
 
 
 def test_last_training_batch_never_holds_a_single_item():
-    from datasets import Dataset
+    from datasets import Array2D, ClassLabel, Dataset, Features
 
-    from hf_ser.training import _avoid_single_item_batch
+    from hf_ser.training.trainer import FitOptions, _training_items
 
-    rows = Dataset.from_dict({"input_features": [np.ones((3, 2), np.float32)] * 33, "labels": list(range(33))})
-    rows = rows.with_format("numpy")
-    padded = _avoid_single_item_batch(rows, 32)
+    features = Features({"input_features": Array2D((None, 2), "float32"), "emotion": ClassLabel(num_classes=40)})
+    rows = Dataset.from_dict(
+        {"input_features": [np.ones((3, 2), np.float32)] * 33, "emotion": list(range(33))}, features
+    )
+    padded = _training_items(rows, "input_features", FitOptions(), 32)
     assert len(padded) == 34 and padded[33]["labels"] == padded[0]["labels"]
-    assert len(_avoid_single_item_batch(rows, 16)) == 34
-    assert len(_avoid_single_item_batch(rows, 10)) == 33  # 33 % 10 == 3: untouched
+    assert len(_training_items(rows, "input_features", FitOptions(), 16)) == 34
+    assert len(_training_items(rows, "input_features", FitOptions(), 10)) == 33  # 33 % 10 == 3: untouched

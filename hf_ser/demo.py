@@ -1,6 +1,6 @@
 """The Gradio app of the hf-ser Space (``space/app.py`` and ``hf-ser demo`` both build it from here).
 
-Models offered: the checkpoints bundled in ``checkpoints/`` and, if set, the folder or Hub id in the
+Models offered: the checkpoints shipped in the package (``hf_ser/checkpoints``) and, if set, the folder or Hub id in the
 ``HF_SER_MODEL`` environment variable. Audio comes by upload or microphone and is decoded with
 soundfile (so WAV, FLAC and OGG work without ffmpeg). Clips longer than ``WINDOW_SECONDS`` also get an
 emotion-over-time plot from overlapping windows.
@@ -8,7 +8,6 @@ emotion-over-time plot from overlapping windows.
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from .audio import AudioDecodeError, load_audio
 from .inference import bundled_checkpoints, load_classifier
+from .training.results import RunResult
 
 WINDOW_SECONDS = 4.0
 HOP_SECONDS = 1.0
@@ -51,18 +51,18 @@ def model_summary(model: str) -> str:
     path = Path(model) / "metrics.json"
     if not path.is_file():
         return f"Model `{model}`: no evaluation record found next to it."
-    metrics = json.loads(path.read_text())
-    test = metrics["test"]
+    result = RunResult.load(path)
+    test = result.test
     text = (
-        f"**{len(metrics['labels'])} classes** ({', '.join(metrics['labels'])}), {metrics.get('parameters', 0):,} "
+        f"**{len(result.labels)} classes** ({', '.join(result.labels)}), {result.parameters:,} "
         f"parameters. On speakers it never heard (speaker-independent test set): accuracy "
-        f"**{100 * test['accuracy']:.1f} %**, UAR {100 * test['uar']:.1f} %."
+        f"**{100 * test.accuracy:.1f} %**, UAR {100 * test.uar:.1f} %."
     )
-    cv = metrics.get("cross_validation")
-    if cv:
+    cv = result.cross_validation
+    if cv is not None:
         text += (
-            f" Across {cv['protocol']} cross-validation: accuracy {100 * cv['accuracy']['mean']:.1f} ± "
-            f"{100 * cv['accuracy']['std']:.1f} %, UAR {100 * cv['uar']['mean']:.1f} ± {100 * cv['uar']['std']:.1f} %."
+            f" Across {cv.protocol} ({len(cv.folds)} folds): accuracy {cv.accuracy.percent()} %, "
+            f"UAR {cv.uar.percent()} %."
         )
     return text + " Trained on acted speech: expect less on everyday recordings."
 

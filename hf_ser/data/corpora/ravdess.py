@@ -6,12 +6,26 @@ from pathlib import Path
 
 from datasets import Value
 
-from .base import Corpus, Excluded, match
+from .base import Corpus, CorpusFacts, Excluded, match
 
 
 class Ravdess(Corpus):
     name = "ravdess"
     emotions = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")  # codes 01..08
+    to_unified = dict(zip(emotions, emotions))
+    facts = CorpusFacts(
+        title="RAVDESS",
+        language="en",
+        language_name="North American English",
+        license="cc-by-nc-sa-4.0",
+        license_text="RAVDESS is CC BY-NC-SA 4.0 (Livingstone & Russo, 2018). A model trained on it inherits the "
+        "non-commercial, share-alike terms: such a model is CC BY-NC-SA 4.0 too and may not be used commercially.",
+        description="the speech part of RAVDESS (24 professional actors, 12 female, 12 male; two neutral "
+        "statements spoken in 8 emotions, normal and strong intensity).",
+        citation="@article{livingstone2018ravdess,\n  title   = {The Ryerson Audio-Visual Database of "
+        "Emotional Speech and Song (RAVDESS)},\n  author  = {Livingstone, Steven R. and Russo, Frank A.},\n"
+        "  journal = {PLoS ONE},\n  volume  = {13},\n  number  = {5},\n  pages   = {e0196391},\n  year    = {2018}\n}",
+    )
     layout = "Actor_01 … Actor_24/03-01-EE-II-SS-RR-AA.wav (any wrapper folder; audio-only speech, modality 03)"
     extra_features = {"intensity": Value("string"), "statement": Value("int32"), "repetition": Value("int32")}
 

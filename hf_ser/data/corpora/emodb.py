@@ -6,7 +6,7 @@ from pathlib import Path
 
 from datasets import Value
 
-from .base import Corpus, match
+from .base import Corpus, CorpusFacts, match
 
 LETTERS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral"}
 SPEAKER_GENDER = {
@@ -26,6 +26,28 @@ SPEAKER_GENDER = {
 class EmoDB(Corpus):
     name = "emodb"
     emotions = tuple(LETTERS.values())
+    to_unified = {
+        "anger": "angry",
+        "boredom": "boredom",
+        "disgust": "disgust",
+        "fear": "fearful",
+        "happiness": "happy",
+        "sadness": "sad",
+        "neutral": "neutral",
+    }
+    facts = CorpusFacts(
+        title="EMO-DB",
+        language="de",
+        language_name="German",
+        license="other",
+        license_text="Berlin EMO-DB is distributed by its authors for research (Burkhardt et al., 2005); check "
+        "its terms before any use beyond research. A model trained on it is for research use only.",
+        description="the Berlin Database of Emotional Speech (10 actors, 5 female, 5 male; 10 German sentences "
+        "in 7 emotions, full-length recordings of 1.2 to 9 s).",
+        citation="@inproceedings{burkhardt2005emodb,\n  title     = {A database of German emotional speech},\n"
+        "  author    = {Burkhardt, Felix and Paeschke, Astrid and Rolfes, Miriam and Sendlmeier, Walter F. and "
+        "Weiss, Benjamin},\n  booktitle = {Interspeech},\n  pages     = {1517--1520},\n  year      = {2005}\n}",
+    )
     layout = "wav/03a01Fa.wav (speaker 03…16, text code a01…b10, emotion W L E A F T N, version letter)"
     extra_features = {"text": Value("string")}
 

@@ -154,6 +154,9 @@ class SERPreTrainedModel(PreTrainedModel):
             }
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    def _return_dict(self, return_dict: bool | None) -> bool:
+        return self.config.return_dict if return_dict is None else return_dict
+
     @staticmethod
     def _frame_mask(input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:
@@ -197,7 +200,7 @@ class SERModel(SERPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPooling:
+    ) -> BaseModelOutputWithPooling | tuple:
         if input_features.ndim != 3 or input_features.shape[-1] != self.config.num_mfcc:
             raise ValueError(
                 f"input_features must be (batch, frames, {self.config.num_mfcc}), got {tuple(input_features.shape)}"
@@ -216,11 +219,12 @@ class SERModel(SERPreTrainedModel):
         if self.spatial_attention is not None:
             hidden = self.spatial_attention(hidden, mask)
         pooled = self.pooling(hidden, mask)
-        return BaseModelOutputWithPooling(
+        output = BaseModelOutputWithPooling(
             last_hidden_state=hidden.transpose(1, 2),
             pooler_output=pooled,
             hidden_states=tuple(all_hidden) if output_hidden_states else None,
         )
+        return output if self._return_dict(return_dict) else output.to_tuple()
 
 
 class SERForAudioClassification(SERPreTrainedModel):
@@ -242,8 +246,10 @@ class SERForAudioClassification(SERPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> SequenceClassifierOutput:
-        outputs = self.ser(input_features, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
+    ) -> SequenceClassifierOutput | tuple:
+        outputs = self.ser(
+            input_features, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
+        )
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
@@ -253,7 +259,8 @@ class SERForAudioClassification(SERPreTrainedModel):
                 weight=self.class_weights,
                 label_smoothing=self.config.label_smoothing,
             )
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if self._return_dict(return_dict) else output.to_tuple()
 
 
 __all__ = ["SERPreTrainedModel", "SERModel", "SERForAudioClassification"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from datasets import Value
 
-from .base import Corpus, match
+from .base import Corpus, CorpusFacts, match
 
 CODES = {
     "dis": "disgust",
@@ -22,6 +22,26 @@ CODES = {
 class Emovo(Corpus):
     name = "emovo"
     emotions = tuple(CODES.values())
+    to_unified = {
+        "disgust": "disgust",
+        "joy": "happy",
+        "neutral": "neutral",
+        "fear": "fearful",
+        "anger": "angry",
+        "surprise": "surprised",
+        "sadness": "sad",
+    }
+    facts = CorpusFacts(
+        title="EMOVO",
+        language="it",
+        language_name="Italian",
+        license="other",
+        license_text="EMOVO is distributed by its authors for research (Costantini et al., 2014); check its terms.",
+        description="EMOVO (6 Italian actors, 3 female, 3 male; 14 sentences in 7 emotions).",
+        citation="@inproceedings{costantini2014emovo,\n  title     = {EMOVO corpus: an Italian emotional speech "
+        "database},\n  author    = {Costantini, Giovanni and Iaderola, Iacopo and Paoloni, Andrea and Todisco, "
+        "Massimiliano},\n  booktitle = {LREC},\n  pages     = {3501--3504},\n  year      = {2014}\n}",
+    )
     layout = "f1/dis-f1-b1.wav (emotion dis gio neu pau rab sor tri - speaker f1…m3 - sentence code)"
     extra_features = {"sentence": Value("string")}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from datasets import Value
 
-from .base import Corpus, match
+from .base import Corpus, CorpusFacts, match
 
 EMOTION_CODES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
@@ -16,6 +16,27 @@ LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
 class CremaD(Corpus):
     name = "crema_d"
     emotions = tuple(EMOTION_CODES.values())
+    to_unified = {
+        "anger": "angry",
+        "disgust": "disgust",
+        "fear": "fearful",
+        "happy": "happy",
+        "neutral": "neutral",
+        "sad": "sad",
+    }
+    facts = CorpusFacts(
+        title="CREMA-D",
+        language="en",
+        language_name="American English",
+        license="odbl",
+        license_text="CREMA-D is released under the Open Database License (ODbL v1.0) with its contents under the "
+        "Database Contents License (Cao et al., 2014).",
+        description="CREMA-D (91 actors of diverse ages and ethnicities; 12 sentences in 6 emotions).",
+        citation="@article{cao2014crema,\n  title   = {CREMA-D: Crowd-sourced emotional multimodal actors dataset},"
+        "\n  author  = {Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and Nenkova, "
+        "Ani and Verma, Ragini},\n  journal = {IEEE Transactions on Affective Computing},\n  volume  = {5},\n"
+        "  number  = {4},\n  pages   = {377--390},\n  year    = {2014}\n}",
+    )
     layout = "AudioWAV/1001_DFA_ANG_XX.wav (speaker_sentence_emotion_level), optional VideoDemographics.csv beside"
     extra_features = {"sentence": Value("string"), "level": Value("string")}
 

@@ -5,9 +5,11 @@ becomes one new row, which records its ``source_id`` (the utterance it came from
 
     augmentation:
       copies:
-        - [{name: paper_noise, max_factor: 0.035}]
-        - [{name: pitch_shift, semitones: 2}]
-        - [{name: pitch_shift, semitones: 2}, {name: paper_noise}]
+        - [{name: AddGaussianSNR, min_snr_db: 15, max_snr_db: 30, p: 1.0}]
+        - [{name: PitchShift, min_semitones: -2, max_semitones: 2, p: 1.0}]
+
+A step is any audiomentations waveform transform, named by its class, with its own documented
+parameters and defaults; ``PeakRelativeGaussianNoise`` (the paper's noise) is ours.
 
 Every copy is seeded from (seed, utterance_id, copy index), so the same seed gives byte-identical audio
 whatever the batch size or ``num_proc``.
@@ -24,10 +26,9 @@ import audiomentations as am
 import numpy as np
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 from datasets import Dataset, Sequence, Value
-from datasets.fingerprint import Hasher
 
-from .audio import AudioDecodeError, check_waveform
-from .data import ON_ERROR, cache_path, decode_row, drop_failed
+from ..audio import AudioDecodeError, decode_row
+from .cache import cached_map, check_on_error
 
 
 class PeakRelativeGaussianNoise(BaseWaveformTransform):
@@ -42,7 +43,7 @@ class PeakRelativeGaussianNoise(BaseWaveformTransform):
     def __init__(self, max_factor: float = 0.035, p: float = 1.0):
         super().__init__(p)
         if not 0 < max_factor <= 1:
-            raise ValueError(f"paper_noise: max_factor must be in (0, 1], got {max_factor}")
+            raise ValueError(f"PeakRelativeGaussianNoise: max_factor must be in (0, 1], got {max_factor}")
         self.max_factor = max_factor
 
     def randomize_parameters(self, samples: np.ndarray, sample_rate: int) -> None:
@@ -55,80 +56,32 @@ class PeakRelativeGaussianNoise(BaseWaveformTransform):
         return (samples + amplitude * np.random.normal(size=samples.shape)).astype(np.float32)
 
 
-def _range(params: dict, single: str, low: str, high: str, default: tuple[float, float]) -> tuple[float, float]:
-    if single in params:
-        value = params.pop(single)
-        return value, value
-    return params.pop(low, default[0]), params.pop(high, default[1])
+OUR_TRANSFORMS: dict[str, type[BaseWaveformTransform]] = {"PeakRelativeGaussianNoise": PeakRelativeGaussianNoise}
 
 
-def _paper_noise(p):
-    return PeakRelativeGaussianNoise(max_factor=p.pop("max_factor", 0.035))
-
-
-def _noise_snr(p):
-    lo, hi = _range(p, "snr_db", "min_snr_db", "max_snr_db", (10.0, 30.0))
-    return am.AddGaussianSNR(min_snr_db=lo, max_snr_db=hi, p=1.0)
-
-
-def _pitch_shift(p):
-    lo, hi = _range(p, "semitones", "min_semitones", "max_semitones", (-2.0, 2.0))
-    return am.PitchShift(min_semitones=lo, max_semitones=hi, method=p.pop("method", "signalsmith_stretch"), p=1.0)
-
-
-def _time_stretch(p):
-    lo, hi = _range(p, "rate", "min_rate", "max_rate", (0.8, 1.25))
-    return am.TimeStretch(
-        min_rate=lo,
-        max_rate=hi,
-        leave_length_unchanged=p.pop("leave_length_unchanged", False),
-        method=p.pop("method", "signalsmith_stretch"),
-        p=1.0,
-    )
-
-
-def _time_shift(p):
-    lo, hi = _range(p, "samples", "min_samples", "max_samples", (-5000, 5000))
-    return am.Shift(
-        min_shift=int(lo),
-        max_shift=int(hi),
-        shift_unit="samples",
-        rollover=p.pop("rollover", True),
-        fade_duration=0.0,
-        p=1.0,
-    )
-
-
-def _gain(p):
-    lo, hi = _range(p, "gain_db", "min_gain_db", "max_gain_db", (-6.0, 6.0))
-    return am.Gain(min_gain_db=lo, max_gain_db=hi, p=1.0)
-
-
-TRANSFORMS = {
-    "paper_noise": _paper_noise,
-    "noise_snr": _noise_snr,
-    "pitch_shift": _pitch_shift,
-    "time_stretch": _time_stretch,
-    "time_shift": _time_shift,
-    "gain": _gain,
-}
+def transform_class(name: str) -> type[BaseWaveformTransform]:
+    """An audiomentations waveform transform by its class name, or one of :data:`OUR_TRANSFORMS`."""
+    cls = OUR_TRANSFORMS.get(name) or getattr(am, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseWaveformTransform)):
+        raise ValueError(
+            f"unknown augmentation {name!r}: expected an audiomentations waveform transform class name "
+            f"(e.g. AddGaussianSNR, PitchShift, Gain, TimeStretch, Shift, SevenBandParametricEQ) or one of "
+            f"{', '.join(OUR_TRANSFORMS)}"
+        )
+    return cls
 
 
 def build_transform(spec: dict) -> BaseWaveformTransform:
-    """One transform from ``{"name": ..., **params}``; unknown names, parameters or values raise ValueError."""
+    """One transform from ``{"name": ClassName, **its own parameters}``; audiomentations' defaults apply
+    (including ``p=0.5``: set ``p: 1.0`` for a copy that is always transformed). Errors name the step."""
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(f"an augmentation step must be a mapping with a 'name', got {spec!r}")
     params = dict(spec)
-    name = params.pop("name")
-    if name not in TRANSFORMS:
-        raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(TRANSFORMS)}")
+    cls = transform_class(params.pop("name"))
     try:
-        transform = TRANSFORMS[name](params)
+        return cls(**params)
     except (AssertionError, TypeError, ValueError) as err:
-        raise ValueError(f"augmentation {name!r}: invalid parameters {spec} ({err or 'rejected'})") from err
-    if params:
-        raise ValueError(f"augmentation {name!r}: unknown parameters {sorted(params)}")
-    return transform
+        raise ValueError(f"augmentation {spec['name']!r}: invalid parameters {params} ({err or 'rejected'})") from err
 
 
 @dataclass
@@ -161,18 +114,6 @@ class AugmentConfig:
         return ["+".join(s["name"] for s in copy) for copy in self.copies]
 
 
-PAPER_AUGMENTATION = AugmentConfig(
-    copies=[
-        [{"name": "paper_noise", "max_factor": 0.035}],
-        [{"name": "pitch_shift", "semitones": 2.0, "method": "librosa_phase_vocoder"}],
-        [
-            {"name": "pitch_shift", "semitones": 2.0, "method": "librosa_phase_vocoder"},
-            {"name": "paper_noise", "max_factor": 0.035},
-        ],
-    ]
-)
-
-
 def copy_seed(seed: int, utterance_id: str, copy_index: int) -> int:
     digest = hashlib.sha256(f"{seed}/{utterance_id}/{copy_index}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
@@ -190,9 +131,7 @@ def _augment_fn(config: AugmentConfig, seed: int, sampling_rate: int | None, on_
             row = {k: v[i] for k, v in batch.items()}
             try:
                 rate = sampling_rate or _native_rate(row["audio"])
-                wave = check_waveform(
-                    decode_row(row["audio"], row.get("array"), row.get("sampling_rate"), rate), row["audio"]
-                )
+                wave = decode_row(row["audio"], row.get("array"), row.get("sampling_rate"), rate)
                 error = ""
             except (AudioDecodeError, ValueError) as err:
                 if on_error == "raise":
@@ -250,29 +189,25 @@ def augment(
         raise ValueError(
             f"augment() only takes a training split, got split={split!r}; augmenting validation or test data "
             "leaks copies of test utterances into training. Use the 'train' part of a split function, or "
-            "hf_ser.data.mark_split(ds, 'train') for a dataset that really is training data."
+            "hf_ser.data.splits.mark_split(ds, 'train') for a dataset that really is training data."
         )
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    check_on_error(on_error)
     config = AugmentConfig.from_value(config)
     features = dataset.features.copy()
     features["array"] = Sequence(Value("float32"))
     features["sampling_rate"] = Value("int32")
     for column in ("source_id", "augmentation", "augment_error"):
         features[column] = Value("string")
-    fingerprint = Hasher.hash(
-        (dataset._fingerprint, config.copies, config.keep_original, seed, sampling_rate, on_error)
-    )
-    augmented = dataset.map(
+    augmented, _ = cached_map(
+        dataset,
         _augment_fn(config, seed, sampling_rate, on_error),
-        batched=True,
-        batch_size=batch_size,
-        num_proc=num_proc if num_proc and num_proc > 1 and len(dataset) > batch_size else None,
-        remove_columns=dataset.column_names,
+        kind="augment",
+        settings=(config.copies, config.keep_original, seed, sampling_rate, on_error),
         features=features,
-        cache_file_name=cache_path("augment", fingerprint, cache_dir),
-        new_fingerprint=fingerprint,
-        desc="augment",
+        error_column="augment_error",
+        remove_columns=dataset.column_names,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        cache_dir=cache_dir,
     )
-    augmented, _ = drop_failed(augmented, "augment_error", "augment")
     return augmented

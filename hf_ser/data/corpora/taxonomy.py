@@ -1,4 +1,4 @@
-"""The unified emotion set and how every corpus's own labels map onto it.
+"""The unified emotion set; each corpus module maps its own labels onto it (``Corpus.to_unified``).
 
 | unified   | RAVDESS   | CREMA-D | TESS              | SAVEE     | EMO-DB        | EMOVO         |
 |-----------|-----------|---------|-------------------|-----------|---------------|---------------|
@@ -17,63 +17,26 @@
 
 from __future__ import annotations
 
+import logging
+
 from datasets import ClassLabel, Dataset
 
-UNIFIED_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom")
+from .base import CORPORA
 
-TO_UNIFIED: dict[str, dict[str, str]] = {
-    "ravdess": {e: e for e in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")},
-    "crema_d": {
-        "anger": "angry",
-        "disgust": "disgust",
-        "fear": "fearful",
-        "happy": "happy",
-        "neutral": "neutral",
-        "sad": "sad",
-    },
-    "tess": {
-        "angry": "angry",
-        "disgust": "disgust",
-        "fear": "fearful",
-        "happy": "happy",
-        "neutral": "neutral",
-        "pleasant_surprise": "surprised",
-        "sad": "sad",
-    },
-    "savee": {
-        "anger": "angry",
-        "disgust": "disgust",
-        "fear": "fearful",
-        "happiness": "happy",
-        "neutral": "neutral",
-        "sadness": "sad",
-        "surprise": "surprised",
-    },
-    "emodb": {
-        "anger": "angry",
-        "boredom": "boredom",
-        "disgust": "disgust",
-        "fear": "fearful",
-        "happiness": "happy",
-        "sadness": "sad",
-        "neutral": "neutral",
-    },
-    "emovo": {
-        "disgust": "disgust",
-        "joy": "happy",
-        "neutral": "neutral",
-        "fear": "fearful",
-        "anger": "angry",
-        "surprise": "surprised",
-        "sadness": "sad",
-    },
-}
+UNIFIED_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom")
+logger = logging.getLogger("hf_ser.corpora")
+
+
+def _mapping(corpus: str) -> dict[str, str]:
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
+    return CORPORA[corpus].to_unified
 
 
 def unified_label(corpus: str, label: str, merge_calm: bool = False) -> str:
     """The unified name of one corpus label."""
     try:
-        unified = TO_UNIFIED[corpus][label]
+        unified = _mapping(corpus)[label]
     except KeyError as err:
         raise ValueError(f"no unified label for {corpus!r} label {label!r}") from err
     return "neutral" if merge_calm and unified == "calm" else unified
@@ -81,7 +44,7 @@ def unified_label(corpus: str, label: str, merge_calm: bool = False) -> str:
 
 def unified_label_set(corpora: list[str], merge_calm: bool = False, common_only: bool = False) -> list[str]:
     """Unified labels present in the given corpora (all, or only those every corpus has), in canonical order."""
-    sets = [{unified_label(c, lab, merge_calm) for lab in TO_UNIFIED[c]} for c in corpora]
+    sets = [{unified_label(c, lab, merge_calm) for lab in _mapping(c)} for c in corpora]
     chosen = set.intersection(*sets) if common_only else set.union(*sets)
     return [e for e in UNIFIED_EMOTIONS if e in chosen]
 
@@ -94,10 +57,8 @@ def unify_labels(dataset: Dataset, corpus: str, merge_calm: bool = False, labels
     target = ClassLabel(names=list(labels))
     keep = [i for i, e in enumerate(dataset["emotion"]) if mapping[e] in labels]
     if len(keep) < len(dataset):
-        import logging
-
         dropped = sorted({names[e] for e in dataset["emotion"] if mapping[e] not in labels})
-        logging.getLogger("hf_ser.corpora").warning(
+        logger.warning(
             "%s: %d utterances with labels %s are outside the chosen label set and were left out",
             corpus,
             len(dataset) - len(keep),

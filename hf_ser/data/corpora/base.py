@@ -65,18 +65,45 @@ class LoadReport:
         )
 
 
+@dataclass(frozen=True)
+class CorpusFacts:
+    """What a model card and the docs must say about a corpus: language, licence, citation, contents."""
+
+    title: str
+    language: str  # ISO 639-1 code, as the Hub's card metadata expects
+    language_name: str
+    license: str  # Hub licence id of the corpus; a model trained on it inherits the terms
+    license_text: str
+    description: str
+    citation: str
+
+
+CORPORA: dict[str, type[Corpus]] = {}
+
+
 class Corpus:
-    """One corpus: its emotion set, its file-naming rule and the layout it expects.
+    """One corpus: everything about it lives in its module (naming rule, labels, facts, unified mapping).
 
     Subclasses set the class attributes and implement :meth:`parse`, which turns one audio file into a
     row (a dict with at least ``emotion``, ``speaker``, ``gender``), an :class:`Excluded`, or ``None``
-    when the name matches no rule.
+    when the name matches no rule. Defining a subclass with a ``name`` registers it in :data:`CORPORA`.
     """
 
     name: str = ""
     emotions: tuple[str, ...] = ()
+    to_unified: dict[str, str] = {}  # own label -> unified label (hf_ser.data.corpora.taxonomy)
+    facts: CorpusFacts
     layout: str = ""
     extra_features: dict[str, Value] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.name:
+            return
+        missing = set(cls.emotions) ^ set(cls.to_unified)
+        if missing or not isinstance(getattr(cls, "facts", None), CorpusFacts):
+            raise TypeError(f"corpus {cls.name!r}: needs facts and a unified mapping of every emotion ({missing})")
+        CORPORA[cls.name] = cls
 
     def prepare(self, root: Path) -> None:
         """Read side files (speaker tables…) before parsing; default: nothing."""

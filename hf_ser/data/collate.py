@@ -1,0 +1,90 @@
+"""Batching: the padding collator, and in-memory training features with random crops and masking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from datasets import Dataset
+
+
+@dataclass
+class SERDataCollator:
+    """Pads ``input_features`` to the longest item; returns ``attention_mask`` and ``labels`` tensors.
+
+    Args:
+        padding_value: value written into padded frames (the feature extractor's ``padding_value``).
+        label_column: the row key holding the class id.
+    """
+
+    padding_value: float = 0.0
+    label_column: str = "labels"
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        feats = [torch.as_tensor(np.asarray(r["input_features"], dtype=np.float32)) for r in rows]
+        lengths = [f.shape[0] for f in feats]
+        if min(lengths) == 0:
+            raise ValueError("a row has no feature frames (was a failed file left in the dataset?)")
+        batch = torch.full((len(feats), max(lengths), feats[0].shape[1]), self.padding_value, dtype=torch.float32)
+        mask = torch.zeros(len(feats), max(lengths), dtype=torch.int32)
+        for i, f in enumerate(feats):
+            batch[i, : f.shape[0]] = f
+            mask[i, : f.shape[0]] = 1
+        out = {"input_features": batch, "attention_mask": mask}
+        if self.label_column in rows[0]:
+            out["labels"] = torch.tensor([int(r[self.label_column]) for r in rows], dtype=torch.long)
+        return out
+
+
+class InMemoryFeatures(torch.utils.data.Dataset):
+    """A feature dataset held in memory as tensors: no Arrow decoding per step, which made epochs slow.
+
+    For training, each access can take a random crop of ``max_frames`` frames and apply SpecAugment-style
+    masking: ``time_masks`` spans of up to ``time_mask_width`` frames and ``feature_masks`` bands of up to
+    ``feature_mask_width`` coefficients, each replaced by the utterance's mean (a zero would be an extreme
+    value for raw MFCCs). Randomness comes from torch's generator, which the Trainer seeds.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        column: str = "input_features",
+        label_column: str = "emotion",
+        max_frames: int | None = None,
+        time_masks: int = 0,
+        time_mask_width: int = 20,
+        feature_masks: int = 0,
+        feature_mask_width: int = 4,
+    ):
+        table = dataset.with_format("numpy")
+        self.features = [torch.from_numpy(np.asarray(f, dtype=np.float32)) for f in table[column]]
+        self.labels = [int(v) for v in table[label_column]]
+        self.max_frames = max_frames
+        self.time_masks, self.time_mask_width = time_masks, time_mask_width
+        self.feature_masks, self.feature_mask_width = feature_masks, feature_mask_width
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict:
+        feats = self.features[index]
+        if self.max_frames and feats.shape[0] > self.max_frames:
+            start = int(torch.randint(0, feats.shape[0] - self.max_frames + 1, ()))
+            feats = feats[start : start + self.max_frames]
+        if self.time_masks or self.feature_masks:
+            feats = self._mask(feats.clone())
+        return {"input_features": feats, "labels": self.labels[index]}
+
+    def _mask(self, feats: torch.Tensor) -> torch.Tensor:
+        mean = feats.mean(dim=0)
+        frames, dims = feats.shape
+        for _ in range(self.time_masks):
+            width = int(torch.randint(0, min(self.time_mask_width, frames // 4) + 1, ()))
+            start = int(torch.randint(0, frames - width + 1, ()))
+            feats[start : start + width] = mean
+        for _ in range(self.feature_masks):
+            width = int(torch.randint(0, min(self.feature_mask_width, dims) + 1, ()))
+            start = int(torch.randint(0, dims - width + 1, ()))
+            feats[:, start : start + width] = mean[start : start + width]
+        return feats

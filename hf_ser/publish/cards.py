@@ -1,0 +1,132 @@
+"""Model cards for run folders and checkpoints, rendered with ``huggingface_hub.ModelCard``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..data.corpora import CORPORA, CorpusFacts
+from ..training.protocols import PROTOCOLS
+from ..training.results import RunResult
+from .reports import class_report_markdown
+
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
+
+
+def _corpora(experiment: dict) -> list[str]:
+    corpus = experiment.get("data", {}).get("corpus", "ravdess")
+    return [corpus] if isinstance(corpus, str) else list(corpus)
+
+
+def corpus_facts(name: str) -> CorpusFacts:
+    """The corpus module's own facts; an unknown corpus is an error, never a silent default."""
+    if name not in CORPORA:
+        raise ValueError(f"the run was trained on {name!r}, which no corpus module describes; known: {list(CORPORA)}")
+    return CORPORA[name].facts
+
+
+def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str | None = None) -> ModelCard:
+    """Build the model card of a run folder (``metrics.json``, ``experiment.yaml``, ``config.json``)."""
+    run_dir = Path(run_dir)
+    missing = [n for n in ("metrics.json", "experiment.yaml", "config.json") if not (run_dir / n).is_file()]
+    if missing:
+        raise ValueError(f"{run_dir}: not a run folder (missing {', '.join(missing)})")
+    result = RunResult.load(run_dir / "metrics.json")
+    experiment = yaml.safe_load((run_dir / "experiment.yaml").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    extractor = json.loads((run_dir / "preprocessor_config.json").read_text())
+    corpora = _corpora(experiment)
+    infos = [corpus_facts(c) for c in corpora]
+    protocol = PROTOCOLS[result.protocol]
+    model_name = model_name or f"hf-ser {'+'.join(i.title for i in infos)} emotion classifier"
+    repo_id = repo_id or f"<user>/{run_dir.name}"
+    test = result.test
+    dataset_name = " + ".join(i.title for i in infos)
+    eval_results = [
+        EvalResult(
+            task_type="audio-classification",
+            dataset_type=corpora[0],
+            dataset_name=dataset_name,
+            dataset_split=f"test ({protocol.name}"
+            + (", speaker-independent)" if protocol.speaker_independent else ", speaker-dependent)"),
+            metric_type=key,
+            metric_name=name,
+            metric_value=round(100 * getattr(test, key), 2),
+        )
+        for key, name in [
+            ("accuracy", "Accuracy"),
+            ("uar", "UAR (unweighted average recall)"),
+            ("macro_f1", "Macro F1"),
+        ]
+    ]
+    licence = infos[0].license if len({i.license for i in infos}) == 1 else "other"
+    card_data = ModelCardData(
+        model_name=model_name,
+        language=sorted({i.language for i in infos}),
+        license=licence,
+        library_name="transformers",
+        pipeline_tag="audio-classification",
+        tags=["speech-emotion-recognition", "audio-classification", "hf-ser", "mfcc", "custom_code"],
+        datasets=corpora,
+        metrics=["accuracy", "recall", "f1"],
+        eval_results=eval_results,
+    )
+    speakers = result.speakers
+    n_speakers = len({s for part in speakers.values() for s in part}) or "a few"
+    architecture = (
+        f"{len(config['conv_channels'])} conv blocks {config['conv_channels']} (kernels {config['conv_kernel_sizes']}),"
+        f" channel attention {'on' if config['use_channel_attention'] else 'off'}, spatial attention "
+        f"{'on' if config['use_spatial_attention'] else 'off'}, {config['pooling']} pooling, dense "
+        f"{config['classifier_hidden_size']}"
+    )
+    features = (
+        f"{extractor['n_mfcc']} MFCC, n_fft {extractor['n_fft']}, hop {extractor['hop_length']}, "
+        f"{extractor['n_mels']} mels, top_db {extractor['top_db']}, per-utterance normalisation "
+        f"{'on' if extractor['do_normalize'] else 'off'}"
+        + (f", {extractor['max_duration']} s from {extractor['offset']} s" if extractor.get("max_duration") else "")
+    )
+    rows = [
+        ("accuracy", f"{100 * test.accuracy:.2f}"),
+        ("UAR", f"{100 * test.uar:.2f}"),
+        ("macro-F1", f"{100 * test.macro_f1:.2f}"),
+        ("weighted-F1", f"{100 * test.weighted_f1:.2f}"),
+    ]
+    if speakers.get("test"):
+        rows.append(("test speakers", ", ".join(speakers["test"])))
+    cv = result.cross_validation
+    if cv is not None:
+        for key, name in [("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro-F1")]:
+            rows.append((f"{cv.protocol} {name} (mean ± std over {len(cv.folds)} folds)", cv.headline(key).percent()))
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        model_name=model_name,
+        repo_id=repo_id,
+        pooling=config["pooling"],
+        architecture=architecture,
+        parameters=f"{result.parameters:,}",
+        labels=", ".join(result.labels),
+        features=features,
+        sampling_rate=extractor["sampling_rate"],
+        language_name=" and ".join(i.language_name for i in infos),
+        training_data="Trained on " + " ".join(i.description for i in infos),
+        data_license=" ".join(i.license_text for i in infos),
+        protocol=protocol.name,
+        protocol_description=protocol.description,
+        metric_rows=rows,
+        class_report=class_report_markdown(result),
+        n_speakers=n_speakers,
+        extra_limitations="",
+        corpus_citation="\n".join(i.citation for i in infos),
+    )
+
+
+def write_card(run_dir: str | Path, repo_id: str | None = None, model_name: str | None = None) -> Path:
+    """Render and save ``README.md`` in the run folder; return its path."""
+    card = render_card(run_dir, repo_id=repo_id, model_name=model_name)
+    path = Path(run_dir) / "README.md"
+    card.save(path)
+    return path

@@ -1,0 +1,293 @@
+"""Experiments described by YAML, typed and validated with pydantic (unknown keys and wrong types are named).
+
+A file may start with ``extends: base.yaml`` (relative to itself): it is deep-merged over that file, so a
+per-corpus overlay holds only what differs.
+
+    data:         {corpus: ravdess, merge_calm: false}
+    features:     {n_mfcc: 40}                       # feature extractor arguments
+    model:        {model_type: ser, preset: default}  # config fields of that model type
+    augmentation: {copies: [[{name: AddGaussianSNR, p: 1.0}]]}
+    protocol:     {name: speaker-kfold, folds: 5, test_size: 0.2, val_size: 0.1, seed: 0}
+    training:     {max_train_frames: 300, learning_rate: 2.0e-3, num_train_epochs: 40}
+
+``training`` holds our own options (below) and any ``transformers.TrainingArguments`` field, passed
+through to it as is.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import typing
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from huggingface_hub.errors import StrictDataclassError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from transformers import AutoConfig, TrainingArguments
+from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_MAPPING
+
+from ..data.augment import AugmentConfig
+from ..data.corpora import CORPORA
+from .protocols import PROTOCOLS, ProtocolSettings
+
+
+class ExperimentConfigError(ValueError):
+    """An experiment file or override with an unknown key, a wrong type or a bad value (the key is named)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    corpus: str | list[str] = "ravdess"  # one corpus, or several (unified labels)
+    merge_calm: bool = False  # RAVDESS calm -> neutral (the paper's 7 classes)
+    common_only: bool = False  # keep only labels every corpus has
+    exclude_labels: list[str] = []  # unified labels left out (e.g. boredom for the general model)
+    sampling_rate: int | None = None  # decode/augment rate; None = the feature extractor's
+
+    @field_validator("corpus")
+    @classmethod
+    def _known(cls, value):
+        for name in [value] if isinstance(value, str) else value:
+            if name not in CORPORA:
+                raise ValueError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
+        return value
+
+
+class ProtocolConfig(_Section):
+    name: str = "holdout"
+    folds: int = Field(5, ge=2)
+    test_size: float = Field(0.2, gt=0, lt=1)
+    val_size: float = Field(0.1, ge=0, lt=1)  # fraction of (training) speakers held out for early stopping
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value):
+        if value not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {value!r}; known: {', '.join(PROTOCOLS)}")
+        return value
+
+    def settings(self) -> ProtocolSettings:
+        return ProtocolSettings(self.folds, self.test_size, self.val_size, self.seed)
+
+
+class AugmentationConfig(_Section):
+    copies: list[list[dict[str, Any]]] = []
+    keep_original: bool = True
+
+    @model_validator(mode="after")
+    def _buildable(self):
+        AugmentConfig(copies=self.copies, keep_original=self.keep_original).pipelines()
+        return self
+
+
+@cache
+def _training_argument_types() -> dict[str, TypeAdapter]:
+    return {k: TypeAdapter(v) for k, v in typing.get_type_hints(TrainingArguments).items()}
+
+
+class TrainingConfig(_Section):
+    """Our own training options; every other key must be a ``TrainingArguments`` field (passed through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    early_stopping_patience: int | None = None  # epochs without validation-UAR gain; None = train to the end
+    class_weighted_loss: bool = False  # inverse-frequency class weights in the loss
+    max_train_frames: int | None = None  # random crop of each training item per step (frames)
+    time_masks: int = 0  # SpecAugment-style time masks per training item
+    time_mask_width: int = 20
+    feature_masks: int = 0  # masks over feature coefficients per training item
+    feature_mask_width: int = 4
+    num_proc: int = 2  # processes for augmentation and feature extraction
+
+    @model_validator(mode="after")
+    def _pass_through(self):
+        types = _training_argument_types()
+        for key, value in (self.model_extra or {}).items():
+            if key not in types:
+                raise ValueError(
+                    f"unknown key 'training.{key}' (neither an hf-ser option nor a TrainingArguments field)"
+                )
+            try:
+                self.model_extra[key] = types[key].validate_python(value)
+            except ValidationError as err:
+                raise ValueError(
+                    f"'training.{key}': {err.errors()[0]['msg'].lower()}, got {type(value).__name__} {value!r}"
+                ) from None
+        return self
+
+    def trainer_arguments(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _own_parameters(cls) -> list[str]:
+    return [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "kwargs")]
+
+
+class Experiment(_Section):
+    data: DataConfig = DataConfig()
+    features: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    augmentation: AugmentationConfig = AugmentationConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @model_validator(mode="after")
+    def _constructible(self):
+        extractor_class = self.feature_extractor_class()
+        unknown = sorted(set(self.features) - set(_own_parameters(extractor_class)))
+        if unknown:
+            raise ValueError(f"unknown key 'features.{unknown[0]}' for {extractor_class.__name__}")
+        config_class = type(AutoConfig.for_model(self.model_type))
+        known = {f.name for f in dataclasses.fields(config_class)} | {"model_type", "preset", "init_from"}
+        unknown = sorted(set(self.model) - known)
+        if unknown:
+            raise ValueError(f"unknown key 'model.{unknown[0]}' for {config_class.__name__}")
+        for section, build in (("features", self.feature_extractor), ("model", lambda: self.build_model_config(["a"]))):
+            try:
+                build()
+            except (StrictDataclassError, TypeError, ValueError) as err:
+                raise ValueError(f"'{section}': {err}") from None
+        return self
+
+    @property
+    def corpora(self) -> list[str]:
+        return [self.data.corpus] if isinstance(self.data.corpus, str) else list(self.data.corpus)
+
+    @property
+    def model_type(self) -> str:
+        return self.model.get("model_type", "ser")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def feature_extractor_class(self):
+        return FEATURE_EXTRACTOR_MAPPING[type(AutoConfig.for_model(self.model_type))]
+
+    def feature_extractor(self):
+        return self.feature_extractor_class()(**self.features)
+
+    def build_model_config(self, labels: list[str], class_weights: list[float] | None = None):
+        """The model's config: ``model`` fields (``preset`` picks a classmethod ``<preset>_preset``)."""
+        values = {k: v for k, v in self.model.items() if k not in ("model_type", "preset", "init_from")}
+        preset = self.model.get("preset", "default")
+        extractor = self.feature_extractor()
+        values["id2label"] = dict(enumerate(labels))
+        values["label2id"] = {name: i for i, name in enumerate(labels)}
+        config_class = type(AutoConfig.for_model(self.model_type))
+        if self.model_type == "ser":
+            values.setdefault("num_mfcc", extractor.feature_size)
+            values["class_weights"] = class_weights
+            if preset == "paper":
+                values.setdefault(
+                    "num_frames", extractor.num_frames(int(round(extractor.max_duration * extractor.sampling_rate)))
+                )
+        if preset != "default":
+            factory = getattr(config_class, f"{preset}_preset", None)
+            if factory is None:
+                raise ValueError(f"model.preset: {config_class.__name__} has no {preset!r} preset")
+            return factory(**values)
+        return config_class(**values)
+
+    def protocol_settings(self) -> ProtocolSettings:
+        return self.protocol.settings()
+
+    def training_arguments(self, output_dir: Path, has_validation: bool, distributed: bool) -> TrainingArguments:
+        """``TrainingArguments``: our evaluation/saving policy plus every pass-through key of ``training``."""
+        t = self.training
+        values = dict(
+            output_dir=str(output_dir / "checkpoints"),
+            eval_strategy="epoch" if has_validation else "no",
+            save_strategy="epoch",
+            save_total_limit=2,
+            load_best_model_at_end=has_validation,
+            metric_for_best_model="uar" if has_validation else None,
+            greater_is_better=True,
+            report_to="none",
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            use_cpu=not torch.cuda.is_available(),
+            ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
+        )
+        values.update(t.trainer_arguments())
+        values.setdefault("data_seed", values.get("seed", 42))
+        return TrainingArguments(**values)
+
+
+# ------------------------------------------------------------------------------------------- loading
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{where}'")
+        elif e["type"] == "value_error":
+            message = e["msg"].removeprefix("Value error, ")
+            lines.append(message if message.startswith(("'", "unknown key")) or not where else f"'{where}': {message}")
+        else:
+            value = e.get("input")
+            lines.append(f"'{where}': {e['msg'].lower()}, got {type(value).__name__} {value!r}")
+    return "; ".join(lines)
+
+
+def experiment_from_dict(raw: dict) -> Experiment:
+    """Build and validate an :class:`Experiment`; every problem names its key."""
+    try:
+        return Experiment.model_validate(copy.deepcopy(raw or {}))
+    except ValidationError as err:
+        raise ExperimentConfigError(_format(err)) from None
+    except (TypeError, ValueError) as err:  # constructors of the extractor or model config
+        raise ExperimentConfigError(f"invalid experiment: {err}") from err
+
+
+def apply_override(raw: dict, assignment: str) -> dict:
+    """Apply ``section.key=value`` (value parsed as YAML) to a raw experiment dict, in place."""
+    if "=" not in assignment:
+        raise ExperimentConfigError(f"--set expects section.key=value, got {assignment!r}")
+    path, text = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    target = raw
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise ExperimentConfigError(f"--set {path}: '{key}' is not a section")
+    target[keys[-1]] = yaml.safe_load(text)
+    return raw
+
+
+def _merge(base: dict, overlay: dict) -> dict:
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_experiment_file(path: str | Path) -> dict:
+    """The raw dict of a YAML experiment, with its ``extends:`` chain merged in."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentConfigError(f"experiment file {path} not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ExperimentConfigError(f"{path}: not valid YAML ({err})") from err
+    parent = raw.pop("extends", None)
+    return _merge(read_experiment_file(path.parent / parent), raw) if parent else raw
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
+    """Read a YAML experiment (and what it extends), apply ``--set`` overrides, validate."""
+    raw = read_experiment_file(path)
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    try:
+        return experiment_from_dict(raw)
+    except ExperimentConfigError as err:
+        raise ExperimentConfigError(f"{path}: {err}") from err

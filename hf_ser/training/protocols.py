@@ -1,0 +1,129 @@
+"""The one registry of evaluation protocols: name → how to split a dataset, and what the numbers mean.
+
+The CLI's choices, the runner and the model cards all read :data:`PROTOCOLS`; adding a protocol is one
+:func:`register` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from datasets import Dataset, DatasetDict
+
+from ..data.augment import augment
+from ..data.splits import (
+    leave_one_speaker_out,
+    mark_split,
+    paper_split,
+    speaker_folds,
+    speaker_independent_split,
+    utterance_split,
+)
+
+Folds = list[tuple[str, DatasetDict]]
+# (dataset, protocol settings, augmentation settings) -> [(fold name, DatasetDict)]
+SplitFunction = Callable[[Dataset, "ProtocolSettings", "AugmentSettings"], Folds]
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    folds: int = 5
+    test_size: float = 0.2
+    val_size: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """What a protocol that augments before splitting (the paper's) needs to do it."""
+
+    config: object
+    seed: int
+    sampling_rate: int
+    num_proc: int | None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str  # one sentence for model cards and reports
+    speaker_independent: bool
+    split: SplitFunction
+    augments_before_split: bool = False
+
+    def folds(self, dataset: Dataset, settings: ProtocolSettings, augmentation: AugmentSettings) -> Folds:
+        return self.split(dataset, settings, augmentation)
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register(protocol: Protocol) -> Protocol:
+    PROTOCOLS[protocol.name] = protocol
+    return protocol
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def _paper(dataset: Dataset, p: ProtocolSettings, a: AugmentSettings) -> Folds:
+    import logging
+
+    logging.getLogger("hf_ser.training").warning(
+        "paper protocol: augmenting before a random row split puts copies of the same utterance and the same "
+        "speakers in train and test, and validates on the test set; its accuracy is leaky and speaker-dependent"
+    )
+    augmented = augment(
+        mark_split(dataset, "train"), a.config, seed=a.seed, sampling_rate=a.sampling_rate, num_proc=a.num_proc
+    )
+    return [("paper", paper_split(augmented, test_size=p.test_size, seed=p.seed))]
+
+
+register(
+    Protocol(
+        "holdout",
+        "Speaker-independent: the test speakers were never heard in training or validation.",
+        True,
+        lambda d, p, a: [("holdout", speaker_independent_split(d, p.test_size, p.val_size, p.seed))],
+    )
+)
+register(
+    Protocol(
+        "speaker-kfold",
+        "Speaker-independent k-fold: each speaker is tested once, by a model that never heard them.",
+        True,
+        lambda d, p, a: [(f"fold_{i}", s) for i, s in enumerate(speaker_folds(d, p.folds, p.seed, p.val_size))],
+    )
+)
+register(
+    Protocol(
+        "loso",
+        "Leave-one-speaker-out: each speaker is tested by a model trained on all the others.",
+        True,
+        lambda d, p, a: [
+            (f"speaker_{s.replace(':', '_')}", f) for s, f in leave_one_speaker_out(d, p.val_size, p.seed)
+        ],
+    )
+)
+register(
+    Protocol(
+        "utterance",
+        "Random by utterance: the same speakers appear in training and test (speaker-dependent; optimistic).",
+        False,
+        lambda d, p, a: [("utterance", utterance_split(d, p.test_size, p.val_size, p.seed))],
+    )
+)
+register(
+    Protocol(
+        "paper",
+        "The paper's protocol (augment first, random split over rows, test used for validation): leaky and "
+        "speaker-dependent; for reproduction only.",
+        False,
+        _paper,
+        augments_before_split=True,
+    )
+)

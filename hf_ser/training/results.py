@@ -1,0 +1,131 @@
+"""Typed results: the schema of a run's ``metrics.json`` and a protocol's ``summary.json``.
+
+Everything that reads results (cards, the demo, reports, release) goes through these classes, so a
+field is named in one place. They are pydantic models: ``model_dump_json`` / ``model_validate_json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+HEADLINE = ("accuracy", "uar", "macro_f1", "weighted_f1")
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls.model_validate_json(Path(path).read_text())
+
+
+class Scores(_Result):
+    """Headline metrics of one test set, as fractions."""
+
+    accuracy: float
+    uar: float
+    macro_f1: float
+    weighted_f1: float
+
+
+class ClassScores(_Result):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class MeanStd(_Result):
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> MeanStd:
+        return cls(mean=float(np.mean(values)), std=float(np.std(values)))
+
+    def percent(self) -> str:
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}"
+
+
+class Hardware(_Result):
+    device: str
+    cpu: str
+    torch_threads: int
+    torch: str
+
+
+class ProtocolResult(_Result):
+    """A whole protocol: every fold's scores, mean ± std (population std over folds), summed confusion."""
+
+    protocol: str
+    corpora: list[str] = []
+    folds: dict[str, Scores]
+    accuracy: MeanStd
+    uar: MeanStd
+    macro_f1: MeanStd
+    weighted_f1: MeanStd
+    labels: list[str]
+    confusion_matrix: list[list[int]]
+    parameters: int
+    wall_seconds: float
+    seconds_per_epoch: float
+    hardware: Hardware
+    collapsed_speakers: list[str] = []  # test speakers whose clips all got one label
+
+    def headline(self, key: str) -> MeanStd:
+        return getattr(self, key)
+
+
+class RunResult(_Result):
+    """One trained model tested once: ``metrics.json`` of a run folder."""
+
+    protocol: str = "holdout"
+    test: Scores
+    per_class: dict[str, ClassScores]
+    confusion_matrix: list[list[int]]
+    labels: list[str]
+    best_validation_uar: float | None = None
+    rows: dict[str, int]
+    speakers: dict[str, list[str]]
+    speaker_predictions: dict[str, dict[str, int]] = {}  # test speaker -> predicted label -> count
+    parameters: int
+    epochs_run: float
+    train_seconds: float
+    seconds_per_epoch: float
+    wall_seconds: float
+    hardware: Hardware
+    cross_validation: ProtocolResult | None = None  # the recipe's protocol result, for released checkpoints
+
+    def collapsed_speakers(self, min_clips: int = 5) -> list[str]:
+        """Test speakers with at least ``min_clips`` clips that all received the same label."""
+        return sorted(
+            s
+            for s, counts in self.speaker_predictions.items()
+            if sum(counts.values()) >= min_clips and len(counts) == 1
+        )
+
+
+def summarize(protocol: str, corpora: list[str], runs: dict[str, RunResult]) -> ProtocolResult:
+    """Aggregate fold runs into a :class:`ProtocolResult`."""
+    first = next(iter(runs.values()))
+    return ProtocolResult(
+        protocol=protocol,
+        corpora=corpora,
+        folds={name: r.test for name, r in runs.items()},
+        **{key: MeanStd.of([getattr(r.test, key) for r in runs.values()]) for key in HEADLINE},
+        labels=first.labels,
+        confusion_matrix=np.sum([r.confusion_matrix for r in runs.values()], axis=0).tolist(),
+        parameters=first.parameters,
+        wall_seconds=float(sum(r.wall_seconds for r in runs.values())),
+        seconds_per_epoch=float(np.mean([r.seconds_per_epoch for r in runs.values()])),
+        hardware=first.hardware,
+        collapsed_speakers=sorted({s for r in runs.values() for s in r.collapsed_speakers()}),
+    )

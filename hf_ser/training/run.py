@@ -1,0 +1,203 @@
+"""Running experiments: load data, split by protocol, augment, extract features, fit, write run folders.
+
+``run_split`` trains one split into a run folder; ``run_protocol`` runs every fold of a protocol and
+writes ``summary.{json,md}``; ``run_cross_corpus`` trains on one corpus and tests on another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+from transformers import AutoModelForAudioClassification
+
+from ..data.augment import AugmentConfig, augment
+from ..data.corpora import load_corpora, load_corpus, unified_label_set, unify_labels
+from ..data.features import extract_features
+from ..data.splits import mark_split, speaker_independent_split
+from ..publish.reports import save_confusion_matrix, summary_markdown, write_class_report
+from .config import Experiment
+from .protocols import AugmentSettings, get_protocol
+from .results import ProtocolResult, RunResult, summarize
+from .trainer import FitOptions, fit
+
+logger = logging.getLogger("hf_ser.training")
+DataDirs = str | Path | dict[str, str | Path]
+
+
+def _dir_for(data_dir: DataDirs, corpus: str) -> Path:
+    if isinstance(data_dir, dict):
+        if corpus not in data_dir:
+            raise ValueError(f"no data folder given for corpus {corpus!r} (have {sorted(data_dir)})")
+        return Path(data_dir[corpus])
+    return Path(data_dir)
+
+
+def load_experiment_data(exp: Experiment, data_dir: DataDirs) -> Dataset:
+    """The experiment's corpus with its own labels, or, when labels are merged or corpora mixed, unified ones."""
+    corpora = exp.corpora
+    d = exp.data
+    if len(corpora) == 1 and not (d.merge_calm or d.common_only or d.exclude_labels):
+        return load_corpus(corpora[0], _dir_for(data_dir, corpora[0]))
+    labels = [x for x in unified_label_set(corpora, d.merge_calm, d.common_only) if x not in d.exclude_labels]
+    dirs = {c: _dir_for(data_dir, c) for c in corpora}
+    return load_corpora(corpora, dirs, merge_calm=d.merge_calm, labels=labels)
+
+
+def decode_rate(exp: Experiment) -> int:
+    return exp.data.sampling_rate or exp.feature_extractor().sampling_rate
+
+
+def _distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _class_weights(labels: list[int], num_labels: int) -> list[float]:
+    counts = np.bincount(np.asarray(labels), minlength=num_labels).astype(float)
+    weights = np.where(counts > 0, counts.sum() / (num_labels * np.maximum(counts, 1)), 0.0)
+    return [float(w) for w in weights]
+
+
+def build_model(exp: Experiment, labels: list[str], class_weights: list[float] | None = None):
+    """A fresh model of ``model.model_type`` for these labels (any type registered with the Auto classes)."""
+    return AutoModelForAudioClassification.from_config(exp.build_model_config(labels, class_weights))
+
+
+def run_split(
+    exp: Experiment, splits: DatasetDict, output_dir: str | Path, resume: bool = False, augmented: bool = False
+) -> RunResult:
+    """Augment the training part, extract features, train, test; write the run folder; return its result.
+
+    The run folder gets the model (``save_pretrained`` with ``auto_map``) and feature extractor,
+    ``metrics.json``, ``class_report.{md,json}``, ``confusion_matrix.png``, ``experiment.yaml`` and the
+    training log (``train_log.jsonl``).
+    """
+    output_dir = Path(output_dir)
+    fe = exp.feature_extractor()
+    args = exp.training_arguments(output_dir, "validation" in splits, _distributed())
+    with args.main_process_first(desc="augment and extract features"):
+        splits = DatasetDict(dict(splits))
+        copies = AugmentConfig(copies=exp.augmentation.copies, keep_original=exp.augmentation.keep_original)
+        if copies.copies and not augmented:
+            splits["train"] = augment(
+                splits["train"], copies, seed=args.seed, sampling_rate=decode_rate(exp), num_proc=exp.training.num_proc
+            )
+        feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
+    labels = feats["train"].features["emotion"].names
+    weights = _class_weights(feats["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
+    model = build_model(exp, labels, weights)
+    t = exp.training
+    options = FitOptions(
+        early_stopping_patience=t.early_stopping_patience,
+        max_train_frames=t.max_train_frames,
+        time_masks=t.time_masks,
+        time_mask_width=t.time_mask_width,
+        feature_masks=t.feature_masks,
+        feature_mask_width=t.feature_mask_width,
+    )
+    trainer, result = fit(model, fe, feats, args, options, resume=resume)
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(output_dir))
+        write_run(output_dir, exp, result, trainer.state.log_history)
+        shutil.rmtree(args.output_dir, ignore_errors=True)
+    return result
+
+
+def write_run(output_dir: Path, exp: Experiment, result: RunResult, log_history: list[dict]) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result.save(output_dir / "metrics.json")
+    (output_dir / "experiment.yaml").write_text(exp.to_yaml())
+    with open(output_dir / "train_log.jsonl", "w") as handle:
+        for entry in log_history:
+            handle.write(json.dumps(entry) + "\n")
+    write_class_report(output_dir, result)
+    save_confusion_matrix(np.asarray(result.confusion_matrix), result.labels, output_dir / "confusion_matrix.png")
+
+
+def write_summary(output_dir: Path, title: str, summary: ProtocolResult) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary.save(output_dir / "summary.json")
+    text = summary_markdown(title, summary)
+    (output_dir / "summary.md").write_text(text)
+    save_confusion_matrix(np.asarray(summary.confusion_matrix), summary.labels, output_dir / "confusion_matrix.png")
+    logger.info(text)
+
+
+def protocol_folds(exp: Experiment, dataset: Dataset, protocol: str | None = None, folds: int | None = None):
+    """``[(fold name, DatasetDict)]`` of a protocol (the config's unless named), and the protocol."""
+    spec = get_protocol(protocol or exp.protocol.name)
+    settings = exp.protocol.settings()
+    if folds:
+        settings = type(settings)(folds, settings.test_size, settings.val_size, settings.seed)
+    augmentation = AugmentSettings(
+        AugmentConfig(copies=exp.augmentation.copies, keep_original=exp.augmentation.keep_original),
+        seed=settings.seed,
+        sampling_rate=decode_rate(exp),
+        num_proc=exp.training.num_proc,
+    )
+    return spec.folds(dataset, settings, augmentation), spec
+
+
+def run_protocol(
+    exp: Experiment,
+    data_dir: DataDirs,
+    output_dir: str | Path,
+    protocol: str | None = None,
+    folds: int | None = None,
+    only_folds: list[int] | None = None,
+) -> ProtocolResult:
+    """Run every fold (or the ``only_folds`` indices, for screening) in ``output_dir/<fold>``; summarise."""
+    output_dir = Path(output_dir)
+    dataset = load_experiment_data(exp, data_dir)
+    fold_splits, spec = protocol_folds(exp, dataset, protocol, folds)
+    results = {}
+    for index, (name, splits) in enumerate(fold_splits):
+        if only_folds is not None and index not in only_folds:
+            continue
+        logger.info("protocol %s: %s (%s)", spec.name, name, {k: len(v) for k, v in splits.items()})
+        results[name] = run_split(exp, splits, output_dir / name, augmented=spec.augments_before_split)
+    summary = summarize(spec.name, exp.corpora, results)
+    write_summary(output_dir, f"{spec.name} on {'+'.join(exp.corpora)}", summary)
+    return summary
+
+
+def run_cross_corpus(
+    exp: Experiment,
+    train_corpora: str | list[str],
+    train_dir: DataDirs,
+    test_corpus: str,
+    test_dir: str | Path,
+    output_dir: str | Path,
+) -> ProtocolResult:
+    """Train on ``train_corpora`` (validation speakers held out of them), test on all of ``test_corpus``.
+
+    All use the unified labels they share (e.g. RAVDESS → EMO-DB: neutral happy sad angry fearful disgust),
+    minus ``data.exclude_labels``.
+    """
+    sources = [train_corpora] if isinstance(train_corpora, str) else list(train_corpora)
+    merge = exp.data.merge_calm
+    labels = [
+        x
+        for x in unified_label_set([*sources, test_corpus], merge_calm=merge, common_only=True)
+        if x not in exp.data.exclude_labels
+    ]
+    source = load_corpora(sources, {c: _dir_for(train_dir, c) for c in sources}, merge_calm=merge, labels=labels)
+    target = unify_labels(load_corpus(test_corpus, test_dir), test_corpus, merge, labels)
+    held = speaker_independent_split(
+        source, test_size=max(exp.protocol.val_size, 0.05), val_size=0.0, seed=exp.protocol.seed
+    )
+    has_val = exp.training.early_stopping_patience is not None
+    parts = {"train": held["train"] if has_val else mark_split(source, "train")}
+    if has_val:
+        parts["validation"] = mark_split(held["test"], "validation")
+    parts["test"] = mark_split(target, "test")
+    name = f"{'+'.join(sources)}->{test_corpus}"
+    result = run_split(exp, DatasetDict(parts), output_dir)
+    summary = summarize(f"cross-corpus {name}", [*sources, test_corpus], {name: result})
+    write_summary(Path(output_dir), summary.protocol, summary)
+    return summary

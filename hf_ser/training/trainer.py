@@ -1,0 +1,139 @@
+"""``fit``: train one model on featured splits with ``transformers.Trainer``, test it, return a RunResult.
+
+Works unchanged under ``accelerate launch``. Training items come from memory (:class:`InMemoryFeatures`),
+optionally as random crops with SpecAugment-style masking; validation and test use full-length clips.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+
+from ..data.collate import InMemoryFeatures, SERDataCollator
+from ..data.features import feature_column
+from ..metrics import load_ser_metrics
+from .results import HEADLINE, ClassScores, Hardware, RunResult, Scores
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What ``fit`` needs beyond ``TrainingArguments`` (see ``training`` in the experiment config)."""
+
+    early_stopping_patience: int | None = None
+    max_train_frames: int | None = None
+    time_masks: int = 0
+    time_mask_width: int = 20
+    feature_masks: int = 0
+    feature_mask_width: int = 4
+
+
+def hardware() -> Hardware:
+    return Hardware(
+        device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        cpu=platform.processor() or platform.machine(),
+        torch_threads=torch.get_num_threads(),
+        torch=torch.__version__,
+    )
+
+
+def _compute_metrics_fn(metric, num_labels: int):
+    def compute(eval_pred) -> dict[str, float]:
+        logits, labels = eval_pred.predictions, eval_pred.label_ids
+        result = metric.compute(predictions=np.argmax(logits, axis=-1), references=labels, num_labels=num_labels)
+        return {k: result[k] for k in HEADLINE}
+
+    return compute
+
+
+def _training_items(train: Dataset, column: str, options: FitOptions, batch_size: int) -> InMemoryFeatures:
+    items = InMemoryFeatures(
+        train,
+        column=column,
+        max_frames=options.max_train_frames,
+        time_masks=options.time_masks,
+        time_mask_width=options.time_mask_width,
+        feature_masks=options.feature_masks,
+        feature_mask_width=options.feature_mask_width,
+    )
+    if len(items) % batch_size == 1:  # batch norm cannot train on a last batch of one item: repeat row 0
+        items.features.append(items.features[0])
+        items.labels.append(items.labels[0])
+    return items
+
+
+def speaker_predictions(test: Dataset, predictions: np.ndarray, labels: list[str]) -> dict[str, dict[str, int]]:
+    """Per test speaker, how many clips got each label (shows a model that gives one speaker one label)."""
+    counts: dict[str, dict[str, int]] = {}
+    for speaker, pred in zip(test["speaker"], predictions):
+        row = counts.setdefault(str(speaker), {})
+        row[labels[int(pred)]] = row.get(labels[int(pred)], 0) + 1
+    return counts
+
+
+def fit(
+    model,
+    feature_extractor,
+    splits: DatasetDict,
+    args: TrainingArguments,
+    options: FitOptions = FitOptions(),
+    resume: bool = False,
+) -> tuple[Trainer, RunResult]:
+    """Train on ``splits["train"]`` (early stopping on ``validation`` if present), test on ``splits["test"]``.
+
+    ``splits`` hold features (:func:`hf_ser.data.extract_features`) and ``emotion`` labels. Returns the
+    Trainer (to save the model) and the typed result.
+    """
+    started = time.time()
+    column = feature_column(feature_extractor)
+    labels = splits["train"].features["emotion"].names
+    has_val = "validation" in splits
+    callbacks = []
+    if has_val and options.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+    metric = load_ser_metrics()
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=_training_items(
+            splits["train"], column, options, args.per_device_train_batch_size * args.world_size
+        ),
+        eval_dataset=InMemoryFeatures(splits["validation"], column=column) if has_val else None,
+        data_collator=SERDataCollator(padding_value=feature_extractor.padding_value),
+        processing_class=feature_extractor,
+        compute_metrics=_compute_metrics_fn(metric, len(labels)),
+        callbacks=callbacks,
+    )
+    train_started = time.time()
+    has_checkpoint = Path(args.output_dir).is_dir() and any(Path(args.output_dir).glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
+    train_seconds = time.time() - train_started
+    prediction = trainer.predict(InMemoryFeatures(splits["test"], column=column), metric_key_prefix="test")
+    preds = np.argmax(prediction.predictions, axis=-1)
+    report = metric.compute(
+        predictions=preds, references=prediction.label_ids, num_labels=len(labels), label_names=labels
+    )
+    epochs_run = trainer.state.epoch or 0
+    result = RunResult(
+        test=Scores(**{k: report[k] for k in HEADLINE}),
+        per_class={k: ClassScores(**v) for k, v in report["per_class"].items()},
+        confusion_matrix=report["confusion_matrix"],
+        labels=labels,
+        best_validation_uar=trainer.state.best_metric,
+        rows={k: len(v) for k, v in splits.items()},
+        speakers={k: sorted(set(v["speaker"])) for k, v in splits.items()},
+        speaker_predictions=speaker_predictions(splits["test"], preds, labels),
+        parameters=sum(p.numel() for p in model.parameters()),
+        epochs_run=epochs_run,
+        train_seconds=train_seconds,
+        seconds_per_epoch=train_seconds / max(epochs_run, 1e-9),
+        wall_seconds=time.time() - started,
+        hardware=hardware(),
+    )
+    return trainer, result
