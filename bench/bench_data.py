@@ -18,18 +18,21 @@ import datasets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_json_line, print_table  # noqa: E402
-from hf_ser.data.augment import AugmentConfig, augment  # noqa: E402
-from hf_ser.data.corpora import load_corpus  # noqa: E402
 
 from hf_ser import SERFeatureExtractor  # noqa: E402
 from hf_ser.data import extract_features, speaker_independent_split  # noqa: E402
+from hf_ser.data.augment import AugmentConfig, augment  # noqa: E402
+from hf_ser.data.corpora import load_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 THREE_COPIES = AugmentConfig.from_value(
     [
-        [{"name": "paper_noise", "max_factor": 0.035}],
-        [{"name": "pitch_shift", "semitones": 2.0}],
-        [{"name": "pitch_shift", "semitones": 2.0}, {"name": "paper_noise", "max_factor": 0.035}],
+        [{"name": "PeakRelativeGaussianNoise", "max_factor": 0.035}],
+        [{"name": "PitchShift", "min_semitones": 2.0, "max_semitones": 2.0, "p": 1.0}],
+        [
+            {"name": "PitchShift", "min_semitones": 2.0, "max_semitones": 2.0, "p": 1.0},
+            {"name": "PeakRelativeGaussianNoise", "max_factor": 0.035},
+        ],
     ]
 )
 

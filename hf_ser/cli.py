@@ -133,6 +133,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_results(args: argparse.Namespace) -> int:
+    from .publish.release import ReleasePlan, run_experiment, write_report
+
+    plan = Path(args.experiments)
+    if args.action == "run":
+        names = args.only.split(",") if args.only else list(ReleasePlan.load(plan).experiments)
+        seeds = [int(s) for s in args.seeds.split(",")]
+        folds = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
+        for name in names:
+            record = run_experiment(
+                plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results), seeds, folds
+            )
+            print(f"{name}: accuracy {record.metric('accuracy').percent()}, UAR {record.metric('uar').percent()}")
+    print(f"wrote {write_report(plan, Path(args.results), Path(args.report))}")
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from .inference import bundled_dir
+    from .publish.release import build_checkpoints
+
+    names = args.only.split(",") if args.only else None
+    build_checkpoints(Path(args.experiments), Path(args.corpora_dir), Path(args.results), bundled_dir(), names)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-ser", description="Speech emotion recognition for the HF ecosystem")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.add_argument("--model", default=None, help="also offer this model folder or Hub id")
     demo.set_defaults(func=_cmd_demo)
+
+    def release_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--experiments", default="configs/experiments.yaml", help="the registered experiments")
+        p.add_argument("--corpora-dir", default="../shared/corpora", help="folder with one folder per corpus")
+        p.add_argument("--results", default="docs/results", help="where result files are read and written")
+        p.add_argument("--only", default=None, help="comma-separated names")
+
+    results = sub.add_parser("results", help="run registered experiments and/or regenerate docs/RESULTS.md")
+    results.add_argument("action", choices=["run", "report"])
+    release_args(results)
+    results.add_argument("--out", default="runs/results", help="run folders (models, per-fold reports)")
+    results.add_argument("--report", default="docs/RESULTS.md")
+    results.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    results.add_argument("--only-folds", default=None, help="screen on these fold indices only")
+    results.set_defaults(func=_cmd_results)
+
+    release = sub.add_parser("release", help="train the bundled checkpoints and write their cards")
+    release.add_argument("what", choices=["checkpoints"])
+    release_args(release)
+    release.set_defaults(func=_cmd_release)
 
     example = sub.add_parser("example", help="build a model, save it, classify a generated file end to end")
     example.add_argument("--output-dir", default="runs/example")

@@ -92,7 +92,21 @@ def test_metric_class_never_predicted_and_absent():
 
 
 # ------------------------------------------------------------------------------------------- experiments
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+EXPERIMENT_FILES = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.name != "experiments.yaml")
+
+
+def test_registered_experiments_all_validate():
+    from hf_ser.publish.release import ReleasePlan
+
+    path = ROOT / "configs" / "experiments.yaml"
+    plan = ReleasePlan.load(path)
+    assert plan.experiments
+    for name, spec in {**plan.experiments, **plan.checkpoints}.items():
+        exp = load_experiment(path.parent / spec.config, spec.set)
+        assert exp.training.trainer_arguments(), name
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_FILES, ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_shipped_configs_validate(path):
     exp = load_experiment(path)
     raw = yaml.safe_load(path.read_text())

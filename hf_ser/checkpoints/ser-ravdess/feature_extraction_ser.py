@@ -53,6 +53,20 @@ def _hann_window(win_length: int) -> torch.Tensor:
     return torch.hann_window(win_length, periodic=True, dtype=torch.float32)
 
 
+def _delta(feats: torch.Tensor, frames: torch.Tensor, half_width: int = 4) -> torch.Tensor:
+    """Regression deltas over ±``half_width`` frames of (B, T, C), each item's edges repeated at its own end.
+
+    The least-squares slope equals ``librosa.feature.delta(width=9, order=1, mode="nearest")``.
+    """
+    offsets = torch.arange(-half_width, half_width + 1)
+    weights = offsets.to(feats.dtype) / float((offsets**2).sum())
+    out = torch.zeros_like(feats)
+    for row, length in enumerate(frames.tolist()):
+        index = (torch.arange(length)[:, None] + offsets[None, :]).clamp(0, length - 1)  # (T, width)
+        out[row, :length] = torch.einsum("twc,w->tc", feats[row, index], weights)
+    return out
+
+
 class SERFeatureExtractor(SequenceFeatureExtractor):
     r"""
     Turns raw mono waveforms into MFCC sequences of shape ``(batch, frames, n_mfcc)``.
@@ -78,6 +92,16 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             Floor of the log-mel spectrogram, this many dB below the utterance's maximum; ``None`` disables.
         center (`bool`, defaults to `True`):
             Pad ``n_fft // 2`` zeros on both sides so frame ``t`` is centred on sample ``t * hop_length``.
+        feature_type (`str`, defaults to `"mfcc"`):
+            ``"mfcc"`` (log-mel → DCT, ``n_mfcc`` coefficients) or ``"log_mel"`` (the ``n_mels`` log-mel bands).
+        mean_normalization (`str`, defaults to `"none"`):
+            Per-utterance mean removal over the valid frames: ``"level"`` removes only the overall level (the mean
+            of c0 for MFCCs, of all bands for log-mel), which makes the features invariant to recording gain;
+            ``"all"`` removes every coefficient's mean (cepstral mean normalisation), which also cancels a fixed
+            microphone response but removes the speaker's average spectral tilt; ``"none"`` keeps both.
+        deltas (`int`, defaults to 0):
+            Append first (1) or first and second (2) order deltas (regression over ±4 frames, edges repeated,
+            as ``librosa.feature.delta(mode="nearest")``); ``feature_size`` becomes ``(1 + deltas)`` times larger.
         do_normalize (`bool`, defaults to `False`):
             Per-utterance mean/variance normalisation of each coefficient over the valid frames. Off by default:
             on RAVDESS it cost 16 accuracy points (it removes the level and spectral tilt that carry emotion).
@@ -103,6 +127,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         f_max: float | None = None,
         top_db: float | None = 80.0,
         center: bool = True,
+        feature_type: str = "mfcc",
+        mean_normalization: str = "none",
+        deltas: int = 0,
         do_normalize: bool = False,
         max_duration: float | None = None,
         offset: float = 0.0,
@@ -110,7 +137,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         **kwargs,
     ):
         kwargs.pop("feature_size", None)
-        super().__init__(feature_size=n_mfcc, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        coefficients = n_mels if feature_type == "log_mel" else n_mfcc
+        feature_size = coefficients * (1 + deltas) if deltas in (0, 1, 2) else coefficients
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
         win_length = n_fft if win_length is None else win_length
         checks = {
             "sampling_rate": sampling_rate > 0,
@@ -123,6 +152,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             "top_db": top_db is None or top_db > 0,
             "max_duration": max_duration is None or max_duration > 0,
             "offset": offset >= 0,
+            "feature_type": feature_type in ("mfcc", "log_mel"),
+            "mean_normalization": mean_normalization in ("none", "level", "all"),
+            "deltas": deltas in (0, 1, 2),
         }
         for name, ok in checks.items():
             if not ok:
@@ -136,6 +168,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         self.f_max = None if f_max is None else float(f_max)
         self.top_db = top_db
         self.center = center
+        self.feature_type = feature_type
+        self.mean_normalization = mean_normalization
+        self.deltas = deltas
         self.do_normalize = do_normalize
         self.max_duration = max_duration
         self.offset = float(offset)
@@ -212,15 +247,27 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         if self.top_db is not None:
             peak = log_mel.masked_fill(~mask[..., None], float("-inf")).amax(dim=(1, 2), keepdim=True)
             log_mel = torch.maximum(log_mel, peak - self.top_db)
-        mfcc = torch.matmul(log_mel, _dct_matrix(self.n_mels, self.n_mfcc))  # (B, T, n_mfcc)
+        mfcc = self.feature_type == "mfcc"
+        feats = torch.matmul(log_mel, _dct_matrix(self.n_mels, self.n_mfcc)) if mfcc else log_mel  # (B, T, C)
+        weights = mask[..., None].to(feats.dtype)
+        count = weights.sum(dim=1, keepdim=True)
+        mean = (feats * weights).sum(dim=1, keepdim=True) / count  # (B, 1, C) over valid frames
+        if self.mean_normalization == "all":
+            feats = feats - mean
+        elif self.mean_normalization == "level" and self.feature_type == "mfcc":
+            feats = torch.cat([feats[..., :1] - mean[..., :1], feats[..., 1:]], dim=-1)
+        elif self.mean_normalization == "level":
+            feats = feats - mean.mean(dim=-1, keepdim=True)
         if self.do_normalize:
-            weights = mask[..., None].to(mfcc.dtype)
-            count = weights.sum(dim=1, keepdim=True)
-            mean = (mfcc * weights).sum(dim=1, keepdim=True) / count
-            var = ((mfcc - mean).square() * weights).sum(dim=1, keepdim=True) / count
-            mfcc = (mfcc - mean) / torch.sqrt(var + 1e-7)
-        mfcc = mfcc.masked_fill(~mask[..., None], self.padding_value)
-        return mfcc, mask.to(torch.int32)
+            mean = (feats * weights).sum(dim=1, keepdim=True) / count
+            var = ((feats - mean).square() * weights).sum(dim=1, keepdim=True) / count
+            feats = (feats - mean) / torch.sqrt(var + 1e-7)
+        if self.deltas:
+            first = _delta(feats, frames)
+            parts = [feats, first] + ([_delta(first, frames)] if self.deltas == 2 else [])
+            feats = torch.cat(parts, dim=-1)
+        feats = feats.masked_fill(~mask[..., None], self.padding_value)
+        return feats, mask.to(torch.int32)
 
     def __call__(
         self,

@@ -42,9 +42,15 @@ class SERConvBlock(nn.Module):
         self.norm = nn.BatchNorm1d(out_channels) if config.use_batch_norm else nn.Identity()
         self.activation = nn.GELU() if config.conv_activation == "gelu" else nn.ReLU()
         self.pool = pool
+        self.skip = None
+        if config.residual:
+            self.skip = nn.Identity() if in_channels == out_channels else nn.Conv1d(in_channels, out_channels, 1)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.activation(self.norm(self.conv(hidden))) * mask
+        out = self.norm(self.conv(hidden))
+        if self.skip is not None:
+            out = out + self.skip(hidden)
+        hidden = self.activation(out) * mask
         if self.pool == 1:
             return hidden, mask
         # Windows are aligned at the start, so a clip's windows are the same alone or padded; padded frames
@@ -84,13 +90,18 @@ class SERSpatialAttention(nn.Module):
 class SERPooling(nn.Module):
     """Turns (B, C, T) into (B, D): masked mean, masked mean+std, or flatten of a fixed frame count."""
 
-    def __init__(self, config: SERConfig):
+    def __init__(self, config: SERConfig, channels: int):
         super().__init__()
         self.mode = config.pooling
         self.num_frames = config.num_frames
+        self.scorer = None
+        if self.mode == "attentive_stats":
+            hidden = config.attention_pooling_hidden
+            self.scorer = nn.Sequential(nn.Conv1d(channels, hidden, 1), nn.Tanh(), nn.Conv1d(hidden, 1, 1))
 
     def output_size(self, channels: int) -> int:
-        return {"mean": channels, "stats": 2 * channels, "flatten": channels * (self.num_frames or 0)}[self.mode]
+        sizes = {"mean": channels, "stats": 2 * channels, "attentive_stats": 2 * channels}
+        return sizes.get(self.mode, channels * (self.num_frames or 0))
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.mode == "flatten":
@@ -100,6 +111,12 @@ class SERPooling(nn.Module):
                     "set the feature extractor's max_duration so every clip has the same length"
                 )
             return hidden.flatten(1)
+        if self.scorer is not None:  # softmax over valid frames, weighted mean and standard deviation
+            scores = self.scorer(hidden).masked_fill(mask == 0, float("-inf"))
+            weights = torch.softmax(scores, dim=-1)
+            mean = (hidden * weights).sum(dim=-1)
+            var = ((hidden - mean.unsqueeze(-1)).square() * weights).sum(dim=-1)
+            return torch.cat([mean, torch.sqrt(var + 1e-5)], dim=-1)
         mean = _masked_mean(hidden, mask)
         if self.mode == "mean":
             return mean
@@ -154,6 +171,9 @@ class SERPreTrainedModel(PreTrainedModel):
             }
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    def _return_dict(self, return_dict: bool | None) -> bool:
+        return self.config.return_dict if return_dict is None else return_dict
+
     @staticmethod
     def _frame_mask(input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:
@@ -186,7 +206,7 @@ class SERModel(SERPreTrainedModel):
         self.spatial_attention = (
             SERSpatialAttention(config.spatial_attention_kernel_size) if config.use_spatial_attention else None
         )
-        self.pooling = SERPooling(config)
+        self.pooling = SERPooling(config, channels[-1])
         self.output_size = self.pooling.output_size(channels[-1])
         self.post_init()
 
@@ -197,7 +217,7 @@ class SERModel(SERPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPooling:
+    ) -> BaseModelOutputWithPooling | tuple:
         if input_features.ndim != 3 or input_features.shape[-1] != self.config.num_mfcc:
             raise ValueError(
                 f"input_features must be (batch, frames, {self.config.num_mfcc}), got {tuple(input_features.shape)}"
@@ -216,11 +236,12 @@ class SERModel(SERPreTrainedModel):
         if self.spatial_attention is not None:
             hidden = self.spatial_attention(hidden, mask)
         pooled = self.pooling(hidden, mask)
-        return BaseModelOutputWithPooling(
+        output = BaseModelOutputWithPooling(
             last_hidden_state=hidden.transpose(1, 2),
             pooler_output=pooled,
             hidden_states=tuple(all_hidden) if output_hidden_states else None,
         )
+        return output if self._return_dict(return_dict) else output.to_tuple()
 
 
 class SERForAudioClassification(SERPreTrainedModel):
@@ -242,8 +263,10 @@ class SERForAudioClassification(SERPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> SequenceClassifierOutput:
-        outputs = self.ser(input_features, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
+    ) -> SequenceClassifierOutput | tuple:
+        outputs = self.ser(
+            input_features, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
+        )
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
@@ -253,7 +276,8 @@ class SERForAudioClassification(SERPreTrainedModel):
                 weight=self.class_weights,
                 label_smoothing=self.config.label_smoothing,
             )
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if self._return_dict(return_dict) else output.to_tuple()
 
 
 __all__ = ["SERPreTrainedModel", "SERModel", "SERForAudioClassification"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-POOLING_MODES = ("mean", "stats", "flatten")
+POOLING_MODES = ("mean", "stats", "attentive_stats", "flatten")
 
 
 @strict
@@ -34,6 +34,9 @@ class SERConfig(PreTrainedConfig):
             receptive field. Pooling is mask-aware, so padded batches still match single clips.
         conv_activation (`str`, defaults to `"relu"`):
             Activation after each conv (``"relu"`` or ``"gelu"``).
+        residual (`bool`, defaults to `False`):
+            Residual conv blocks: each block's input (projected by a 1x1 conv when the channel count changes) is
+            added to its conv output before the activation.
         use_batch_norm (`bool`, defaults to `True`):
             Batch norm after each conv.
         conv_dropout (`float`, defaults to 0.2):
@@ -47,8 +50,11 @@ class SERConfig(PreTrainedConfig):
         spatial_attention_kernel_size (`int`, defaults to 7):
             Kernel size of the spatial-attention conv (odd).
         pooling (`str`, defaults to `"stats"`):
-            ``"mean"`` (masked mean over frames), ``"stats"`` (masked mean and standard deviation) or
-            ``"flatten"`` (concatenate all frames; needs ``num_frames``, as in the paper).
+            ``"mean"`` (masked mean over frames), ``"stats"`` (masked mean and standard deviation),
+            ``"attentive_stats"`` (mean and standard deviation weighted by a learned per-frame attention,
+            as in ECAPA-TDNN) or ``"flatten"`` (concatenate all frames; needs ``num_frames``, as in the paper).
+        attention_pooling_hidden (`int`, defaults to 64):
+            Hidden units of the frame-scoring MLP of ``pooling="attentive_stats"``.
         num_frames (`int`, *optional*):
             Fixed frame count for ``pooling="flatten"``; ignored otherwise.
         classifier_hidden_size (`int`, defaults to 64):
@@ -74,6 +80,7 @@ class SERConfig(PreTrainedConfig):
     conv_dilations: list[int] | tuple[int, ...] = (1, 2, 3)
     conv_pool_sizes: list[int] | tuple[int, ...] = (2, 2, 1)
     conv_activation: str = "relu"
+    residual: bool = False
     use_batch_norm: bool = True
     conv_dropout: float = 0.2
     use_channel_attention: bool = True
@@ -82,6 +89,7 @@ class SERConfig(PreTrainedConfig):
     spatial_attention_kernel_size: int = 7
     pooling: str = "stats"
     num_frames: int | None = None
+    attention_pooling_hidden: int = 64
     classifier_hidden_size: int = 64
     classifier_batch_norm: bool = True
     classifier_dropout: float = 0.3

@@ -42,9 +42,15 @@ class SERConvBlock(nn.Module):
         self.norm = nn.BatchNorm1d(out_channels) if config.use_batch_norm else nn.Identity()
         self.activation = nn.GELU() if config.conv_activation == "gelu" else nn.ReLU()
         self.pool = pool
+        self.skip = None
+        if config.residual:
+            self.skip = nn.Identity() if in_channels == out_channels else nn.Conv1d(in_channels, out_channels, 1)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.activation(self.norm(self.conv(hidden))) * mask
+        out = self.norm(self.conv(hidden))
+        if self.skip is not None:
+            out = out + self.skip(hidden)
+        hidden = self.activation(out) * mask
         if self.pool == 1:
             return hidden, mask
         # Windows are aligned at the start, so a clip's windows are the same alone or padded; padded frames
@@ -84,13 +90,18 @@ class SERSpatialAttention(nn.Module):
 class SERPooling(nn.Module):
     """Turns (B, C, T) into (B, D): masked mean, masked mean+std, or flatten of a fixed frame count."""
 
-    def __init__(self, config: SERConfig):
+    def __init__(self, config: SERConfig, channels: int):
         super().__init__()
         self.mode = config.pooling
         self.num_frames = config.num_frames
+        self.scorer = None
+        if self.mode == "attentive_stats":
+            hidden = config.attention_pooling_hidden
+            self.scorer = nn.Sequential(nn.Conv1d(channels, hidden, 1), nn.Tanh(), nn.Conv1d(hidden, 1, 1))
 
     def output_size(self, channels: int) -> int:
-        return {"mean": channels, "stats": 2 * channels, "flatten": channels * (self.num_frames or 0)}[self.mode]
+        sizes = {"mean": channels, "stats": 2 * channels, "attentive_stats": 2 * channels}
+        return sizes.get(self.mode, channels * (self.num_frames or 0))
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.mode == "flatten":
@@ -100,6 +111,12 @@ class SERPooling(nn.Module):
                     "set the feature extractor's max_duration so every clip has the same length"
                 )
             return hidden.flatten(1)
+        if self.scorer is not None:  # softmax over valid frames, weighted mean and standard deviation
+            scores = self.scorer(hidden).masked_fill(mask == 0, float("-inf"))
+            weights = torch.softmax(scores, dim=-1)
+            mean = (hidden * weights).sum(dim=-1)
+            var = ((hidden - mean.unsqueeze(-1)).square() * weights).sum(dim=-1)
+            return torch.cat([mean, torch.sqrt(var + 1e-5)], dim=-1)
         mean = _masked_mean(hidden, mask)
         if self.mode == "mean":
             return mean
@@ -189,7 +206,7 @@ class SERModel(SERPreTrainedModel):
         self.spatial_attention = (
             SERSpatialAttention(config.spatial_attention_kernel_size) if config.use_spatial_attention else None
         )
-        self.pooling = SERPooling(config)
+        self.pooling = SERPooling(config, channels[-1])
         self.output_size = self.pooling.output_size(channels[-1])
         self.post_init()
 

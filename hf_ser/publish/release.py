@@ -1,0 +1,232 @@
+"""Release steps as package code: run the registered experiments, write docs/RESULTS.md, build the bundled
+checkpoints. Every number comes from a result file; nothing here types one in.
+
+``configs/experiments.yaml`` lists the experiments (name → config, overrides, group, what it tests) and the
+bundled checkpoints. ``hf-ser results run`` trains them and stores each result in ``docs/results/<name>.json``
+(aggregate metrics only: committed, they reveal nothing of the corpora); ``hf-ser results report`` renders
+RESULTS.md from those files; ``hf-ser release checkpoints`` trains the bundled models into the package.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from ..training.config import load_experiment
+from ..training.results import HEADLINE, MeanStd, ProtocolResult, RunResult
+from ..training.run import load_experiment_data, protocol_folds, run_cross_corpus, run_protocol, run_split
+from .cards import write_card
+
+logger = logging.getLogger("hf_ser.release")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _flatten(values) -> list[str]:
+    """``set`` lists may nest (YAML anchors of shared overrides): flatten them."""
+    out = []
+    for value in values or []:
+        out.extend(_flatten(value) if isinstance(value, list) else [value])
+    return out
+
+
+class CrossSpec(_Spec):
+    train: list[str]
+    test: str
+
+
+class ExperimentSpec(_Spec):
+    config: str  # relative to the experiments file
+    set: list[str] = []
+    group: str = "search"  # paper | headline | search | cross | general
+    what: str = ""
+    cross: CrossSpec | None = None
+
+    _flat = field_validator("set", mode="before")(classmethod(lambda cls, v: _flatten(v)))
+
+
+class CheckpointSpec(_Spec):
+    config: str
+    set: list[str] = []
+    corpora: list[str]
+    cross_validation: str | None = None  # experiment whose result goes into the card
+
+    _flat = field_validator("set", mode="before")(classmethod(lambda cls, v: _flatten(v)))
+
+
+class ReleasePlan(_Spec):
+    experiments: dict[str, ExperimentSpec]
+    checkpoints: dict[str, CheckpointSpec] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_anchors(cls, raw):
+        """Top-level ``x-*`` keys hold YAML anchors shared by several experiments."""
+        return {k: v for k, v in raw.items() if not k.startswith("x-")}
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReleasePlan:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+class ExperimentRecord(_Spec):
+    """``docs/results/<name>.json``: one experiment, every seed run, and what was run."""
+
+    name: str
+    spec: ExperimentSpec
+    only_folds: list[int] | None = None  # a screening run on some folds only
+    seeds: dict[str, ProtocolResult]
+    wall_seconds: float
+
+    def metric(self, key: str) -> MeanStd:
+        """Mean ± std over all folds of all seeds."""
+        return MeanStd.of([getattr(f, key) for r in self.seeds.values() for f in r.folds.values()])
+
+
+def run_experiment(
+    plan_path: Path,
+    name: str,
+    corpora_dir: Path,
+    out: Path,
+    results_dir: Path,
+    seeds: list[int],
+    only_folds: list[int] | None = None,
+) -> ExperimentRecord:
+    spec = ReleasePlan.load(plan_path).experiments[name]
+    started = time.time()
+    runs = {}
+    for seed in seeds:
+        exp = load_experiment(plan_path.parent / spec.config, [*spec.set, f"training.seed={seed}"])
+        folder = out / name / f"seed_{seed}"
+        if spec.cross:
+            runs[str(seed)] = run_cross_corpus(
+                exp, spec.cross.train, corpora_dir, spec.cross.test, corpora_dir / spec.cross.test, folder
+            )
+        else:
+            dirs = {c: corpora_dir / c for c in exp.corpora}
+            runs[str(seed)] = run_protocol(exp, dirs, folder, only_folds=only_folds)
+    record = ExperimentRecord(
+        name=name, spec=spec, only_folds=only_folds, seeds=runs, wall_seconds=time.time() - started
+    )
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{name}.json").write_text(record.model_dump_json(indent=2))
+    return record
+
+
+def load_records(results_dir: Path) -> dict[str, ExperimentRecord]:
+    return {
+        p.stem: ExperimentRecord.model_validate_json(p.read_text())
+        for p in sorted(results_dir.glob("*.json"))
+        if not p.stem.startswith("baseline-")
+    }
+
+
+def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, target: Path, names: list[str] | None):
+    """Train each bundled checkpoint on all speakers of its corpora (no validation: the recipe's fixed
+    epoch budget), attach its recipe's cross-validation result, write its card; replace the bundled
+    folder only when the new one is complete."""
+    plan = ReleasePlan.load(plan_path)
+    records = load_records(results_dir)
+    for name, spec in plan.checkpoints.items():
+        if names and name not in names:
+            continue
+        exp = load_experiment(plan_path.parent / spec.config, [*spec.set, "protocol.val_size=0.0"])
+        dataset = load_experiment_data(exp, {c: corpora_dir / c for c in spec.corpora})
+        folds, _ = protocol_folds(exp, dataset, "holdout")
+        splits = folds[0][1]
+        from datasets import DatasetDict
+
+        from ..data.splits import mark_split
+
+        everything = DatasetDict({"train": mark_split(dataset, "train"), "test": splits["test"]})
+        staging = target / f".{name}.new"
+        shutil.rmtree(staging, ignore_errors=True)
+        result = run_split(exp, everything, staging)
+        if spec.cross_validation and spec.cross_validation in records:
+            record = records[spec.cross_validation]
+            result.cross_validation = next(iter(record.seeds.values()))
+        result.protocol = "holdout"
+        result.save(staging / "metrics.json")
+        (staging / "training_args.bin").unlink(missing_ok=True)
+        write_card(staging, repo_id=f"hf-ser/{name}")
+        folder = target / name
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+        logger.info("checkpoint %s: %.2f MB", name, sum(p.stat().st_size for p in folder.iterdir()) / 1e6)
+
+
+def _row(record: ExperimentRecord) -> str:
+    folds = sum(len(r.folds) for r in record.seeds.values())
+    first = next(iter(record.seeds.values()))
+    scope = f"{len(first.folds)} folds × {len(record.seeds)} seed(s)"
+    if record.only_folds is not None:
+        scope += " (screen)"
+    collapsed = sorted({s for r in record.seeds.values() for s in r.collapsed_speakers})
+    cells = [record.metric(k).percent() for k in ("accuracy", "uar", "macro_f1")]
+    spf = np.mean([r.seconds_per_epoch for r in record.seeds.values()])
+    return (
+        f"| {record.name} | {record.spec.what} | {scope} | {' | '.join(cells)} | {first.parameters:,} | "
+        f"{spf:.2f} | {record.wall_seconds / 60:.1f} | {len(collapsed) if folds else 0} |"
+    )
+
+
+def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
+    """docs/RESULTS.md from docs/results/*.json (ours and the openSMILE baselines)."""
+    import json
+
+    plan = ReleasePlan.load(plan_path)
+    records = load_records(results_dir)
+    baselines = {p.stem: json.loads(p.read_text()) for p in sorted(results_dir.glob("baseline-*.json"))}
+    header = [
+        "| experiment | what | folds | accuracy | UAR | macro-F1 | parameters | s / epoch | wall (min) | "
+        "collapsed speakers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines = [
+        "# Results on real data",
+        "",
+        "Generated by `hf-ser results report` from `docs/results/*.json`; each of those files was written by "
+        "`hf-ser results run` (see `configs/experiments.yaml`). Percentages on speakers never used for "
+        "training, mean ± std over all folds of all seeds (population std). *Collapsed speakers*: test "
+        "speakers whose clips all received one label.",
+        "",
+    ]
+    groups = [
+        ("headline", "Speaker-independent results"),
+        ("general", "The general model: unified labels, trained on several corpora"),
+        ("cross", "Across corpora"),
+        ("search", "Every variant tried (the recipe search)"),
+        ("paper", "The paper's leaky protocol, for comparison with its 99 %"),
+    ]
+    for group, title in groups:
+        names = [n for n, s in plan.experiments.items() if s.group == group and n in records]
+        if not names:
+            continue
+        lines += [f"## {title}", "", *header, *[_row(records[n]) for n in names], ""]
+    if baselines:
+        lines += [
+            "## Classic baseline on the same folds",
+            "",
+            "`python bench/baseline_opensmile.py`: openSMILE functionals, StandardScaler, LinearSVC(C=1e-3) fixed "
+            "in advance; trained on every non-test speaker of each fold.",
+            "",
+            "| protocol | method | folds | accuracy | UAR |",
+            "|---|---|---|---|---|",
+        ]
+        for b in baselines.values():
+            acc, uar = MeanStd(**b["accuracy"]), MeanStd(**b["uar"])
+            lines.append(f"| {b['protocol']} | {b['method']} | {len(b['folds'])} | {acc.percent()} | {uar.percent()} |")
+        lines.append("")
+    target.write_text("\n".join(lines))
+    return target
+
+
+__all__ = ["HEADLINE", "ReleasePlan", "RunResult", "build_checkpoints", "run_experiment", "write_report"]

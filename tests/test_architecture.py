@@ -1,0 +1,109 @@
+"""The layout's promises: no import cycles, one copy of the remote code, corpora own their facts."""
+
+from __future__ import annotations
+
+import ast
+import filecmp
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "hf_ser"
+TRIO = ("configuration_ser.py", "feature_extraction_ser.py", "modeling_ser.py")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """hf_ser modules a file imports at module level or inside functions (relative imports resolved)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            candidates = [target] + [f"{target}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            candidates = [a.name for a in node.names]
+        else:
+            continue
+        found.update(c for c in candidates if c.startswith("hf_ser") and c != name)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py") if "checkpoints" not in p.parts}
+    return {name: {m for m in _imports(path) if m in files} for name, path in files.items()}
+
+
+def test_no_import_cycles_between_modules():
+    graph = _graph()
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for child in graph[node]:
+            if state.get(child) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*stack, node, child]))
+            if child not in state:
+                visit(child, [*stack, node])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [])
+    assert "hf_ser.data.augment" not in {m for m in graph["hf_ser.data.splits"]}  # the old data<->augment cycle
+
+
+def test_the_remote_code_trio_imports_nothing_of_hf_ser():
+    for name in TRIO:
+        outside = {m for m in _imports(PACKAGE / "models" / "ser" / name) if not m.startswith("hf_ser.models.ser.")}
+        assert not outside, (name, outside)
+
+
+@pytest.mark.parametrize("folder", sorted((PACKAGE / "checkpoints").iterdir()), ids=lambda p: p.name)
+def test_committed_remote_code_copies_equal_the_source(folder):
+    for name in TRIO:
+        copy = folder / name
+        assert copy.is_file(), f"{copy} missing"
+        assert filecmp.cmp(copy, PACKAGE / "models" / "ser" / name, shallow=False), (
+            f"{copy} differs from hf_ser/models/ser/{name}: copy it again (or retrain the checkpoint)"
+        )
+
+
+def test_every_corpus_module_owns_its_facts_and_mapping():
+    from hf_ser.data.corpora import CORPORA, UNIFIED_EMOTIONS
+
+    modules = {p.stem for p in (PACKAGE / "data" / "corpora").glob("*.py")} - {"__init__", "base", "taxonomy"}
+    assert set(CORPORA) == modules  # every module registers itself; nothing else lists them
+    for name, corpus in CORPORA.items():
+        assert set(corpus.to_unified) == set(corpus.emotions), name
+        assert set(corpus.to_unified.values()) <= set(UNIFIED_EMOTIONS), name
+        facts = corpus.facts
+        assert facts.language and facts.license and facts.citation.startswith("@"), name
+    assert CORPORA["emovo"].facts.language == "it" and CORPORA["emodb"].facts.language == "de"
+
+
+def test_a_card_for_an_unknown_corpus_is_an_error_not_english(tmp_path):
+    from hf_ser.publish.cards import corpus_facts
+
+    with pytest.raises(ValueError, match="no corpus module describes"):
+        corpus_facts("iemocap")
+
+
+def test_version_is_defined_once():
+    import importlib.metadata
+
+    import hf_ser
+
+    assert '\nversion = "' not in (ROOT / "pyproject.toml").read_text()
+    assert importlib.metadata.version("hf-ser") == hf_ser.__version__
+    assert (PACKAGE / "py.typed").is_file()
