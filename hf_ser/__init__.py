@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelF
 
 from .inference import load_classifier
 from .models.ser import SERConfig, SERFeatureExtractor, SERForAudioClassification, SERModel, SERPreTrainedModel
-from .pipeline import SERAudioClassificationPipeline
+from .models.ser.pipeline_ser import SERAudioClassificationPipeline
 
 __version__ = "0.2.0"
 

@@ -43,7 +43,7 @@ def resolve_model(model: str | Path | None) -> Path:
 
 def load_classifier(model: str | Path | None = None, device: str | int | None = None):
     """``pipeline("audio-classification")`` on a model folder or bundled checkpoint name."""
-    from .pipeline import SERAudioClassificationPipeline
+    from .models.ser.pipeline_ser import SERAudioClassificationPipeline
 
     return pipeline(
         "audio-classification",

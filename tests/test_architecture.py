@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hf_ser"
-TRIO = ("configuration_ser.py", "feature_extraction_ser.py", "modeling_ser.py")
+TRIO = ("configuration_ser.py", "feature_extraction_ser.py", "modeling_ser.py", "pipeline_ser.py", "audio_ser.py")
 
 
 def _module_name(path: Path) -> str:

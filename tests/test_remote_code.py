@@ -68,3 +68,57 @@ def test_remote_code_loads_without_hf_ser(model_dir, voice, tmp_path):
         pooled = model.ser(**fe([wave, wave[: len(wave) // 3]], return_tensors="pt")).pooler_output
     torch.testing.assert_close(torch.tensor(remote["logits"]), local, atol=1e-5, rtol=0)
     torch.testing.assert_close(torch.tensor(remote["pooled"]), pooled[:, :5], atol=1e-5, rtol=0)
+
+
+PIPELINE_SCRIPT = r"""
+import json, sys
+sys.modules["hf_ser"] = None  # hf-ser is not installed for this user
+import transformers.pipelines.audio_classification as stock
+def forbidden(*args, **kwargs):
+    raise SystemExit("ffmpeg was called")
+stock.ffmpeg_read = forbidden
+from transformers import pipeline
+folder, flac, wav8k, npy = sys.argv[1:5]
+import numpy as np
+clf = pipeline(model=folder, trust_remote_code=True)  # task and class from config.custom_pipelines
+out = {"class": type(clf).__module__ + "." + type(clf).__name__}
+with open(wav8k, "rb") as handle:
+    raw = handle.read()
+wave = np.load(npy)
+for key, inputs in [("path", flac), ("bytes", raw), ("dict", {"array": wave, "sampling_rate": 8000}),
+                    ("raw", {"raw": wave, "sampling_rate": 8000})]:
+    out[key] = {d["label"]: d["score"] for d in clf(inputs, top_k=None)}
+print(json.dumps(out))
+"""
+
+
+def test_remote_pipeline_decodes_files_without_hf_ser(model_dir, voice, tmp_path):
+    import soundfile as sf
+
+    from hf_ser import load_classifier
+
+    stereo = np.stack([voice(1.5, 48000), voice(1.5, 48000, seed=3)], axis=1)
+    sf.write(tmp_path / "clip.flac", stereo, 48000)
+    sf.write(tmp_path / "clip8k.wav", voice(1.2, 8000, seed=5), 8000)
+    np.save(tmp_path / "wave.npy", voice(1.2, 8000, seed=5))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    args = [str(model_dir), str(tmp_path / "clip.flac"), str(tmp_path / "clip8k.wav"), str(tmp_path / "wave.npy")]
+    run = subprocess.run(
+        [sys.executable, "-c", PIPELINE_SCRIPT, *args], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    remote = json.loads(run.stdout.strip().splitlines()[-1])
+    assert remote["class"].startswith("transformers_modules") and remote["class"].endswith(
+        "SERAudioClassificationPipeline"
+    )
+    local = load_classifier(model_dir)
+    expected = {
+        "path": local(str(tmp_path / "clip.flac"), top_k=None),
+        "bytes": local(str(tmp_path / "clip8k.wav"), top_k=None),
+    }
+    expected["dict"] = expected["raw"] = expected["bytes"]
+    for key, result in expected.items():
+        scores = {d["label"]: d["score"] for d in result}
+        assert remote[key].keys() == scores.keys()
+        for label, score in scores.items():
+            assert abs(remote[key][label] - score) < 1e-5, (key, label)

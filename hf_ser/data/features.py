@@ -115,3 +115,41 @@ def extract_features(
     )
     report = FeatureReport({str(data.split or "data"): failed})
     return (mapped, report) if return_report else mapped
+
+
+def speaker_statistics(dataset: Dataset, column: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per speaker, the mean and standard deviation of every feature over all frames of their clips."""
+    sums: dict[str, list] = {}
+    table = dataset.select_columns([column, "speaker"]).with_format("numpy")
+    for row in table:
+        frames = np.asarray(row[column], dtype=np.float64)
+        acc = sums.setdefault(str(row["speaker"]), [0.0, 0.0, 0])
+        acc[0] = acc[0] + frames.sum(axis=0)
+        acc[1] = acc[1] + np.square(frames).sum(axis=0)
+        acc[2] += frames.shape[0]
+    stats = {}
+    for speaker, (total, squares, count) in sums.items():
+        mean = total / count
+        stats[speaker] = (
+            mean.astype(np.float32),
+            np.sqrt(np.maximum(squares / count - mean**2, 1e-8)).astype(np.float32),
+        )
+    return stats
+
+
+def standardize_per_speaker(dataset: Dataset, column: str) -> Dataset:
+    """Speaker-adaptive features: each speaker's frames standardised with that speaker's own statistics.
+
+    Uses only the speaker's (unlabelled) clips, so a test speaker can be adapted to from their recordings
+    without labels. Results from it are speaker-adaptive and are reported apart from speaker-independent ones.
+    """
+    stats = speaker_statistics(dataset, column)
+
+    def apply(batch):
+        out = []
+        for frames, speaker in zip(batch[column], batch["speaker"]):
+            mean, std = stats[str(speaker)]
+            out.append((np.asarray(frames, dtype=np.float32) - mean) / std)
+        return {column: out}
+
+    return dataset.map(apply, batched=True, features=dataset.features, desc="per-speaker standardisation")

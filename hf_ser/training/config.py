@@ -49,6 +49,7 @@ class DataConfig(_Section):
     merge_calm: bool = False  # RAVDESS calm -> neutral (the paper's 7 classes)
     common_only: bool = False  # keep only labels every corpus has
     exclude_labels: list[str] = []  # unified labels left out (e.g. boredom for the general model)
+    speaker_adaptive: bool = False  # standardise features per speaker from their own clips (reported apart)
     sampling_rate: int | None = None  # decode/augment rate; None = the feature extractor's
 
     @field_validator("corpus")

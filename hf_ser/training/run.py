@@ -18,7 +18,7 @@ from transformers import AutoModelForAudioClassification
 
 from ..data.augment import AugmentConfig, augment
 from ..data.corpora import load_corpora, load_corpus, unified_label_set, unify_labels
-from ..data.features import extract_features
+from ..data.features import extract_features, feature_column, standardize_per_speaker
 from ..data.splits import mark_split, speaker_independent_split
 from ..publish.reports import save_confusion_matrix, summary_markdown, write_class_report
 from .config import Experiment
@@ -88,6 +88,9 @@ def run_split(
                 splits["train"], copies, seed=args.seed, sampling_rate=decode_rate(exp), num_proc=exp.training.num_proc
             )
         feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
+        if exp.data.speaker_adaptive:
+            column = feature_column(fe)
+            feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
     labels = feats["train"].features["emotion"].names
     weights = _class_weights(feats["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
     model = build_model(exp, labels, weights)

@@ -11,6 +11,9 @@ the clip alone, which is what makes batched pipeline calls equal to single calls
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -161,7 +164,12 @@ class SERPreTrainedModel(PreTrainedModel):
                 init.ones_(module.running_var)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Also writes ``AutoModel`` into ``auto_map``, so every Auto class loads the folder as remote code."""
+        """Also writes ``AutoModel`` into ``auto_map`` (every Auto class loads the folder as remote code) and
+        ships the decoding pipeline (``pipeline_ser.py``, ``audio_ser.py``, ``config.custom_pipelines``), so
+        ``pipeline(model=folder, trust_remote_code=True)`` decodes files without hf-ser."""
+        here = Path(__file__).resolve().parent
+        pipeline_files = [here / "pipeline_ser.py", here / "audio_ser.py"]
+        ship_pipeline = self._auto_class is not None and all(f.is_file() for f in pipeline_files)
         if self._auto_class is not None:
             module = self.__class__.__module__.split(".")[-1]
             self.config.auto_map = {
@@ -169,7 +177,20 @@ class SERPreTrainedModel(PreTrainedModel):
                 "AutoModel": f"{module}.SERModel",
                 "AutoModelForAudioClassification": f"{module}.SERForAudioClassification",
             }
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        if ship_pipeline:
+            self.config.custom_pipelines = {
+                "audio-classification": {
+                    "impl": "pipeline_ser.SERAudioClassificationPipeline",
+                    "pt": ["AutoModelForAudioClassification"],
+                    "tf": [],
+                    "type": "audio",
+                }
+            }
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if ship_pipeline:
+            for source in pipeline_files:
+                shutil.copyfile(source, Path(save_directory) / source.name)
+        return result
 
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.return_dict if return_dict is None else return_dict

@@ -1,10 +1,14 @@
-"""The ``audio-classification`` pipeline, made to work without torchaudio and ffmpeg.
+"""The ``audio-classification`` pipeline, made to work without torchaudio and ffmpeg (remote code).
 
 transformers' pipeline decodes paths and bytes with the ``ffmpeg`` binary and resamples dicts
 with torchaudio; neither exists on a CPU-only machine. This subclass decodes with soundfile and
-resamples with soxr, then hands a numpy array at the extractor's rate to the stock code. It is
-used through ``pipeline("audio-classification", model=..., pipeline_class=SERAudioClassificationPipeline)``
-(what :func:`hf_ser.load_classifier` does); the task's stock class is never replaced.
+resamples with soxr, then hands a numpy array at the extractor's rate to the stock code; without
+soundfile or soxr installed it leaves the input to the stock code.
+
+Every saved model folder carries this file and names it in ``config.custom_pipelines``, so
+``pipeline(model=folder_or_repo, trust_remote_code=True)`` uses it where hf-ser is not installed.
+With hf-ser, :func:`hf_ser.load_classifier` passes it as ``pipeline_class``; the task's stock class is
+never replaced, so other models' pipelines are untouched.
 """
 
 from __future__ import annotations
@@ -13,7 +17,16 @@ import numpy as np
 from transformers.pipelines.audio_classification import AudioClassificationPipeline
 from transformers.pipelines.base import Pipeline
 
-from .audio import load_audio, resample, to_mono
+from .audio_ser import load_audio, resample, to_mono
+
+
+def _decoders_available() -> bool:
+    try:
+        import soundfile  # noqa: F401
+        import soxr  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class SERAudioClassificationPipeline(AudioClassificationPipeline):
@@ -30,6 +43,8 @@ class SERAudioClassificationPipeline(AudioClassificationPipeline):
             )
 
     def preprocess(self, inputs):
+        if not _decoders_available():  # the stock path (ffmpeg for files, torchaudio for other rates)
+            return super().preprocess(inputs)
         rate = self.feature_extractor.sampling_rate
         if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
             raise ValueError(f"{inputs}: URLs are not fetched by hf-ser; download the file and pass its path")
