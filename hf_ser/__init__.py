@@ -1,35 +1,46 @@
 """hf-ser: speech emotion recognition (MFCC + attention 1D-CNN) for the Hugging Face ecosystem.
 
-Importing the package registers the model with the Auto* classes. Other models' pipelines are left
-untouched: the soundfile/soxr ``audio-classification`` pipeline is :class:`SERAudioClassificationPipeline`,
-which :func:`load_classifier` uses (or pass it as ``pipeline(..., pipeline_class=...)``).
+``import hf_ser`` is cheap (no torch, no transformers): public names load on first use, so the
+ONNX command-line path starts in a fraction of a second. Importing the model classes
+(``from hf_ser import SERConfig``, ``load_classifier``, … or ``hf_ser.models.registry``) registers them with
+the Auto* classes. Other models' pipelines are left untouched: the soundfile/soxr
+``audio-classification`` pipeline is :class:`SERAudioClassificationPipeline`, which
+:func:`load_classifier` uses (saved folders also name it in ``config.custom_pipelines``).
+
+    from hf_ser import load_classifier
+    classifier = load_classifier()            # the default model shipped in the package
+    classifier("clip.wav")
 """
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
+from __future__ import annotations
 
-from .inference import load_classifier
-from .models.ser import SERConfig, SERFeatureExtractor, SERForAudioClassification, SERModel, SERPreTrainedModel
-from .models.ser.pipeline_ser import SERAudioClassificationPipeline
+import importlib
 
 __version__ = "0.2.0"
 
-AutoConfig.register(SERConfig.model_type, SERConfig, exist_ok=True)
-AutoModel.register(SERConfig, SERModel, exist_ok=True)
-AutoModelForAudioClassification.register(SERConfig, SERForAudioClassification, exist_ok=True)
-AutoFeatureExtractor.register(SERConfig, SERFeatureExtractor, exist_ok=True)
-# save_pretrained copies the three model files and writes auto_map, so the folder is Hub remote code.
-SERConfig.register_for_auto_class()
-SERModel.register_for_auto_class("AutoModel")
-SERForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
-SERFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+_LAZY = {
+    "SERConfig": "hf_ser.models.registry",
+    "SERFeatureExtractor": "hf_ser.models.registry",
+    "SERModel": "hf_ser.models.registry",
+    "SERForAudioClassification": "hf_ser.models.registry",
+    "SERPreTrainedModel": "hf_ser.models.registry",
+    "SERAudioClassificationPipeline": "hf_ser.models.registry",
+    "load_classifier": "hf_ser.inference",
+    "default_model_path": "hf_ser.inference",
+    "segments": "hf_ser.segments",
+}
 
-__all__ = [
-    "SERAudioClassificationPipeline",
-    "SERConfig",
-    "SERFeatureExtractor",
-    "SERForAudioClassification",
-    "SERModel",
-    "SERPreTrainedModel",
-    "__version__",
-    "load_classifier",
-]
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hf_ser' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["__version__", *_LAZY]

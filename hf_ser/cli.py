@@ -247,9 +247,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with predict's output
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

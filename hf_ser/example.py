@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from .inference import load_classifier
-from .models.ser import SERConfig, SERFeatureExtractor, SERForAudioClassification
+from .models.registry import SERConfig, SERFeatureExtractor, SERForAudioClassification
 
 EXAMPLE_LABELS = ["neutral", "happy", "sad", "angry"]
 

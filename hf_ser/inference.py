@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transformers import pipeline
-
 DEFAULT_CHECKPOINT = "ser-ravdess"
 
 
@@ -41,9 +39,20 @@ def resolve_model(model: str | Path | None) -> Path:
     raise ValueError(f"{model}: not a model folder (expected config.json inside) nor a bundled checkpoint name")
 
 
+def default_model_path() -> Path:
+    """The folder of the default model shipped inside the package."""
+    return resolve_model(None)
+
+
 def load_classifier(model: str | Path | None = None, device: str | int | None = None):
-    """``pipeline("audio-classification")`` on a model folder or bundled checkpoint name."""
-    from .models.ser.pipeline_ser import SERAudioClassificationPipeline
+    """``pipeline("audio-classification")`` on a model folder or bundled checkpoint name; with no argument, the
+    default model shipped in the package (works offline, after a plain ``pip install``)."""
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    from .models.registry import SERAudioClassificationPipeline
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with command output
 
     return pipeline(
         "audio-classification",

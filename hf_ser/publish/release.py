@@ -203,6 +203,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         ("headline", "Speaker-independent results"),
         ("general", "The general model: unified labels, trained on several corpora"),
         ("cross", "Across corpora"),
+        ("adaptive", "Speaker-adaptive mode: features standardised per speaker from their own clips (apart)"),
         ("search", "Every variant tried (the recipe search)"),
         ("paper", "The paper's leaky protocol, for comparison with its 99 %"),
     ]

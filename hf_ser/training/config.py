@@ -33,6 +33,7 @@ from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_M
 
 from ..data.augment import AugmentConfig
 from ..data.corpora import CORPORA
+from ..models import registry as _registers_the_ser_model  # noqa: F401
 from .protocols import PROTOCOLS, ProtocolSettings
 
 

@@ -1,11 +1,7 @@
-"""The Hub "remote code" trio: configuration, feature extractor and model of the SER attention 1D-CNN.
+"""The Hub "remote code": configuration, feature extractor, model, pipeline and audio decoding.
 
-These three files import only numpy, torch, transformers and each other; ``save_pretrained`` copies
-them into every model folder, so a checkpoint loads with ``trust_remote_code=True`` without hf-ser.
+These files import only numpy, torch, transformers (soundfile and soxr for decoding) and each other;
+``save_pretrained`` copies them into every model folder, so a checkpoint loads, and its pipeline decodes
+files, with ``trust_remote_code=True`` where hf-ser is not installed. This package file imports nothing:
+``hf_ser.models.registry`` imports the classes and registers them with the Auto* classes.
 """
-
-from .configuration_ser import SERConfig
-from .feature_extraction_ser import SERFeatureExtractor
-from .modeling_ser import SERForAudioClassification, SERModel, SERPreTrainedModel
-
-__all__ = ["SERConfig", "SERFeatureExtractor", "SERForAudioClassification", "SERModel", "SERPreTrainedModel"]

@@ -1,0 +1,1 @@
+"""Model families: ``ser/`` (the Hub remote code) and ``registry`` (Auto* registration)."""

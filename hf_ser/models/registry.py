@@ -1,0 +1,31 @@
+"""The SER classes, registered with the Auto* classes (importing this module does it).
+
+The classes live in ``hf_ser/models/ser/`` (the Hub remote code); this module is kept apart so that
+``hf_ser.models.ser.audio_ser`` can be imported without torch or transformers (the ONNX path does).
+"""
+
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
+
+from .ser.configuration_ser import SERConfig
+from .ser.feature_extraction_ser import SERFeatureExtractor
+from .ser.modeling_ser import SERForAudioClassification, SERModel, SERPreTrainedModel
+from .ser.pipeline_ser import SERAudioClassificationPipeline
+
+AutoConfig.register(SERConfig.model_type, SERConfig, exist_ok=True)
+AutoModel.register(SERConfig, SERModel, exist_ok=True)
+AutoModelForAudioClassification.register(SERConfig, SERForAudioClassification, exist_ok=True)
+AutoFeatureExtractor.register(SERConfig, SERFeatureExtractor, exist_ok=True)
+# save_pretrained copies the model files and writes auto_map, so the folder is Hub remote code.
+SERConfig.register_for_auto_class()
+SERModel.register_for_auto_class("AutoModel")
+SERForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+SERFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+
+__all__ = [
+    "SERAudioClassificationPipeline",
+    "SERConfig",
+    "SERFeatureExtractor",
+    "SERForAudioClassification",
+    "SERModel",
+    "SERPreTrainedModel",
+]
