@@ -3,26 +3,94 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 from pathlib import Path
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
+def _backend(args: argparse.Namespace):
+    """(classify(waves) -> scores per wave, sampling rate, the model used) for --backend torch or onnx."""
+    from .inference import resolve_model
+
+    if args.backend == "onnx":
+        from .onnx.runtime import OnnxClassifier
+
+        folder = Path(args.model) if args.model else resolve_model(None) / "onnx"
+        clf = OnnxClassifier(folder, int8=args.int8)
+        return (lambda waves: clf(list(waves), top_k=None)), clf.sampling_rate, clf
     from .inference import load_classifier
 
-    classifier = load_classifier(args.model)
-    results = {}
-    for path in args.files:
-        results[path] = classifier(path, top_k=args.top_k)
+    clf = load_classifier(args.model)
+    return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.feature_extractor.sampling_rate, clf
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .batch import predict_files, write_predictions
+
+    if args.segments:
+        return _predict_segments(args)
+    classify, rate, _ = _backend(args)
+    progress = args.output is not None and sys.stderr.isatty()
+    predictions = predict_files(args.files, classify, rate, args.workers, args.batch_size, progress)
     if args.json:
-        print(json.dumps(results, indent=2))
+        rows = list(predictions)
+        top = args.top_k or None
+        print(json.dumps({p.path: ({"error": p.error} if p.error else _ranked(p, top)) for p in rows}, indent=2))
     else:
-        for path, scores in results.items():
-            ranked = ", ".join(f"{s['label']} {s['score']:.3f}" for s in scores)
-            print(f"{path}: {ranked}")
-    return 0
+        rows = write_predictions(_top_k(predictions, args.top_k), args.output)
+    failed = [p for p in rows if p.error]
+    if failed:
+        print(f"hf-ser predict: {len(failed)} of {len(rows)} files failed (see their error rows)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _ranked(prediction, top: int | None) -> list[dict]:
+    return [{"label": k, "score": v} for k, v in list(prediction.scores.items())[:top]] or [
+        {"label": prediction.label, "score": None}
+    ]
+
+
+def _top_k(predictions, k: int | None):
+    for p in predictions:
+        if k:
+            p.scores = dict(list(p.scores.items())[:k])
+        yield p
+
+
+def _predict_segments(args: argparse.Namespace) -> int:
+    import csv
+
+    from .segments import segments
+
+    if args.backend != "torch":
+        raise ValueError("--segments runs Silero VAD and the model in torch; use --backend torch")
+    _, _, clf = _backend(args)
+    results, failed = {}, 0
+    for path in args.files:
+        try:
+            results[path] = segments(path, clf, progress=sys.stderr.isatty()).to_dict()
+        except ValueError as err:
+            results[path] = {"error": str(err)}
+            failed += 1
+            print(f"hf-ser predict: {err}", file=sys.stderr)
+    if args.format == "json":
+        text = json.dumps(results, indent=2) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["path", "start", "end", "label", "score"])
+        for path, result in results.items():
+            for seg in result.get("segments", []):
+                score = seg["scores"].get(seg["label"], "") if seg["scores"] else ""
+                writer.writerow([path, seg["start"], seg["end"], seg["label"], score])
+        text = buffer.getvalue()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 1 if failed else 0
 
 
 def _cmd_example(args: argparse.Namespace) -> int:
@@ -175,17 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a config value, e.g. training.learning_rate=1e-3 (repeatable)",
         )
 
-    from .training.protocols import PROTOCOLS
-
     train = sub.add_parser("train", help="train one model on the config's (single-split) protocol; write a run folder")
     experiment_args(train)
-    train.add_argument("--protocol", choices=list(PROTOCOLS), help="override the config's protocol (one split)")
+    train.add_argument("--protocol", help="override the config's protocol: a one-split one (holdout, utterance, paper)")
     train.add_argument("--resume", action="store_true", help="resume from the run's last Trainer checkpoint")
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="run an evaluation protocol and report mean ± std over folds")
     experiment_args(evaluate)
-    evaluate.add_argument("--protocol", choices=list(PROTOCOLS))
+    evaluate.add_argument("--protocol", help="override the config's protocol (names: hf_ser.training.protocols)")
     evaluate.add_argument("--folds", type=int, default=None, help="folds for speaker-kfold (default: config, 5)")
     evaluate.add_argument("--only-folds", default=None, help="comma-separated fold indices to run (screening)")
     evaluate.add_argument("--train-corpus", help="cross-corpus: train on this corpus (its folder: --data-dir)")
@@ -193,11 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--test-data-dir", help="cross-corpus: folder of the test corpus")
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    predict = sub.add_parser("predict", help="classify audio files")
-    predict.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, …; any rate; stereo is down-mixed)")
-    predict.add_argument("--model", default=None, help="model folder (default: the bundled checkpoint)")
+    predict = sub.add_parser("predict", help="classify audio files and folders (or emotion over time)")
+    predict.add_argument("files", nargs="+", help="audio files or folders (WAV, FLAC, OGG, …; any rate; stereo ok)")
+    predict.add_argument("--model", default=None, help="model folder (default: the model shipped in the package)")
+    predict.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx: no torch at all")
+    predict.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
     predict.add_argument("--top-k", type=int, default=None, help="how many labels to print (default: all)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
+    predict.add_argument("--output", default=None, help="write rows to a .csv or .jsonl file")
+    predict.add_argument("--workers", type=int, default=2, help="decoding processes")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--segments", action="store_true", help="emotion over time (speech regions, Silero VAD)")
+    predict.add_argument("--format", choices=["json", "csv"], default="json", help="--segments output format")
     predict.set_defaults(func=_cmd_predict)
 
     card = sub.add_parser("card", help="write the model card (README.md) of a run or checkpoint folder")
@@ -239,10 +312,25 @@ def build_parser() -> argparse.ArgumentParser:
     release_args(release)
     release.set_defaults(func=_cmd_release)
 
+    export = sub.add_parser("export", help="export a model to ONNX (waveform -> logits with a numpy MFCC)")
+    export.add_argument("--onnx", required=True, metavar="DIR", help="output folder")
+    export.add_argument("--model", default=None, help="model folder (default: the model shipped in the package)")
+    export.add_argument("--quantize", choices=["int8"], default=None, help="also write an int8 model")
+    export.set_defaults(func=_cmd_export)
+
     example = sub.add_parser("example", help="build a model, save it, classify a generated file end to end")
     example.add_argument("--output-dir", default="runs/example")
     example.set_defaults(func=_cmd_example)
     return parser
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .inference import resolve_model
+    from .onnx.export import export_onnx
+
+    out = export_onnx(resolve_model(args.model), args.onnx, quantize=args.quantize)
+    print(f"exported {resolve_model(args.model)} to {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

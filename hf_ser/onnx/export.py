@@ -1,0 +1,65 @@
+"""Export a model folder to ONNX: the network as a graph with dynamic batch and length, the MFCC's
+mel and DCT matrices beside it (``features.npz``), and the extractor and label settings; optional int8.
+
+The waveform → features step runs in numpy (:mod:`hf_ser.onnx.runtime`), matching the torch extractor
+to 1e-4; it is not inside the graph because ONNX's STFT would still need the per-item masking of our
+extractor around it, and numpy keeps the deployment free of torch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None, opset: int = 17) -> Path:
+    """Write ``out_dir`` with model.onnx (and model.int8.onnx with ``quantize="int8"``)."""
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from ..models import registry as _registers  # noqa: F401
+    from ..models.ser.feature_extraction_ser import _dct_matrix, _mel_basis
+
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    model = AutoModelForAudioClassification.from_pretrained(model_dir).eval()
+    fe = AutoFeatureExtractor.from_pretrained(model_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = torch.randn(2, 160, fe.feature_size)
+    mask = torch.ones(2, 160, dtype=torch.int64)
+    mask[1, 100:] = 0
+    torch.onnx.export(
+        model,
+        (frames, mask),
+        str(out_dir / ONNX_FILE),
+        input_names=["input_features", "attention_mask"],
+        output_names=["logits"],
+        dynamic_axes={
+            "input_features": {0: "batch", 1: "frames"},
+            "attention_mask": {0: "batch", 1: "frames"},
+            "logits": {0: "batch"},
+        },
+        opset_version=opset,
+        dynamo=False,
+    )
+    f_max = fe.f_max if fe.f_max is not None else fe.sampling_rate / 2
+    np.savez(
+        out_dir / "features.npz",
+        mel_basis=_mel_basis(fe.n_fft, fe.n_mels, fe.f_min, f_max, fe.sampling_rate).numpy(),
+        dct=_dct_matrix(fe.n_mels, fe.n_mfcc).numpy(),
+    )
+    shutil.copy(model_dir / "preprocessor_config.json", out_dir / "preprocessor_config.json")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    (out_dir / "labels.json").write_text(json.dumps(labels))
+    if quantize == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(out_dir / ONNX_FILE), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8)
+    return out_dir

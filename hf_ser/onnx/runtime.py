@@ -1,0 +1,127 @@
+"""ONNX inference without torch or transformers: numpy MFCC + onnxruntime.
+
+    from hf_ser.onnx.runtime import OnnxClassifier
+    clf = OnnxClassifier("exported/")          # or OnnxClassifier("exported/", int8=True)
+    clf("clip.wav")                            # [{"label": ..., "score": ...}, ...]
+
+The features repeat :class:`~hf_ser.models.ser.feature_extraction_ser.SERFeatureExtractor` step by step in
+numpy (centred zero-padded STFT with a periodic Hann window, power, mel, dB with a ``top_db`` floor, DCT,
+mean normalisation, deltas); the mel and DCT matrices come from the export, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..models.ser.audio_ser import load_audio, resample, to_mono
+
+_AMIN = 1e-10
+
+
+def _delta(feats: np.ndarray, half_width: int = 4) -> np.ndarray:
+    offsets = np.arange(-half_width, half_width + 1)
+    weights = offsets / float((offsets**2).sum())
+    index = np.clip(np.arange(feats.shape[0])[:, None] + offsets[None, :], 0, feats.shape[0] - 1)
+    return np.einsum("twc,w->tc", feats[index], weights).astype(np.float32)
+
+
+class NumpyFeatures:
+    """The SER feature extractor in numpy, configured from ``preprocessor_config.json`` + ``features.npz``."""
+
+    def __init__(self, folder: Path):
+        self.settings = json.loads((folder / "preprocessor_config.json").read_text())
+        matrices = np.load(folder / "features.npz")
+        self.mel_basis, self.dct = matrices["mel_basis"], matrices["dct"]
+        s = self.settings
+        self.sampling_rate = s["sampling_rate"]
+        win = s["win_length"] or s["n_fft"]
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
+        left = (s["n_fft"] - win) // 2
+        self.window = np.pad(window, (left, s["n_fft"] - win - left)).astype(np.float32)
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        s = self.settings
+        start = int(round(s.get("offset", 0.0) * self.sampling_rate))
+        wave = wave[start:]
+        if s.get("max_duration"):
+            size = int(round(s["max_duration"] * self.sampling_rate))
+            wave = np.pad(wave[:size], (0, max(0, size - wave[:size].size)))
+        n_fft, hop = s["n_fft"], s["hop_length"]
+        if s.get("center", True):
+            padded = np.pad(wave, (n_fft // 2, n_fft // 2))
+            count = 1 + wave.size // hop
+        else:
+            padded = np.pad(wave, (0, max(0, n_fft - wave.size)))
+            count = 1 + max(wave.size - n_fft, 0) // hop
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:count]
+        power = np.abs(np.fft.rfft(frames * self.window, axis=-1)) ** 2
+        log_mel = 10.0 * np.log10(np.maximum(power.astype(np.float32) @ self.mel_basis, _AMIN))
+        if s.get("top_db") is not None:
+            log_mel = np.maximum(log_mel, log_mel.max() - s["top_db"])
+        feats = log_mel @ self.dct if s.get("feature_type", "mfcc") == "mfcc" else log_mel
+        mode = s.get("mean_normalization", "none")
+        if mode == "all":
+            feats = feats - feats.mean(axis=0, keepdims=True)
+        elif mode == "level" and s.get("feature_type", "mfcc") == "mfcc":
+            feats = np.concatenate([feats[:, :1] - feats[:, :1].mean(), feats[:, 1:]], axis=1)
+        elif mode == "level":
+            feats = feats - feats.mean()
+        if s.get("do_normalize"):
+            feats = (feats - feats.mean(axis=0)) / np.sqrt(feats.var(axis=0) + 1e-7)
+        if s.get("deltas"):
+            first = _delta(feats)
+            feats = np.concatenate([feats, first] + ([_delta(first)] if s["deltas"] == 2 else []), axis=1)
+        return feats.astype(np.float32)
+
+
+class OnnxClassifier:
+    """Classify clips with an exported model; inputs as for the hf-ser pipeline (path, bytes, dict, array)."""
+
+    def __init__(self, folder: str | Path, int8: bool = False, threads: int | None = None):
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        name = "model.int8.onnx" if int8 else "model.onnx"
+        if not (folder / name).is_file():
+            raise ValueError(f"{folder}: no {name} (export with `hf-ser export --onnx {folder}`)")
+        self.session = ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
+        self.features = NumpyFeatures(folder)
+        self.labels = json.loads((folder / "labels.json").read_text())
+        self.sampling_rate = self.features.sampling_rate
+
+    def waveform(self, inputs) -> np.ndarray:
+        if isinstance(inputs, dict):
+            if "sampling_rate" not in inputs or not ("raw" in inputs or "array" in inputs):
+                raise ValueError(f'a dict input needs "sampling_rate" and "raw" or "array" keys, got {sorted(inputs)}')
+            array = to_mono(np.asarray(inputs.get("raw", inputs.get("array")), dtype=np.float32))
+            return resample(array, int(inputs["sampling_rate"]), self.sampling_rate)
+        if isinstance(inputs, np.ndarray):
+            return inputs.astype(np.float32)
+        return load_audio(inputs, self.sampling_rate)[0]
+
+    def logits(self, waves: list[np.ndarray]) -> np.ndarray:
+        feats = [self.features(w) for w in waves]
+        longest = max(f.shape[0] for f in feats)
+        batch = np.zeros((len(feats), longest, feats[0].shape[1]), np.float32)
+        mask = np.zeros((len(feats), longest), np.int64)
+        for i, f in enumerate(feats):
+            batch[i, : f.shape[0]], mask[i, : f.shape[0]] = f, 1
+        return self.session.run(["logits"], {"input_features": batch, "attention_mask": mask})[0]
+
+    def __call__(self, inputs, top_k: int | None = 5) -> list[dict] | list[list[dict]]:
+        single = not isinstance(inputs, list)
+        waves = [self.waveform(x) for x in ([inputs] if single else inputs)]
+        logits = self.logits(waves)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        results = []
+        for row in probs:
+            order = np.argsort(-row)[: top_k or len(row)]
+            results.append([{"label": self.labels[i], "score": float(row[i])} for i in order])
+        return results[0] if single else results

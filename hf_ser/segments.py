@@ -1,0 +1,223 @@
+"""Emotion over time for long recordings: Silero VAD finds speech, each speech region is scored in
+overlapping windows, consecutive slots with the same top label are merged.
+
+    from hf_ser import segments
+    result = segments("meeting.wav")            # SegmentsResult
+    result.label, result.summary                # overall label and scores, weighted by speech time
+    for s in result.segments: print(s.start, s.end, s.label)   # "no speech" between speech regions
+
+The file is streamed from disk twice, in blocks: once through the VAD (timestamps only), once region by
+region for scoring; memory is bounded by one region (at most ``max_region`` seconds), not by the file.
+Non-speech is reported as ``"no speech"`` and never given an emotion.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+NO_SPEECH = "no speech"
+VAD_RATE = 16000
+VAD_CHUNK = 512  # samples per Silero VAD step at 16 kHz
+
+
+@dataclass
+class Segment:
+    start: float  # seconds
+    end: float
+    label: str  # an emotion, or "no speech"
+    scores: dict[str, float] = field(default_factory=dict)  # empty for non-speech
+
+    @property
+    def speech(self) -> bool:
+        return self.label != NO_SPEECH
+
+
+@dataclass
+class SegmentsResult:
+    duration: float
+    segments: list[Segment]
+    summary: dict[str, float]  # mean scores over speech, weighted by time; empty without speech
+    speech_seconds: float
+
+    @property
+    def label(self) -> str:
+        return max(self.summary, key=self.summary.get) if self.summary else NO_SPEECH
+
+    def to_dict(self) -> dict:
+        return {
+            "duration": self.duration,
+            "speech_seconds": self.speech_seconds,
+            "label": self.label,
+            "summary": self.summary,
+            "segments": [asdict(s) for s in self.segments],
+        }
+
+
+def _progress(total: float, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=round(total, 1), desc=desc, unit="s", disable=not enabled, file=sys.stderr, leave=False)
+
+
+def _blocks(path: str | Path, target_rate: int, block_seconds: float = 30.0):
+    """Mono blocks at ``target_rate``, read and resampled incrementally (soxr's streaming resampler)."""
+    import soundfile as sf
+    import soxr
+
+    with sf.SoundFile(str(path)) as handle:
+        stream = soxr.ResampleStream(handle.samplerate, target_rate, 1, dtype="float32", quality="HQ")
+        block = max(int(block_seconds * handle.samplerate), 1)
+        while True:
+            data = handle.read(block, dtype="float32", always_2d=True)
+            last = len(data) < block
+            yield stream.resample_chunk(data.mean(axis=1), last=last)
+            if last:
+                return
+
+
+def speech_regions(
+    path: str | Path,
+    threshold: float = 0.5,
+    min_speech: float = 0.3,
+    merge_gap: float = 0.5,
+    max_region: float = 60.0,
+    progress: bool = False,
+) -> tuple[list[tuple[float, float]], float]:
+    """``([(start, end), ...], duration)`` of speech in seconds, from Silero VAD over the streamed file."""
+    import soundfile as sf
+    import torch
+    from silero_vad import VADIterator, load_silero_vad
+
+    duration = sf.info(str(path)).duration
+    iterator = VADIterator(load_silero_vad(), threshold=threshold, sampling_rate=VAD_RATE)
+    regions, start, carry, seen = [], None, np.zeros(0, np.float32), 0
+    with _progress(duration, "speech detection", progress) as bar, torch.inference_mode():
+        for block in _blocks(path, VAD_RATE):
+            audio = np.concatenate([carry, block])
+            usable = len(audio) - len(audio) % VAD_CHUNK
+            for offset in range(0, usable, VAD_CHUNK):
+                event = iterator(torch.from_numpy(audio[offset : offset + VAD_CHUNK]))
+                if event and "start" in event:
+                    start = event["start"] / VAD_RATE
+                elif event and "end" in event and start is not None:
+                    regions.append((start, event["end"] / VAD_RATE))
+                    start = None
+            carry = audio[usable:]
+            seen += len(block)
+            bar.update(round(len(block) / VAD_RATE, 1))
+    if start is not None:
+        regions.append((start, duration))
+    merged: list[tuple[float, float]] = []
+    for s, e in regions:
+        if merged and s - merged[-1][1] < merge_gap:
+            merged[-1] = (merged[-1][0], e)
+        else:
+            merged.append((s, min(e, duration)))
+    split = []
+    for s, e in merged:
+        if e - s < min_speech:
+            continue
+        while e - s > max_region:
+            split.append((s, s + max_region))
+            s += max_region
+        split.append((s, e))
+    return split, duration
+
+
+def _read(path: str | Path, start: float, end: float, rate: int) -> np.ndarray:
+    import soundfile as sf
+
+    from .audio import resample
+
+    with sf.SoundFile(str(path)) as handle:
+        handle.seek(int(start * handle.samplerate))
+        data = handle.read(int((end - start) * handle.samplerate), dtype="float32", always_2d=True)
+        return resample(data.mean(axis=1), handle.samplerate, rate)
+
+
+def _window_starts(length: float, window: float, hop: float) -> list[float]:
+    if length <= window:
+        return [0.0]
+    starts = list(np.arange(0.0, length - window + 1e-9, hop))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return [float(s) for s in starts]
+
+
+def score_region(classifier, wave: np.ndarray, window: float, hop: float) -> list[tuple[float, float, dict]]:
+    """Slots of ``hop`` seconds over a region, each with the mean scores of the windows that cover it."""
+    rate = classifier.feature_extractor.sampling_rate
+    length = len(wave) / rate
+    starts = _window_starts(length, window, hop)
+    chunks = [wave[int(s * rate) : int((s + window) * rate)] for s in starts]
+    results = classifier(chunks, top_k=None, batch_size=16)
+    window_scores = [{d["label"]: d["score"] for d in r} for r in results]
+    edges = sorted({0.0, length, *[min(s + k * hop, length) for s in starts for k in range(int(window / hop) + 1)]})
+    slots = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b - a < 1e-6:
+            continue
+        covering = [w for s, w in zip(starts, window_scores) if s <= a + 1e-9 and b <= s + window + 1e-9]
+        covering = covering or [window_scores[int(np.argmin([abs(s + window / 2 - (a + b) / 2) for s in starts]))]]
+        slots.append((a, b, {k: float(np.mean([c[k] for c in covering])) for k in covering[0]}))
+    return slots
+
+
+def _merge(slots: list[tuple[float, float, dict]]) -> list[Segment]:
+    segments: list[Segment] = []
+    for a, b, scores in slots:
+        label = max(scores, key=scores.get)
+        last = segments[-1] if segments else None
+        if last and last.label == label and abs(last.end - a) < 1e-6:
+            total = (last.end - last.start) + (b - a)
+            last.scores = {k: (last.scores[k] * (last.end - last.start) + scores[k] * (b - a)) / total for k in scores}
+            last.end = b
+        else:
+            segments.append(Segment(a, b, label, dict(scores)))
+    return segments
+
+
+def segments(
+    source: str | Path,
+    classifier=None,
+    window: float = 4.0,
+    hop: float = 2.0,
+    progress: bool = False,
+    **vad_options,
+) -> SegmentsResult:
+    """Emotion over time of an audio file (see the module docstring); ``classifier`` defaults to the default
+    model. ``vad_options`` go to :func:`speech_regions` (threshold, min_speech, merge_gap, max_region)."""
+    from .audio import AudioDecodeError
+
+    if not Path(source).is_file():
+        raise AudioDecodeError(f"{source}: no such audio file")
+    if classifier is None:
+        from .inference import load_classifier
+
+        classifier = load_classifier()
+    rate = classifier.feature_extractor.sampling_rate
+    regions, duration = speech_regions(source, progress=progress, **vad_options)
+    out: list[Segment] = []
+    cursor = 0.0
+    totals: dict[str, float] = {}
+    speech = 0.0
+    with _progress(sum(e - s for s, e in regions), "emotion", progress) as bar:
+        for start, end in regions:
+            if start - cursor > 1e-6:
+                out.append(Segment(round(cursor, 3), round(start, 3), NO_SPEECH))
+            for seg in _merge(score_region(classifier, _read(source, start, end, rate), window, hop)):
+                seg.start, seg.end = round(seg.start + start, 3), round(seg.end + start, 3)
+                out.append(seg)
+                for k, v in seg.scores.items():
+                    totals[k] = totals.get(k, 0.0) + v * (seg.end - seg.start)
+                speech += seg.end - seg.start
+            cursor = end
+            bar.update(round(end - start, 1))
+    if duration - cursor > 1e-6:
+        out.append(Segment(round(cursor, 3), round(duration, 3), NO_SPEECH))
+    summary = {k: v / speech for k, v in sorted(totals.items(), key=lambda kv: -kv[1])} if speech else {}
+    return SegmentsResult(duration=duration, segments=out, summary=summary, speech_seconds=speech)

@@ -1,0 +1,202 @@
+"""Inference as a product: batch runs that lose nothing, ONNX, emotion over time, the installed wheel."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from hf_ser import load_classifier
+from hf_ser.cli import main as cli_main
+
+from .conftest import ROOT, SHARED_CORPORA
+
+
+@pytest.fixture
+def clips(tmp_path, voice):
+    folder = tmp_path / "clips"
+    (folder / "nested").mkdir(parents=True)
+    sf.write(folder / "a.wav", voice(1.5, 16000, seed=1), 16000)
+    sf.write(folder / "nested" / "b.flac", voice(2.0, 44100, pitch=260, seed=2), 44100)
+    (folder / "broken.wav").write_bytes(b"not audio at all")
+    sf.write(folder / "silence.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(folder / "tiny.wav", voice(0.01, 16000), 16000)
+    (folder / "notes.txt").write_text("not audio: not an audio suffix, never listed")
+    return folder
+
+
+def test_batch_run_writes_a_row_per_file_and_finishes_the_rest(clips, model_dir, tmp_path, capsys):
+    out = tmp_path / "preds.csv"
+    rc = cli_main(
+        ["predict", str(clips), str(tmp_path / "missing.wav"), "--model", str(model_dir), "--output", str(out)]
+    )
+    assert rc == 1  # some files failed: non-zero, after finishing the others
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {"a.wav", "b.flac", "broken.wav", "silence.wav", "tiny.wav", "missing.wav"}
+    assert "cannot decode audio" in rows["broken.wav"]["error"]
+    assert "no such file" in rows["missing.wav"]["error"]
+    assert "0.010 s long; at least 0.25 s" in rows["tiny.wav"]["error"]
+    assert rows["silence.wav"]["label"] == "no speech" and rows["silence.wav"]["scores"] == "{}"
+    classifier = load_classifier(model_dir)
+    for name, path in [("a.wav", clips / "a.wav"), ("b.flac", clips / "nested" / "b.flac")]:
+        expected = {d["label"]: d["score"] for d in classifier(str(path), top_k=None)}
+        got = json.loads(rows[name]["scores"])
+        assert rows[name]["label"] == max(expected, key=expected.get)
+        assert all(abs(got[k] - v) < 1e-5 for k, v in expected.items())
+    assert "3 of 6 files failed" in capsys.readouterr().err  # broken, tiny, missing
+    jsonl = tmp_path / "preds.jsonl"
+    assert cli_main(["predict", str(clips), "--model", str(model_dir), "--output", str(jsonl), "--workers", "1"]) == 1
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) == 5 and sum(1 for r in lines if r["error"]) == 2
+
+
+@pytest.fixture
+def exported(model_dir, tmp_path):
+    out = tmp_path / "onnx"
+    assert cli_main(["export", "--onnx", str(out), "--model", str(model_dir), "--quantize", "int8"]) == 0
+    return out
+
+
+def test_onnx_matches_torch(exported, model_dir, voice):
+    from hf_ser.onnx.runtime import NumpyFeatures, OnnxClassifier
+
+    classifier = load_classifier(model_dir)
+    fe, model = classifier.feature_extractor, classifier.model
+    onnx = OnnxClassifier(exported)
+    waves = [voice(s, 16000, pitch=p, seed=i) for i, (s, p) in enumerate([(0.6, 120), (2.3, 200), (4.1, 260)])]
+    for wave in waves:
+        ours = NumpyFeatures(exported)(wave)
+        reference = fe(wave, return_tensors="np")["input_features"][0]
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-4 * np.abs(reference).max())
+    with torch.no_grad():
+        expected = model(**fe(waves, return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(onnx.logits(waves), expected, atol=1e-4, rtol=0)  # batched, different lengths
+    top = onnx(waves[1], top_k=None)
+    assert abs(sum(d["score"] for d in top) - 1) < 1e-5 and len(top) == 4
+    assert OnnxClassifier(exported, int8=True)(waves[1], top_k=1)[0]["label"] in {d["label"] for d in top}
+    assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size / 2
+
+
+def test_onnx_backend_imports_neither_torch_nor_transformers(exported, clips):
+    script = (
+        "import sys; from hf_ser.cli import main; "
+        f"rc = main(['predict', {str(clips / 'a.wav')!r}, '--backend', 'onnx', '--model', {str(exported)!r}]); "
+        "assert rc == 0, rc; heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith(str(clips / "a.wav"))
+
+
+def test_segments_never_give_silence_an_emotion(tmp_path, model_dir):
+    from hf_ser import segments
+
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000 * 5, np.float32), 16000)
+    result = segments(tmp_path / "quiet.wav", load_classifier(model_dir))
+    assert [(s.start, s.end, s.label) for s in result.segments] == [(0.0, 5.0, "no speech")]
+    assert result.label == "no speech" and result.summary == {} and result.speech_seconds == 0
+
+
+@pytest.mark.real_data
+def test_segments_on_real_speech_with_pauses(tmp_path, capsys):
+    from hf_ser import segments
+    from hf_ser.audio import load_audio
+
+    files = sorted((SHARED_CORPORA / "ravdess" / "Actor_05").glob("*.flac"))[:4]
+    parts, spans, cursor = [np.zeros(16000, np.float32)], [], 1.0
+    for f in files:
+        wave = load_audio(f, 16000)[0]
+        parts += [wave, np.zeros(3 * 16000, np.float32)]
+        spans.append((cursor, cursor + len(wave) / 16000))
+        cursor += len(wave) / 16000 + 3
+    path = tmp_path / "long.wav"
+    sf.write(path, np.concatenate(parts), 16000)
+    result = segments(path)
+    speech = [s for s in result.segments if s.speech]
+    assert result.segments[0].label == "no speech" and result.segments[-1].label == "no speech"
+    for s in speech:  # every speech segment lies inside one of the clips (VAD padding allowed)
+        assert any(a - 0.3 <= s.start and s.end <= b + 0.3 for a, b in spans), (s.start, s.end)
+    assert abs(sum(result.summary.values()) - 1) < 1e-4
+    assert result.segments[-1].end == pytest.approx(cursor, abs=0.01)
+    gaps = [s for s in result.segments if not s.speech and s.end - s.start > 2]
+    assert len(gaps) >= len(files) - 1 and all(not g.scores for g in gaps)
+    out = tmp_path / "seg.csv"
+    assert cli_main(["predict", str(path), "--segments", "--format", "csv", "--output", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["label"] for r in rows] == [s.label for s in result.segments]
+
+
+@pytest.mark.real_data
+def test_onnx_on_real_clips_and_int8_agreement(tmp_path):
+    from hf_ser.audio import load_audio
+    from hf_ser.data.corpora import load_corpus
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    out = tmp_path / "onnx"
+    assert cli_main(["export", "--onnx", str(out), "--quantize", "int8"]) == 0
+    classifier = load_classifier()
+    onnx, int8 = OnnxClassifier(out), OnnxClassifier(out, int8=True)
+    paths = load_corpus("ravdess", SHARED_CORPORA / "ravdess")["audio"]
+    waves = [load_audio(p, 16000)[0] for p in paths]
+    with torch.no_grad():
+        for wave in waves[::72]:
+            reference = classifier.model(**classifier.feature_extractor(wave, return_tensors="pt")).logits.numpy()
+            np.testing.assert_allclose(onnx.logits([wave]), reference, atol=1e-4, rtol=0)
+    fp32 = np.concatenate([onnx.logits(waves[i : i + 64]).argmax(1) for i in range(0, len(waves), 64)])
+    q8 = np.concatenate([int8.logits(waves[i : i + 64]).argmax(1) for i in range(0, len(waves), 64)])
+    assert np.mean(fp32 == q8) >= 0.99, np.mean(fp32 == q8)
+
+
+@pytest.mark.slow
+def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, voice):
+    """Build the wheel, install it into a fresh venv (dependencies shared from this one), run it from
+    a folder with no checkout: predict without --model, the one-line Python loader, and the demo app."""
+    import sysconfig
+
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)]
+    subprocess.run(build, check=True, capture_output=True)
+    [wheel] = wheels.glob("hf_ser-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.endswith("checkpoints/ser-ravdess/model.safetensors") for n in names)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "shared_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # torch etc., not hf_ser
+    install = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps"]
+    subprocess.run([*install, str(wheel)], check=True, capture_output=True)
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, voice(2.0, 22050), 22050)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": "", "HF_SER_CHECKPOINTS": ""}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    run = subprocess.run(
+        [str(venv / "bin" / "hf-ser"), "predict", str(clip), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(json.loads(run.stdout)[str(clip)]) >= 7
+    script = (
+        "import hf_ser; from hf_ser import load_classifier; import sys; "
+        f"assert hf_ser.__file__.startswith({str(venv)!r}), hf_ser.__file__; "
+        f"print(load_classifier()({str(clip)!r}, top_k=1)[0]['label']); "
+        "from hf_ser.demo import build_demo; build_demo(); print('demo ok')"
+    )
+    run = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, env=env, cwd=work
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().endswith("demo ok")
