@@ -202,9 +202,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
-    from .publish.release import ReleasePlan, run_experiment, write_report
+    from .publish.release import ReleasePlan, collect_partial, run_experiment, write_report
 
     plan = Path(args.experiments)
+    if args.action == "collect":  # an interrupted run: summarise the folds it finished
+        for name in args.only.split(","):
+            record = collect_partial(plan, name, Path(args.out), Path(args.results))
+            print(f"{name}: {len(record.only_folds)} folds collected, accuracy {record.metric('accuracy').percent()}")
     if args.action == "run":
         names = args.only.split(",") if args.only else list(ReleasePlan.load(plan).experiments)
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -299,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--only", default=None, help="comma-separated names")
 
     results = sub.add_parser("results", help="run registered experiments and/or regenerate docs/RESULTS.md")
-    results.add_argument("action", choices=["run", "report"])
+    results.add_argument("action", choices=["run", "collect", "report"])
     release_args(results)
     results.add_argument("--out", default="runs/results", help="run folders (models, per-fold reports)")
     results.add_argument("--report", default="docs/RESULTS.md")

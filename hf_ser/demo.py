@@ -2,8 +2,8 @@
 
 Models offered: the checkpoints shipped in the package (``hf_ser/checkpoints``) and, if set, the folder or Hub id in the
 ``HF_SER_MODEL`` environment variable. Audio comes by upload or microphone and is decoded with
-soundfile (so WAV, FLAC and OGG work without ffmpeg). Clips longer than ``WINDOW_SECONDS`` also get an
-emotion-over-time plot from overlapping windows.
+soundfile (so WAV, FLAC and OGG work without ffmpeg). Recordings longer than ``WINDOW_SECONDS`` (up to
+``MAX_SECONDS``) get an emotion-over-time timeline from :func:`hf_ser.segments`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import numpy as np
 
 from .audio import AudioDecodeError, load_audio
 from .inference import bundled_checkpoints, load_classifier
+from .segments import segments
 from .training.results import RunResult
 
 WINDOW_SECONDS = 4.0
-HOP_SECONDS = 1.0
-MAX_SECONDS = 60.0
+HOP_SECONDS = 2.0
+MAX_SECONDS = 600.0
 SILENCE_RMS = 1e-4
 
 CSS = """
@@ -67,30 +68,21 @@ def model_summary(model: str) -> str:
     return text + " Trained on acted speech: expect less on everyday recordings."
 
 
-def _windows(wave: np.ndarray, rate: int) -> tuple[list[np.ndarray], list[float]]:
-    size, hop = int(WINDOW_SECONDS * rate), int(HOP_SECONDS * rate)
-    starts = list(range(0, max(len(wave) - size, 0) + 1, hop))
-    if starts[-1] + size < len(wave):
-        starts.append(len(wave) - size)
-    return [wave[s : s + size] for s in starts], [(s + size / 2) / rate for s in starts]
+def timeline_frame(result, step: float = 0.25):
+    """One row per ``step`` seconds over the whole clip: time, emotion (or "no speech") and its confidence."""
+    import pandas as pd
 
-
-def _timeline_figure(times: list[float], scores: list[dict[str, float]], labels: list[str]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3.0))
-    for label in labels:
-        ax.plot(times, [s[label] for s in scores], marker="o", markersize=3, label=label)
-    ax.set_xlabel("time (s, window centre)")
-    ax.set_ylabel("probability")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    return fig
+    rows = []
+    for seg in result.segments:
+        for t in np.arange(seg.start, seg.end, step):
+            rows.append(
+                {
+                    "time (s)": round(float(t), 2),
+                    "emotion": seg.label,
+                    "confidence": seg.scores.get(seg.label, 0.0) if seg.speech else 0.0,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def classify(audio_path: str | None, model_name: str):
@@ -115,18 +107,16 @@ def classify(audio_path: str | None, model_name: str):
         raise gr.Error(f"The clip is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s. Trim it and try again.")
     if float(np.sqrt(np.mean(np.square(wave)))) < SILENCE_RMS:
         raise gr.Error("The clip is silent: nothing to classify. Check the microphone or the file.")
-    labels = list(classifier.model.config.id2label.values())
     if seconds <= WINDOW_SECONDS:
         scores = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
-        figure = None
-    else:
-        chunks, times = _windows(wave, rate)
-        per_window = [{d["label"]: d["score"] for d in r} for r in classifier(chunks, top_k=None, batch_size=8)]
-        scores = {label: float(np.mean([w[label] for w in per_window])) for label in labels}
-        figure = _timeline_figure(times, per_window, labels)
-    top = max(scores, key=scores.get)
-    verdict = f"{top} ({100 * scores[top]:.0f} %)"
-    return scores, gr.update(value=figure, visible=figure is not None), verdict
+        top = max(scores, key=scores.get)
+        return scores, gr.update(value=None, visible=False), f"{top} ({100 * scores[top]:.0f} %)"
+    result = segments(audio_path, classifier, window=WINDOW_SECONDS, hop=HOP_SECONDS)
+    if not result.summary:
+        raise gr.Error("No speech found in the recording (only silence or noise).")
+    share = 100 * result.speech_seconds / result.duration
+    verdict = f"{result.label} ({100 * result.summary[result.label]:.0f} %, over {share:.0f} % speech)"
+    return result.summary, gr.update(value=timeline_frame(result), visible=True), verdict
 
 
 def build_demo():
@@ -142,13 +132,14 @@ def build_demo():
             "# Speech emotion recognition\n"
             "Upload or record a short clip of speech; a small MFCC + attention CNN (**hf-ser**, after "
             "[arXiv 2507.03251](https://arxiv.org/abs/2507.03251)) estimates which emotion is acted. "
-            "Clips longer than 4 s also get an emotion-over-time plot.",
+            "Recordings longer than 4 s (up to 10 minutes) get an emotion-over-time timeline: speech is found "
+            "with Silero VAD, each region is scored in overlapping 4 s windows, silence is never given an emotion.",
             elem_id="title",
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
                 model = gr.Dropdown(names, value=names[0], label="Model")
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech (≤ 60 s)")
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech (≤ 10 min)")
                 with gr.Row():
                     clear = gr.ClearButton(value="Clear")
                     submit = gr.Button("Classify", variant="primary")
@@ -156,7 +147,14 @@ def build_demo():
             with gr.Column(scale=5):
                 verdict = gr.Textbox(label="Most likely emotion", interactive=False, elem_id="verdict")
                 label = gr.Label(label="Confidence per emotion", num_top_classes=12)
-                timeline = gr.Plot(label="Emotion over time", visible=False)
+                timeline = gr.ScatterPlot(
+                    x="time (s)",
+                    y="confidence",
+                    color="emotion",
+                    label="Emotion over time (speech regions by emotion; silence as 'no speech' at 0)",
+                    y_lim=[0, 1],
+                    visible=False,
+                )
         gr.Markdown(
             "<small>Estimates from acted speech corpora; not for decisions about people. Audio is processed in "
             "memory and not stored by the app.</small>"

@@ -71,14 +71,38 @@ def test_client_label_matches_pipeline(space):
     assert abs(sum(c["confidence"] for c in label["confidences"]) - 1) < 1e-4
 
 
-def test_long_clip_gets_a_timeline(space):
-    path = clip(space["tmp"], "long.wav", 9.0, 150, rate=22050)
-    label, timeline, _ = call(space, path)
-    assert timeline["visible"] is True and timeline["value"]["type"] == "matplotlib"
-    assert timeline["value"]["plot"].startswith("data:image/")
-    assert label["label"] in {c["label"] for c in label["confidences"]}
+def test_long_clip_without_speech_is_refused_plainly(space):
+    import gradio_client
+
+    path = clip(space["tmp"], "long.wav", 9.0, 150, rate=22050)  # harmonic tones: Silero VAD finds no speech
+    with pytest.raises(gradio_client.exceptions.AppError, match="No speech found"):
+        call(space, path)
     _, short_timeline, _ = call(space, clip(space["tmp"], "short2.wav", 2.0, 150))
     assert short_timeline["visible"] is False  # clips within one window get no timeline
+
+
+@pytest.mark.real_data
+def test_long_recording_gets_a_timeline_over_the_whole_clip(space):
+    from hf_ser.audio import load_audio
+
+    from .conftest import SHARED_CORPORA
+
+    files = sorted((SHARED_CORPORA / "ravdess" / "Actor_09").glob("*.flac"))[:3]
+    parts = [np.zeros(16000, np.float32)]
+    for f in files:
+        parts += [load_audio(f, 16000)[0], np.zeros(2 * 16000, np.float32)]
+    path = space["tmp"] / "real_long.wav"
+    sf.write(path, np.concatenate(parts), 16000)
+    duration = sum(len(p) for p in parts) / 16000
+    label, timeline, verdict = call(space, path)
+    assert timeline["visible"] is True and timeline["value"]["columns"] == ["time (s)", "emotion", "confidence"]
+    rows = timeline["value"]["data"]
+    assert rows[0][0] == 0.0 and rows[-1][0] > duration - 0.5  # covers the whole clip
+    emotions = {r[1] for r in rows}
+    assert "no speech" in emotions and emotions - {"no speech"}  # silence shaded, speech coloured
+    assert all(r[2] == 0.0 for r in rows if r[1] == "no speech")
+    assert all(0 < r[2] <= 1 for r in rows if r[1] != "no speech")
+    assert verdict.startswith(label["label"]) and "speech" in verdict
 
 
 def test_eight_concurrent_calls(space):
@@ -91,7 +115,7 @@ def test_eight_concurrent_calls(space):
 
 @pytest.mark.parametrize(
     "kind, message",
-    [("silent", "silent"), ("too_long", "limit is 60 s"), ("unreadable", "Could not read"), ("none", "No audio")],
+    [("silent", "silent"), ("too_long", "limit is 600 s"), ("unreadable", "Could not read"), ("none", "No audio")],
 )
 def test_bad_input_is_a_plain_error_and_app_stays_up(space, kind, message):
     tmp = space["tmp"]
@@ -99,8 +123,8 @@ def test_bad_input_is_a_plain_error_and_app_stays_up(space, kind, message):
         path = tmp / "silent.wav"
         sf.write(path, np.zeros(16000, np.float32), 16000)
     elif kind == "too_long":
-        path = tmp / "long61.wav"
-        sf.write(path, 0.1 * np.ones(61 * 8000, np.float32), 8000)
+        path = tmp / "long601.wav"
+        sf.write(path, 0.1 * np.ones(601 * 8000, np.float32), 8000)
     elif kind == "unreadable":
         path = tmp / "broken.wav"
         path.write_bytes(b"definitely not audio")

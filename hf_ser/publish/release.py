@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..training.config import load_experiment
-from ..training.results import HEADLINE, MeanStd, ProtocolResult, RunResult
+from ..training.results import HEADLINE, MeanStd, ProtocolResult, RunResult, summarize
 from ..training.run import load_experiment_data, protocol_folds, run_cross_corpus, run_protocol, run_split
 from .cards import write_card
 
@@ -117,6 +117,25 @@ def run_experiment(
         name=name, spec=spec, only_folds=only_folds, seeds=runs, wall_seconds=time.time() - started
     )
     results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{name}.json").write_text(record.model_dump_json(indent=2))
+    return record
+
+
+def collect_partial(plan_path: Path, name: str, out: Path, results_dir: Path) -> ExperimentRecord:
+    """The record of an interrupted run, from the fold runs it finished (marked as a screen on those folds)."""
+    spec = ReleasePlan.load(plan_path).experiments[name]
+    seeds, indices = {}, set()
+    for seed_dir in sorted((out / name).glob("seed_*")):
+        runs = {p.parent.name: RunResult.load(p) for p in sorted(seed_dir.glob("*/metrics.json"))}
+        if not runs:
+            continue
+        exp = load_experiment(plan_path.parent / spec.config, spec.set)
+        seeds[seed_dir.name.removeprefix("seed_")] = summarize(exp.protocol.name, exp.corpora, runs)
+        indices |= {int(f.split("_")[1]) if f.startswith("fold_") else i for i, f in enumerate(sorted(runs))}
+    if not seeds:
+        raise ValueError(f"{out / name}: no finished fold to collect")
+    wall = sum(r.wall_seconds for r in seeds.values())
+    record = ExperimentRecord(name=name, spec=spec, only_folds=sorted(indices), seeds=seeds, wall_seconds=wall)
     (results_dir / f"{name}.json").write_text(record.model_dump_json(indent=2))
     return record
 
