@@ -1,0 +1,119 @@
+"""Batch runs and long recordings: hours of audio per minute, against a plain loop of pipeline calls.
+
+    python bench/bench_batch.py [--files 240] [--hours 1.0]
+
+(a) ``hf-ser predict FOLDER --output preds.csv`` (decoding in 2 worker processes, batches of 16) against a
+plain Python loop of ``classifier(path)`` over the same real RAVDESS files, both timed end to end in this run.
+(b) ``hf-ser predict long.wav --segments`` on a generated recording of ``--hours`` (RAVDESS clips and pauses,
+repeated), with its wall time and peak memory, against the same file's size in memory as float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import print_json_line, print_table  # noqa: E402
+
+HF_SER = str(Path(sys.executable).parent / "hf-ser")
+CORPORA = ROOT.parent / "shared" / "corpora"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=240)
+    parser.add_argument("--hours", type=float, default=1.0)
+    args = parser.parse_args()
+    from hf_ser.audio import load_audio
+    from hf_ser.data.corpora import load_corpus
+    from hf_ser.inference import load_classifier
+
+    paths = load_corpus("ravdess", CORPORA / "ravdess")["audio"][: args.files]
+    audio_hours = sum(sf.info(p).duration for p in paths) / 3600
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "clips"
+        folder.mkdir()
+        for p in paths:
+            shutil.copy(p, folder / Path(p).name)
+        start = time.perf_counter()
+        subprocess.run([HF_SER, "predict", str(folder), "--output", str(Path(tmp) / "p.csv")], check=True)
+        batch_s = time.perf_counter() - start
+        start = time.perf_counter()
+        classifier = load_classifier()
+        for p in sorted(folder.iterdir()):
+            classifier(str(p))
+        loop_s = time.perf_counter() - start
+
+        clips = [load_audio(p, 16000)[0] for p in paths[:40]]
+        unit = np.concatenate([np.concatenate([c, np.zeros(16000, np.float32)]) for c in clips])
+        repeats = int(np.ceil(args.hours * 3600 * 16000 / len(unit)))
+        long_path = Path(tmp) / "long.wav"
+        with sf.SoundFile(long_path, "w", 16000, 1, subtype="PCM_16") as handle:
+            for _ in range(repeats):
+                handle.write(unit)
+        seconds = sf.info(long_path).duration
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        subprocess.run(
+            [HF_SER, "predict", str(long_path), "--segments", "--output", str(Path(tmp) / "s.json")], check=True
+        )
+        segments_s = time.perf_counter() - start
+        peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    rows = [
+        [
+            "hf-ser predict FOLDER (2 decode workers, batch 16)",
+            f"{batch_s:.1f}",
+            f"{60 * audio_hours / (batch_s / 60) / 60:.2f}",
+        ],
+        ["loop of classifier(path)", f"{loop_s:.1f}", f"{60 * audio_hours / (loop_s / 60) / 60:.2f}"],
+    ]
+    print_table(
+        f"(a) {len(paths)} RAVDESS files, {60 * audio_hours:.1f} min of audio",
+        ["method", "wall (s)", "hours of audio per minute"],
+        rows,
+    )
+    print(f"batch run vs loop: {loop_s / batch_s:.2f}x")
+    print_table(
+        "(b) emotion over time of one long recording",
+        ["recording", "wall (s)", "x real time", "peak memory (MB)", "file as float32 (MB)"],
+        [
+            [
+                f"{seconds / 3600:.2f} h",
+                f"{segments_s:.0f}",
+                f"{seconds / segments_s:.0f}",
+                f"{peak_mb:.0f}",
+                f"{seconds * 16000 * 4 / 2**20:.0f}",
+            ]
+        ],
+    )
+    print_json_line(
+        "batch",
+        {
+            "files": len(paths),
+            "audio_hours": audio_hours,
+            "batch_s": batch_s,
+            "loop_s": loop_s,
+            "batch_hours_per_min": audio_hours / (batch_s / 60),
+            "loop_hours_per_min": audio_hours / (loop_s / 60),
+            "long_hours": seconds / 3600,
+            "segments_s": segments_s,
+            "segments_peak_mb": peak_mb,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
