@@ -28,6 +28,20 @@ def corpus_facts(name: str) -> CorpusFacts:
     return CORPORA[name].facts
 
 
+def user_facts(description: str) -> CorpusFacts:
+    """Facts for a model fine-tuned on a user's own clips: we know only what the user told us."""
+    return CorpusFacts(
+        title="user data",
+        language="",
+        language_name="the fine-tuning data's",
+        license="other",
+        license_text="Fine-tuned on the publisher's own recordings; their terms apply, and so do those of the "
+        "corpora the starting model was trained on (see its card).",
+        description=f"the publisher's own labelled clips: {description}, starting from an hf-ser model.",
+        citation="",
+    )
+
+
 def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str | None = None) -> ModelCard:
     """Build the model card of a run folder (``metrics.json``, ``experiment.yaml``, ``config.json``)."""
     run_dir = Path(run_dir)
@@ -38,8 +52,9 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
     experiment = yaml.safe_load((run_dir / "experiment.yaml").read_text())
     config = json.loads((run_dir / "config.json").read_text())
     extractor = json.loads((run_dir / "preprocessor_config.json").read_text())
-    corpora = _corpora(experiment)
-    infos = [corpus_facts(c) for c in corpora]
+    user_data = experiment.get("data", {}).get("user_data")
+    corpora = ["user"] if user_data else _corpora(experiment)
+    infos = [user_facts(user_data)] if user_data else [corpus_facts(c) for c in corpora]
     protocol = PROTOCOLS[result.protocol]
     model_name = model_name or f"hf-ser {'+'.join(i.title for i in infos)} emotion classifier"
     repo_id = repo_id or f"<user>/{run_dir.name}"
@@ -65,7 +80,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
     licence = infos[0].license if len({i.license for i in infos}) == 1 else "other"
     card_data = ModelCardData(
         model_name=model_name,
-        language=sorted({i.language for i in infos}),
+        language=sorted({i.language for i in infos if i.language}) or None,
         license=licence,
         library_name="transformers",
         pipeline_tag="audio-classification",

@@ -144,7 +144,7 @@ def load_records(results_dir: Path) -> dict[str, ExperimentRecord]:
     return {
         p.stem: ExperimentRecord.model_validate_json(p.read_text())
         for p in sorted(results_dir.glob("*.json"))
-        if not p.stem.startswith("baseline-")
+        if not p.stem.startswith(("baseline-", "learning-curve"))
     }
 
 
@@ -204,6 +204,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
     plan = ReleasePlan.load(plan_path)
     records = load_records(results_dir)
     baselines = {p.stem: json.loads(p.read_text()) for p in sorted(results_dir.glob("baseline-*.json"))}
+    curve = results_dir / "learning-curve.json"
     header = [
         "| experiment | what | folds | accuracy | UAR | macro-F1 | parameters | s / epoch | wall (min) | "
         "collapsed speakers |",
@@ -245,8 +246,34 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
             acc, uar = MeanStd(**b["accuracy"]), MeanStd(**b["uar"])
             lines.append(f"| {b['protocol']} | {b['method']} | {len(b['folds'])} | {acc.percent()} | {uar.percent()} |")
         lines.append("")
+    if curve.is_file():
+        lines += learning_curve_lines(json.loads(curve.read_text()))
     target.write_text("\n".join(lines))
     return target
+
+
+def learning_curve_lines(record: dict) -> list[str]:
+    """The fine-tune vs. scratch table: mean ± std over seeds of test UAR and accuracy per training size."""
+    lines = [
+        "## Fine-tuning on a corpus the model never heard (learning curve)",
+        "",
+        f"`python bench/learning_curve.py`: {record['corpus']}, starting model `{record['init']}` (never trained on "
+        "it), split by speaker (2 test speakers per seed), recipe `hf_ser.finetune.FINETUNE_TRAINING`; "
+        "mean ± std over seeds.",
+        "",
+        "| clips per class | fine-tuned UAR | from scratch UAR | fine-tuned accuracy | from scratch accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    sizes = sorted({r["per_class"] or 10**9 for r in record["runs"]})
+    for size in sizes:
+        cells = []
+        for key in ("uar", "accuracy"):
+            for mode in ("finetune", "scratch"):
+                values = [r[key] for r in record["runs"] if r["mode"] == mode and (r["per_class"] or 10**9) == size]
+                cells.append(MeanStd.of(values).percent() if values else "–")
+        label = "all" if size == 10**9 else str(size)
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |")
+    return [*lines, ""]
 
 
 __all__ = ["HEADLINE", "ReleasePlan", "RunResult", "build_checkpoints", "run_experiment", "write_report"]

@@ -51,6 +51,7 @@ class DataConfig(_Section):
     common_only: bool = False  # keep only labels every corpus has
     exclude_labels: list[str] = []  # unified labels left out (e.g. boredom for the general model)
     speaker_adaptive: bool = False  # standardise features per speaker from their own clips (reported apart)
+    user_data: str | None = None  # fine-tuning on a user's own clips: their description (corpus is then unused)
     sampling_rate: int | None = None  # decode/augment rate; None = the feature extractor's
 
     @field_validator("corpus")
@@ -108,6 +109,7 @@ class TrainingConfig(_Section):
     feature_masks: int = 0  # masks over feature coefficients per training item
     feature_mask_width: int = 4
     num_proc: int = 2  # processes for augmentation and feature extraction
+    body_learning_rate_scale: float = 1.0  # learning rate of everything but the classifier head, as a fraction
 
     @model_validator(mode="after")
     def _pass_through(self):

@@ -69,13 +69,19 @@ def build_model(exp: Experiment, labels: list[str], class_weights: list[float] |
 
 
 def run_split(
-    exp: Experiment, splits: DatasetDict, output_dir: str | Path, resume: bool = False, augmented: bool = False
+    exp: Experiment,
+    splits: DatasetDict,
+    output_dir: str | Path,
+    resume: bool = False,
+    augmented: bool = False,
+    model=None,
 ) -> RunResult:
     """Augment the training part, extract features, train, test; write the run folder; return its result.
 
     The run folder gets the model (``save_pretrained`` with ``auto_map``) and feature extractor,
     ``metrics.json``, ``class_report.{md,json}``, ``confusion_matrix.png``, ``experiment.yaml`` and the
-    training log (``train_log.jsonl``).
+    training log (``train_log.jsonl``). ``model`` is a prebuilt model for these labels (fine-tuning);
+    by default a fresh one is built from the experiment's ``model`` section.
     """
     output_dir = Path(output_dir)
     fe = exp.feature_extractor()
@@ -93,7 +99,7 @@ def run_split(
             feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
     labels = feats["train"].features["emotion"].names
     weights = _class_weights(feats["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
-    model = build_model(exp, labels, weights)
+    model = model if model is not None else build_model(exp, labels, weights)
     t = exp.training
     options = FitOptions(
         early_stopping_patience=t.early_stopping_patience,
@@ -102,6 +108,7 @@ def run_split(
         time_mask_width=t.time_mask_width,
         feature_masks=t.feature_masks,
         feature_mask_width=t.feature_mask_width,
+        body_learning_rate_scale=t.body_learning_rate_scale,
     )
     trainer, result = fit(model, fe, feats, args, options, resume=resume)
     if trainer.is_world_process_zero():

@@ -32,6 +32,7 @@ class FitOptions:
     time_mask_width: int = 20
     feature_masks: int = 0
     feature_mask_width: int = 4
+    body_learning_rate_scale: float = 1.0
 
 
 def hardware() -> Hardware:
@@ -98,7 +99,19 @@ def fit(
     if has_val and options.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
     metric = load_ser_metrics()
+    optimizers = (None, None)
+    if options.body_learning_rate_scale != 1.0:  # fine-tuning: a slower pretrained body, a faster head
+        head = set(model.classifier.parameters())
+        groups = [
+            {
+                "params": [p for p in model.parameters() if p not in head],
+                "lr": args.learning_rate * options.body_learning_rate_scale,
+            },
+            {"params": list(head), "lr": args.learning_rate},
+        ]
+        optimizers = (torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay), None)
     trainer = Trainer(
+        optimizers=optimizers,
         model=model,
         args=args,
         train_dataset=_training_items(

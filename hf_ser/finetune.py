@@ -1,0 +1,305 @@
+"""Fine-tune a model on a user's own labelled clips, in one command (``hf-ser finetune``).
+
+Inputs follow the ecosystem's conventions: datasets' ``audiofolder`` layout (``clips/<label>/*.wav``, with an
+optional ``metadata.csv`` holding ``file_name`` and extra columns such as ``speaker``), a CSV or JSONL manifest
+(``path,label`` plus optional ``speaker``; relative paths are taken from the manifest's folder), or a dataset
+saved with ``save_to_disk`` that has an audio path column and a label column. Bad rows (missing file,
+unreadable audio, empty label) are reported with their reason; nothing is dropped silently.
+
+Labels: the user's labels may differ from the model's. Each is matched through the unified taxonomy
+(``anger`` = ``angry``, ``joy`` = ``happy``, …); a known label keeps its trained output row, a new label gets a
+new row, and the body (conv + attention + hidden dense layer) is kept. The saved model's ``id2label`` is the
+user's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from datasets import ClassLabel, Dataset, Features, Value
+
+from .batch import AUDIO_SUFFIXES
+
+logger = logging.getLogger("hf_ser.finetune")
+
+LABEL_COLUMNS = ("label", "emotion", "labels")
+AUDIO_COLUMNS = ("audio", "path", "file", "file_name", "filename")
+
+
+@dataclass
+class UserData:
+    dataset: Dataset  # audio, emotion (ClassLabel of the user's labels), speaker, gender, corpus, utterance_id
+    bad_rows: list[tuple[str, str]] = field(default_factory=list)  # (row, reason)
+    has_speakers: bool = False
+
+
+def _synonyms() -> dict[str, str]:
+    from .data.corpora import CORPORA, UNIFIED_EMOTIONS
+
+    names = {e: e for e in UNIFIED_EMOTIONS}
+    for corpus in CORPORA.values():
+        names.update({own.lower(): unified for own, unified in corpus.to_unified.items()})
+    names.update({"surprise": "surprised", "ps": "surprised", "fear": "fearful", "joy": "happy"})
+    return names
+
+
+def unified_name(label: str) -> str | None:
+    """The unified-taxonomy name of a label, or None if it is not an emotion we know."""
+    return _synonyms().get(label.strip().lower())
+
+
+def _rows_from_folder(root: Path) -> list[dict]:
+    meta = {}
+    if (root / "metadata.csv").is_file():
+        with open(root / "metadata.csv", newline="") as handle:
+            for row in csv.DictReader(handle):
+                meta[str(Path(row.pop("file_name")))] = row
+    rows = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
+        rel = str(path.relative_to(root))
+        extra = meta.get(rel, {})
+        label = extra.pop("label", None) or (path.parent.name if path.parent != root else "")
+        rows.append({"path": str(path), "label": label, **extra})
+    return rows
+
+
+def _rows_from_manifest(path: Path) -> list[dict]:
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    else:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    for row in rows:
+        key = next((k for k in AUDIO_COLUMNS if k in row), None)
+        if key is None:
+            raise ValueError(f"{path}: a manifest needs a 'path' column (got {sorted(row)})")
+        audio = Path(str(row.pop(key)))
+        row["path"] = str(audio if audio.is_absolute() else path.parent / audio)
+        row["label"] = str(row.pop(next((k for k in LABEL_COLUMNS if k in row), "label"), "") or "")
+    return rows
+
+
+def _rows_from_saved_dataset(folder: Path) -> list[dict]:
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(folder))
+    audio = next((c for c in AUDIO_COLUMNS if c in ds.column_names), None)
+    label = next((c for c in LABEL_COLUMNS if c in ds.column_names), None)
+    if audio is None or label is None:
+        raise ValueError(
+            f"{folder}: the saved dataset needs an audio path column and a label column, got {ds.column_names}"
+        )
+    names = ds.features[label].names if isinstance(ds.features[label], ClassLabel) else None
+    rows = []
+    for row in ds:
+        path = row[audio]["path"] if isinstance(row[audio], dict) else row[audio]
+        value = names[row[label]] if names else row[label]
+        rows.append(
+            {"path": str(path), "label": str(value or ""), **({"speaker": row["speaker"]} if "speaker" in row else {})}
+        )
+    return rows
+
+
+def load_user_data(source: str | Path) -> UserData:
+    """Rows of an audiofolder, a CSV/JSONL manifest or a saved dataset, checked one by one."""
+    import soundfile as sf
+
+    source = Path(source)
+    if source.is_dir() and (source / "dataset_info.json").is_file():
+        rows = _rows_from_saved_dataset(source)
+    elif source.is_dir():
+        rows = _rows_from_folder(source)
+    elif source.is_file() and source.suffix in (".csv", ".jsonl"):
+        rows = _rows_from_manifest(source)
+    else:
+        raise ValueError(f"{source}: expected an audiofolder, a .csv/.jsonl manifest or a saved dataset folder")
+    good, bad = [], []
+    for i, row in enumerate(rows):
+        where = f"row {i + 1} ({row['path']})"
+        if not row["label"].strip():
+            bad.append((where, "empty label"))
+        elif not Path(row["path"]).is_file():
+            bad.append((where, "no such file"))
+        else:
+            try:
+                if sf.info(row["path"]).frames == 0:
+                    bad.append((where, "zero-length audio"))
+                    continue
+            except Exception as err:  # soundfile raises several types for unreadable files
+                bad.append((where, f"unreadable audio ({err})"))
+                continue
+            good.append(row)
+    if not good:
+        raise ValueError(f"{source}: no usable row ({len(bad)} bad rows, e.g. {bad[:3]})")
+    labels = sorted({r["label"].strip() for r in good})
+    has_speakers = any(str(r.get("speaker") or "").strip() for r in good)
+    features = Features(
+        {
+            "audio": Value("string"),
+            "emotion": ClassLabel(names=labels),
+            "speaker": Value("string"),
+            "gender": Value("string"),
+            "corpus": Value("string"),
+            "utterance_id": Value("string"),
+        }
+    )
+    columns = {
+        "audio": [r["path"] for r in good],
+        "emotion": [labels.index(r["label"].strip()) for r in good],
+        "speaker": [str(r.get("speaker") or "unknown").strip() for r in good],
+        "gender": ["unknown"] * len(good),
+        "corpus": ["user"] * len(good),
+        "utterance_id": [f"{i:06d}-{Path(r['path']).stem}" for i, r in enumerate(good)],
+    }
+    for where, reason in bad:
+        logger.warning("left out %s: %s", where, reason)
+    return UserData(Dataset.from_dict(columns, features=features), bad, has_speakers)
+
+
+def adapt_head(model, labels: list[str]) -> list[str]:
+    """Give ``model`` the output rows of ``labels``: trained rows for labels it knows (matched through the
+    unified taxonomy), new rows for the others. Returns the labels that were new."""
+    import torch
+
+    old = model.config.id2label
+    by_unified = {unified_name(name) or name: i for i, name in old.items()}
+    layer = model.classifier.out_proj
+    weight = torch.empty(len(labels), layer.in_features).normal_(0.0, model.config.initializer_range)
+    bias = torch.zeros(len(labels))
+    new = []
+    with torch.no_grad():
+        for row, label in enumerate(labels):
+            source = by_unified.get(unified_name(label) or label)
+            if source is None:
+                new.append(label)
+            else:
+                weight[row], bias[row] = layer.weight[source], layer.bias[source]
+        model.classifier.out_proj = torch.nn.Linear(layer.in_features, len(labels))
+        model.classifier.out_proj.weight.copy_(weight)
+        model.classifier.out_proj.bias.copy_(bias)
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {name: i for i, name in enumerate(labels)}
+    model.config.num_labels = len(labels)
+    model.config.class_weights = None
+    model.register_buffer("class_weights", None, persistent=False)
+    return new
+
+
+def seeded_choice(dataset: Dataset, per_class: int | None, seed: int) -> Dataset:
+    """At most ``per_class`` rows of each label (for learning curves); all rows when None."""
+    if per_class is None:
+        return dataset
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(dataset["emotion"])
+    keep = sorted(int(i) for c in np.unique(labels) for i in rng.permutation(np.flatnonzero(labels == c))[:per_class])
+    from .data.splits import subset
+
+    return subset(dataset, keep, str(dataset.split or "train"))
+
+
+FINETUNE_TRAINING = {
+    "learning_rate": 1.0e-3,
+    "num_train_epochs": 30,
+    "per_device_train_batch_size": 16,
+    "warmup_steps": 0.1,
+    "lr_scheduler_type": "cosine",
+    "weight_decay": 1.0e-3,
+    "max_train_frames": 250,
+    "time_masks": 2,
+    "feature_masks": 2,
+    "body_learning_rate_scale": 0.3,  # the pretrained body learns at 0.3x the head's rate
+    "num_proc": 1,
+    "logging_steps": 10,
+}
+FEATURE_KEYS = (
+    "sampling_rate",
+    "n_mfcc",
+    "n_fft",
+    "hop_length",
+    "win_length",
+    "n_mels",
+    "f_min",
+    "f_max",
+    "top_db",
+    "center",
+    "feature_type",
+    "mean_normalization",
+    "deltas",
+    "do_normalize",
+    "max_duration",
+    "offset",
+    "padding_value",
+)
+
+
+def finetune(
+    source: str | Path,
+    output_dir: str | Path,
+    init_from: str | Path | None = None,
+    overrides: list[str] | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+    test_size: float = 0.2,
+):
+    """Fine-tune (or, with ``init_from="scratch"``, train the same recipe from random weights) on user data.
+
+    Returns the run's :class:`~hf_ser.training.results.RunResult`; ``output_dir`` is a loadable model folder
+    with its card. ``per_class`` keeps at most that many training clips per label (learning curves).
+    """
+    from transformers import AutoModelForAudioClassification
+
+    from .data.splits import mark_split, speaker_independent_split, utterance_split
+    from .inference import resolve_model
+    from .models import registry as _registers  # noqa: F401
+    from .publish.cards import write_card
+    from .training.config import apply_override, experiment_from_dict
+    from .training.run import run_split
+
+    scratch = str(init_from) == "scratch"
+    start = resolve_model(None if scratch or init_from in (None, "default") else init_from)
+    extractor = json.loads((start / "preprocessor_config.json").read_text())
+    data = load_user_data(source)
+    raw = {
+        "data": {"user_data": f"{Path(source).name} ({len(data.dataset)} clips)"},
+        "features": {k: extractor[k] for k in FEATURE_KEYS if k in extractor},
+        "augmentation": {"copies": []},
+        "protocol": {"name": "holdout", "test_size": test_size, "val_size": 0.0, "seed": seed},
+        "training": {**FINETUNE_TRAINING, "seed": seed},
+    }
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    exp = experiment_from_dict(raw)
+    dataset = data.dataset
+    speakers = sorted(set(dataset["speaker"]))
+    if data.has_speakers and len(speakers) >= 2:
+        splits = speaker_independent_split(dataset, test_size=test_size, val_size=0.0, seed=seed)
+        logger.warning(
+            "split by speaker: %d training and %d test speakers (test figures are speaker-independent)",
+            len(set(splits["train"]["speaker"])),
+            len(set(splits["test"]["speaker"])),
+        )
+    else:
+        splits = utterance_split(dataset, test_size=test_size, seed=seed)
+        logger.warning(
+            "no speaker column (or a single speaker): random split by clip, so the test figures are "
+            "speaker-dependent and optimistic; add a 'speaker' column for speaker-independent figures"
+        )
+    splits["train"] = mark_split(seeded_choice(splits["train"], per_class, seed), "train")
+    labels = dataset.features["emotion"].names
+    model = AutoModelForAudioClassification.from_pretrained(start)
+    if scratch:
+        config = model.config
+        config.id2label, config.label2id = dict(enumerate(labels)), {n: i for i, n in enumerate(labels)}
+        config.num_labels, config.class_weights = len(labels), None
+        model = AutoModelForAudioClassification.from_config(config)
+    else:
+        new = adapt_head(model, labels)
+        logger.warning("labels kept from %s: %s; new output rows: %s", start.name, sorted(set(labels) - set(new)), new)
+    result = run_split(exp, splits, output_dir, model=model)
+    write_card(output_dir)
+    return result, data

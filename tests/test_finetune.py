@@ -1,0 +1,120 @@
+"""Fine-tuning on a user's own clips: the three input formats, label remapping, split modes, bad rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from hf_ser.cli import main as cli_main
+from hf_ser.finetune import adapt_head, load_user_data, unified_name
+
+from .conftest import make_model
+
+LABELS = {"anger": 140, "joy": 220, "sadness": 110, "sarcasm": 300}  # label -> pitch of its synthetic clips
+
+
+@pytest.fixture
+def audiofolder(tmp_path, voice):
+    root = tmp_path / "clips"
+    rows = []
+    for label, pitch in LABELS.items():
+        (root / label).mkdir(parents=True)
+        for i in range(6):
+            name = f"{label}/{label}_{i}.wav"
+            sf.write(root / name, voice(1.0, 16000, pitch=pitch + 5 * i, seed=i), 16000)
+            rows.append([name, f"spk{i % 3}"])
+    with open(root / "metadata.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["file_name", "speaker"], *rows])
+    return root
+
+
+def test_unified_names():
+    assert [unified_name(x) for x in ["anger", "Happiness", "joy", "ps", "sarcasm"]] == [
+        "angry",
+        "happy",
+        "happy",
+        "surprised",
+        None,
+    ]
+
+
+def test_three_input_formats_give_the_same_rows(audiofolder, tmp_path):
+    from_folder = load_user_data(audiofolder)
+    assert from_folder.has_speakers and len(from_folder.dataset) == 24
+    assert from_folder.dataset.features["emotion"].names == sorted(LABELS)
+    manifest = tmp_path / "clips.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "speaker"])
+        for row in from_folder.dataset:
+            writer.writerow([row["audio"], sorted(LABELS)[row["emotion"]], row["speaker"]])
+        writer.writerow([str(tmp_path / "gone.wav"), "joy", "spk0"])  # missing file
+        writer.writerow([row["audio"], "", "spk0"])  # empty label
+    (tmp_path / "broken.wav").write_bytes(b"no audio")
+    with open(manifest, "a", newline="") as handle:
+        csv.writer(handle).writerow(["broken.wav", "joy", "spk1"])  # relative to the manifest's folder
+    from_csv = load_user_data(manifest)
+    assert len(from_csv.dataset) == 24
+    reasons = sorted(reason.split(" (")[0] for _, reason in from_csv.bad_rows)
+    assert reasons == ["empty label", "no such file", "unreadable audio"]
+    jsonl = tmp_path / "clips.jsonl"
+    jsonl.write_text(
+        "\n".join(
+            json.dumps({"path": r["audio"], "emotion": sorted(LABELS)[r["emotion"]]}) for r in from_folder.dataset
+        )
+    )
+    from_jsonl = load_user_data(jsonl)
+    assert not from_jsonl.has_speakers and from_jsonl.dataset["audio"] == from_folder.dataset["audio"]
+    saved = tmp_path / "saved"
+    from_folder.dataset.rename_column("emotion", "label").save_to_disk(str(saved))
+    from_saved = load_user_data(saved)
+    assert from_saved.dataset["emotion"] == from_folder.dataset["emotion"]
+
+
+def test_known_labels_keep_their_trained_rows(tmp_path):
+    folder = make_model(tmp_path, labels=["neutral", "happy", "sad", "angry"])
+    from transformers import AutoModelForAudioClassification
+
+    model = AutoModelForAudioClassification.from_pretrained(folder)
+    before = model.classifier.out_proj.weight.detach().clone()
+    body = model.ser.conv_blocks[0].conv.weight.detach().clone()
+    new = adapt_head(model, ["anger", "joy", "sarcasm"])
+    assert new == ["sarcasm"]
+    after = model.classifier.out_proj.weight
+    torch.testing.assert_close(after[0], before[3])  # anger = angry
+    torch.testing.assert_close(after[1], before[1])  # joy = happy
+    assert not any(torch.allclose(after[2], row) for row in before)
+    torch.testing.assert_close(model.ser.conv_blocks[0].conv.weight, body)
+    assert model.config.id2label == {0: "anger", 1: "joy", 2: "sarcasm"}
+
+
+@pytest.mark.parametrize("with_speakers", [True, False])
+def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_speakers):
+    from hf_ser import load_classifier
+
+    init = make_model(tmp_path / "init", labels=["neutral", "happy", "sad", "angry"])
+    if not with_speakers:
+        (audiofolder / "metadata.csv").unlink()
+    out = tmp_path / "mine"
+    args = ["finetune", str(audiofolder), "--output-dir", str(out), "--init-from", str(init)]
+    with caplog.at_level(logging.WARNING, logger="hf_ser.finetune"):
+        assert cli_main([*args, "--set", "training.num_train_epochs=2"]) == 0
+    assert ("split by speaker" in caplog.text) == with_speakers
+    assert ("speaker-dependent" in caplog.text) == (not with_speakers)
+    assert "new output rows: ['sarcasm']" in caplog.text
+    assert "4 labels (anger, joy, sadness, sarcasm)" in capsys.readouterr().out
+    card = (out / "README.md").read_text()
+    assert "user data" in card and "anger, joy, sadness, sarcasm" in card
+    scores = load_classifier(out)(str(audiofolder / "joy" / "joy_0.wav"), top_k=None)
+    assert sorted(d["label"] for d in scores) == sorted(LABELS)
+    assert abs(sum(d["score"] for d in scores) - 1) < 1e-5
+    scratch = tmp_path / "scratch"
+    assert cli_main([*args[:3], str(scratch), "--init-from", "scratch", "--set", "training.num_train_epochs=1"]) == 0
+    assert json.loads((scratch / "config.json").read_text())["id2label"]["3"] == "sarcasm"
+    assert np.isfinite(json.loads((scratch / "metrics.json").read_text())["test"]["accuracy"])

@@ -1,0 +1,75 @@
+"""Level and channel robustness: what the features promise, and what the shipped model delivers on real clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hf_ser import SERFeatureExtractor
+
+from .conftest import SHARED_CORPORA
+
+
+@pytest.mark.parametrize("feature_type", ["mfcc", "log_mel"])
+def test_level_normalisation_makes_features_gain_invariant(voice, feature_type):
+    fe = SERFeatureExtractor(mean_normalization="level", feature_type=feature_type, deltas=1)
+    plain = SERFeatureExtractor(feature_type=feature_type)
+    wave = voice(2.0, 16000, seed=4)
+    reference = fe(wave, return_tensors="np")["input_features"][0]
+    for gain_db in (-24, -12, 6):
+        scaled = wave * 10 ** (gain_db / 20)
+        np.testing.assert_allclose(fe(scaled, return_tensors="np")["input_features"][0], reference, atol=2e-3)
+        shift = (
+            plain(scaled, return_tensors="np")["input_features"][0]
+            - plain(wave, return_tensors="np")["input_features"][0]
+        )
+        assert np.abs(shift).max() > 1.0  # without it, the gain moves the features
+
+
+def test_cepstral_mean_normalisation_cancels_a_fixed_channel(voice):
+    from scipy.signal import lfilter
+
+    fe = SERFeatureExtractor(mean_normalization="all")
+    wave = voice(3.0, 16000, seed=2)
+    coloured = lfilter([1.0, -0.6], [1.0], wave).astype(np.float32)  # a fixed pre-emphasis "microphone"
+    a = fe(wave, return_tensors="np")["input_features"][0]
+    b = fe(coloured, return_tensors="np")["input_features"][0]
+    plain = SERFeatureExtractor()
+    before = np.abs(
+        plain(wave, return_tensors="np")["input_features"][0].mean(0)
+        - plain(coloured, return_tensors="np")["input_features"][0].mean(0)
+    ).max()
+    assert np.abs(a.mean(0) - b.mean(0)).max() < 1e-3 < before
+
+
+def test_per_speaker_standardisation_uses_each_speakers_own_frames():
+    from datasets import Array2D, Dataset, Features, Value
+
+    from hf_ser.data.features import standardize_per_speaker
+
+    rng = np.random.default_rng(0)
+    rows = {"input_features": [], "speaker": []}
+    for speaker, (mean, std) in {"a": (5.0, 2.0), "b": (-3.0, 0.5)}.items():
+        for _ in range(4):
+            rows["input_features"].append((mean + std * rng.standard_normal((30, 3))).astype(np.float32))
+            rows["speaker"].append(speaker)
+    features = Features({"input_features": Array2D((None, 3), "float32"), "speaker": Value("string")})
+    out = standardize_per_speaker(Dataset.from_dict(rows, features), "input_features").with_format("numpy")
+    for speaker in "ab":
+        frames = np.concatenate([r["input_features"] for r in out if r["speaker"] == speaker])
+        np.testing.assert_allclose(frames.mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(frames.std(0), 1, atol=1e-4)
+
+
+@pytest.mark.real_data
+def test_shipped_default_model_ignores_recording_gain():
+    """Top-label agreement with 0 dB on real RAVDESS clips, -24 to +6 dB: target >= 95 %."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_robustness import GAINS_DB, agreement, sample_clips
+
+    result = agreement(None, sample_clips(SHARED_CORPORA, 60))
+    worst = min(result[f"gain {g:+d} dB"] for g in GAINS_DB if -24 <= g <= 6)
+    assert worst >= 0.95, result
