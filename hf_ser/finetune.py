@@ -216,25 +216,15 @@ FINETUNE_TRAINING = {
     "num_proc": 1,
     "logging_steps": 10,
 }
-FEATURE_KEYS = (
-    "sampling_rate",
-    "n_mfcc",
-    "n_fft",
-    "hop_length",
-    "win_length",
-    "n_mels",
-    "f_min",
-    "f_max",
-    "top_db",
-    "center",
-    "feature_type",
-    "mean_normalization",
-    "deltas",
-    "do_normalize",
-    "max_duration",
-    "offset",
-    "padding_value",
-)
+
+
+def _extractor_arguments() -> set[str]:
+    """Constructor arguments of the SER feature extractor (what a saved preprocessor config may pass back)."""
+    import inspect
+
+    from .models.ser.feature_extraction_ser import SERFeatureExtractor
+
+    return set(inspect.signature(SERFeatureExtractor.__init__).parameters) - {"self", "kwargs"}
 
 
 def finetune(
@@ -266,7 +256,7 @@ def finetune(
     data = load_user_data(source)
     raw = {
         "data": {"user_data": f"{Path(source).name} ({len(data.dataset)} clips)"},
-        "features": {k: extractor[k] for k in FEATURE_KEYS if k in extractor},
+        "features": {k: v for k, v in extractor.items() if k in _extractor_arguments()},
         "augmentation": {"copies": []},
         "protocol": {"name": "holdout", "test_size": test_size, "val_size": 0.0, "seed": seed},
         "training": {**FINETUNE_TRAINING, "seed": seed},

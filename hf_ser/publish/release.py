@@ -149,9 +149,11 @@ def load_records(results_dir: Path) -> dict[str, ExperimentRecord]:
 
 
 def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, target: Path, names: list[str] | None):
-    """Train each bundled checkpoint on all speakers of its corpora (no validation: the recipe's fixed
-    epoch budget), attach its recipe's cross-validation result, write its card; replace the bundled
-    folder only when the new one is complete."""
+    """Train each bundled checkpoint on the training speakers of a speaker-independent holdout split (so the
+    card's test figures are on speakers it never heard), attach its recipe's cross-validation result, write its
+    card and its ONNX export; replace the bundled folder only when the new one is complete."""
+    from ..onnx.export import export_onnx
+
     plan = ReleasePlan.load(plan_path)
     records = load_records(results_dir)
     for name, spec in plan.checkpoints.items():
@@ -160,26 +162,22 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         exp = load_experiment(plan_path.parent / spec.config, [*spec.set, "protocol.val_size=0.0"])
         dataset = load_experiment_data(exp, {c: corpora_dir / c for c in spec.corpora})
         folds, _ = protocol_folds(exp, dataset, "holdout")
-        splits = folds[0][1]
-        from datasets import DatasetDict
-
-        from ..data.splits import mark_split
-
-        everything = DatasetDict({"train": mark_split(dataset, "train"), "test": splits["test"]})
         staging = target / f".{name}.new"
         shutil.rmtree(staging, ignore_errors=True)
-        result = run_split(exp, everything, staging)
+        result = run_split(exp, folds[0][1], staging)
         if spec.cross_validation and spec.cross_validation in records:
-            record = records[spec.cross_validation]
-            result.cross_validation = next(iter(record.seeds.values()))
+            result.cross_validation = next(iter(records[spec.cross_validation].seeds.values()))
         result.protocol = "holdout"
         result.save(staging / "metrics.json")
         (staging / "training_args.bin").unlink(missing_ok=True)
         write_card(staging, repo_id=f"hf-ser/{name}")
+        export_onnx(staging, staging / "onnx", quantize="int8")
         folder = target / name
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
-        logger.info("checkpoint %s: %.2f MB", name, sum(p.stat().st_size for p in folder.iterdir()) / 1e6)
+        logger.info(
+            "checkpoint %s: %.2f MB", name, sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+        )
 
 
 def _row(record: ExperimentRecord) -> str:

@@ -18,6 +18,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from ..data.collate import InMemoryFeatures, SERDataCollator
 from ..data.features import feature_column
+from ..data.splits import speaker_keys
 from ..metrics import load_ser_metrics
 from .results import HEADLINE, ClassScores, Hardware, RunResult, Scores
 
@@ -72,7 +73,7 @@ def _training_items(train: Dataset, column: str, options: FitOptions, batch_size
 def speaker_predictions(test: Dataset, predictions: np.ndarray, labels: list[str]) -> dict[str, dict[str, int]]:
     """Per test speaker, how many clips got each label (shows a model that gives one speaker one label)."""
     counts: dict[str, dict[str, int]] = {}
-    for speaker, pred in zip(test["speaker"], predictions):
+    for speaker, pred in zip(speaker_keys(test), predictions):
         row = counts.setdefault(str(speaker), {})
         row[labels[int(pred)]] = row.get(labels[int(pred)], 0) + 1
     return counts
@@ -140,7 +141,7 @@ def fit(
         labels=labels,
         best_validation_uar=trainer.state.best_metric,
         rows={k: len(v) for k, v in splits.items()},
-        speakers={k: sorted(set(v["speaker"])) for k, v in splits.items()},
+        speakers={k: sorted(set(speaker_keys(v))) for k, v in splits.items()},
         speaker_predictions=speaker_predictions(splits["test"], preds, labels),
         parameters=sum(p.numel() for p in model.parameters()),
         epochs_run=epochs_run,
