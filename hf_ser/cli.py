@@ -202,7 +202,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
-    from .publish.release import ReleasePlan, collect_partial, run_experiment, write_report
+    from .publish.release import ReleasePlan, collect_partial, run_experiment, update_readme, write_report
 
     plan = Path(args.experiments)
     if args.action == "collect":  # an interrupted run: summarise the folds it finished
@@ -219,6 +219,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
             )
             print(f"{name}: accuracy {record.metric('accuracy').percent()}, UAR {record.metric('uar').percent()}")
     print(f"wrote {write_report(plan, Path(args.results), Path(args.report))}")
+    update_readme(Path(args.readme), plan, Path(args.results))
     return 0
 
 
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     release_args(results)
     results.add_argument("--out", default="runs/results", help="run folders (models, per-fold reports)")
     results.add_argument("--report", default="docs/RESULTS.md")
+    results.add_argument("--readme", default="README.md", help="its generated results block is updated too")
     results.add_argument("--seeds", default="0", help="comma-separated training seeds")
     results.add_argument("--only-folds", default=None, help="screen on these fold indices only")
     results.set_defaults(func=_cmd_results)

@@ -97,10 +97,14 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         f"{'on' if config['use_spatial_attention'] else 'off'}, {config['pooling']} pooling, dense "
         f"{config['classifier_hidden_size']}"
     )
+    kind = extractor.get("feature_type", "mfcc")
+    coefficients = f"{extractor['n_mfcc']} MFCC" if kind == "mfcc" else f"{extractor['n_mels']} log-mel bands"
+    deltas = {0: "", 1: " + deltas", 2: " + deltas and delta-deltas"}[extractor.get("deltas", 0)]
     features = (
-        f"{extractor['n_mfcc']} MFCC, n_fft {extractor['n_fft']}, hop {extractor['hop_length']}, "
-        f"{extractor['n_mels']} mels, top_db {extractor['top_db']}, per-utterance normalisation "
-        f"{'on' if extractor['do_normalize'] else 'off'}"
+        f"{coefficients}{deltas}, n_fft {extractor['n_fft']}, hop {extractor['hop_length']}, "
+        f"{extractor['n_mels']} mels, top_db {extractor['top_db']}, per-utterance mean normalisation "
+        f"{extractor.get('mean_normalization', 'none')} (level = gain-invariant), per-utterance variance "
+        f"normalisation {'on' if extractor['do_normalize'] else 'off'}"
         + (f", {extractor['max_duration']} s from {extractor['offset']} s" if extractor.get("max_duration") else "")
     )
     rows = [

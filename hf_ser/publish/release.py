@@ -102,7 +102,12 @@ def run_experiment(
 ) -> ExperimentRecord:
     spec = ReleasePlan.load(plan_path).experiments[name]
     started = time.time()
-    runs = {}
+    runs, earlier = {}, 0.0
+    previous = results_dir / f"{name}.json"
+    if previous.is_file():  # adding seeds to an unchanged experiment keeps the seeds already run
+        record = ExperimentRecord.model_validate_json(previous.read_text())
+        if record.spec == spec and record.only_folds == only_folds:
+            runs, earlier = dict(record.seeds), record.wall_seconds
     for seed in seeds:
         exp = load_experiment(plan_path.parent / spec.config, [*spec.set, f"training.seed={seed}"])
         folder = out / name / f"seed_{seed}"
@@ -114,7 +119,7 @@ def run_experiment(
             dirs = {c: corpora_dir / c for c in exp.corpora}
             runs[str(seed)] = run_protocol(exp, dirs, folder, only_folds=only_folds)
     record = ExperimentRecord(
-        name=name, spec=spec, only_folds=only_folds, seeds=runs, wall_seconds=time.time() - started
+        name=name, spec=spec, only_folds=only_folds, seeds=runs, wall_seconds=earlier + time.time() - started
     )
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / f"{name}.json").write_text(record.model_dump_json(indent=2))
@@ -248,6 +253,29 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         lines += learning_curve_lines(json.loads(curve.read_text()))
     target.write_text("\n".join(lines))
     return target
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(readme: Path, plan_path: Path, results_dir: Path) -> None:
+    """Replace the README's generated results block with the headline rows of RESULTS.md."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return
+    plan = ReleasePlan.load(plan_path)
+    records = load_records(results_dir)
+    rows = ["| experiment | folds | accuracy | UAR |", "|---|---|---|---|"]
+    for name, spec in plan.experiments.items():
+        if spec.group in ("headline", "general", "paper") and name in records:
+            r = records[name]
+            scope = f"{len(next(iter(r.seeds.values())).folds)} × {len(r.seeds)} seed(s)"
+            rows.append(
+                f"| {name}: {spec.what} | {scope} | {r.metric('accuracy').percent()} | {r.metric('uar').percent()} |"
+            )
+    block = "\n".join([README_START, "", *rows, "", README_END])
+    head, _, rest = text.partition(README_START)
+    readme.write_text(head + block + rest.partition(README_END)[2])
 
 
 def learning_curve_lines(record: dict) -> list[str]:

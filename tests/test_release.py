@@ -1,0 +1,90 @@
+"""Release steps: result files in, RESULTS.md and the README block out; interrupted runs collected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hf_ser.publish.release import ExperimentRecord, ReleasePlan, collect_partial, update_readme, write_report
+from hf_ser.training.results import ClassScores, Hardware, RunResult, Scores, summarize
+
+
+def _run(acc: float, speaker_counts: dict) -> RunResult:
+    return RunResult(
+        test=Scores(accuracy=acc, uar=acc - 0.01, macro_f1=acc - 0.02, weighted_f1=acc),
+        per_class={"a": ClassScores(precision=1, recall=1, f1=1, support=1)},
+        confusion_matrix=[[1]],
+        labels=["a"],
+        rows={"train": 10, "test": 5},
+        speakers={"train": ["1"], "test": ["2"]},
+        speaker_predictions=speaker_counts,
+        parameters=100,
+        epochs_run=3,
+        train_seconds=3,
+        seconds_per_epoch=1.0,
+        wall_seconds=4,
+        hardware=Hardware(device="cpu", cpu="x", torch_threads=2, torch="t"),
+    )
+
+
+@pytest.fixture
+def plan(tmp_path):
+    (tmp_path / "exp.yaml").write_text("data: {corpus: ravdess}\nprotocol: {name: speaker-kfold, folds: 3}\n")
+    path = tmp_path / "experiments.yaml"
+    path.write_text(
+        "x-shared: &shared ['training.num_train_epochs=2']\n"
+        "experiments:\n"
+        "  a-head: {config: exp.yaml, set: [*shared, 'training.seed=3'], group: headline, what: the recipe}\n"
+        "  b-try: {config: exp.yaml, group: search, what: a variant}\n"
+    )
+    return path
+
+
+def test_plan_flattens_shared_overrides(plan):
+    spec = ReleasePlan.load(plan).experiments["a-head"]
+    assert spec.set == ["training.num_train_epochs=2", "training.seed=3"]
+
+
+def test_report_and_readme_come_from_result_files(plan, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    spec = ReleasePlan.load(plan).experiments["a-head"]
+    runs = {"fold_0": _run(0.6, {"2": {"a": 5}}), "fold_1": _run(0.7, {"3": {"a": 2, "b": 3}})}
+    record = ExperimentRecord(
+        name="a-head", spec=spec, seeds={"0": summarize("speaker-kfold", ["ravdess"], runs)}, wall_seconds=60
+    )
+    (results / "a-head.json").write_text(record.model_dump_json())
+    (results / "baseline-X-a.json").write_text(
+        json.dumps(
+            {
+                "protocol": "a",
+                "method": "SVM",
+                "folds": {"f": {}},
+                "accuracy": {"mean": 0.5, "std": 0.1},
+                "uar": {"mean": 0.4, "std": 0.1},
+            }
+        )
+    )
+    report = write_report(plan, results, tmp_path / "RESULTS.md").read_text()
+    assert "| a-head | the recipe | 2 folds × 1 seed(s) | 65.00 ± 5.00 | 64.00 ± 5.00 |" in report
+    assert report.rstrip().endswith("| a | SVM | 1 | 50.00 ± 10.00 | 40.00 ± 10.00 |")
+    assert "b-try" not in report  # no result file: not reported
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nstale\n<!-- results:end -->\nafter\n")
+    update_readme(readme, plan, results)
+    text = readme.read_text()
+    assert "stale" not in text and "65.00 ± 5.00" in text and text.endswith("after\n")
+    assert record.seeds["0"].collapsed_speakers == ["2"]  # all 5 clips of speaker 2 got one label
+
+
+def test_collect_partial_marks_a_screen(plan, tmp_path):
+    out = tmp_path / "runs"
+    for fold, acc in [("fold_0", 0.5), ("fold_2", 0.7)]:
+        (out / "b-try" / "seed_0" / fold).mkdir(parents=True)
+        _run(acc, {}).save(out / "b-try" / "seed_0" / fold / "metrics.json")
+    (tmp_path / "results").mkdir()
+    record = collect_partial(plan, "b-try", out, tmp_path / "results")
+    assert record.only_folds == [0, 2] and record.metric("accuracy").mean == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="no finished fold"):
+        collect_partial(plan, "a-head", out, tmp_path / "results")
