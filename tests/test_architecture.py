@@ -107,3 +107,28 @@ def test_version_is_defined_once():
     assert '\nversion = "' not in (ROOT / "pyproject.toml").read_text()
     assert importlib.metadata.version("hf-ser") == hf_ser.__version__
     assert (PACKAGE / "py.typed").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(__import__("hf_ser.data.corpora", fromlist=["CORPORA"]).CORPORA))
+def test_every_registered_corpus_loads_its_own_example_layout(name, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from hf_ser.data.corpora import CORPORA, load_corpus, unify_labels
+
+    corpus = CORPORA[name]()
+    assert len(corpus.example_speakers) == 2, f"{name}: give two example speaker ids"
+    expected = []
+    for speaker in corpus.example_speakers:
+        for emotion in corpus.emotions:
+            for index in range(2):
+                path = tmp_path / corpus.example_file(emotion, speaker, index)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(path, np.full(800, 0.1, np.float32), 8000)
+                expected.append((emotion, speaker))
+    ds, report = load_corpus(name, tmp_path, strict=True, return_report=True)
+    names = ds.features["emotion"].names
+    assert sorted((names[e], s) for e, s in zip(ds["emotion"], ds["speaker"])) == sorted(expected)
+    assert report.loaded == len(expected) and not report.unmatched
+    unified = unify_labels(ds, name)
+    assert set(unified.features["emotion"].names) == set(corpus.to_unified.values())

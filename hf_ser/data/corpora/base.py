@@ -95,6 +95,7 @@ class Corpus:
     facts: CorpusFacts
     layout: str = ""
     extra_features: dict[str, Value] = {}
+    example_speakers: tuple[str, ...] = ()  # two valid speaker ids, for synthetic test corpora
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -109,6 +110,12 @@ class Corpus:
         """Read side files (speaker tables…) before parsing; default: nothing."""
 
     def parse(self, path: Path) -> dict | Excluded | None:
+        raise NotImplementedError
+
+    def example_file(self, emotion: str, speaker: str, index: int) -> str:
+        """A relative path that follows the corpus's naming for this emotion and speaker: tests generate
+        synthetic copies of every registered corpus from it, so a new corpus module is tested with no edit
+        to the tests."""
         raise NotImplementedError
 
     def features(self) -> Features:

@@ -40,6 +40,12 @@ class CremaD(Corpus):
     layout = "AudioWAV/1001_DFA_ANG_XX.wav (speaker_sentence_emotion_level), optional VideoDemographics.csv beside"
     extra_features = {"sentence": Value("string"), "level": Value("string")}
 
+    example_speakers = ("1001", "1002")
+
+    def example_file(self, emotion: str, speaker: str, index: int) -> str:
+        code = next(k for k, v in EMOTION_CODES.items() if v == emotion)
+        return f"AudioWAV/{speaker}_{['DFA', 'IEO', 'ITH'][index % 3]}_{code}_XX.wav"
+
     def prepare(self, root: Path) -> None:
         self.genders: dict[str, str] = {}
         tables = list(root.rglob("VideoDemographics.csv"))

@@ -51,6 +51,12 @@ class EmoDB(Corpus):
     layout = "wav/03a01Fa.wav (speaker 03…16, text code a01…b10, emotion W L E A F T N, version letter)"
     extra_features = {"text": Value("string")}
 
+    example_speakers = ("03", "08")
+
+    def example_file(self, emotion: str, speaker: str, index: int) -> str:
+        letter = next(k for k, v in LETTERS.items() if v == emotion)
+        return f"wav/{speaker}a{index % 10 + 1:02d}{letter}a.wav"
+
     def parse(self, path: Path) -> dict | None:
         m = match(r"(\d\d)([ab]\d\d)([WLEAFTN])([a-z])", path.stem)
         if m is None or m.group(1) not in SPEAKER_GENDER or not m.group(3).isupper():

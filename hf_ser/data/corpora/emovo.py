@@ -45,6 +45,12 @@ class Emovo(Corpus):
     layout = "f1/dis-f1-b1.wav (emotion dis gio neu pau rab sor tri - speaker f1…m3 - sentence code)"
     extra_features = {"sentence": Value("string")}
 
+    example_speakers = ("f1", "m1")
+
+    def example_file(self, emotion: str, speaker: str, index: int) -> str:
+        code = next(k for k, v in CODES.items() if v == emotion)
+        return f"{speaker}/{code}-{speaker}-b{index + 1}.wav"
+
     def parse(self, path: Path) -> dict | None:
         m = match(r"(dis|gio|neu|pau|rab|sor|tri)-([fm][1-3])-([a-z]+\d*)", path.stem)
         if m is None:

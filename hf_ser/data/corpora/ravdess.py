@@ -29,6 +29,12 @@ class Ravdess(Corpus):
     layout = "Actor_01 … Actor_24/03-01-EE-II-SS-RR-AA.wav (any wrapper folder; audio-only speech, modality 03)"
     extra_features = {"intensity": Value("string"), "statement": Value("int32"), "repetition": Value("int32")}
 
+    example_speakers = ("01", "02")
+
+    def example_file(self, emotion: str, speaker: str, index: int) -> str:
+        code = self.emotions.index(emotion) + 1
+        return f"Actor_{speaker}/03-01-{code:02d}-01-01-{index % 2 + 1:02d}-{speaker}.wav"
+
     def parse(self, path: Path) -> dict | Excluded | None:
         m = match(r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)", path.stem)
         if m is None:

@@ -35,6 +35,12 @@ class Savee(Corpus):
     )
     layout = "AudioData/DC/a01.wav (speaker folders DC JE JK KL; codes a d f h n sa su) or ALL/DC_a01.wav"
 
+    example_speakers = ("DC", "JE")
+
+    def example_file(self, emotion: str, speaker: str, index: int) -> str:
+        code = next(k for k, v in CODES.items() if v == emotion)
+        return f"AudioData/{speaker}/{code}{index + 1:02d}.wav"
+
     def parse(self, path: Path) -> dict | None:
         m = match(r"(?:(DC|JE|JK|KL)_)?(sa|su|a|d|f|h|n)(\d\d)", path.stem)
         if m is None:

@@ -49,6 +49,12 @@ class Tess(Corpus):
     layout = "OAF_angry/OAF_back_angry.wav, YAF_pleasant_surprised/YAF_back_ps.wav (also inside the Kaggle wrapper)"
     extra_features = {"word": Value("string")}
 
+    example_speakers = ("OAF", "YAF")
+
+    def example_file(self, emotion: str, speaker: str, index: int) -> str:
+        code = "ps" if emotion == "pleasant_surprise" else emotion
+        return f"{speaker}_{emotion}/{speaker}_word{chr(97 + index % 26)}_{code}.wav"
+
     def parse(self, path: Path) -> dict | None:
         # The common Kaggle copy names one file OAF_neutral/OA_bite_neutral.wav: it is OAF's.
         m = match(r"(OAF|YAF|OA)_([a-z]+)_([a-z_]+)", path.stem)
