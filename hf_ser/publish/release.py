@@ -109,6 +109,8 @@ def run_experiment(
         if record.spec == spec and record.only_folds == only_folds:
             runs, earlier = dict(record.seeds), record.wall_seconds
     for seed in seeds:
+        if str(seed) in runs:
+            continue  # already run with this exact spec
         exp = load_experiment(plan_path.parent / spec.config, [*spec.set, f"training.seed={seed}"])
         folder = out / name / f"seed_{seed}"
         if spec.cross:
