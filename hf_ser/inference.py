@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_CHECKPOINT = "ser-ravdess"
+DEFAULT_CHECKPOINT = "ser-general"
 
 
 def bundled_dir() -> Path:

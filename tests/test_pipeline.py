@@ -176,10 +176,15 @@ def test_other_models_keep_transformers_own_pipeline(model_dir):
         )
 
 
-def test_predict_defaults_to_the_bundled_ravdess_checkpoint(tmp_path, voice, monkeypatch, capsys):
+def test_predict_defaults_to_the_general_checkpoint(tmp_path, voice, monkeypatch, capsys):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    for name, labels in [("ser-emodb", ["anger", "boredom"]), ("ser-ravdess", ["neutral", "calm", "happy"])]:
+    models = [
+        ("ser-emodb", ["anger", "boredom"]),
+        ("ser-general", ["neutral", "calm", "happy"]),
+        ("ser-ravdess", ["neutral", "calm", "sad", "angry"]),
+    ]
+    for name, labels in models:
         make_model(tmp_path / name, labels=labels).rename(bundle / name)
     monkeypatch.setenv("HF_SER_CHECKPOINTS", str(bundle))
     sf.write(tmp_path / "a.wav", voice(1.0, 16000), 16000)

@@ -106,7 +106,10 @@ def run_experiment(
     previous = results_dir / f"{name}.json"
     if previous.is_file():  # adding seeds to an unchanged experiment keeps the seeds already run
         record = ExperimentRecord.model_validate_json(previous.read_text())
-        if record.spec == spec and record.only_folds == only_folds:
+        same = record.spec.model_dump(include={"config", "set", "cross"}) == spec.model_dump(
+            include={"config", "set", "cross"}
+        )
+        if same and record.only_folds == only_folds:
             runs, earlier = dict(record.seeds), record.wall_seconds
     for seed in seeds:
         if str(seed) in runs:
@@ -147,12 +150,19 @@ def collect_partial(plan_path: Path, name: str, out: Path, results_dir: Path) ->
     return record
 
 
-def load_records(results_dir: Path) -> dict[str, ExperimentRecord]:
-    return {
+def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str, ExperimentRecord]:
+    """Result files by name; with ``plan``, each record's group and description are the plan's current ones."""
+    records = {
         p.stem: ExperimentRecord.model_validate_json(p.read_text())
         for p in sorted(results_dir.glob("*.json"))
         if not p.stem.startswith(("baseline-", "learning-curve"))
     }
+    if plan is not None:
+        for name, record in records.items():
+            if name in plan.experiments:
+                current = plan.experiments[name]
+                record.spec = record.spec.model_copy(update={"group": current.group, "what": current.what})
+    return records
 
 
 def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, target: Path, names: list[str] | None):
@@ -207,7 +217,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
     import json
 
     plan = ReleasePlan.load(plan_path)
-    records = load_records(results_dir)
+    records = load_records(results_dir, plan)
     baselines = {p.stem: json.loads(p.read_text()) for p in sorted(results_dir.glob("baseline-*.json"))}
     curve = results_dir / "learning-curve.json"
     header = [
