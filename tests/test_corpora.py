@@ -142,3 +142,13 @@ def test_real_corpora_counts():
     assert len(emodb) == 535 and len(set(emodb["speaker"])) == 10
     letters = {"anger": 127, "boredom": 81, "neutral": 79, "happiness": 71, "fear": 69, "sadness": 62, "disgust": 46}
     assert counts(emodb) == letters
+
+
+@pytest.mark.real_data
+def test_real_tess_loads_all_2800_files_including_the_kaggle_oddities():
+    tess, report = load_corpus("tess", SHARED_CORPORA / "tess", strict=True, return_report=True)
+    assert len(tess) == 2800 and not report.unmatched
+    assert sorted(set(tess["speaker"])) == ["OAF", "YAF"] and set(tess["gender"]) == {"female"}
+    assert counts(tess) == {e: 400 for e in tess.features["emotion"].names}
+    odd = [a for a in tess["audio"] if a.endswith("OA_bite_neutral.flac")]
+    assert len(odd) == 1 and tess[tess["audio"].index(odd[0])]["speaker"] == "OAF"

@@ -44,11 +44,15 @@ def test_padding_invariance(tmp_path, voice):
     assert (batched[0] - batched[1]).abs().max() > 1e-2  # the logits do depend on the input
 
 
-@pytest.mark.parametrize("pooling", ["mean", "stats", "input_bn"])
+@pytest.mark.parametrize("pooling", ["mean", "stats", "input_bn", "attentive_stats", "residual"])
 @pytest.mark.parametrize("attention", [(True, True), (False, True), (True, False), (False, False)])
 def test_variants_run_and_stay_padding_invariant(tmp_path, voice, pooling, attention):
     cfg = dict(use_channel_attention=attention[0], use_spatial_attention=attention[1])
-    cfg.update(dict(pooling="stats", input_batch_norm=True) if pooling == "input_bn" else dict(pooling=pooling))
+    special = {
+        "input_bn": dict(pooling="stats", input_batch_norm=True),
+        "residual": dict(pooling="stats", residual=True, conv_channels=[64, 64, 128]),
+    }
+    cfg.update(special.get(pooling, dict(pooling=pooling)))
     model = SERForAudioClassification.from_pretrained(make_model(tmp_path, config_kwargs=cfg)).eval()
     assert (model.ser.channel_attention is not None) == attention[0]
     waves = [voice(2.0, 16000), voice(0.7, 16000, seed=3)]
@@ -113,3 +117,20 @@ def test_save_load_round_trip(tmp_path, voice):
     again = SERForAudioClassification.from_pretrained(again_dir).eval()
     batch = features([voice(1.0, 16000)])
     torch.testing.assert_close(model(**batch).logits, again(**batch).logits)
+
+
+def test_return_dict_false_gives_tuples(tmp_path, voice):
+    model = SERForAudioClassification.from_pretrained(make_model(tmp_path)).eval()
+    inputs = features(voice(1.0, 16000))
+    labels = torch.tensor([1])
+    with torch.no_grad():
+        out = model(**inputs, labels=labels)
+        loss, logits = model(**inputs, labels=labels, return_dict=False)
+        (last, pooled) = model.ser(**inputs, return_dict=False)
+    assert isinstance(out.logits, torch.Tensor)
+    torch.testing.assert_close(logits, out.logits)
+    torch.testing.assert_close(loss, out.loss)
+    torch.testing.assert_close(pooled, model.ser(**inputs).pooler_output)
+    model.config.return_dict = False
+    with torch.no_grad():
+        assert isinstance(model(**inputs), tuple)
