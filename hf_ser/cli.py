@@ -225,10 +225,13 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
 def _cmd_release(args: argparse.Namespace) -> int:
     from .inference import bundled_dir
-    from .publish.release import build_checkpoints
+    from .publish.release import build_checkpoints, refresh_cards
 
     names = args.only.split(",") if args.only else None
-    build_checkpoints(Path(args.experiments), Path(args.corpora_dir), Path(args.results), bundled_dir(), names)
+    if args.what == "cards":
+        refresh_cards(Path(args.experiments), Path(args.results), bundled_dir(), names)
+    else:
+        build_checkpoints(Path(args.experiments), Path(args.corpora_dir), Path(args.results), bundled_dir(), names)
     return 0
 
 
@@ -314,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.set_defaults(func=_cmd_results)
 
     release = sub.add_parser("release", help="train the bundled checkpoints and write their cards")
-    release.add_argument("what", choices=["checkpoints"])
+    release.add_argument("what", choices=["checkpoints", "cards"], help="cards: re-attach results, rewrite cards")
     release_args(release)
     release.set_defaults(func=_cmd_release)
 

@@ -197,6 +197,22 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         )
 
 
+def refresh_cards(plan_path: Path, results_dir: Path, target: Path, names: list[str] | None) -> None:
+    """Attach each bundled checkpoint's current cross-validation result and rewrite its card (no training)."""
+    plan = ReleasePlan.load(plan_path)
+    records = load_records(results_dir)
+    for name, spec in plan.checkpoints.items():
+        folder = target / name
+        if (names and name not in names) or not (folder / "metrics.json").is_file():
+            continue
+        result = RunResult.load(folder / "metrics.json")
+        if spec.cross_validation and spec.cross_validation in records:
+            seeds = records[spec.cross_validation].seeds
+            result.cross_validation = seeds[sorted(seeds)[0]]
+        result.save(folder / "metrics.json")
+        write_card(folder, repo_id=f"hf-ser/{name}")
+
+
 def _row(record: ExperimentRecord) -> str:
     folds = sum(len(r.folds) for r in record.seeds.values())
     first = next(iter(record.seeds.values()))
