@@ -18,7 +18,7 @@ def bundled_checkpoints() -> dict[str, Path]:
     folder = bundled_dir()
     if not folder.is_dir():
         return {}
-    found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
+    found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file() and not p.name.startswith("."))
     found.sort(key=lambda p: p.name != DEFAULT_CHECKPOINT)
     return {p.name: p for p in found}
 

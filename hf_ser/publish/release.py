@@ -189,6 +189,7 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         (staging / "training_args.bin").unlink(missing_ok=True)
         write_card(staging, repo_id=f"hf-ser/{name}")
         export_onnx(staging, staging / "onnx", quantize="int8")
+        _copy_card(plan_path, staging, name)
         folder = target / name
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
@@ -211,6 +212,14 @@ def refresh_cards(plan_path: Path, results_dir: Path, target: Path, names: list[
             result.cross_validation = seeds[sorted(seeds)[0]]
         result.save(folder / "metrics.json")
         write_card(folder, repo_id=f"hf-ser/{name}")
+        _copy_card(plan_path, folder, name)
+
+
+def _copy_card(plan_path: Path, folder: Path, name: str) -> None:
+    """Keep the repository's copy of each shipped card (``model_cards/<name>.md``) equal to the shipped one."""
+    cards = plan_path.resolve().parent.parent / "model_cards"
+    if cards.is_dir():
+        shutil.copyfile(folder / "README.md", cards / f"{name}.md")
 
 
 def _row(record: ExperimentRecord) -> str:
