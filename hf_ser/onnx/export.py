@@ -59,7 +59,18 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     (out_dir / "labels.json").write_text(json.dumps(labels))
     if quantize == "int8":
+        import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(out_dir / ONNX_FILE), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8)
+        # The first convolution stays float32: its input (raw MFCCs, c0 included) spans a range that per-tensor
+        # 8-bit activations quantise poorly; quantising it cost 3 points of top-1 agreement with fp32.
+        graph = onnx.load(str(out_dir / ONNX_FILE)).graph
+        first_conv = next(n.name for n in graph.node if n.op_type == "Conv")
+        quantize_dynamic(
+            str(out_dir / ONNX_FILE),
+            str(out_dir / INT8_FILE),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=[first_conv],
+        )
     return out_dir
