@@ -49,6 +49,7 @@ class ExperimentSpec(_Spec):
     group: str = "search"  # paper | headline | search | cross | general
     what: str = ""
     cross: CrossSpec | None = None
+    baseline: str | None = None  # the openSMILE baseline on the same folds (bench/baseline_opensmile.py)
 
     _flat = field_validator("set", mode="before")(classmethod(lambda cls, v: _flatten(v)))
 
@@ -161,7 +162,8 @@ def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str
         for name, record in records.items():
             if name in plan.experiments:
                 current = plan.experiments[name]
-                record.spec = record.spec.model_copy(update={"group": current.group, "what": current.what})
+                update = {"group": current.group, "what": current.what, "baseline": current.baseline}
+                record.spec = record.spec.model_copy(update=update)
     return records
 
 
@@ -222,7 +224,13 @@ def _copy_card(plan_path: Path, folder: Path, name: str) -> None:
         shutil.copyfile(folder / "README.md", cards / f"{name}.md")
 
 
-def _row(record: ExperimentRecord) -> str:
+def _baseline_uar(baselines: dict, key: str | None) -> float | None:
+    """UAR of the ComParE_2016 + SVM baseline of protocol ``key``, if it was computed."""
+    record = baselines.get(f"baseline-ComParE_2016-{key}") if key else None
+    return record["uar"]["mean"] if record else None
+
+
+def _row(record: ExperimentRecord, baselines: dict) -> str:
     folds = sum(len(r.folds) for r in record.seeds.values())
     first = next(iter(record.seeds.values()))
     scope = f"{len(first.folds)} folds × {len(record.seeds)} seed(s)"
@@ -231,8 +239,10 @@ def _row(record: ExperimentRecord) -> str:
     collapsed = sorted({s for r in record.seeds.values() for s in r.collapsed_speakers})
     cells = [record.metric(k).percent() for k in ("accuracy", "uar", "macro_f1")]
     spf = np.mean([r.seconds_per_epoch for r in record.seeds.values()])
+    base = _baseline_uar(baselines, record.spec.baseline)
+    versus = f"{100 * base:.2f} ({record.metric('uar').mean / base:.2f}x)" if base else "–"
     return (
-        f"| {record.name} | {record.spec.what} | {scope} | {' | '.join(cells)} | {first.parameters:,} | "
+        f"| {record.name} | {record.spec.what} | {scope} | {' | '.join(cells)} | {versus} | {first.parameters:,} | "
         f"{spf:.2f} | {record.wall_seconds / 60:.1f} | {len(collapsed) if folds else 0} |"
     )
 
@@ -246,9 +256,9 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
     baselines = {p.stem: json.loads(p.read_text()) for p in sorted(results_dir.glob("baseline-*.json"))}
     curve = results_dir / "learning-curve.json"
     header = [
-        "| experiment | what | folds | accuracy | UAR | macro-F1 | parameters | s / epoch | wall (min) | "
-        "collapsed speakers |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| experiment | what | folds | accuracy | UAR | macro-F1 | ComParE+SVM UAR (ours ÷ it) | parameters | "
+        "s / epoch | wall (min) | collapsed speakers |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines = [
         "# Results on real data",
@@ -271,7 +281,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         names = [n for n, s in plan.experiments.items() if s.group == group and n in records]
         if not names:
             continue
-        lines += [f"## {title}", "", *header, *[_row(records[n]) for n in names], ""]
+        lines += [f"## {title}", "", *header, *[_row(records[n], baselines) for n in names], ""]
     if baselines:
         lines += [
             "## Classic baseline on the same folds",
