@@ -202,7 +202,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
-    from .publish.release import ReleasePlan, collect_partial, run_experiment, update_readme, write_report
+    from .publish.release import ReleasePlan, collect_partial, run_experiment
+    from .publish.results_page import update_readme, write_report
 
     plan = Path(args.experiments)
     if args.action == "collect":  # an interrupted run: summarise the folds it finished

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from hf_ser.publish.release import ExperimentRecord, ReleasePlan, collect_partial, update_readme, write_report
+from hf_ser.publish.release import ExperimentRecord, ReleasePlan, collect_partial
+from hf_ser.publish.results_page import update_readme, write_report
 from hf_ser.training.results import ClassScores, Hardware, RunResult, Scores, summarize
 
 
