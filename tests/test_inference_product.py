@@ -200,3 +200,36 @@ def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, voice
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().endswith("demo ok")
+
+
+@pytest.mark.parametrize(
+    "extractor",
+    [
+        {"feature_type": "log_mel", "mean_normalization": "level"},
+        {"mean_normalization": "all", "deltas": 2},
+        {"mean_normalization": "level", "do_normalize": True, "deltas": 1},
+    ],
+    ids=["log_mel-level", "cmn-deltas", "level-cmvn-delta"],
+)
+def test_numpy_features_follow_every_extractor_option(tmp_path, voice, extractor):
+    from hf_ser import SERFeatureExtractor
+    from hf_ser.onnx.runtime import NumpyFeatures, OnnxClassifier
+
+    from .conftest import make_model
+
+    size = SERFeatureExtractor(**extractor).feature_size
+    folder = make_model(tmp_path, config_kwargs={"num_mfcc": size}, extractor_kwargs=extractor)
+    out = tmp_path / "onnx"
+    assert cli_main(["export", "--onnx", str(out), "--model", str(folder)]) == 0
+    fe = SERFeatureExtractor.from_pretrained(folder)
+    for seconds in (0.4, 2.7):
+        wave = voice(seconds, 16000, seed=7)
+        reference = fe(wave, return_tensors="np")["input_features"][0]
+        np.testing.assert_allclose(
+            NumpyFeatures(out)(wave), reference, rtol=1e-5, atol=1e-4 * max(1.0, np.abs(reference).max())
+        )
+    classifier = load_classifier(folder)
+    wave = voice(1.5, 16000, seed=8)
+    expected = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
+    got = {d["label"]: d["score"] for d in OnnxClassifier(out)(wave, top_k=None)}
+    assert all(abs(got[k] - v) < 1e-4 for k, v in expected.items())
