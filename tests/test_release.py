@@ -69,8 +69,9 @@ def test_report_and_readme_come_from_result_files(plan, tmp_path):
     )
     report = write_report(plan, results, tmp_path / "RESULTS.md").read_text()
     assert "| a-head | the recipe | 2 folds × 1 seed(s) | 65.00 ± 5.00 | 64.00 ± 5.00 |" in report
-    assert report.rstrip().endswith("| a | SVM | 1 | 50.00 ± 10.00 | 40.00 ± 10.00 |")
-    assert "b-try" not in report  # no result file: not reported
+    assert "| a | SVM | 1 | 50.00 ± 10.00 | 40.00 ± 10.00 |" in report
+    assert "56.11" not in report and "40.00 (1.60x)" not in report  # a-head names no baseline: no ratio
+    assert report.rstrip().endswith("## Registered but not run\n\n- `b-try`: a variant")  # no result file
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nstale\n<!-- results:end -->\nafter\n")
     update_readme(readme, plan, results)
