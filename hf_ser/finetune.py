@@ -18,6 +18,7 @@ import csv
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ class UserData:
     has_speakers: bool = False
 
 
+@cache
 def _synonyms() -> dict[str, str]:
     from .data.corpora import CORPORA, UNIFIED_EMOTIONS
 
@@ -218,15 +220,6 @@ FINETUNE_TRAINING = {
 }
 
 
-def _extractor_arguments() -> set[str]:
-    """Constructor arguments of the SER feature extractor (what a saved preprocessor config may pass back)."""
-    import inspect
-
-    from .models.ser.feature_extraction_ser import SERFeatureExtractor
-
-    return set(inspect.signature(SERFeatureExtractor.__init__).parameters) - {"self", "kwargs"}
-
-
 def finetune(
     source: str | Path,
     output_dir: str | Path,
@@ -246,8 +239,9 @@ def finetune(
     from .data.splits import mark_split, speaker_independent_split, utterance_split
     from .inference import resolve_model
     from .models import registry as _registers  # noqa: F401
+    from .models.ser.feature_extraction_ser import SERFeatureExtractor
     from .publish.cards import write_card
-    from .training.config import apply_override, experiment_from_dict
+    from .training.config import apply_override, constructor_arguments, experiment_from_dict
     from .training.run import run_split
 
     scratch = str(init_from) == "scratch"
@@ -256,7 +250,7 @@ def finetune(
     data = load_user_data(source)
     raw = {
         "data": {"user_data": f"{Path(source).name} ({len(data.dataset)} clips)"},
-        "features": {k: v for k, v in extractor.items() if k in _extractor_arguments()},
+        "features": {k: v for k, v in extractor.items() if k in constructor_arguments(SERFeatureExtractor)},
         "augmentation": {"copies": []},
         "protocol": {"name": "holdout", "test_size": test_size, "val_size": 0.0, "seed": seed},
         "training": {**FINETUNE_TRAINING, "seed": seed},

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-NO_SPEECH = "no speech"
+from .batch import NO_SPEECH
+
 VAD_RATE = 16000
 VAD_CHUNK = 512  # samples per Silero VAD step at 16 kHz
 
@@ -94,7 +95,7 @@ def speech_regions(
 
     duration = sf.info(str(path)).duration
     iterator = VADIterator(load_silero_vad(), threshold=threshold, sampling_rate=VAD_RATE)
-    regions, start, carry, seen = [], None, np.zeros(0, np.float32), 0
+    regions, start, carry = [], None, np.zeros(0, np.float32)
     with _progress(duration, "speech detection", progress) as bar, torch.inference_mode():
         for block in _blocks(path, VAD_RATE):
             audio = np.concatenate([carry, block])
@@ -107,7 +108,6 @@ def speech_regions(
                     regions.append((start, event["end"] / VAD_RATE))
                     start = None
             carry = audio[usable:]
-            seen += len(block)
             bar.update(round(len(block) / VAD_RATE, 1))
     if start is not None:
         regions.append((start, duration))

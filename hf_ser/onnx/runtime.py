@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.ser.audio_ser import load_audio, resample, to_mono
+from ..models.ser.audio_ser import decode_input
 
 _AMIN = 1e-10
 
@@ -96,14 +96,7 @@ class OnnxClassifier:
         self.sampling_rate = self.features.sampling_rate
 
     def waveform(self, inputs) -> np.ndarray:
-        if isinstance(inputs, dict):
-            if "sampling_rate" not in inputs or not ("raw" in inputs or "array" in inputs):
-                raise ValueError(f'a dict input needs "sampling_rate" and "raw" or "array" keys, got {sorted(inputs)}')
-            array = to_mono(np.asarray(inputs.get("raw", inputs.get("array")), dtype=np.float32))
-            return resample(array, int(inputs["sampling_rate"]), self.sampling_rate)
-        if isinstance(inputs, np.ndarray):
-            return inputs.astype(np.float32)
-        return load_audio(inputs, self.sampling_rate)[0]
+        return np.asarray(decode_input(inputs, self.sampling_rate), dtype=np.float32)
 
     def logits(self, waves: list[np.ndarray]) -> np.ndarray:
         feats = [self.features(w) for w in waves]

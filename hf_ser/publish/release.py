@@ -166,6 +166,14 @@ def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str
     return records
 
 
+def _recipe_result(spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -> ProtocolResult | None:
+    """The cross-validation result a checkpoint's card shows: its recipe's experiment, first seed."""
+    if not spec.cross_validation or spec.cross_validation not in records:
+        return None
+    seeds = records[spec.cross_validation].seeds
+    return seeds[sorted(seeds)[0]]
+
+
 def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, target: Path, names: list[str] | None):
     """Train each bundled checkpoint on the training speakers of a speaker-independent holdout split (so the
     card's test figures are on speakers it never heard), attach its recipe's cross-validation result, write its
@@ -183,8 +191,7 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         staging = target / f".{name}.new"
         shutil.rmtree(staging, ignore_errors=True)
         result = run_split(exp, folds[0][1], staging)
-        if spec.cross_validation and spec.cross_validation in records:
-            result.cross_validation = next(iter(records[spec.cross_validation].seeds.values()))
+        result.cross_validation = _recipe_result(spec, records) or result.cross_validation
         result.protocol = "holdout"
         result.save(staging / "metrics.json")
         (staging / "training_args.bin").unlink(missing_ok=True)
@@ -208,9 +215,7 @@ def refresh_cards(plan_path: Path, results_dir: Path, target: Path, names: list[
         if (names and name not in names) or not (folder / "metrics.json").is_file():
             continue
         result = RunResult.load(folder / "metrics.json")
-        if spec.cross_validation and spec.cross_validation in records:
-            seeds = records[spec.cross_validation].seeds
-            result.cross_validation = seeds[sorted(seeds)[0]]
+        result.cross_validation = _recipe_result(spec, records) or result.cross_validation
         result.save(folder / "metrics.json")
         write_card(folder, repo_id=f"hf-ser/{name}")
         _copy_card(plan_path, folder, name)

@@ -87,8 +87,11 @@ class AugmentationConfig(_Section):
 
     @model_validator(mode="after")
     def _buildable(self):
-        AugmentConfig(copies=self.copies, keep_original=self.keep_original).pipelines()
+        self.build().pipelines()
         return self
+
+    def build(self) -> AugmentConfig:
+        return AugmentConfig(copies=self.copies, keep_original=self.keep_original)
 
 
 @cache
@@ -131,7 +134,8 @@ class TrainingConfig(_Section):
         return dict(self.model_extra or {})
 
 
-def _own_parameters(cls) -> list[str]:
+def constructor_arguments(cls) -> list[str]:
+    """The named arguments of ``cls.__init__`` (what a config section or a saved preprocessor may pass)."""
     return [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "kwargs")]
 
 
@@ -146,7 +150,7 @@ class Experiment(_Section):
     @model_validator(mode="after")
     def _constructible(self):
         extractor_class = self.feature_extractor_class()
-        unknown = sorted(set(self.features) - set(_own_parameters(extractor_class)))
+        unknown = sorted(set(self.features) - set(constructor_arguments(extractor_class)))
         if unknown:
             raise ValueError(f"unknown key 'features.{unknown[0]}' for {extractor_class.__name__}")
         config_class = type(AutoConfig.for_model(self.model_type))

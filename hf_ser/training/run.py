@@ -6,6 +6,7 @@ writes ``summary.{json,md}``; ``run_cross_corpus`` trains on one corpus and test
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 from transformers import AutoModelForAudioClassification
 
-from ..data.augment import AugmentConfig, augment
+from ..data.augment import augment
 from ..data.corpora import load_corpora, load_corpus, unified_label_set, unify_labels
 from ..data.features import extract_features, feature_column, standardize_per_speaker
 from ..data.splits import mark_split, speaker_independent_split
@@ -38,13 +39,19 @@ def _dir_for(data_dir: DataDirs, corpus: str) -> Path:
     return Path(data_dir)
 
 
+def unified_labels(exp: Experiment, corpora: list[str], common_only: bool) -> list[str]:
+    """The unified labels of ``corpora`` (all, or the shared ones) minus ``data.exclude_labels``."""
+    chosen = unified_label_set(corpora, merge_calm=exp.data.merge_calm, common_only=common_only)
+    return [x for x in chosen if x not in exp.data.exclude_labels]
+
+
 def load_experiment_data(exp: Experiment, data_dir: DataDirs) -> Dataset:
     """The experiment's corpus with its own labels, or, when labels are merged or corpora mixed, unified ones."""
     corpora = exp.corpora
     d = exp.data
     if len(corpora) == 1 and not (d.merge_calm or d.common_only or d.exclude_labels):
         return load_corpus(corpora[0], _dir_for(data_dir, corpora[0]))
-    labels = [x for x in unified_label_set(corpora, d.merge_calm, d.common_only) if x not in d.exclude_labels]
+    labels = unified_labels(exp, corpora, d.common_only)
     dirs = {c: _dir_for(data_dir, c) for c in corpora}
     return load_corpora(corpora, dirs, merge_calm=d.merge_calm, labels=labels)
 
@@ -88,7 +95,7 @@ def run_split(
     args = exp.training_arguments(output_dir, "validation" in splits, _distributed())
     with args.main_process_first(desc="augment and extract features"):
         splits = DatasetDict(dict(splits))
-        copies = AugmentConfig(copies=exp.augmentation.copies, keep_original=exp.augmentation.keep_original)
+        copies = exp.augmentation.build()
         if copies.copies and not augmented:
             splits["train"] = augment(
                 splits["train"], copies, seed=args.seed, sampling_rate=decode_rate(exp), num_proc=exp.training.num_proc
@@ -100,16 +107,7 @@ def run_split(
     labels = feats["train"].features["emotion"].names
     weights = _class_weights(feats["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
     model = model if model is not None else build_model(exp, labels, weights)
-    t = exp.training
-    options = FitOptions(
-        early_stopping_patience=t.early_stopping_patience,
-        max_train_frames=t.max_train_frames,
-        time_masks=t.time_masks,
-        time_mask_width=t.time_mask_width,
-        feature_masks=t.feature_masks,
-        feature_mask_width=t.feature_mask_width,
-        body_learning_rate_scale=t.body_learning_rate_scale,
-    )
+    options = FitOptions(**{f.name: getattr(exp.training, f.name) for f in dataclasses.fields(FitOptions)})
     trainer, result = fit(model, fe, feats, args, options, resume=resume)
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))
@@ -143,9 +141,9 @@ def protocol_folds(exp: Experiment, dataset: Dataset, protocol: str | None = Non
     spec = get_protocol(protocol or exp.protocol.name)
     settings = exp.protocol.settings()
     if folds:
-        settings = type(settings)(folds, settings.test_size, settings.val_size, settings.seed)
+        settings = dataclasses.replace(settings, folds=folds)
     augmentation = AugmentSettings(
-        AugmentConfig(copies=exp.augmentation.copies, keep_original=exp.augmentation.keep_original),
+        exp.augmentation.build(),
         seed=settings.seed,
         sampling_rate=decode_rate(exp),
         num_proc=exp.training.num_proc,
@@ -191,20 +189,16 @@ def run_cross_corpus(
     """
     sources = [train_corpora] if isinstance(train_corpora, str) else list(train_corpora)
     merge = exp.data.merge_calm
-    labels = [
-        x
-        for x in unified_label_set([*sources, test_corpus], merge_calm=merge, common_only=True)
-        if x not in exp.data.exclude_labels
-    ]
+    labels = unified_labels(exp, [*sources, test_corpus], common_only=True)
     source = load_corpora(sources, {c: _dir_for(train_dir, c) for c in sources}, merge_calm=merge, labels=labels)
     target = unify_labels(load_corpus(test_corpus, test_dir), test_corpus, merge, labels)
-    held = speaker_independent_split(
-        source, test_size=max(exp.protocol.val_size, 0.05), val_size=0.0, seed=exp.protocol.seed
-    )
-    has_val = exp.training.early_stopping_patience is not None
-    parts = {"train": held["train"] if has_val else mark_split(source, "train")}
-    if has_val:
-        parts["validation"] = mark_split(held["test"], "validation")
+    if exp.training.early_stopping_patience is not None:  # hold out validation speakers of the source corpora
+        held = speaker_independent_split(
+            source, test_size=max(exp.protocol.val_size, 0.05), val_size=0.0, seed=exp.protocol.seed
+        )
+        parts = {"train": held["train"], "validation": mark_split(held["test"], "validation")}
+    else:
+        parts = {"train": mark_split(source, "train")}
     parts["test"] = mark_split(target, "test")
     name = f"{'+'.join(sources)}->{test_corpus}"
     result = run_split(exp, DatasetDict(parts), output_dir)

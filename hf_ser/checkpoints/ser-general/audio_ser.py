@@ -50,6 +50,23 @@ def check_waveform(array: np.ndarray, source: str = "audio") -> np.ndarray:
     return array
 
 
+def decode_input(inputs, sampling_rate: int):
+    """A mono float32 waveform at ``sampling_rate`` from a file path, raw file bytes or a dict
+    ``{"array" | "raw": ..., "sampling_rate": int}``; any other input (a numpy array) is returned unchanged."""
+    if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
+        raise ValueError(f"{inputs}: URLs are not fetched by hf-ser; download the file and pass its path")
+    if isinstance(inputs, (str, bytes, bytearray)) or hasattr(inputs, "__fspath__"):
+        return load_audio(inputs, sampling_rate)[0]
+    if isinstance(inputs, dict):
+        if "sampling_rate" not in inputs or not ("raw" in inputs or "array" in inputs):
+            raise ValueError(f'a dict input needs "sampling_rate" and "raw" or "array" keys, got {sorted(inputs)}')
+        array = inputs.get("raw", inputs.get("array"))
+        if hasattr(array, "detach"):
+            array = array.detach().cpu().numpy()
+        return resample(to_mono(np.asarray(array, dtype=np.float32)), int(inputs["sampling_rate"]), sampling_rate)
+    return inputs
+
+
 def load_audio(source: AudioSource, sampling_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode a file path or in-memory file to mono float32, optionally resampled.
 

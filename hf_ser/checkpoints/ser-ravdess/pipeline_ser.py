@@ -13,11 +13,10 @@ never replaced, so other models' pipelines are untouched.
 
 from __future__ import annotations
 
-import numpy as np
 from transformers.pipelines.audio_classification import AudioClassificationPipeline
 from transformers.pipelines.base import Pipeline
 
-from .audio_ser import load_audio, resample, to_mono
+from .audio_ser import decode_input
 
 
 def _decoders_available() -> bool:
@@ -45,17 +44,4 @@ class SERAudioClassificationPipeline(AudioClassificationPipeline):
     def preprocess(self, inputs):
         if not _decoders_available():  # the stock path (ffmpeg for files, torchaudio for other rates)
             return super().preprocess(inputs)
-        rate = self.feature_extractor.sampling_rate
-        if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
-            raise ValueError(f"{inputs}: URLs are not fetched by hf-ser; download the file and pass its path")
-        if isinstance(inputs, (str, bytes, bytearray)) or hasattr(inputs, "__fspath__"):
-            inputs, _ = load_audio(inputs, rate)
-        elif isinstance(inputs, dict):
-            if "sampling_rate" not in inputs or not ("raw" in inputs or "array" in inputs):
-                raise ValueError(f'a dict input needs "sampling_rate" and "raw" or "array" keys, got {sorted(inputs)}')
-            array = inputs.get("raw", inputs.get("array"))
-            if hasattr(array, "detach"):
-                array = array.detach().cpu().numpy()
-            array = to_mono(np.asarray(array, dtype=np.float32))
-            inputs = resample(array, int(inputs["sampling_rate"]), rate)
-        return super().preprocess(inputs)
+        return super().preprocess(decode_input(inputs, self.feature_extractor.sampling_rate))
