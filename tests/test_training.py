@@ -372,3 +372,67 @@ def test_last_training_batch_never_holds_a_single_item():
     assert len(padded) == 34 and padded[33]["labels"] == padded[0]["labels"]
     assert len(_training_items(rows, "input_features", FitOptions(), 16)) == 34
     assert len(_training_items(rows, "input_features", FitOptions(), 10)) == 33  # 33 % 10 == 3: untouched
+
+
+def test_mixup_blends_features_masks_and_targets():
+    import torch
+
+    from hf_ser.training.trainer import mix_batch
+
+    torch.manual_seed(0)
+    feats = torch.stack([torch.full((4, 3), float(i)) for i in range(6)])
+    mask = torch.ones(6, 4, dtype=torch.int32)
+    mask[0, 2:] = 0  # item 0 is shorter
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    mixed = mix_batch({"input_features": feats, "attention_mask": mask, "labels": labels}, 0.4, 3)
+    targets = mixed["labels"]
+    assert targets.shape == (6, 3) and torch.allclose(targets.sum(dim=1), torch.ones(6))
+    # each row is lam * itself + (1 - lam) * a partner; recover lam from row 0 and its partner
+    torch.manual_seed(0)
+    lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+    perm = torch.randperm(6)
+    for i in range(6):
+        assert torch.allclose(mixed["input_features"][i], lam * feats[i] + (1 - lam) * feats[perm[i]])
+        expected = torch.zeros(3)
+        expected[labels[i]] += lam
+        expected[labels[perm[i]]] += 1 - lam
+        assert torch.allclose(targets[i], expected)
+    assert torch.equal(mixed["attention_mask"], torch.maximum(mask, mask[perm]))
+
+
+def test_soft_targets_give_the_mixed_cross_entropy():
+    import torch
+
+    from hf_ser import SERConfig, SERForAudioClassification
+
+    config = SERConfig(
+        num_labels=3,
+        num_mfcc=5,
+        conv_channels=[8],
+        conv_kernel_sizes=[3],
+        conv_dilations=[1],
+        conv_pool_sizes=[1],
+        classifier_hidden_size=8,
+    )
+    model = SERForAudioClassification(config).eval()
+    x = torch.randn(2, 10, 5)
+    a = model(x, labels=torch.tensor([0, 2])).loss
+    b = model(x, labels=torch.tensor([1, 1])).loss
+    soft = torch.tensor([[0.3, 0.7, 0.0], [0.0, 0.7, 0.3]])
+    assert torch.allclose(model(x, labels=soft).loss, 0.3 * a + 0.7 * b, atol=1e-6)
+
+
+def test_mixup_trains_and_never_mixes_evaluation(corpus_dir, tmp_path, monkeypatch):
+    from hf_ser.training import trainer as trainer_module
+
+    calls = []
+    original = trainer_module.mix_batch
+    monkeypatch.setattr(trainer_module, "mix_batch", lambda *a: calls.append(1) or original(*a))
+    exp = tiny(training__mixup_alpha=0.4)
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    result = run_split(exp, splits, tmp_path / "run")
+    steps = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs_run"]
+    assert steps == 6 and len(calls) > 0
+    assert result.rows["validation"] > 0  # evaluation ran (on unmixed batches: its labels are ids)
+    with pytest.raises(ExperimentConfigError, match="mixup_alpha"):
+        tiny(training__mixup_alpha=-1.0)

@@ -113,6 +113,7 @@ class TrainingConfig(_Section):
     feature_mask_width: int = 4
     num_proc: int = 2  # processes for augmentation and feature extraction
     body_learning_rate_scale: float = 1.0  # learning rate of everything but the classifier head, as a fraction
+    mixup_alpha: float = Field(0.0, ge=0)  # mixup of training batches, lam ~ Beta(alpha, alpha); 0 = off
 
     @model_validator(mode="after")
     def _pass_through(self):

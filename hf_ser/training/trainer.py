@@ -34,6 +34,43 @@ class FitOptions:
     feature_masks: int = 0
     feature_mask_width: int = 4
     body_learning_rate_scale: float = 1.0
+    mixup_alpha: float = 0.0
+
+
+class SERTrainer(Trainer):
+    """``Trainer`` with optional mixup of training batches (Zhang et al. 2018, "mixup").
+
+    With ``mixup_alpha > 0`` each training batch is blended with a shuffled copy of itself, with one weight
+    ``lam ~ Beta(alpha, alpha)`` per batch: features ``lam*x + (1-lam)*x[perm]``, the union of their attention
+    masks, and class-probability targets ``lam*y + (1-lam)*y[perm]`` (the model's loss accepts those).
+    Evaluation batches are never mixed. Randomness comes from torch's generator, which the Trainer seeds.
+    """
+
+    def __init__(self, *args, mixup_alpha: float = 0.0, **kwargs):
+        if mixup_alpha < 0:
+            raise ValueError(f"mixup_alpha must be >= 0, got {mixup_alpha}")
+        super().__init__(*args, **kwargs)
+        self.mixup_alpha = mixup_alpha
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        if self.mixup_alpha > 0 and model.training and "labels" in inputs:
+            inputs = mix_batch(inputs, self.mixup_alpha, self.model.config.num_labels)
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+
+def mix_batch(inputs: dict[str, torch.Tensor], alpha: float, num_labels: int) -> dict[str, torch.Tensor]:
+    """One mixup step on a padded batch (see :class:`SERTrainer`)."""
+    feats, labels = inputs["input_features"], inputs["labels"]
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(feats.shape[0], device=feats.device)
+    onehot = torch.nn.functional.one_hot(labels.long(), num_labels).float()
+    mixed = dict(inputs)
+    mixed["input_features"] = lam * feats + (1 - lam) * feats[perm]
+    mixed["labels"] = lam * onehot + (1 - lam) * onehot[perm]
+    if inputs.get("attention_mask") is not None:
+        mask = inputs["attention_mask"]
+        mixed["attention_mask"] = torch.maximum(mask, mask[perm])
+    return mixed
 
 
 def hardware() -> Hardware:
@@ -111,7 +148,8 @@ def fit(
             {"params": list(head), "lr": args.learning_rate},
         ]
         optimizers = (torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay), None)
-    trainer = Trainer(
+    trainer = SERTrainer(
+        mixup_alpha=options.mixup_alpha,
         optimizers=optimizers,
         model=model,
         args=args,

@@ -293,12 +293,17 @@ class SERForAudioClassification(SERPreTrainedModel):
         if labels is not None:
             loss = nn.functional.cross_entropy(
                 logits.float(),
-                labels.to(logits.device).long(),
+                _targets(labels.to(logits.device)),
                 weight=self.class_weights,
                 label_smoothing=self.config.label_smoothing,
             )
         output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return output if self._return_dict(return_dict) else output.to_tuple()
+
+
+def _targets(labels: torch.Tensor) -> torch.Tensor:
+    """Class ids, or (batch, num_labels) class probabilities as mixup makes them; both suit ``cross_entropy``."""
+    return labels.float() if labels.is_floating_point() and labels.dim() == 2 else labels.long()
 
 
 __all__ = ["SERPreTrainedModel", "SERModel", "SERForAudioClassification"]
