@@ -296,3 +296,31 @@ def test_in_memory_training_items_crop_and_mask():
     replaced = (item == mean).all(dim=1).sum() + (item == mean).all(dim=0).sum()
     assert replaced > 0 and not torch.equal(item, full[0]["input_features"])
     assert torch.equal(full[0]["input_features"], torch.from_numpy(frames))  # the stored item is untouched
+
+
+def test_frequency_warp_moves_content_along_the_feature_axis():
+    from hf_ser.data.collate import warp_feature_axis
+
+    ramp = torch.arange(8, dtype=torch.float32).repeat(3, 1)  # (3 frames, 8 bins), value = bin index
+    assert torch.equal(warp_feature_axis(ramp, 1.0), ramp)
+    # factor 2: bin j reads position j / 2, so the ramp is halved (linear interpolation)
+    assert torch.allclose(warp_feature_axis(ramp, 2.0)[0], torch.arange(8) / 2.0)
+    # factor 0.5: bin j reads 2 j, clamped at the last bin
+    assert torch.allclose(warp_feature_axis(ramp, 0.5)[0], torch.tensor([0.0, 2, 4, 6, 7, 7, 7, 7]))
+    peak = torch.zeros(1, 40)
+    peak[0, 20] = 1.0
+    assert int(warp_feature_axis(peak, 1.1).argmax()) == 22  # 22 / 1.1 = 20: a formant moved up
+
+
+def test_frequency_warp_is_validated():
+    from datasets import Array2D, ClassLabel, Dataset, Features
+
+    from hf_ser.data.collate import InMemoryFeatures
+
+    features = Features({"input_features": Array2D((None, 4), "float32"), "emotion": ClassLabel(num_classes=2)})
+    rows = Dataset.from_dict({"input_features": [np.ones((5, 4), np.float32)], "emotion": [1]}, features)
+    with pytest.raises(ValueError, match="frequency_warp must be in"):
+        InMemoryFeatures(rows, frequency_warp=1.5)
+    item = InMemoryFeatures(rows, frequency_warp=0.2)[0]
+    # a constant spectrum stays constant under any warp
+    assert torch.allclose(item["input_features"], torch.ones(5, 4))

@@ -56,13 +56,17 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         time_mask_width: int = 20,
         feature_masks: int = 0,
         feature_mask_width: int = 4,
+        frequency_warp: float = 0.0,
     ):
+        if not 0.0 <= frequency_warp < 1.0:
+            raise ValueError(f"frequency_warp must be in [0, 1), got {frequency_warp}")
         table = dataset.with_format("numpy")
         self.features = [torch.from_numpy(np.asarray(f, dtype=np.float32)) for f in table[column]]
         self.labels = [int(v) for v in table[label_column]]
         self.max_frames = max_frames
         self.time_masks, self.time_mask_width = time_masks, time_mask_width
         self.feature_masks, self.feature_mask_width = feature_masks, feature_mask_width
+        self.frequency_warp = frequency_warp
 
     def __len__(self) -> int:
         return len(self.features)
@@ -72,6 +76,9 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         if self.max_frames and feats.shape[0] > self.max_frames:
             start = int(torch.randint(0, feats.shape[0] - self.max_frames + 1, ()))
             feats = feats[start : start + self.max_frames]
+        if self.frequency_warp:
+            factor = 1.0 + self.frequency_warp * (2 * float(torch.rand(())) - 1)
+            feats = warp_feature_axis(feats, factor)
         if self.time_masks or self.feature_masks:
             feats = self._mask(feats.clone())
         return {"input_features": feats, "labels": self.labels[index]}
@@ -88,3 +95,14 @@ class InMemoryFeatures(torch.utils.data.Dataset):
             start = int(torch.randint(0, dims - width + 1, ()))
             feats[:, start : start + width] = mean[start : start + width]
         return feats
+
+
+def warp_feature_axis(feats: torch.Tensor, factor: float) -> torch.Tensor:
+    """Resample the feature (frequency) axis of ``(frames, dims)`` by ``factor``: output bin ``j`` reads input
+    position ``j / factor`` (linear interpolation, edge bins repeated). ``factor > 1`` moves content up."""
+    dims = feats.shape[1]
+    source = (torch.arange(dims, dtype=torch.float32) / factor).clamp(0, dims - 1)
+    low = source.floor().long()
+    high = (low + 1).clamp(max=dims - 1)
+    frac = source - low
+    return feats[:, low] * (1 - frac) + feats[:, high] * frac
