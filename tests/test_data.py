@@ -324,3 +324,23 @@ def test_frequency_warp_is_validated():
     item = InMemoryFeatures(rows, frequency_warp=0.2)[0]
     # a constant spectrum stays constant under any warp
     assert torch.allclose(item["input_features"], torch.ones(5, 4))
+
+
+def test_random_eq_is_a_smooth_zero_mean_curve_within_its_size():
+    from hf_ser.data.collate import InMemoryFeatures, random_eq_curve
+
+    torch.manual_seed(0)
+    for _ in range(20):
+        curve = random_eq_curve(64, 6.0)
+        assert curve.shape == (64,) and curve.abs().max() <= 6.0 + 1e-5 and abs(float(curve.mean())) < 1e-4
+        assert float((curve[1:] - curve[:-1]).abs().max()) < 6.0 * 4 * torch.pi / 63 * 2  # smooth: small steps
+    from datasets import Array2D, ClassLabel, Dataset, Features
+
+    features = Features({"input_features": Array2D((None, 8), "float32"), "emotion": ClassLabel(num_classes=2)})
+    frames = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    rows = Dataset.from_dict({"input_features": [frames], "emotion": [0]}, features)
+    out = InMemoryFeatures(rows, random_eq_db=3.0)[0]["input_features"]
+    offset = out - torch.from_numpy(frames)
+    assert torch.allclose(offset, offset[0].expand_as(offset), atol=1e-5)  # one curve for every frame
+    with pytest.raises(ValueError, match="random_eq_db must be >= 0"):
+        InMemoryFeatures(rows, random_eq_db=-1.0)

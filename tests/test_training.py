@@ -438,9 +438,11 @@ def test_mixup_trains_and_never_mixes_evaluation(corpus_dir, tmp_path, monkeypat
         tiny(training__mixup_alpha=-1.0)
 
 
-def test_frequency_warp_refuses_mfcc_features(corpus_dir, tmp_path):
+def test_spectral_augmentations_refuse_mfcc_features(corpus_dir, tmp_path):
     splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
     with pytest.raises(ValueError, match="frequency_warp needs features.feature_type=log_mel"):
         run_split(tiny(training__frequency_warp=0.1), splits, tmp_path / "run")
+    with pytest.raises(ValueError, match="random_eq_db needs features.feature_type=log_mel"):
+        run_split(tiny(training__random_eq_db=6.0), splits, tmp_path / "run")
     result = run_split(tiny(training__frequency_warp=0.1, features__feature_type="log_mel"), splits, tmp_path / "r2")
     assert result.epochs_run == 6

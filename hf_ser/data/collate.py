@@ -57,7 +57,10 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         feature_masks: int = 0,
         feature_mask_width: int = 4,
         frequency_warp: float = 0.0,
+        random_eq_db: float = 0.0,
     ):
+        if random_eq_db < 0:
+            raise ValueError(f"random_eq_db must be >= 0, got {random_eq_db}")
         if not 0.0 <= frequency_warp < 1.0:
             raise ValueError(f"frequency_warp must be in [0, 1), got {frequency_warp}")
         table = dataset.with_format("numpy")
@@ -67,6 +70,7 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         self.time_masks, self.time_mask_width = time_masks, time_mask_width
         self.feature_masks, self.feature_mask_width = feature_masks, feature_mask_width
         self.frequency_warp = frequency_warp
+        self.random_eq_db = random_eq_db
 
     def __len__(self) -> int:
         return len(self.features)
@@ -79,6 +83,8 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         if self.frequency_warp:
             factor = 1.0 + self.frequency_warp * (2 * float(torch.rand(())) - 1)
             feats = warp_feature_axis(feats, factor)
+        if self.random_eq_db:
+            feats = feats + random_eq_curve(feats.shape[1], self.random_eq_db)
         if self.time_masks or self.feature_masks:
             feats = self._mask(feats.clone())
         return {"input_features": feats, "labels": self.labels[index]}
@@ -106,3 +112,13 @@ def warp_feature_axis(feats: torch.Tensor, factor: float) -> torch.Tensor:
     high = (low + 1).clamp(max=dims - 1)
     frac = source - low
     return feats[:, low] * (1 - frac) + feats[:, high] * frac
+
+
+def random_eq_curve(bands: int, max_db: float, components: int = 4) -> torch.Tensor:
+    """A random smooth gain curve over ``bands`` (dB): a sum of the first ``components`` cosines over the band
+    axis (the first is a spectral tilt), with zero mean and a peak of at most ``max_db``."""
+    x = torch.linspace(0, 1, bands)
+    weights = 2 * torch.rand(components) - 1
+    curve = sum(w * torch.cos(torch.pi * (k + 1) * x) for k, w in enumerate(weights))
+    curve = curve - curve.mean()
+    return curve * (max_db * float(torch.rand(())) / curve.abs().max().clamp(min=1e-6))

@@ -112,6 +112,7 @@ class TrainingConfig(_Section):
     feature_masks: int = 0  # masks over feature coefficients per training item
     feature_mask_width: int = 4
     frequency_warp: float = Field(0.0, ge=0, lt=1)  # log-mel only: random stretch of the frequency axis, ±w
+    random_eq_db: float = Field(0.0, ge=0)  # log-mel only: random smooth gain curve over the bands, peak ≤ dB
     num_proc: int = 2  # processes for augmentation and feature extraction
     body_learning_rate_scale: float = 1.0  # learning rate of everything but the classifier head, as a fraction
     mixup_alpha: float = Field(0.0, ge=0)  # mixup of training batches, lam ~ Beta(alpha, alpha); 0 = off

@@ -34,6 +34,7 @@ class FitOptions:
     feature_masks: int = 0
     feature_mask_width: int = 4
     frequency_warp: float = 0.0
+    random_eq_db: float = 0.0
     body_learning_rate_scale: float = 1.0
     mixup_alpha: float = 0.0
 
@@ -102,6 +103,7 @@ def _training_items(train: Dataset, column: str, options: FitOptions, batch_size
         feature_masks=options.feature_masks,
         feature_mask_width=options.feature_mask_width,
         frequency_warp=options.frequency_warp,
+        random_eq_db=options.random_eq_db,
     )
     if len(items) % batch_size == 1:  # batch norm cannot train on a last batch of one item: repeat row 0
         items.features.append(items.features[0])
@@ -132,8 +134,9 @@ def fit(
     Trainer (to save the model) and the typed result.
     """
     started = time.time()
-    if options.frequency_warp and getattr(feature_extractor, "feature_type", None) != "log_mel":
-        raise ValueError("training.frequency_warp needs features.feature_type=log_mel: MFCCs are not a frequency axis")
+    for name in ("frequency_warp", "random_eq_db"):
+        if getattr(options, name) and getattr(feature_extractor, "feature_type", None) != "log_mel":
+            raise ValueError(f"training.{name} needs features.feature_type=log_mel: MFCCs are not a frequency axis")
     column = feature_column(feature_extractor)
     labels = splits["train"].features["emotion"].names
     has_val = "validation" in splits
