@@ -160,3 +160,55 @@ def test_save_load_round_trip(tmp_path):
     ]:
         assert getattr(loaded, key) == getattr(fe, key), key
     assert (tmp_path / "preprocessor_config.json").read_text().count('"n_mfcc": 20') == 1
+
+
+def _harmonic_sweep(sr: int = 16000, seconds: float = 2.0, start: float = 120.0, slope: float = 60.0) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    phase = 2 * np.pi * np.cumsum(start + slope * t) / sr
+    return sum(np.sin(k * phase) / k for k in range(1, 5)).astype(np.float32)
+
+
+def test_yin_matches_librosa():
+    from hf_ser.models.ser.feature_extraction_ser import _yin
+
+    y = _harmonic_sweep()
+    reference = librosa.yin(y, fmin=65, fmax=500, sr=16000, frame_length=1024, hop_length=160)
+    f0, aperiodicity, energy = _yin(torch.from_numpy(y)[None], 16000, 160, 1024, 65, 500)
+    np.testing.assert_allclose(f0[0].numpy(), reference, rtol=1e-4)
+    assert float(aperiodicity[0, 10:-10].max()) < 0.1 and energy.shape == f0.shape
+
+
+def test_prosody_channels_pitch_voicing_and_gain_invariance():
+    sr = 16000
+    tone = np.concatenate([np.zeros(sr // 2, np.float32), _harmonic_sweep(sr, 1.0, 200.0, 0.0)])  # 200 Hz
+    fe = SERFeatureExtractor(feature_type="log_mel", mean_normalization="level", prosody=True)
+    assert fe.feature_size == 66
+    feats = fe(tone)["input_features"][0]
+    pitch, voicing = feats[:, -2], feats[:, -1]
+    assert np.all(voicing[:40] == 0)  # digital silence is not voiced
+    assert voicing[60:-10].min() > 0.9
+    np.testing.assert_allclose(pitch[60:-10], 12.0, atol=0.05)  # 200 Hz = 12 semitones above 100 Hz
+    np.testing.assert_allclose(pitch[:40], pitch[60:-10].mean(), atol=0.05)  # unvoiced: the mean voiced pitch
+    quiet = fe(tone * 0.05)["input_features"][0]
+    np.testing.assert_allclose(quiet[:, -2:], feats[:, -2:], atol=1e-3)
+    plain = SERFeatureExtractor(feature_type="log_mel", mean_normalization="level")(tone)["input_features"][0]
+    np.testing.assert_allclose(feats[:, :-2], plain, atol=1e-6)  # spectral channels untouched
+    with pytest.raises(ValueError, match="invalid prosody"):
+        SERFeatureExtractor(prosody=True, center=False)
+    with pytest.raises(ValueError, match="invalid pitch_frame_length"):
+        SERFeatureExtractor(prosody=True, pitch_frame_length=200)
+
+
+@pytest.mark.real_data
+def test_prosody_pitch_on_real_speech_matches_librosa():
+    import soundfile as sf
+
+    from .conftest import SHARED_CORPORA
+
+    y, sr = sf.read(sorted((SHARED_CORPORA / "emodb" / "wav").glob("*.flac"))[0], dtype="float32")
+    feats = SERFeatureExtractor(feature_type="log_mel", prosody=True)(y)["input_features"][0]
+    voiced = feats[:, -1] > 0.5
+    reference = librosa.yin(y, fmin=65, fmax=500, sr=sr, frame_length=1024, hop_length=160)
+    ours_hz = 100 * 2 ** (feats[voiced, -2] / 12)
+    assert voiced.mean() > 0.2
+    np.testing.assert_allclose(ours_hz, reference[voiced], rtol=1e-3)

@@ -86,6 +86,18 @@ def test_onnx_matches_torch(exported, model_dir, voice):
     assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size / 2
 
 
+def test_onnx_runtime_refuses_prosody_features(exported, tmp_path):
+    import shutil
+
+    from hf_ser.onnx.runtime import NumpyFeatures
+
+    folder = shutil.copytree(exported, tmp_path / "prosody")
+    settings = json.loads((folder / "preprocessor_config.json").read_text())
+    (folder / "preprocessor_config.json").write_text(json.dumps({**settings, "prosody": True}))
+    with pytest.raises(ValueError, match="prosody features .* the numpy ONNX runtime does not compute"):
+        NumpyFeatures(folder)
+
+
 def test_onnx_backend_imports_neither_torch_nor_transformers(exported, clips):
     script = (
         "import sys; from hf_ser.cli import main; "

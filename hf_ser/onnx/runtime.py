@@ -36,6 +36,11 @@ class NumpyFeatures:
         matrices = np.load(folder / "features.npz")
         self.mel_basis, self.dct = matrices["mel_basis"], matrices["dct"]
         s = self.settings
+        if s.get("prosody"):
+            raise ValueError(
+                f"{folder}: the model uses prosody features (YIN pitch), which the numpy ONNX runtime does not "
+                "compute; run it with the torch backend (hf-ser predict without --backend onnx)"
+            )
         self.sampling_rate = s["sampling_rate"]
         win = s["win_length"] or s["n_fft"]
         window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann

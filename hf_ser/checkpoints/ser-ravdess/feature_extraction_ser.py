@@ -67,6 +67,47 @@ def _delta(feats: torch.Tensor, frames: torch.Tensor, half_width: int = 4) -> to
     return out
 
 
+def _yin(
+    batch: torch.Tensor,
+    sampling_rate: int,
+    hop_length: int,
+    frame_length: int,
+    f_min: float,
+    f_max: float,
+    threshold: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """YIN pitch (de Cheveigné & Kawahara 2002) of ``(B, samples)`` centred frames, step for step as
+    ``librosa.yin`` (0.11) computes it, in torch so that it runs wherever the extractor runs (torchaudio, which
+    has a pitch detector, is not available here). Returns ``(f0 in Hz, aperiodicity, energy)``, each ``(B, frames)``:
+    the aperiodicity is the normalised difference at the chosen period (0 for a perfectly periodic frame);
+    and each frame's energy (sum of squares), to tell silence from sound."""
+    min_period = int(np.floor(sampling_rate / f_max))
+    max_period = min(int(np.ceil(sampling_rate / f_min)), frame_length - 1)
+    padded = torch.nn.functional.pad(batch, (frame_length // 2, frame_length // 2))
+    frames = padded.unfold(-1, frame_length, hop_length)  # (B, T, N)
+    size = 1 << (2 * frame_length - 1).bit_length()
+    spectrum = torch.fft.rfft(frames, n=size)
+    acf = torch.fft.irfft(spectrum.real.square() + spectrum.imag.square(), n=size)[..., : max_period + 1]
+    head = torch.cumsum(frames.square(), dim=-1)[..., :max_period]  # sum of y[m]^2 for m < k, k = 1..max
+    diff = 2 * (acf[..., :1] - acf[..., 1:]) - head  # d(k), k = 1..max_period
+    cumulative_mean = torch.cumsum(diff, dim=-1) / torch.arange(1, max_period + 1, dtype=diff.dtype)
+    cmnd = diff[..., min_period - 1 :] / (cumulative_mean[..., min_period - 1 :] + torch.finfo(diff.dtype).tiny)
+    # parabolic shift of each lag's optimum; 0 at the edges or where the optimum is outside [n-1, n+1]
+    left, centre, right = cmnd[..., :-2], cmnd[..., 1:-1], cmnd[..., 2:]
+    a, b = right + left - 2 * centre, (right - left) / 2
+    inner = torch.where(b.abs() >= a.abs(), torch.zeros_like(a), -b / a)
+    shifts = torch.nn.functional.pad(inner, (1, 1))
+    previous = torch.nn.functional.pad(cmnd, (1, 0), value=float("inf"))[..., :-1]
+    following = torch.cat([cmnd[..., 1:], cmnd[..., -1:]], dim=-1)
+    trough = (cmnd < previous) & (cmnd <= following)
+    trough[..., 0] = cmnd[..., 0] < cmnd[..., 1]
+    below = trough & (cmnd < threshold)
+    first_below = torch.argmax(below.to(torch.int8), dim=-1)
+    index = torch.where(below.any(dim=-1), first_below, torch.argmin(cmnd, dim=-1))[..., None]
+    period = min_period + index + torch.gather(shifts, -1, index)
+    return (sampling_rate / period)[..., 0], torch.gather(cmnd, -1, index)[..., 0], acf[..., 0]
+
+
 class SERFeatureExtractor(SequenceFeatureExtractor):
     r"""
     Turns raw mono waveforms into MFCC sequences of shape ``(batch, frames, n_mfcc)``.
@@ -102,6 +143,17 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         deltas (`int`, defaults to 0):
             Append first (1) or first and second (2) order deltas (regression over ±4 frames, edges repeated,
             as ``librosa.feature.delta(mode="nearest")``); ``feature_size`` becomes ``(1 + deltas)`` times larger.
+        prosody (`bool`, defaults to `False`):
+            Append two prosody channels after the spectral ones (and before deltas): the YIN pitch of voiced
+            frames in semitones re 100 Hz (unvoiced frames get the utterance's mean voiced pitch) and the
+            voicing, ``1 - aperiodicity`` clipped to [0, 1] (0 for frames 40 dB below the loudest one). Needs
+            ``center=True``; ``feature_size`` grows by 2 per delta order.
+        f0_min (`float`, defaults to 65.0):
+            Lowest pitch searched, Hz.
+        f0_max (`float`, defaults to 500.0):
+            Highest pitch searched, Hz.
+        pitch_frame_length (`int`, defaults to 1024):
+            YIN frame length in samples (64 ms at 16 kHz); frames share the spectral frames' centres.
         do_normalize (`bool`, defaults to `False`):
             Per-utterance mean/variance normalisation of each coefficient over the valid frames. Off by default:
             on RAVDESS it cost 16 accuracy points (it removes the level and spectral tilt that carry emotion).
@@ -130,6 +182,10 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         feature_type: str = "mfcc",
         mean_normalization: str = "none",
         deltas: int = 0,
+        prosody: bool = False,
+        f0_min: float = 65.0,
+        f0_max: float = 500.0,
+        pitch_frame_length: int = 1024,
         do_normalize: bool = False,
         max_duration: float | None = None,
         offset: float = 0.0,
@@ -137,7 +193,7 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         **kwargs,
     ):
         kwargs.pop("feature_size", None)
-        coefficients = n_mels if feature_type == "log_mel" else n_mfcc
+        coefficients = (n_mels if feature_type == "log_mel" else n_mfcc) + (2 if prosody else 0)
         feature_size = coefficients * (1 + deltas) if deltas in (0, 1, 2) else coefficients
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
         win_length = n_fft if win_length is None else win_length
@@ -155,6 +211,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             "feature_type": feature_type in ("mfcc", "log_mel"),
             "mean_normalization": mean_normalization in ("none", "level", "all"),
             "deltas": deltas in (0, 1, 2),
+            "prosody": not prosody or center,
+            "f0_max": 0 < f0_min < f0_max <= sampling_rate / 2,
+            "pitch_frame_length": pitch_frame_length > np.ceil(sampling_rate / f0_min),
         }
         for name, ok in checks.items():
             if not ok:
@@ -171,6 +230,10 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         self.feature_type = feature_type
         self.mean_normalization = mean_normalization
         self.deltas = deltas
+        self.prosody = prosody
+        self.f0_min = float(f0_min)
+        self.f0_max = float(f0_max)
+        self.pitch_frame_length = pitch_frame_length
         self.do_normalize = do_normalize
         self.max_duration = max_duration
         self.offset = float(offset)
@@ -258,6 +321,8 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             feats = torch.cat([feats[..., :1] - mean[..., :1], feats[..., 1:]], dim=-1)
         elif self.mean_normalization == "level":
             feats = feats - mean.mean(dim=-1, keepdim=True)
+        if self.prosody:
+            feats = torch.cat([feats, self._prosody(batch, mask)], dim=-1)
         if self.do_normalize:
             mean = (feats * weights).sum(dim=1, keepdim=True) / count
             var = ((feats - mean).square() * weights).sum(dim=1, keepdim=True) / count
@@ -268,6 +333,21 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             feats = torch.cat(parts, dim=-1)
         feats = feats.masked_fill(~mask[..., None], self.padding_value)
         return feats, mask.to(torch.int32)
+
+    def _prosody(self, batch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 2)``: pitch in semitones re 100 Hz (voiced frames; the mean voiced pitch elsewhere), voicing."""
+        f0, aperiodicity, energy = _yin(
+            batch, self.sampling_rate, self.hop_length, self.pitch_frame_length, self.f0_min, self.f0_max
+        )
+        f0, aperiodicity, energy = f0[:, : mask.shape[1]], aperiodicity[:, : mask.shape[1]], energy[:, : mask.shape[1]]
+        loud = energy > energy.masked_fill(~mask, 0.0).amax(dim=1, keepdim=True) * 1e-4  # within 40 dB of the peak
+        voicing = (1.0 - aperiodicity).clamp(0.0, 1.0) * loud
+        voiced = (voicing > 0.5) & mask
+        semitones = 12.0 * torch.log2(f0 / 100.0)
+        count = voiced.sum(dim=1, keepdim=True)
+        mean = (semitones * voiced).sum(dim=1, keepdim=True) / count.clamp(min=1)
+        pitch = torch.where(voiced, semitones, mean)
+        return torch.stack([pitch, voicing], dim=-1)
 
     def __call__(
         self,
