@@ -86,16 +86,23 @@ def test_onnx_matches_torch(exported, model_dir, voice):
     assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size / 2
 
 
-def test_onnx_runtime_refuses_prosody_features(exported, tmp_path):
+def test_onnx_runtime_computes_prosody_like_the_extractor(exported, tmp_path, voice):
     import shutil
 
+    from hf_ser import SERFeatureExtractor
     from hf_ser.onnx.runtime import NumpyFeatures
 
     folder = shutil.copytree(exported, tmp_path / "prosody")
     settings = json.loads((folder / "preprocessor_config.json").read_text())
     (folder / "preprocessor_config.json").write_text(json.dumps({**settings, "prosody": True}))
-    with pytest.raises(ValueError, match="prosody features .* the numpy ONNX runtime does not compute"):
-        NumpyFeatures(folder)
+    known = {k: v for k, v in settings.items() if k not in ("feature_extractor_type", "feature_size", "auto_map")}
+    fe = SERFeatureExtractor(**{**known, "prosody": True})
+    for seconds, pitch in [(0.7, 130), (2.1, 240)]:
+        wave = voice(seconds, 16000, pitch=pitch, seed=3)
+        reference = fe(wave, return_tensors="np")["input_features"][0]
+        ours = NumpyFeatures(folder)(wave)
+        assert ours.shape == reference.shape and (reference[:, -1] > 0.5).mean() > 0.3  # mostly voiced
+        np.testing.assert_allclose(ours[:, -2:], reference[:, -2:], atol=2e-3)  # pitch (semitones), voicing
 
 
 def test_onnx_backend_imports_neither_torch_nor_transformers(exported, clips):

@@ -6,7 +6,7 @@
 
 The features repeat :class:`~hf_ser.models.ser.feature_extraction_ser.SERFeatureExtractor` step by step in
 numpy (centred zero-padded STFT with a periodic Hann window, power, mel, dB with a ``top_db`` floor, DCT,
-mean normalisation, deltas); the mel and DCT matrices come from the export, so the two cannot drift apart.
+mean normalisation, YIN prosody, deltas); the mel and DCT matrices come from the export, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -36,11 +36,6 @@ class NumpyFeatures:
         matrices = np.load(folder / "features.npz")
         self.mel_basis, self.dct = matrices["mel_basis"], matrices["dct"]
         s = self.settings
-        if s.get("prosody"):
-            raise ValueError(
-                f"{folder}: the model uses prosody features (YIN pitch), which the numpy ONNX runtime does not "
-                "compute; run it with the torch backend (hf-ser predict without --backend onnx)"
-            )
         self.sampling_rate = s["sampling_rate"]
         win = s["win_length"] or s["n_fft"]
         window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
@@ -74,12 +69,58 @@ class NumpyFeatures:
             feats = np.concatenate([feats[:, :1] - feats[:, :1].mean(), feats[:, 1:]], axis=1)
         elif mode == "level":
             feats = feats - feats.mean()
+        if s.get("prosody"):
+            feats = np.concatenate([feats, self._prosody(wave, feats.shape[0])], axis=1)
         if s.get("do_normalize"):
             feats = (feats - feats.mean(axis=0)) / np.sqrt(feats.var(axis=0) + 1e-7)
         if s.get("deltas"):
             first = _delta(feats)
             feats = np.concatenate([feats, first] + ([_delta(first)] if s["deltas"] == 2 else []), axis=1)
         return feats.astype(np.float32)
+
+    def _prosody(self, wave: np.ndarray, count: int) -> np.ndarray:
+        s = self.settings
+        f0, aperiodicity, energy = _yin(
+            wave,
+            self.sampling_rate,
+            s["hop_length"],
+            s.get("pitch_frame_length", 1024),
+            s.get("f0_min", 65.0),
+            s.get("f0_max", 500.0),
+        )
+        f0, aperiodicity, energy = f0[:count], aperiodicity[:count], energy[:count]
+        voicing = np.clip(1.0 - aperiodicity, 0.0, 1.0) * (energy > energy.max() * 1e-4)
+        voiced = voicing > 0.5
+        semitones = 12.0 * np.log2(f0 / 100.0)
+        mean = semitones[voiced].mean() if voiced.any() else 0.0
+        return np.stack([np.where(voiced, semitones, mean), voicing], axis=1)
+
+
+def _yin(wave: np.ndarray, sr: int, hop: int, frame_length: int, f_min: float, f_max: float, threshold=0.1):
+    """The extractor's ``_yin`` in numpy (one waveform): f0 (Hz), aperiodicity and energy per frame."""
+    min_period = int(np.floor(sr / f_max))
+    max_period = min(int(np.ceil(sr / f_min)), frame_length - 1)
+    padded = np.pad(wave.astype(np.float32), (frame_length // 2, frame_length // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop]
+    size = 1 << (2 * frame_length - 1).bit_length()
+    acf = np.fft.irfft(np.abs(np.fft.rfft(frames, n=size)) ** 2, n=size)[:, : max_period + 1]
+    head = np.cumsum(frames.astype(np.float64) ** 2, axis=1)[:, :max_period]
+    diff = 2 * (acf[:, :1] - acf[:, 1:]) - head
+    cumulative_mean = np.cumsum(diff, axis=1) / np.arange(1, max_period + 1)
+    cmnd = diff[:, min_period - 1 :] / (cumulative_mean[:, min_period - 1 :] + np.finfo(np.float32).tiny)
+    left, centre, right = cmnd[:, :-2], cmnd[:, 1:-1], cmnd[:, 2:]
+    a, b = right + left - 2 * centre, (right - left) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
+    shifts = np.pad(inner, ((0, 0), (1, 1)))
+    previous = np.concatenate([np.full((len(cmnd), 1), np.inf), cmnd[:, :-1]], axis=1)
+    following = np.concatenate([cmnd[:, 1:], cmnd[:, -1:]], axis=1)
+    trough = (cmnd < previous) & (cmnd <= following)
+    trough[:, 0] = cmnd[:, 0] < cmnd[:, 1]
+    below = trough & (cmnd < threshold)
+    index = np.where(below.any(axis=1), np.argmax(below, axis=1), np.argmin(cmnd, axis=1))[:, None]
+    period = min_period + index + np.take_along_axis(shifts, index, axis=1)
+    return (sr / period)[:, 0], np.take_along_axis(cmnd, index, axis=1)[:, 0], acf[:, 0]
 
 
 class OnnxClassifier:
