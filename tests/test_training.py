@@ -446,3 +446,49 @@ def test_spectral_augmentations_refuse_mfcc_features(corpus_dir, tmp_path):
         run_split(tiny(training__random_eq_db=6.0), splits, tmp_path / "run")
     result = run_split(tiny(training__frequency_warp=0.1, features__feature_type="log_mel"), splits, tmp_path / "r2")
     assert result.epochs_run == 6
+
+
+def test_balanced_sampling_weights_make_groups_equally_likely():
+    from datasets import Dataset
+
+    from hf_ser.training.trainer import sample_weights
+
+    rows = Dataset.from_dict(
+        {"emotion": [0, 0, 0, 1, 0, 1, 1, 1], "corpus": ["tess"] * 4 + ["emodb", "emodb", "emodb", "emodb"]}
+    )
+    assert sample_weights(rows, "none") is None
+    by_class = sample_weights(rows, "class")
+    assert by_class == [0.25] * 8  # 4 and 4
+    by_pair = sample_weights(rows, "corpus_class")
+    assert by_pair == [1 / 3, 1 / 3, 1 / 3, 1.0, 1.0, 1 / 3, 1 / 3, 1 / 3]
+    groups = {}
+    for w, c, e in zip(by_pair, rows["corpus"], rows["emotion"]):
+        groups[(c, e)] = groups.get((c, e), 0) + w
+    assert all(abs(v - 1.0) < 1e-9 for v in groups.values())  # each (corpus, class) has total weight 1
+    with pytest.raises(ValueError, match="training.balance must be one of"):
+        sample_weights(rows, "speaker")
+    with pytest.raises(ExperimentConfigError, match="balance"):
+        tiny(training__balance="speaker")
+    assert tiny(training__balance="corpus_class").training.balance == "corpus_class"
+
+
+def test_balanced_sampling_trains(corpus_dir, tmp_path, monkeypatch):
+    import torch
+
+    made = []
+    original = torch.utils.data.WeightedRandomSampler
+
+    class Recording(original):
+        def __init__(self, weights, num_samples, *args, **kwargs):
+            made.append((list(weights), num_samples))
+            super().__init__(weights, num_samples, *args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.data, "WeightedRandomSampler", Recording)
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    result = run_split(tiny(training__balance="class"), splits, tmp_path / "run")
+    assert result.epochs_run == 6
+    weights, num_samples = made[0]
+    assert num_samples == len(weights) >= result.rows["train"]
+    # every class's rows (augmented copies included) share a total weight of 1
+    assert abs(sum(weights[: result.rows["train"]]) - len(set(splits["train"]["emotion"]))) < 1e-6
+    assert len(set(round(w, 9) for w in weights)) > 1  # the classes differ in size, so their weights differ

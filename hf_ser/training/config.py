@@ -22,7 +22,7 @@ import inspect
 import typing
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
@@ -116,6 +116,7 @@ class TrainingConfig(_Section):
     num_proc: int = 2  # processes for augmentation and feature extraction
     body_learning_rate_scale: float = 1.0  # learning rate of everything but the classifier head, as a fraction
     mixup_alpha: float = Field(0.0, ge=0)  # mixup of training batches, lam ~ Beta(alpha, alpha); 0 = off
+    balance: Literal["none", "class", "corpus", "corpus_class"] = "none"  # equal-probability sampling of groups
 
     @model_validator(mode="after")
     def _pass_through(self):
