@@ -19,10 +19,14 @@ def _backend(args: argparse.Namespace):
 
         folder = Path(args.model) if args.model else resolve_model(None) / "onnx"
         clf = OnnxClassifier(folder, int8=args.int8)
+        if args.adapt_on:
+            from .adaptation import adapt_classifier
+
+            adapt_classifier(clf, args.adapt_on)
         return (lambda waves: clf(list(waves), top_k=None)), clf.sampling_rate, clf
     from .inference import load_classifier
 
-    clf = load_classifier(args.model)
+    clf = load_classifier(args.model, adapt_on=args.adapt_on)
     return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.feature_extractor.sampling_rate, clf
 
 
@@ -278,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", default=None, help="write rows to a .csv or .jsonl file")
     predict.add_argument("--workers", type=int, default=2, help="decoding processes")
     predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument(
+        "--adapt-on",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a speaker-adaptive model: one speaker's clips (folder or files; repeatable) to adapt to first",
+    )
     predict.add_argument("--segments", action="store_true", help="emotion over time (speech regions, Silero VAD)")
     predict.add_argument("--format", choices=["json", "csv"], default="json", help="--segments output format")
     predict.set_defaults(func=_cmd_predict)

@@ -44,9 +44,10 @@ def default_model_path() -> Path:
     return resolve_model(None)
 
 
-def load_classifier(model: str | Path | None = None, device: str | int | None = None):
+def load_classifier(model: str | Path | None = None, device: str | int | None = None, adapt_on=None):
     """``pipeline("audio-classification")`` on a model folder or bundled checkpoint name; with no argument, the
-    default model shipped in the package (works offline, after a plain ``pip install``)."""
+    default model shipped in the package (works offline, after a plain ``pip install``). ``adapt_on``: a folder
+    (or files) of one speaker's clips, for a speaker-adaptive model (:mod:`hf_ser.adaptation`)."""
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
@@ -54,9 +55,14 @@ def load_classifier(model: str | Path | None = None, device: str | int | None = 
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with command output
 
-    return pipeline(
+    classifier = pipeline(
         "audio-classification",
         model=str(resolve_model(model)),
         device=device,
         pipeline_class=SERAudioClassificationPipeline,
     )
+    if adapt_on is not None:
+        from .adaptation import adapt_classifier
+
+        adapt_classifier(classifier, adapt_on)
+    return classifier

@@ -492,3 +492,10 @@ def test_balanced_sampling_trains(corpus_dir, tmp_path, monkeypatch):
     # every class's rows (augmented copies included) share a total weight of 1
     assert abs(sum(weights[: result.rows["train"]]) - len(set(splits["train"]["emotion"]))) < 1e-6
     assert len(set(round(w, 9) for w in weights)) > 1  # the classes differ in size, so their weights differ
+
+
+def test_speaker_adaptive_training_saves_an_extractor_that_must_be_adapted(corpus_dir, tmp_path):
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    run_split(tiny(data__speaker_adaptive=True), splits, tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "preprocessor_config.json").read_text())
+    assert saved["speaker_adaptive"] is True and saved["speaker_mean"] is None

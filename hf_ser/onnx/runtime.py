@@ -37,12 +37,32 @@ class NumpyFeatures:
         self.mel_basis, self.dct = matrices["mel_basis"], matrices["dct"]
         s = self.settings
         self.sampling_rate = s["sampling_rate"]
+        self.speaker_adaptive = bool(s.get("speaker_adaptive"))
+        self.speaker: tuple[np.ndarray, np.ndarray] | None = None  # (mean, std), set by adapt()
         win = s["win_length"] or s["n_fft"]
         window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
         left = (s["n_fft"] - win) // 2
         self.window = np.pad(window, (left, s["n_fft"] - win - left)).astype(np.float32)
 
+    def adapt(self, clips: list[np.ndarray]) -> None:
+        """Standardise with one speaker's feature statistics from their clips (as the torch extractor's adapt)."""
+        if not clips:
+            raise ValueError("adapt needs at least one clip of the speaker")
+        frames = np.concatenate([self._features(c).astype(np.float64) for c in clips])
+        mean = frames.mean(axis=0)
+        std = np.sqrt(np.maximum(np.square(frames).mean(axis=0) - mean**2, 1e-8))
+        self.speaker = (mean.astype(np.float32), std.astype(np.float32))
+
     def __call__(self, wave: np.ndarray) -> np.ndarray:
+        if self.speaker_adaptive and self.speaker is None:
+            raise ValueError(
+                "this model was trained on speaker-adapted features: adapt it to the speaker first "
+                "(OnnxClassifier.adapt(clips) or hf-ser predict --adapt-on FOLDER)"
+            )
+        feats = self._features(wave)
+        return feats if self.speaker is None else ((feats - self.speaker[0]) / self.speaker[1]).astype(np.float32)
+
+    def _features(self, wave: np.ndarray) -> np.ndarray:
         s = self.settings
         start = int(round(s.get("offset", 0.0) * self.sampling_rate))
         wave = wave[start:]
@@ -140,6 +160,11 @@ class OnnxClassifier:
         self.features = NumpyFeatures(folder)
         self.labels = json.loads((folder / "labels.json").read_text())
         self.sampling_rate = self.features.sampling_rate
+
+    def adapt(self, clips: list) -> OnnxClassifier:
+        """Adapt a speaker-adaptive model to one speaker (their clips: paths, arrays at the model's rate, …)."""
+        self.features.adapt([self.waveform(c) for c in clips])
+        return self
 
     def waveform(self, inputs) -> np.ndarray:
         return np.asarray(decode_input(inputs, self.sampling_rate), dtype=np.float32)

@@ -104,6 +104,7 @@ def run_split(
         if exp.data.speaker_adaptive:
             column = feature_column(fe)
             feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
+            fe.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker
     labels = feats["train"].features["emotion"].names
     weights = _class_weights(feats["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
     model = model if model is not None else build_model(exp, labels, weights)

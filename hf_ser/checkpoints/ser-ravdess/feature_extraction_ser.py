@@ -154,6 +154,14 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             Highest pitch searched, Hz.
         pitch_frame_length (`int`, defaults to 1024):
             YIN frame length in samples (64 ms at 16 kHz); frames share the spectral frames' centres.
+        speaker_adaptive (`bool`, defaults to `False`):
+            The model was trained on speaker-adapted features: every feature standardised with the mean and
+            standard deviation of its speaker's frames (from that speaker's unlabelled clips). Such an extractor
+            refuses audio until it is adapted (:meth:`adapt`), since unadapted features are not what it learned.
+        speaker_mean (`list[float]`, *optional*):
+            The adapted speaker's mean of every feature (set by :meth:`adapt`, not by hand).
+        speaker_std (`list[float]`, *optional*):
+            The adapted speaker's standard deviation of every feature (set by :meth:`adapt`).
         do_normalize (`bool`, defaults to `False`):
             Per-utterance mean/variance normalisation of each coefficient over the valid frames. Off by default:
             on RAVDESS it cost 16 accuracy points (it removes the level and spectral tilt that carry emotion).
@@ -186,6 +194,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         f0_min: float = 65.0,
         f0_max: float = 500.0,
         pitch_frame_length: int = 1024,
+        speaker_adaptive: bool = False,
+        speaker_mean: list[float] | None = None,
+        speaker_std: list[float] | None = None,
         do_normalize: bool = False,
         max_duration: float | None = None,
         offset: float = 0.0,
@@ -214,6 +225,8 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             "prosody": not prosody or center,
             "f0_max": 0 < f0_min < f0_max <= sampling_rate / 2,
             "pitch_frame_length": pitch_frame_length > np.ceil(sampling_rate / f0_min),
+            "speaker_mean": speaker_mean is None or len(speaker_mean) == feature_size,
+            "speaker_std": speaker_std is None or (len(speaker_std) == feature_size and min(speaker_std) > 0),
         }
         for name, ok in checks.items():
             if not ok:
@@ -234,6 +247,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         self.f0_min = float(f0_min)
         self.f0_max = float(f0_max)
         self.pitch_frame_length = pitch_frame_length
+        self.speaker_adaptive = speaker_adaptive
+        self.speaker_mean = None if speaker_mean is None else [float(v) for v in speaker_mean]
+        self.speaker_std = None if speaker_std is None else [float(v) for v in speaker_std]
         self.do_normalize = do_normalize
         self.max_duration = max_duration
         self.offset = float(offset)
@@ -331,6 +347,8 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             first = _delta(feats, frames)
             parts = [feats, first] + ([_delta(first, frames)] if self.deltas == 2 else [])
             feats = torch.cat(parts, dim=-1)
+        if self.speaker_mean is not None and self.speaker_std is not None:
+            feats = (feats - torch.tensor(self.speaker_mean)) / torch.tensor(self.speaker_std)
         feats = feats.masked_fill(~mask[..., None], self.padding_value)
         return feats, mask.to(torch.int32)
 
@@ -348,6 +366,27 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         mean = (semitones * voiced).sum(dim=1, keepdim=True) / count.clamp(min=1)
         pitch = torch.where(voiced, semitones, mean)
         return torch.stack([pitch, voicing], dim=-1)
+
+    def adapt(self, clips: list, sampling_rate: int | None = None) -> SERFeatureExtractor:
+        """A copy of this extractor adapted to one speaker: ``speaker_mean`` / ``speaker_std`` of every feature
+        over all frames of ``clips`` (that speaker's unlabelled recordings, each a 1-D array at
+        ``sampling_rate``), computed as training computed them (float64 sums; variance floored at 1e-8)."""
+        if not clips:
+            raise ValueError("adapt needs at least one clip of the speaker")
+        plain = self.__class__(
+            **{**self.to_dict(), "speaker_adaptive": False, "speaker_mean": None, "speaker_std": None}
+        )
+        total, squares, count = 0.0, 0.0, 0
+        for clip in clips:
+            frames = np.asarray(plain(clip, sampling_rate=sampling_rate)["input_features"][0], dtype=np.float64)
+            total, squares, count = (
+                total + frames.sum(axis=0),
+                squares + np.square(frames).sum(axis=0),
+                count + len(frames),
+            )
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean**2, 1e-8))
+        return self.__class__(**{**self.to_dict(), "speaker_mean": mean.tolist(), "speaker_std": std.tolist()})
 
     def __call__(
         self,
@@ -372,6 +411,12 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         if not items:
             raise ValueError("received an empty batch (no audio items)")
         waves = [self._as_waveform(item, i) for i, item in enumerate(items)]
+        if self.speaker_adaptive and self.speaker_mean is None:
+            raise ValueError(
+                "this model was trained on speaker-adapted features: adapt the feature extractor to the speaker "
+                "first (feature_extractor.adapt(clips), load_classifier(..., adapt_on=folder) or "
+                "hf-ser predict --adapt-on FOLDER)"
+            )
         with torch.no_grad():
             features, mask = self._mfcc(waves)
         data = {"input_features": features}
