@@ -170,20 +170,20 @@ def adapt_head(model, labels: list[str]) -> list[str]:
 
     old = model.config.id2label
     by_unified = {unified_name(name) or name: i for i, name in old.items()}
-    layer = model.classifier.out_proj
-    weight = torch.empty(len(labels), layer.in_features).normal_(0.0, model.config.initializer_range)
-    bias = torch.zeros(len(labels))
-    new = []
+    sources = [by_unified.get(unified_name(label) or label) for label in labels]
+    new = [label for label, source in zip(labels, sources) if source is None]
+    heads = model.heads() if hasattr(model, "heads") else [model.classifier]
     with torch.no_grad():
-        for row, label in enumerate(labels):
-            source = by_unified.get(unified_name(label) or label)
-            if source is None:
-                new.append(label)
-            else:
-                weight[row], bias[row] = layer.weight[source], layer.bias[source]
-        model.classifier.out_proj = torch.nn.Linear(layer.in_features, len(labels))
-        model.classifier.out_proj.weight.copy_(weight)
-        model.classifier.out_proj.bias.copy_(bias)
+        for head in heads:  # every ensemble member's head
+            layer = head.out_proj
+            weight = torch.empty(len(labels), layer.in_features).normal_(0.0, model.config.initializer_range)
+            bias = torch.zeros(len(labels))
+            for row, source in enumerate(sources):
+                if source is not None:
+                    weight[row], bias[row] = layer.weight[source], layer.bias[source]
+            head.out_proj = torch.nn.Linear(layer.in_features, len(labels))
+            head.out_proj.weight.copy_(weight)
+            head.out_proj.bias.copy_(bias)
     model.config.id2label = dict(enumerate(labels))
     model.config.label2id = {name: i for i, name in enumerate(labels)}
     model.config.num_labels = len(labels)

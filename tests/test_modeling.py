@@ -134,3 +134,34 @@ def test_return_dict_false_gives_tuples(tmp_path, voice):
     model.config.return_dict = False
     with torch.no_grad():
         assert isinstance(model(**inputs), tuple)
+
+
+def test_ensemble_averages_member_probabilities_and_losses():
+    torch.manual_seed(0)
+    model = SERForAudioClassification(SERConfig(num_labels=4, num_mfcc=10, ensemble_size=3)).eval()
+    first = model.ser.conv_blocks[0].conv.weight
+    assert not torch.allclose(first, model.members[0].ser.conv_blocks[0].conv.weight)  # initialised differently
+    x, mask = torch.randn(2, 50, 10), torch.ones(2, 50, dtype=torch.long)
+    labels = torch.tensor([1, 3])
+    out = model(x, attention_mask=mask, labels=labels)
+    with torch.no_grad():
+        members = [model.classifier(model.ser(x, attention_mask=mask).pooler_output)]
+        members += [m(x, mask) for m in model.members]
+    mean_probs = torch.stack([m.softmax(-1) for m in members]).mean(0)
+    torch.testing.assert_close(out.logits.softmax(-1), mean_probs)
+    expected_loss = torch.stack([torch.nn.functional.cross_entropy(m, labels) for m in members]).mean()
+    torch.testing.assert_close(out.loss, expected_loss)
+    with pytest.raises(StrictDataclassClassValidationError, match="ensemble_size must be >= 1"):
+        SERConfig(ensemble_size=0)
+
+
+def test_new_labels_reach_every_ensemble_head():
+    from hf_ser.finetune import adapt_head
+
+    config = SERConfig(num_labels=3, num_mfcc=10, ensemble_size=2, id2label={0: "neutral", 1: "angry", 2: "sad"})
+    model = SERForAudioClassification(config).eval()
+    kept = [h.out_proj.weight[1].clone() for h in model.heads()]
+    assert adapt_head(model, ["angry", "bored"]) == ["bored"]
+    for head, before in zip(model.heads(), kept):
+        assert head.out_proj.out_features == 2 and torch.equal(head.out_proj.weight[0], before)  # angry kept
+    assert model(torch.randn(1, 30, 10)).logits.shape == (1, 2)

@@ -173,7 +173,8 @@ def fit(
     metric = load_ser_metrics()
     optimizers = (None, None)
     if options.body_learning_rate_scale != 1.0:  # fine-tuning: a slower pretrained body, a faster head
-        head = set(model.classifier.parameters())
+        heads = model.heads() if hasattr(model, "heads") else [model.classifier]
+        head = {p for h in heads for p in h.parameters()}
         groups = [
             {
                 "params": [p for p in model.parameters() if p not in head],

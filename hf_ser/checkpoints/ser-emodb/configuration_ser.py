@@ -67,6 +67,9 @@ class SERConfig(PreTrainedConfig):
             Per-class weights of the cross-entropy loss (length ``num_labels``), e.g. inverse frequencies.
         label_smoothing (`float`, defaults to 0.0):
             Label smoothing of the cross-entropy loss.
+        ensemble_size (`int`, defaults to 1):
+            Independent networks (each a conv body and a head, initialised differently) whose class
+            probabilities are averaged; each is trained on its own loss, so this is a seed ensemble in one model.
         initializer_range (`float`, defaults to 0.02):
             Standard deviation of the normal init of the dense layers (convs use Kaiming init).
     """
@@ -95,6 +98,7 @@ class SERConfig(PreTrainedConfig):
     classifier_dropout: float = 0.3
     class_weights: list[float] | None = None
     label_smoothing: float = 0.0
+    ensemble_size: int = 1
     initializer_range: float = 0.02
 
     def validate_architecture(self):
@@ -115,6 +119,8 @@ class SERConfig(PreTrainedConfig):
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
         if self.pooling == "flatten" and not self.num_frames:
             raise ValueError("pooling='flatten' needs num_frames (the fixed frame count of every input)")
+        if self.ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {self.ensemble_size}")
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ValueError(
                 f"class_weights has {len(self.class_weights)} entries but the model has {self.num_labels} labels"

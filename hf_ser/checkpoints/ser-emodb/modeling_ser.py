@@ -11,6 +11,7 @@ the clip alone, which is what makes batched pipeline calls equal to single calls
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -265,16 +266,39 @@ class SERModel(SERPreTrainedModel):
         return output if self._return_dict(return_dict) else output.to_tuple()
 
 
+class SEREnsembleMember(nn.Module):
+    """One more network of an ensemble (``config.ensemble_size``): a body and a head of its own."""
+
+    def __init__(self, config: SERConfig):
+        super().__init__()
+        self.ser = SERModel(config)
+        self.classifier = SERClassificationHead(self.ser.output_size, config)
+
+    def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        pooled = self.ser(input_features, attention_mask=attention_mask, return_dict=True).pooler_output
+        return self.classifier(pooled)
+
+
 class SERForAudioClassification(SERPreTrainedModel):
-    """SERModel with the dense classification head; cross-entropy loss when ``labels`` are given."""
+    """SERModel with the dense classification head; cross-entropy loss when ``labels`` are given.
+
+    With ``config.ensemble_size > 1`` the logits are the log of the members' mean class probabilities (so
+    their softmax is that mean), and the loss is the mean of the members' own losses: members learn
+    independently, as separately seeded models would. ``hidden_states`` are the first member's.
+    """
 
     def __init__(self, config: SERConfig):
         super().__init__(config)
         self.ser = SERModel(config)
         self.classifier = SERClassificationHead(self.ser.output_size, config)
+        self.members = nn.ModuleList(SEREnsembleMember(config) for _ in range(config.ensemble_size - 1))
         weights = torch.tensor(config.class_weights, dtype=torch.float32) if config.class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
         self.post_init()
+
+    def heads(self) -> list[SERClassificationHead]:
+        """Every classification head (one per ensemble member), e.g. to give them new labels together."""
+        return [self.classifier] + [member.classifier for member in self.members]
 
     def forward(
         self,
@@ -288,15 +312,23 @@ class SERForAudioClassification(SERPreTrainedModel):
         outputs = self.ser(
             input_features, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
         )
-        logits = self.classifier(outputs.pooler_output)
+        member_logits = [self.classifier(outputs.pooler_output)]
+        member_logits += [member(input_features, attention_mask) for member in self.members]
         loss = None
         if labels is not None:
-            loss = nn.functional.cross_entropy(
-                logits.float(),
-                _targets(labels.to(logits.device)),
-                weight=self.class_weights,
-                label_smoothing=self.config.label_smoothing,
-            )
+            targets = _targets(labels.to(member_logits[0].device))
+            losses = [
+                nn.functional.cross_entropy(
+                    m.float(), targets, weight=self.class_weights, label_smoothing=self.config.label_smoothing
+                )
+                for m in member_logits
+            ]
+            loss = torch.stack(losses).mean()
+        if len(member_logits) == 1:
+            logits = member_logits[0]
+        else:  # log of the mean probability
+            log_probs = torch.stack([m.log_softmax(dim=-1) for m in member_logits])
+            logits = torch.logsumexp(log_probs, dim=0) - math.log(len(member_logits))
         output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return output if self._return_dict(return_dict) else output.to_tuple()
 
