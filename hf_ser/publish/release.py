@@ -45,7 +45,7 @@ class CrossSpec(_Spec):
 class ExperimentSpec(_Spec):
     config: str  # relative to the experiments file
     set: list[str] = []
-    group: str = "search"  # paper | headline | search | cross | general
+    group: str = "search"  # paper | headline | search | cross | general | general-search | adaptive
     what: str = ""
     cross: CrossSpec | None = None
     baseline: str | None = None  # the openSMILE baseline on the same folds (bench/baseline_opensmile.py)

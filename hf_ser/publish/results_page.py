@@ -60,6 +60,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
     groups = [
         ("headline", "Speaker-independent results"),
         ("general", "The general model: unified labels, trained on several corpora"),
+        ("general-search", "The general model: every variant tried"),
         ("cross", "Across corpora"),
         ("adaptive", "Speaker-adaptive mode: features standardised per speaker from their own clips (apart)"),
         ("search", "Every variant tried (the recipe search)"),
@@ -107,11 +108,11 @@ def update_readme(readme: Path, plan_path: Path, results_dir: Path) -> None:
     records = load_records(results_dir)
     rows = ["| experiment | folds | accuracy | UAR |", "|---|---|---|---|"]
     for name, spec in plan.experiments.items():
-        if spec.group in ("headline", "general", "paper") and name in records:
+        if spec.group in ("headline", "general", "adaptive", "paper") and name in records:
             r = records[name]
             scope = f"{len(next(iter(r.seeds.values())).folds)} × {len(r.seeds)} seed(s)"
             rows.append(
-                f"| {name}: {spec.what} | {scope} | {r.metric('accuracy').percent()} | {r.metric('uar').percent()} |"
+                f"| {'(speaker-adaptive, apart) ' if spec.group == 'adaptive' else ''}{name}: {spec.what} | {scope} | {r.metric('accuracy').percent()} | {r.metric('uar').percent()} |"
             )
     block = "\n".join([README_START, "", *rows, "", README_END])
     head, _, rest = text.partition(README_START)
