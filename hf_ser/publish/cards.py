@@ -106,7 +106,19 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         f"{extractor.get('mean_normalization', 'none')} (level = gain-invariant), per-utterance variance "
         f"normalisation {'on' if extractor['do_normalize'] else 'off'}"
         + (f", {extractor['max_duration']} s from {extractor['offset']} s" if extractor.get("max_duration") else "")
+        + (", YIN pitch and voicing channels" if extractor.get("prosody") else "")
+        + (", standardised per speaker (speaker-adaptive)" if extractor.get("speaker_adaptive") else "")
     )
+    if config.get("ensemble_size", 1) > 1:
+        architecture += f"; an ensemble of {config['ensemble_size']} such networks (mean of their probabilities)"
+    extra = []
+    if extractor.get("speaker_adaptive"):
+        extra.append(
+            "- **Speaker-adaptive**: it reads features standardised with the speaker's own statistics, so it must "
+            "be adapted to each speaker from a few of their (unlabelled) clips first: "
+            "`hf_ser.load_classifier(model, adapt_on=folder)` or `hf-ser predict --adapt-on FOLDER`; it refuses "
+            "audio until then. Its test figures adapt to each test speaker from all of that speaker's clips."
+        )
     rows = [
         ("accuracy", f"{100 * test.accuracy:.2f}"),
         ("UAR", f"{100 * test.uar:.2f}"),
@@ -138,7 +150,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         metric_rows=rows,
         class_report=class_report_markdown(result),
         n_speakers=n_speakers,
-        extra_limitations="",
+        extra_limitations="\n".join(extra),
         corpus_citation="\n".join(i.citation for i in infos),
     )
 
