@@ -8,6 +8,7 @@ soundfile (so WAV, FLAC and OGG work without ffmpeg). Recordings longer than ``W
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -33,9 +34,15 @@ footer {visibility: hidden;}
 """
 
 
+def _speaker_adaptive(folder: Path) -> bool:
+    settings = folder / "preprocessor_config.json"
+    return settings.is_file() and bool(json.loads(settings.read_text()).get("speaker_adaptive"))
+
+
 def available_models() -> dict[str, str]:
-    """Display name → model folder or Hub id."""
-    models = {name: str(path) for name, path in bundled_checkpoints().items()}
+    """Display name → model folder or Hub id. Speaker-adaptive checkpoints are left out: one clip cannot adapt
+    them to its speaker (they need several of the speaker's clips; see ``hf-ser predict --adapt-on``)."""
+    models = {name: str(path) for name, path in bundled_checkpoints().items() if not _speaker_adaptive(path)}
     extra = os.environ.get("HF_SER_MODEL")
     if extra:
         models = {f"custom: {extra}": extra, **models}

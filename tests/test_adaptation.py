@@ -87,3 +87,16 @@ def test_predict_adapt_on_with_torch_and_onnx(adaptive_dir, speaker, tmp_path, v
     onnx_scores = json.loads(capsys.readouterr().out)[str(clip)]
     assert [d["label"] for d in onnx_scores] == [d["label"] for d in torch_scores]
     assert all(abs(a["score"] - b["score"]) < 1e-3 for a, b in zip(onnx_scores, torch_scores))
+
+
+def test_the_space_leaves_out_speaker_adaptive_checkpoints(model_dir, adaptive_dir, tmp_path, monkeypatch):
+    from hf_ser.demo import available_models
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(model_dir, bundle / "ser-general")
+    shutil.copytree(adaptive_dir, bundle / "ser-general-adaptive")
+    monkeypatch.setenv("HF_SER_CHECKPOINTS", str(bundle))
+    monkeypatch.delenv("HF_SER_MODEL", raising=False)
+    assert list(available_models()) == ["ser-general"]
+    with pytest.raises(ValueError, match="no usable clip of the speaker"):  # still loadable by name, adapted
+        load_classifier("ser-general-adaptive", adapt_on=tmp_path / "missing-folder")
