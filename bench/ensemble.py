@@ -5,7 +5,8 @@
 For each fold of each registered experiment run with two or more seeds (``runs/results/<name>/seed_<s>/<fold>``,
 written by ``hf-ser results run``), the fold's test speakers (from its ``metrics.json``) are classified by every
 seed's model; the ensemble's prediction is the mean of their softmax probabilities. Prints a table of single-seed
-and ensemble accuracy / UAR (mean ± std over folds) and a JSON line; ``--out`` writes both to a file.
+and ensemble accuracy / UAR (mean ± std over folds) and a JSON line; ``--out`` writes both to a file, and
+``docs/results/ensemble.json`` keeps the record that RESULTS.md renders.
 Nothing is trained, and the test speakers never choose anything: the ensemble is fixed in advance.
 """
 
@@ -101,6 +102,8 @@ def main() -> None:
     print(text, end="")
     if args.out:
         args.out.write_text(text)
+    record = ROOT / "docs" / "results" / "ensemble.json"  # RESULTS.md renders it
+    record.write_text(json.dumps({"bench": "ensemble", "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -67,11 +67,15 @@ def test_report_and_readme_come_from_result_files(plan, tmp_path):
             }
         )
     )
+    ensemble = {"experiment": "a-head", "seeds": 2, "folds": 5, "single_accuracy": [62.1, 6.0]}
+    ensemble |= {"single_uar": [61.0, 6.1], "ensemble_accuracy": [64.8, 5.5], "ensemble_uar": [63.9, 5.6]}
+    (results / "ensemble.json").write_text(json.dumps({"bench": "ensemble", "results": [ensemble]}))
     report = write_report(plan, results, tmp_path / "RESULTS.md").read_text()
+    assert "| a-head | 2 | 5 | 62.10 ± 6.00 | 61.00 ± 6.10 | 64.80 ± 5.50 | 63.90 ± 5.60 |" in report
     assert "| a-head | the recipe | 2 folds × 1 seed(s) | 65.00 ± 5.00 | 64.00 ± 5.00 |" in report
     assert "| a | SVM | 1 | 50.00 ± 10.00 | 40.00 ± 10.00 |" in report
     assert "56.11" not in report and "40.00 (1.60x)" not in report  # a-head names no baseline: no ratio
-    assert report.rstrip().endswith("## Registered but not run\n\n- `b-try`: a variant")  # no result file
+    assert "## Registered but not run\n\n- `b-try`: a variant\n" in report  # no result file
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nstale\n<!-- results:end -->\nafter\n")
     update_readme(readme, plan, results)

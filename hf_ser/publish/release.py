@@ -155,7 +155,7 @@ def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str
     records = {
         p.stem: ExperimentRecord.model_validate_json(p.read_text())
         for p in sorted(results_dir.glob("*.json"))
-        if not p.stem.startswith(("baseline-", "learning-curve"))
+        if not p.stem.startswith(("baseline-", "learning-curve", "ensemble"))
     }
     if plan is not None:
         for name, record in records.items():

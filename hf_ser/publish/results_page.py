@@ -90,6 +90,8 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         lines += ["## Registered but not run", ""]
         lines += [f"- `{n}`: {plan.experiments[n].what}" for n in missing]
         lines.append("")
+    if (results_dir / "ensemble.json").is_file():
+        lines += ensemble_lines(json.loads((results_dir / "ensemble.json").read_text()))
     if curve.is_file():
         lines += learning_curve_lines(json.loads(curve.read_text()))
     target.write_text("\n".join(lines))
@@ -117,6 +119,26 @@ def update_readme(readme: Path, plan_path: Path, results_dir: Path) -> None:
     block = "\n".join([README_START, "", *rows, "", README_END])
     head, _, rest = text.partition(README_START)
     readme.write_text(head + block + rest.partition(README_END)[2])
+
+
+def ensemble_lines(record: dict) -> list[str]:
+    """The seed-ensemble table of ``bench/ensemble.py`` (mean of two seeds' probabilities, fold by fold)."""
+    lines = [
+        "## Seed ensembles (measured after the fact)",
+        "",
+        "`python bench/ensemble.py`: each fold's test speakers classified by every seed's model of an experiment; "
+        "the ensemble averages their probabilities (fixed in advance, nothing chosen on test speakers).",
+        "",
+        "| experiment | seeds | folds | one seed: accuracy | one seed: UAR | ensemble: accuracy | ensemble: UAR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in record["results"]:
+        cells = [
+            f"{r[k][0]:.2f} ± {r[k][1]:.2f}"
+            for k in ("single_accuracy", "single_uar", "ensemble_accuracy", "ensemble_uar")
+        ]
+        lines.append(f"| {r['experiment']} | {r['seeds']} | {r['folds']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def learning_curve_lines(record: dict) -> list[str]:
