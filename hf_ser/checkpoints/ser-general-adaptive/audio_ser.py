@@ -1,0 +1,89 @@
+"""Audio I/O without torchaudio or ffmpeg: decode with soundfile, resample with soxr, down-mix, validate.
+
+Part of the remote code (copied into every saved model folder with the pipeline), so it imports only
+numpy, soundfile and soxr; soundfile and soxr are imported when first needed, so that a user without
+them still loads the model (the pipeline then falls back to transformers' own decoding).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+AudioSource = str | os.PathLike | bytes
+
+
+class AudioDecodeError(ValueError):
+    """A file or byte string that soundfile cannot decode, or that holds no usable audio."""
+
+
+def to_mono(array: np.ndarray) -> np.ndarray:
+    """Average the channels of a (samples, channels) array; 1-D input is returned as is."""
+    if array.ndim == 1:
+        return array
+    if array.ndim == 2:
+        return array.mean(axis=1, dtype=np.float32)
+    raise ValueError(f"expected audio of shape (samples,) or (samples, channels), got {array.shape}")
+
+
+def resample(array: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample a mono float waveform with soxr (high quality); a no-op when the rates match."""
+    if orig_sr <= 0 or target_sr <= 0:
+        raise ValueError(f"sampling rates must be positive, got {orig_sr} -> {target_sr}")
+    array = np.asarray(array, dtype=np.float32)
+    if orig_sr == target_sr:
+        return array
+    import soxr
+
+    return soxr.resample(array, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def check_waveform(array: np.ndarray, source: str = "audio") -> np.ndarray:
+    """Raise an error naming ``source`` for empty or non-finite audio; return the array unchanged."""
+    if array.size == 0:
+        raise AudioDecodeError(f"{source}: zero-length audio")
+    if not np.isfinite(array).all():
+        raise AudioDecodeError(f"{source}: contains non-finite samples (NaN or inf)")
+    return array
+
+
+def decode_input(inputs, sampling_rate: int):
+    """A mono float32 waveform at ``sampling_rate`` from a file path, raw file bytes or a dict
+    ``{"array" | "raw": ..., "sampling_rate": int}``; any other input (a numpy array) is returned unchanged."""
+    if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
+        raise ValueError(f"{inputs}: URLs are not fetched by hf-ser; download the file and pass its path")
+    if isinstance(inputs, (str, bytes, bytearray)) or hasattr(inputs, "__fspath__"):
+        return load_audio(inputs, sampling_rate)[0]
+    if isinstance(inputs, dict):
+        if "sampling_rate" not in inputs or not ("raw" in inputs or "array" in inputs):
+            raise ValueError(f'a dict input needs "sampling_rate" and "raw" or "array" keys, got {sorted(inputs)}')
+        array = inputs.get("raw", inputs.get("array"))
+        if hasattr(array, "detach"):
+            array = array.detach().cpu().numpy()
+        return resample(to_mono(np.asarray(array, dtype=np.float32)), int(inputs["sampling_rate"]), sampling_rate)
+    return inputs
+
+
+def load_audio(source: AudioSource, sampling_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode a file path or in-memory file to mono float32, optionally resampled.
+
+    Any format libsndfile reads (WAV, FLAC, OGG/Vorbis, MP3 with libsndfile >= 1.1, AIFF…).
+    Returns ``(array, rate)``; raises :class:`AudioDecodeError` naming the file on failure.
+    """
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
+        raise AudioDecodeError(f"{name}: no such audio file")
+    import soundfile as sf
+
+    try:
+        array, rate = sf.read(handle, dtype="float32", always_2d=False)
+    except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError…
+        raise AudioDecodeError(f"{name}: cannot decode audio ({err})") from err
+    array = check_waveform(to_mono(array), name)
+    if sampling_rate is not None:
+        array, rate = resample(array, rate, sampling_rate), sampling_rate
+    return array, int(rate)

@@ -1,0 +1,47 @@
+"""The ``audio-classification`` pipeline, made to work without torchaudio and ffmpeg (remote code).
+
+transformers' pipeline decodes paths and bytes with the ``ffmpeg`` binary and resamples dicts
+with torchaudio; neither exists on a CPU-only machine. This subclass decodes with soundfile and
+resamples with soxr, then hands a numpy array at the extractor's rate to the stock code; without
+soundfile or soxr installed it leaves the input to the stock code.
+
+Every saved model folder carries this file and names it in ``config.custom_pipelines``, so
+``pipeline(model=folder_or_repo, trust_remote_code=True)`` uses it where hf-ser is not installed.
+With hf-ser, :func:`hf_ser.load_classifier` passes it as ``pipeline_class``; the task's stock class is
+never replaced, so other models' pipelines are untouched.
+"""
+
+from __future__ import annotations
+
+from transformers.pipelines.audio_classification import AudioClassificationPipeline
+from transformers.pipelines.base import Pipeline
+
+from .audio_ser import decode_input
+
+
+def _decoders_available() -> bool:
+    try:
+        import soundfile  # noqa: F401
+        import soxr  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class SERAudioClassificationPipeline(AudioClassificationPipeline):
+    """Accepts a file path, raw file bytes, a numpy array at the extractor's rate, or a dict
+    ``{"array" | "raw": ..., "sampling_rate": int}`` at any rate."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("top_k", 5)
+        Pipeline.__init__(self, *args, **kwargs)  # skips the stock check, which knows only built-in models
+        if getattr(self.model.config, "model_type", None) != "ser":
+            raise ValueError(
+                f"SERAudioClassificationPipeline serves hf-ser models (model_type 'ser'), got "
+                f"{type(self.model).__name__}; use transformers' own audio-classification pipeline for it"
+            )
+
+    def preprocess(self, inputs):
+        if not _decoders_available():  # the stock path (ffmpeg for files, torchaudio for other rates)
+            return super().preprocess(inputs)
+        return super().preprocess(decode_input(inputs, self.feature_extractor.sampling_rate))
