@@ -27,7 +27,7 @@ _LAZY = {
     "SERAudioClassificationPipeline": "hf_ser.models.registry",
     "load_classifier": "hf_ser.inference",
     "default_model_path": "hf_ser.inference",
-    "segments": "hf_ser.segments",
+    "segments": "hf_ser.timeline",
 }
 
 

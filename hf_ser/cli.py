@@ -66,7 +66,7 @@ def _top_k(predictions, k: int | None):
 def _predict_segments(args: argparse.Namespace) -> int:
     import csv
 
-    from .segments import segments
+    from .timeline import segments
 
     if args.backend != "torch":
         raise ValueError("--segments runs Silero VAD and the model in torch; use --backend torch")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .audio import AudioDecodeError, load_audio
 from .inference import bundled_checkpoints, load_classifier
-from .segments import segments
+from .timeline import segments
 from .training.results import RunResult
 
 WINDOW_SECONDS = 4.0

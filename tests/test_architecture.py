@@ -135,3 +135,12 @@ def test_every_registered_corpus_loads_its_own_example_layout(name, tmp_path):
     assert report.loaded == len(expected) and not report.unmatched
     unified = unify_labels(ds, name)
     assert set(unified.features["emotion"].names) == set(corpus.to_unified.values())
+
+
+def test_lazy_names_are_not_shadowed_by_submodules():
+    """Importing a submodule sets it as an attribute of its package: a lazy name equal to a submodule's name
+    (``hf_ser.segments`` was both) would turn from a function into a module once anything imported it."""
+    from hf_ser import _LAZY
+
+    submodules = {p.stem for p in PACKAGE.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+    assert not set(_LAZY) & submodules
