@@ -252,3 +252,18 @@ def test_numpy_features_follow_every_extractor_option(tmp_path, voice, extractor
     expected = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
     got = {d["label"]: d["score"] for d in OnnxClassifier(out)(wave, top_k=None)}
     assert all(abs(got[k] - v) < 1e-4 for k, v in expected.items())
+
+
+def test_an_ensemble_model_exports_to_onnx(tmp_path, voice):
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    from .conftest import make_model
+
+    folder = make_model(tmp_path, config_kwargs={"ensemble_size": 3})
+    out = tmp_path / "onnx"
+    assert cli_main(["export", "--onnx", str(out), "--model", str(folder)]) == 0
+    classifier = load_classifier(folder)
+    waves = [voice(1.3, 16000, seed=7), voice(2.2, 16000, pitch=220, seed=8)]
+    with torch.no_grad():
+        expected = classifier.model(**classifier.feature_extractor(waves, return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(OnnxClassifier(out).logits(waves), expected, atol=1e-4, rtol=0)
