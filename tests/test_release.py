@@ -94,3 +94,15 @@ def test_collect_partial_marks_a_screen(plan, tmp_path):
     assert record.only_folds == [0, 2] and record.metric("accuracy").mean == pytest.approx(0.6)
     with pytest.raises(ValueError, match="no finished fold"):
         collect_partial(plan, "a-head", out, tmp_path / "results")
+
+
+def test_per_class_rows_come_from_the_summed_confusion_matrix():
+    from types import SimpleNamespace
+
+    from hf_ser.publish.results_page import per_class_lines
+
+    seed = SimpleNamespace(labels=["angry", "sad"], confusion_matrix=[[8, 2], [1, 9]])  # rows: truth
+    other = SimpleNamespace(labels=["angry", "sad"], confusion_matrix=[[6, 4], [3, 7]])
+    lines = per_class_lines(SimpleNamespace(name="x", seeds={"0": seed, "1": other}))
+    # angry: recall 14/20, precision 14/18; sad: recall 16/20, precision 16/22; 10 test clips per seed
+    assert "| angry | 70.0 | 77.8 | 10 |" in lines and "| sad | 80.0 | 72.7 | 10 |" in lines

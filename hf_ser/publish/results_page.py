@@ -90,6 +90,17 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         lines += ["## Registered but not run", ""]
         lines += [f"- `{n}`: {plan.experiments[n].what}" for n in missing]
         lines.append("")
+    chosen = [n for n, spec in plan.experiments.items() if spec.group in PER_CLASS_GROUPS and n in records]
+    if chosen:
+        lines += [
+            "## Per-class results",
+            "",
+            "Recall / precision (%) of every class, from the confusion matrix summed over all folds and seeds of the "
+            "headline, general-model, speaker-adaptive and paper experiments.",
+            "",
+        ]
+        for name in chosen:
+            lines += per_class_lines(records[name])
     if (results_dir / "ensemble.json").is_file():
         lines += ensemble_lines(json.loads((results_dir / "ensemble.json").read_text()))
     if curve.is_file():
@@ -119,6 +130,24 @@ def update_readme(readme: Path, plan_path: Path, results_dir: Path) -> None:
     block = "\n".join([README_START, "", *rows, "", README_END])
     head, _, rest = text.partition(README_START)
     readme.write_text(head + block + rest.partition(README_END)[2])
+
+
+PER_CLASS_GROUPS = ("headline", "general", "adaptive", "paper")
+
+
+def per_class_lines(record: ExperimentRecord) -> list[str]:
+    """One row per class of ``record``: recall and precision from its summed confusion matrix (rows = truth)."""
+    results = list(record.seeds.values())
+    matrix = np.sum([np.asarray(r.confusion_matrix, dtype=float) for r in results], axis=0)
+    recall = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+    precision = np.diag(matrix) / np.maximum(matrix.sum(axis=0), 1)
+    labels = results[0].labels
+    lines = [f"**{record.name}**", "", "| class | recall | precision | test clips |", "|---|---|---|---|"]
+    for i, label in enumerate(labels):
+        lines.append(
+            f"| {label} | {100 * recall[i]:.1f} | {100 * precision[i]:.1f} | {int(matrix[i].sum()) // len(results)} |"
+        )
+    return [*lines, ""]
 
 
 def ensemble_lines(record: dict) -> list[str]:
