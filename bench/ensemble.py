@@ -87,23 +87,15 @@ def main() -> None:
     parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    from hf_ser.publish.results_page import ensemble_lines
+
     results = [evaluate(name, args.runs, args.corpora_dir) for name in args.experiments.split(",")]
-    lines = [
-        "| experiment | seeds | folds | one seed: accuracy | one seed: UAR | ensemble: accuracy | ensemble: UAR |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        cells = [
-            f"{r[k][0]:.2f} ± {r[k][1]:.2f}"
-            for k in ("single_accuracy", "single_uar", "ensemble_accuracy", "ensemble_uar")
-        ]
-        lines.append(f"| {r['experiment']} | {r['seeds']} | {r['folds']} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n" + json.dumps({"bench": "ensemble", "results": results}) + "\n"
+    record = {"bench": "ensemble", "results": results}
+    text = "\n".join(ensemble_lines(record)) + json.dumps(record) + "\n"
     print(text, end="")
     if args.out:
         args.out.write_text(text)
-    record = ROOT / "docs" / "results" / "ensemble.json"  # RESULTS.md renders it
-    record.write_text(json.dumps({"bench": "ensemble", "results": results}, indent=2) + "\n")
+    (ROOT / "docs" / "results" / "ensemble.json").write_text(json.dumps(record, indent=2) + "\n")  # RESULTS.md
 
 
 if __name__ == "__main__":

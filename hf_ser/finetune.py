@@ -172,9 +172,10 @@ def adapt_head(model, labels: list[str]) -> list[str]:
     by_unified = {unified_name(name) or name: i for i, name in old.items()}
     sources = [by_unified.get(unified_name(label) or label) for label in labels]
     new = [label for label, source in zip(labels, sources) if source is None]
-    heads = model.heads() if hasattr(model, "heads") else [model.classifier]
+    from .training.trainer import classification_heads
+
     with torch.no_grad():
-        for head in heads:  # every ensemble member's head
+        for head in classification_heads(model):  # every ensemble member's head
             layer = head.out_proj
             weight = torch.empty(len(labels), layer.in_features).normal_(0.0, model.config.initializer_range)
             bias = torch.zeros(len(labels))

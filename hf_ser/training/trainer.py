@@ -102,6 +102,11 @@ def mix_batch(inputs: dict[str, torch.Tensor], alpha: float, num_labels: int) ->
     return mixed
 
 
+def classification_heads(model) -> list:
+    """The model's classification heads: every ensemble member's for an hf-ser model, else ``model.classifier``."""
+    return model.heads() if hasattr(model, "heads") else [model.classifier]
+
+
 def hardware() -> Hardware:
     return Hardware(
         device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
@@ -173,8 +178,7 @@ def fit(
     metric = load_ser_metrics()
     optimizers = (None, None)
     if options.body_learning_rate_scale != 1.0:  # fine-tuning: a slower pretrained body, a faster head
-        heads = model.heads() if hasattr(model, "heads") else [model.classifier]
-        head = {p for h in heads for p in h.parameters()}
+        head = {p for h in classification_heads(model) for p in h.parameters()}
         groups = [
             {
                 "params": [p for p in model.parameters() if p not in head],
