@@ -8,30 +8,36 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from .encoder_cache import STATES_COLUMN, load_states
+
 
 @dataclass
 class SERDataCollator:
-    """Pads ``input_features`` to the longest item; returns ``attention_mask`` and ``labels`` tensors.
+    """Pads ``input_name`` (frames first, any trailing shape) to the longest item; returns ``attention_mask`` and
+    ``labels`` tensors.
 
     Args:
         padding_value: value written into padded frames (the feature extractor's ``padding_value``).
         label_column: the row key holding the class id.
+        input_name: the row key (and model input) holding the frames: ``input_features``, or ``encoder_states``
+            for a family trained from cached encoder states.
     """
 
     padding_value: float = 0.0
     label_column: str = "labels"
+    input_name: str = "input_features"
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        feats = [torch.as_tensor(np.asarray(r["input_features"], dtype=np.float32)) for r in rows]
+        feats = [torch.as_tensor(np.asarray(r[self.input_name], dtype=np.float32)) for r in rows]
         lengths = [f.shape[0] for f in feats]
         if min(lengths) == 0:
             raise ValueError("a row has no feature frames (was a failed file left in the dataset?)")
-        batch = torch.full((len(feats), max(lengths), feats[0].shape[1]), self.padding_value, dtype=torch.float32)
+        batch = torch.full((len(feats), max(lengths), *feats[0].shape[1:]), self.padding_value, dtype=torch.float32)
         mask = torch.zeros(len(feats), max(lengths), dtype=torch.int32)
         for i, f in enumerate(feats):
             batch[i, : f.shape[0]] = f
             mask[i, : f.shape[0]] = 1
-        out = {"input_features": batch, "attention_mask": mask}
+        out = {self.input_name: batch, "attention_mask": mask}
         if self.label_column in rows[0]:
             out["labels"] = torch.tensor([int(r[self.label_column]) for r in rows], dtype=torch.long)
         return out
@@ -58,13 +64,18 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         feature_mask_width: int = 4,
         frequency_warp: float = 0.0,
         random_eq_db: float = 0.0,
+        input_name: str = "input_features",
     ):
         if random_eq_db < 0:
             raise ValueError(f"random_eq_db must be >= 0, got {random_eq_db}")
         if not 0.0 <= frequency_warp < 1.0:
             raise ValueError(f"frequency_warp must be in [0, 1), got {frequency_warp}")
         table = dataset.with_format("numpy")
-        self.features = [torch.from_numpy(np.asarray(f, dtype=np.float32)) for f in table[column]]
+        if column == STATES_COLUMN:  # cache file names: the states stay float16 in memory (half the size)
+            self.features = [torch.from_numpy(load_states(str(f))) for f in table[column]]
+        else:
+            self.features = [torch.from_numpy(np.asarray(f, dtype=np.float32)) for f in table[column]]
+        self.input_name = input_name
         self.labels = [int(v) for v in table[label_column]]
         self.max_frames = max_frames
         self.time_masks, self.time_mask_width = time_masks, time_mask_width
@@ -87,11 +98,11 @@ class InMemoryFeatures(torch.utils.data.Dataset):
             feats = feats + random_eq_curve(feats.shape[1], self.random_eq_db)
         if self.time_masks or self.feature_masks:
             feats = self._mask(feats.clone())
-        return {"input_features": feats, "labels": self.labels[index]}
+        return {self.input_name: feats, "labels": self.labels[index]}
 
     def _mask(self, feats: torch.Tensor) -> torch.Tensor:
         mean = feats.mean(dim=0)
-        frames, dims = feats.shape
+        frames, dims = feats.shape[0], feats.shape[-1]
         for _ in range(self.time_masks):
             width = int(torch.randint(0, min(self.time_mask_width, frames // 4) + 1, ()))
             start = int(torch.randint(0, frames - width + 1, ()))
@@ -99,7 +110,7 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         for _ in range(self.feature_masks):
             width = int(torch.randint(0, min(self.feature_mask_width, dims) + 1, ()))
             start = int(torch.randint(0, dims - width + 1, ()))
-            feats[:, start : start + width] = mean[start : start + width]
+            feats[..., start : start + width] = mean[..., start : start + width]
         return feats
 
 

@@ -9,17 +9,26 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelF
 from .ser.configuration_ser import SERConfig
 from .ser.feature_extraction_ser import SERFeatureExtractor
 from .ser.modeling_ser import SERForAudioClassification, SERModel, SERPreTrainedModel
+from .ser.configuration_ser_whisper import SERWhisperConfig
+from .ser.feature_extraction_ser_whisper import SERWhisperFeatureExtractor
+from .ser.modeling_ser_whisper import SERWhisperForAudioClassification
 from .ser.pipeline_ser import SERAudioClassificationPipeline
 
 AutoConfig.register(SERConfig.model_type, SERConfig, exist_ok=True)
 AutoModel.register(SERConfig, SERModel, exist_ok=True)
 AutoModelForAudioClassification.register(SERConfig, SERForAudioClassification, exist_ok=True)
 AutoFeatureExtractor.register(SERConfig, SERFeatureExtractor, exist_ok=True)
+AutoConfig.register(SERWhisperConfig.model_type, SERWhisperConfig, exist_ok=True)
+AutoModelForAudioClassification.register(SERWhisperConfig, SERWhisperForAudioClassification, exist_ok=True)
+AutoFeatureExtractor.register(SERWhisperConfig, SERWhisperFeatureExtractor, exist_ok=True)
 # save_pretrained copies the model files and writes auto_map, so the folder is Hub remote code.
 SERConfig.register_for_auto_class()
 SERModel.register_for_auto_class("AutoModel")
 SERForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 SERFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+SERWhisperConfig.register_for_auto_class()
+SERWhisperForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+SERWhisperFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [
     "SERAudioClassificationPipeline",
@@ -28,4 +37,7 @@ __all__ = [
     "SERForAudioClassification",
     "SERModel",
     "SERPreTrainedModel",
+    "SERWhisperConfig",
+    "SERWhisperFeatureExtractor",
+    "SERWhisperForAudioClassification",
 ]

@@ -28,13 +28,16 @@ import torch
 import yaml
 from huggingface_hub.errors import StrictDataclassError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
-from transformers import AutoConfig, TrainingArguments
-from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_MAPPING
+from transformers import TrainingArguments
 
 from ..data.augment import AugmentConfig
 from ..data.corpora import CORPORA
-from ..models import registry as _registers_the_ser_model  # noqa: F401
+from ..models.families import family_of
 from .protocols import PROTOCOLS, ProtocolSettings
+
+
+# Keys of the ``model`` section that hf-ser reads itself (the rest are the model config's fields).
+HF_SER_MODEL_KEYS = ("model_type", "preset", "init_from", "encoder")
 
 
 class ExperimentConfigError(ValueError):
@@ -157,8 +160,8 @@ class Experiment(_Section):
         unknown = sorted(set(self.features) - set(constructor_arguments(extractor_class)))
         if unknown:
             raise ValueError(f"unknown key 'features.{unknown[0]}' for {extractor_class.__name__}")
-        config_class = type(AutoConfig.for_model(self.model_type))
-        known = {f.name for f in dataclasses.fields(config_class)} | {"model_type", "preset", "init_from"}
+        config_class = self.family.config_class
+        known = {f.name for f in dataclasses.fields(config_class)} | set(HF_SER_MODEL_KEYS)
         unknown = sorted(set(self.model) - known)
         if unknown:
             raise ValueError(f"unknown key 'model.{unknown[0]}' for {config_class.__name__}")
@@ -180,20 +183,29 @@ class Experiment(_Section):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
+    @property
+    def family(self):
+        return family_of(self.model_type)
+
+    @property
+    def encoder_source(self) -> str:
+        """Where a cached-encoder family's pretrained encoder comes from (``model.encoder``; default the PyPI one)."""
+        return str(self.model.get("encoder", "pypi"))
+
     def feature_extractor_class(self):
-        return FEATURE_EXTRACTOR_MAPPING[type(AutoConfig.for_model(self.model_type))]
+        return self.family.feature_extractor_class
 
     def feature_extractor(self):
         return self.feature_extractor_class()(**self.features)
 
     def build_model_config(self, labels: list[str], class_weights: list[float] | None = None):
         """The model's config: ``model`` fields (``preset`` picks a classmethod ``<preset>_preset``)."""
-        values = {k: v for k, v in self.model.items() if k not in ("model_type", "preset", "init_from")}
+        values = {k: v for k, v in self.model.items() if k not in HF_SER_MODEL_KEYS}
         preset = self.model.get("preset", "default")
         extractor = self.feature_extractor()
         values["id2label"] = dict(enumerate(labels))
         values["label2id"] = {name: i for i, name in enumerate(labels)}
-        config_class = type(AutoConfig.for_model(self.model_type))
+        config_class = self.family.config_class
         if self.model_type == "ser":
             values.setdefault("num_mfcc", extractor.feature_size)
             values["class_weights"] = class_weights

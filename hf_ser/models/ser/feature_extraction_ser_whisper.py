@@ -1,0 +1,134 @@
+"""Whisper's log-mel for clips of any length (self-contained "remote code" file).
+
+Equal to transformers' ``WhisperFeatureExtractor`` on one clip (n_fft 400, hop 160, 80 Slaney mel bands, log10,
+floor at the clip's max − 8, then (x + 4) / 4; the last STFT frame dropped), but never padded to 30 s: each clip
+is computed alone, then the batch is padded in feature space with zeros and an ``attention_mask``, so a clip
+gives the same features alone and in a batch. Two paths, as in Whisper's own extractor: numpy
+(``transformers.audio_utils``; used where torch is absent) and torch (``torch.stft``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
+from transformers.feature_extraction_utils import BatchFeature
+
+
+def whisper_log_mel_numpy(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """(frames, bins) float32 Whisper log-mel of one clip, in numpy."""
+    log_spec = spectrogram(
+        wave.astype(np.float32),
+        window_function(n_fft, "hann"),
+        frame_length=n_fft,
+        hop_length=hop_length,
+        power=2.0,
+        mel_filters=mel_filters,
+        log_mel="log10",
+    )[:, :-1]
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).T.astype(np.float32)
+
+
+def whisper_log_mel_torch(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """The same in torch (``torch.stft``), as ``WhisperFeatureExtractor``'s torch path computes it."""
+    import torch
+
+    signal = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    stft = torch.stft(signal, n_fft, hop_length, window=torch.hann_window(n_fft), return_complex=True)
+    power = (stft[..., :-1].abs() ** 2).contiguous()
+    log_spec = (torch.from_numpy(mel_filters).float().T @ power).clamp(min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).T.numpy()
+
+
+def _torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
+    r"""
+    Whisper log-mel features at any length: ``input_features`` (batch, frames, ``feature_size``) and
+    ``attention_mask`` (batch, frames), 100 frames per second at 16 kHz.
+
+    Args:
+        feature_size (`int`, defaults to 80): mel bands (Whisper-base: 80).
+        sampling_rate (`int`, defaults to 16000): rate the audio must be given at (the pipeline resamples).
+        n_fft (`int`, defaults to 400): STFT size (25 ms).
+        hop_length (`int`, defaults to 160): STFT hop (10 ms).
+        max_duration (`float`, defaults to 30.0): longest clip in seconds (Whisper's position embeddings).
+        padding_value (`float`, defaults to 0.0): value of padded frames (the conv stem's own zero padding).
+        backend (`str`, defaults to `"auto"`): ``"torch"``, ``"numpy"`` or ``"auto"`` (torch when installed).
+    """
+
+    model_input_names = ["input_features", "attention_mask"]
+
+    def __init__(
+        self,
+        feature_size: int = 80,
+        sampling_rate: int = 16000,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        max_duration: float = 30.0,
+        padding_value: float = 0.0,
+        backend: str = "auto",
+        **kwargs,
+    ):
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        if backend not in ("auto", "torch", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'numpy', got {backend!r}")
+        self.n_fft, self.hop_length, self.max_duration, self.backend = n_fft, hop_length, max_duration, backend
+        self.return_attention_mask = True
+        self.mel_filters = mel_filter_bank(
+            num_frequency_bins=1 + n_fft // 2,
+            num_mel_filters=feature_size,
+            min_frequency=0.0,
+            max_frequency=8000.0,
+            sampling_rate=sampling_rate,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+
+    def to_dict(self):
+        out = super().to_dict()
+        out.pop("mel_filters", None)
+        return out
+
+    def log_mel(self, wave: np.ndarray) -> np.ndarray:
+        """(frames, bins) log-mel of one clip at ``sampling_rate``."""
+        use_torch = self.backend == "torch" or (self.backend == "auto" and _torch_available())
+        compute = whisper_log_mel_torch if use_torch else whisper_log_mel_numpy
+        return compute(wave, self.mel_filters, self.n_fft, self.hop_length)
+
+    def __call__(self, raw_speech, sampling_rate: int | None = None, return_tensors=None, **kwargs) -> BatchFeature:
+        if sampling_rate is not None and sampling_rate != self.sampling_rate:
+            raise ValueError(
+                f"audio at {sampling_rate} Hz, but this feature extractor expects {self.sampling_rate} Hz: resample "
+                "first (the hf-ser pipeline does, with soxr)"
+            )
+        batched = isinstance(raw_speech, list | tuple) and len(raw_speech) > 0 and np.ndim(raw_speech[0]) >= 1
+        clips = [np.asarray(c, dtype=np.float32) for c in (raw_speech if batched else [raw_speech])]
+        for i, clip in enumerate(clips):
+            if clip.ndim != 1:
+                raise ValueError(f"clip {i}: expected mono audio (samples,), got shape {clip.shape}")
+            if clip.size < self.n_fft // 2 + 1:
+                raise ValueError(f"clip {i}: {clip.size} samples; at least {self.n_fft // 2 + 1} are needed")
+            if not np.isfinite(clip).all():
+                raise ValueError(f"clip {i}: contains NaN or inf samples")
+            if clip.size > self.max_duration * self.sampling_rate:
+                raise ValueError(f"clip {i}: {clip.size / self.sampling_rate:.1f} s, at most {self.max_duration} s")
+        feats = [self.log_mel(c) for c in clips]
+        longest = max(f.shape[0] for f in feats)
+        batch = np.full((len(feats), longest, self.feature_size), self.padding_value, dtype=np.float32)
+        mask = np.zeros((len(feats), longest), dtype=np.int32)
+        for i, f in enumerate(feats):
+            batch[i, : f.shape[0]] = f
+            mask[i, : f.shape[0]] = 1
+        return BatchFeature({"input_features": batch, "attention_mask": mask}, tensor_type=return_tensors)
+
+
+__all__ = ["SERWhisperFeatureExtractor"]

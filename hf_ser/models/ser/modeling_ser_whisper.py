@@ -1,0 +1,118 @@
+"""Whisper's encoder under the SER attention-CNN head (self-contained "remote code" file).
+
+The encoder runs unpadded (no 30 s padding): position embeddings are sliced to the clip, the conv stem's output
+is zeroed past each clip's end (so a clip padded inside a batch sees what it sees alone) and self-attention
+masks padded frames. The classifier reads a learned softmax weighting of the encoder's hidden states.
+
+For training from a cache, ``forward`` also takes ``encoder_states`` (batch, frames, layers, width): the encoder
+is then skipped and ``attention_mask`` is at the encoder's frame rate (half the log-mel rate).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from .configuration_ser_whisper import SERWhisperConfig
+from .modeling_ser import SERForAudioClassification
+
+
+def encoder_frame_mask(mel_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, mel frames) mask → (batch, encoder frames): the stride-2 conv keeps ceil(T / 2) frames."""
+    return mel_mask[:, ::2]
+
+
+class SERWhisperEncoder(nn.Module):
+    """transformers' ``WhisperEncoder`` run on clips of any length, returning every hidden state."""
+
+    def __init__(self, config: SERWhisperConfig):
+        super().__init__()
+        self.whisper = WhisperEncoder(config.whisper_config())
+
+    def forward(self, mel: torch.Tensor, mel_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mel`` (batch, frames, bins) → (states (batch, frames', layers + 1, width), mask (batch, frames'))."""
+        enc = self.whisper
+        if mel_mask is None:
+            mel_mask = mel.new_ones(mel.shape[:2], dtype=torch.long)
+        frames = (mel.shape[1] + 1) // 2
+        if frames > enc.embed_positions.num_embeddings:
+            raise ValueError(
+                f"clip too long for the encoder: {mel.shape[1]} log-mel frames, at most "
+                f"{2 * enc.embed_positions.num_embeddings} (30 s); split it (hf-ser predict --segments)"
+            )
+        x = mel.transpose(1, 2) * mel_mask.unsqueeze(1).to(mel.dtype)
+        x = nn.functional.gelu(enc.conv1(x)) * mel_mask.unsqueeze(1).to(mel.dtype)
+        x = nn.functional.gelu(enc.conv2(x)).transpose(1, 2)
+        mask = encoder_frame_mask(mel_mask)
+        hidden = x + enc.embed_positions.weight[:frames]
+        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        states = [hidden]
+        for index, layer in enumerate(enc.layers):
+            hidden = layer(hidden, additive)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            states.append(enc.layer_norm(hidden) if index == len(enc.layers) - 1 else hidden)
+        return torch.stack(states, dim=2), mask
+
+
+class SERWhisperPreTrainedModel(PreTrainedModel):
+    config_class = SERWhisperConfig
+    base_model_prefix = "ser_whisper"
+    main_input_name = "input_features"
+    _no_split_modules = ["WhisperEncoderLayer"]
+
+
+class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
+    """Whisper encoder (frozen unless ``trainable_encoder_layers``) → softmax-weighted hidden states → SER head."""
+
+    def __init__(self, config: SERWhisperConfig):
+        super().__init__(config)
+        self.encoder = SERWhisperEncoder(config)
+        self.layer_weights = nn.Parameter(torch.zeros(config.num_hidden_states))
+        self.head = SERForAudioClassification(config.head_config())
+        self.post_init()
+        self.freeze_encoder()
+
+    def _init_weights(self, module):  # the encoder is pretrained and the head initialises itself
+        return
+
+    def freeze_encoder(self) -> None:
+        """Freeze all of the encoder but its top ``config.trainable_encoder_layers`` layers."""
+        layers = self.encoder.whisper.layers
+        keep = self.config.trainable_encoder_layers
+        for name, parameter in self.encoder.named_parameters():
+            trainable = keep > 0 and any(name.startswith(f"whisper.layers.{i}.") for i in range(len(layers) - keep, len(layers)))
+            trainable = trainable or (keep > 0 and name.startswith("whisper.layer_norm"))
+            parameter.requires_grad_(trainable)
+
+    def heads(self) -> list[nn.Module]:
+        return self.head.heads()
+
+    def encode(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """Encoder states and their mask (what a training cache stores)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.trainable_encoder_layers > 0):
+            return self.encoder(input_features, attention_mask)
+
+    def forward(
+        self,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_states: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        if encoder_states is None:
+            if input_features is None:
+                raise ValueError("pass input_features (log-mel) or encoder_states (cached encoder output)")
+            encoder_states, attention_mask = self.encode(input_features, attention_mask)
+        weights = self.layer_weights.softmax(dim=0).to(encoder_states.dtype)
+        mixed = (encoder_states * weights[None, None, :, None]).sum(dim=2).float()
+        output = self.head(mixed, attention_mask=attention_mask, labels=labels, return_dict=True)
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["SERWhisperPreTrainedModel", "SERWhisperForAudioClassification"]
