@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from huggingface_hub import ModelCard
+
+from ..models.remote_code import SOURCE, remote_code_files, write_remote_code
 
 REQUIRED = ("README.md", "config.json", "preprocessor_config.json")
 WEIGHTS = ("model.safetensors",)
@@ -22,13 +26,15 @@ def upload_plan(folder: str | Path) -> list[tuple[str, int]]:
     if missing:
         hint = " (write the card with `hf-ser card --run FOLDER`)" if "README.md" in missing else ""
         raise ValueError(f"{folder}: refusing to push, missing {', '.join(missing)}{hint}")
-    files = []
+    files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
         if any(Path(rel).match(pattern) or rel.startswith(pattern.rstrip("*")) for pattern in IGNORED):
             continue
-        files.append((rel, path.stat().st_size))
-    return files
+        files[rel] = path.stat().st_size
+    for name in remote_code_files(folder):  # written into the upload, never kept in bundled folders
+        files[name] = (SOURCE / name).stat().st_size
+    return sorted(files.items())
 
 
 def describe_push(folder: str | Path, repo_id: str, private: bool = False) -> str:
@@ -56,9 +62,12 @@ def push(
 
     upload_plan(folder)  # same refusals as the dry run
     create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
+    staging = Path(tempfile.mkdtemp(prefix="hf-ser-push-"))
+    shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints", ".*"))
+    write_remote_code(staging)  # the Hub copy is complete remote code
     info = upload_folder(
         repo_id=repo_id,
-        folder_path=str(folder),
+        folder_path=str(staging),
         ignore_patterns=list(IGNORED),
         token=token,
         commit_message=commit_message,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from ..training.config import load_experiment
 from ..training.results import MeanStd, ProtocolResult, RunResult, summarize
 from ..training.run import load_experiment_data, protocol_folds, run_cross_corpus, run_protocol, run_split
+from ..models.remote_code import strip_remote_code
 from .cards import write_card
 
 logger = logging.getLogger("hf_ser.release")
@@ -195,6 +196,7 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         result.protocol = "holdout"
         result.save(staging / "metrics.json")
         (staging / "training_args.bin").unlink(missing_ok=True)
+        strip_remote_code(staging)  # the package holds the code once (hf_ser/models/ser); pushes write it
         write_card(staging, repo_id=f"hf-ser/{name}")
         export_onnx(staging, staging / "onnx", quantize="int8")
         _copy_card(plan_path, staging, name)

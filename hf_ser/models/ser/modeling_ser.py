@@ -143,6 +143,36 @@ class SERClassificationHead(nn.Module):
         return self.out_proj(self.dropout(self.norm(self.activation(self.dense(pooled)))))
 
 
+def save_with_pipeline(model, save, auto_classes: dict[str, str], save_directory, *args, **kwargs):
+    """``save_pretrained`` that also writes ``auto_classes`` into ``auto_map`` (every Auto class loads the folder
+    as remote code) and ships the decoding pipeline (``pipeline_ser.py``, ``audio_ser.py``,
+    ``config.custom_pipelines``), so ``pipeline(model=folder, trust_remote_code=True)`` decodes files without
+    hf-ser. ``save`` is the parent class's bound ``save_pretrained``."""
+    here = Path(__file__).resolve().parent
+    pipeline_files = [here / "pipeline_ser.py", here / "audio_ser.py"]
+    ship_pipeline = model._auto_class is not None and all(f.is_file() for f in pipeline_files)
+    if model._auto_class is not None:
+        module = model.__class__.__module__.split(".")[-1]
+        model.config.auto_map = {
+            **(getattr(model.config, "auto_map", None) or {}),
+            **{auto: f"{module}.{name}" for auto, name in auto_classes.items()},
+        }
+    if ship_pipeline:
+        model.config.custom_pipelines = {
+            "audio-classification": {
+                "impl": "pipeline_ser.SERAudioClassificationPipeline",
+                "pt": ["AutoModelForAudioClassification"],
+                "tf": [],
+                "type": "audio",
+            }
+        }
+    result = save(save_directory, *args, **kwargs)
+    if ship_pipeline:
+        for source in pipeline_files:
+            shutil.copyfile(source, Path(save_directory) / source.name)
+    return result
+
+
 class SERPreTrainedModel(PreTrainedModel):
     config_class = SERConfig
     base_model_prefix = "ser"
@@ -165,33 +195,9 @@ class SERPreTrainedModel(PreTrainedModel):
                 init.ones_(module.running_var)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Also writes ``AutoModel`` into ``auto_map`` (every Auto class loads the folder as remote code) and
-        ships the decoding pipeline (``pipeline_ser.py``, ``audio_ser.py``, ``config.custom_pipelines``), so
-        ``pipeline(model=folder, trust_remote_code=True)`` decodes files without hf-ser."""
-        here = Path(__file__).resolve().parent
-        pipeline_files = [here / "pipeline_ser.py", here / "audio_ser.py"]
-        ship_pipeline = self._auto_class is not None and all(f.is_file() for f in pipeline_files)
-        if self._auto_class is not None:
-            module = self.__class__.__module__.split(".")[-1]
-            self.config.auto_map = {
-                **(getattr(self.config, "auto_map", None) or {}),
-                "AutoModel": f"{module}.SERModel",
-                "AutoModelForAudioClassification": f"{module}.SERForAudioClassification",
-            }
-        if ship_pipeline:
-            self.config.custom_pipelines = {
-                "audio-classification": {
-                    "impl": "pipeline_ser.SERAudioClassificationPipeline",
-                    "pt": ["AutoModelForAudioClassification"],
-                    "tf": [],
-                    "type": "audio",
-                }
-            }
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        if ship_pipeline:
-            for source in pipeline_files:
-                shutil.copyfile(source, Path(save_directory) / source.name)
-        return result
+        """Also writes ``AutoModel`` into ``auto_map`` and ships the decoding pipeline (see :func:`save_with_pipeline`)."""
+        extra = {"AutoModel": "SERModel", "AutoModelForAudioClassification": "SERForAudioClassification"}
+        return save_with_pipeline(self, super().save_pretrained, extra, save_directory, *args, **kwargs)
 
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.return_dict if return_dict is None else return_dict
@@ -338,4 +344,4 @@ def _targets(labels: torch.Tensor) -> torch.Tensor:
     return labels.float() if labels.is_floating_point() and labels.dim() == 2 else labels.long()
 
 
-__all__ = ["SERPreTrainedModel", "SERModel", "SERForAudioClassification"]
+__all__ = ["SERPreTrainedModel", "SERModel", "SERForAudioClassification", "save_with_pipeline"]

@@ -17,7 +17,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_ser_whisper import SERWhisperConfig
-from .modeling_ser import SERForAudioClassification
+from .modeling_ser import SERForAudioClassification, save_with_pipeline
 
 
 def encoder_frame_mask(mel_mask: torch.Tensor) -> torch.Tensor:
@@ -62,6 +62,11 @@ class SERWhisperPreTrainedModel(PreTrainedModel):
     base_model_prefix = "ser_whisper"
     main_input_name = "input_features"
     _no_split_modules = ["WhisperEncoderLayer"]
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Writes ``auto_map`` and ships the decoding pipeline, as the SER family does."""
+        extra = {"AutoModelForAudioClassification": "SERWhisperForAudioClassification"}
+        return save_with_pipeline(self, super().save_pretrained, extra, save_directory, *args, **kwargs)
 
 
 class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):

@@ -19,6 +19,9 @@ from transformers.pipelines.base import Pipeline
 from .audio_ser import decode_input
 
 
+SER_MODEL_TYPES = ("ser", "ser_whisper")  # the hf-ser families (hf_ser.models.families registers them)
+
+
 def _decoders_available() -> bool:
     try:
         import soundfile  # noqa: F401
@@ -35,9 +38,9 @@ class SERAudioClassificationPipeline(AudioClassificationPipeline):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("top_k", 5)
         Pipeline.__init__(self, *args, **kwargs)  # skips the stock check, which knows only built-in models
-        if getattr(self.model.config, "model_type", None) != "ser":
+        if getattr(self.model.config, "model_type", None) not in SER_MODEL_TYPES:
             raise ValueError(
-                f"SERAudioClassificationPipeline serves hf-ser models (model_type 'ser'), got "
+                f"SERAudioClassificationPipeline serves hf-ser models (model_type {SER_MODEL_TYPES}), got "
                 f"{type(self.model).__name__}; use transformers' own audio-classification pipeline for it"
             )
 
