@@ -51,6 +51,15 @@ class LoadedEncoder:
     provenance: str
 
 
+ENCODER_FIELDS = ("num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
+                  "max_source_positions", "activation_function", "scale_embedding")
+
+
+def encoder_fields(config: WhisperConfig) -> dict:
+    """The encoder's part of a ``WhisperConfig`` (what ``SERWhisperConfig.whisper`` stores)."""
+    return {name: getattr(config, name) for name in ENCODER_FIELDS}
+
+
 def pypi_parts() -> list[Path] | None:
     """The two model.bin parts of the PyPI packages, or None when they are not installed."""
     parts = []

@@ -28,6 +28,56 @@ def _default_heads(model) -> list:
     return model.heads() if hasattr(model, "heads") else [model.classifier]
 
 
+def _ser_head_text(config: dict) -> str:
+    text = (
+        f"{len(config['conv_channels'])} conv blocks {list(config['conv_channels'])} (kernels "
+        f"{list(config['conv_kernel_sizes'])}), channel attention {'on' if config['use_channel_attention'] else 'off'},"
+        f" spatial attention {'on' if config['use_spatial_attention'] else 'off'}, {config['pooling']} pooling, dense "
+        f"{config['classifier_hidden_size']}"
+    )
+    if config.get("ensemble_size", 1) > 1:
+        text += f"; an ensemble of {config['ensemble_size']} such networks (mean of their probabilities)"
+    return text
+
+
+def _ser_card_text(config: dict, extractor: dict) -> tuple[str, str]:
+    """(architecture, features) sentences of a model card, from the saved config and preprocessor dicts."""
+    kind = extractor.get("feature_type", "mfcc")
+    coefficients = f"{extractor['n_mfcc']} MFCC" if kind == "mfcc" else f"{extractor['n_mels']} log-mel bands"
+    deltas = {0: "", 1: " + deltas", 2: " + deltas and delta-deltas"}[extractor.get("deltas", 0)]
+    features = (
+        f"{coefficients}{deltas}, n_fft {extractor['n_fft']}, hop {extractor['hop_length']}, "
+        f"{extractor['n_mels']} mels, top_db {extractor['top_db']}, per-utterance mean normalisation "
+        f"{extractor.get('mean_normalization', 'none')} (level = gain-invariant), per-utterance variance "
+        f"normalisation {'on' if extractor['do_normalize'] else 'off'}"
+        + (f", {extractor['max_duration']} s from {extractor['offset']} s" if extractor.get("max_duration") else "")
+        + (", YIN pitch and voicing channels" if extractor.get("prosody") else "")
+        + (", standardised per speaker (speaker-adaptive)" if extractor.get("speaker_adaptive") else "")
+    )
+    return _ser_head_text(config), features
+
+
+def _whisper_card_text(config: dict, extractor: dict) -> tuple[str, str]:
+    whisper = config["whisper"]
+    head = SERConfig(**{k: v for k, v in config["head"].items() if k != "num_mfcc"}).to_dict()
+    trainable = config.get("trainable_encoder_layers", 0)
+    architecture = (
+        f"Whisper encoder ({whisper['encoder_layers']} layers, width {whisper['d_model']}; "
+        + ("frozen" if not trainable else f"top {trainable} layers fine-tuned")
+        + f"; weights: {config.get('encoder_provenance') or 'see config'}) → softmax-weighted sum of its "
+        f"{whisper['encoder_layers'] + 1} hidden states → " + _ser_head_text(head)
+    )
+    features = (
+        f"Whisper's log-mel ({extractor['feature_size']} bands, n_fft {extractor['n_fft']}, hop "
+        f"{extractor['hop_length']}, 16 kHz), unpadded (no 30 s padding), clips up to {extractor['max_duration']} s"
+    )
+    return architecture, features
+
+
+def _generic_card_text(config: dict, extractor: dict) -> tuple[str, str]:
+    return f"transformers' {config['model_type']} audio classifier", f"its {extractor.get('feature_extractor_type')}"
+
+
 @dataclass(frozen=True)
 class ModelFamily:
     """What the rest of hf-ser needs to know about one kind of audio classifier."""
@@ -41,6 +91,7 @@ class ModelFamily:
     encoder_cache: bool = False  # train from cached frozen-encoder states (see hf_ser.data.encoder_cache)
     presets: tuple[str, ...] = ("default",)
     heads: Callable = field(default=_default_heads)  # model -> its classification head modules
+    card_text: Callable = field(default=_generic_card_text)  # (config dict, preprocessor dict) -> (architecture, features)
 
     def input_name(self, feature_extractor) -> str:
         return self.training_input or feature_extractor.model_input_names[0]
@@ -65,6 +116,7 @@ register_family(
             "MFCC or log-mel frames, after Lee & Nadeem (arXiv 2507.03251)"
         ),
         presets=("default", "paper"),
+        card_text=_ser_card_text,
     )
 )
 register_family(
@@ -79,6 +131,7 @@ register_family(
         ),
         training_input="encoder_states",
         encoder_cache=True,
+        card_text=_whisper_card_text,
     )
 )
 

@@ -9,6 +9,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..data.corpora import CORPORA, CorpusFacts
+from ..models.families import family_of
 from ..training.protocols import PROTOCOLS
 from ..training.results import RunResult
 from .reports import class_report_markdown
@@ -84,33 +85,14 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         license=licence,
         library_name="transformers",
         pipeline_tag="audio-classification",
-        tags=["speech-emotion-recognition", "audio-classification", "hf-ser", "mfcc", "custom_code"],
+        tags=["speech-emotion-recognition", "audio-classification", "hf-ser", config["model_type"], "custom_code"],
         datasets=corpora,
         metrics=["accuracy", "recall", "f1"],
         eval_results=eval_results,
     )
     speakers = result.speakers
     n_speakers = len({s for part in speakers.values() for s in part}) or "a few"
-    architecture = (
-        f"{len(config['conv_channels'])} conv blocks {config['conv_channels']} (kernels {config['conv_kernel_sizes']}),"
-        f" channel attention {'on' if config['use_channel_attention'] else 'off'}, spatial attention "
-        f"{'on' if config['use_spatial_attention'] else 'off'}, {config['pooling']} pooling, dense "
-        f"{config['classifier_hidden_size']}"
-    )
-    kind = extractor.get("feature_type", "mfcc")
-    coefficients = f"{extractor['n_mfcc']} MFCC" if kind == "mfcc" else f"{extractor['n_mels']} log-mel bands"
-    deltas = {0: "", 1: " + deltas", 2: " + deltas and delta-deltas"}[extractor.get("deltas", 0)]
-    features = (
-        f"{coefficients}{deltas}, n_fft {extractor['n_fft']}, hop {extractor['hop_length']}, "
-        f"{extractor['n_mels']} mels, top_db {extractor['top_db']}, per-utterance mean normalisation "
-        f"{extractor.get('mean_normalization', 'none')} (level = gain-invariant), per-utterance variance "
-        f"normalisation {'on' if extractor['do_normalize'] else 'off'}"
-        + (f", {extractor['max_duration']} s from {extractor['offset']} s" if extractor.get("max_duration") else "")
-        + (", YIN pitch and voicing channels" if extractor.get("prosody") else "")
-        + (", standardised per speaker (speaker-adaptive)" if extractor.get("speaker_adaptive") else "")
-    )
-    if config.get("ensemble_size", 1) > 1:
-        architecture += f"; an ensemble of {config['ensemble_size']} such networks (mean of their probabilities)"
+    architecture, features = family_of(config["model_type"]).card_text(config, extractor)
     extra = []
     if extractor.get("speaker_adaptive"):
         extra.append(
@@ -136,8 +118,9 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         template_path=str(TEMPLATE),
         model_name=model_name,
         repo_id=repo_id,
-        pooling=config["pooling"],
+        pooling=config.get("pooling") or config.get("head", {}).get("pooling", "stats"),
         architecture=architecture,
+        family_description=family_of(config["model_type"]).description,
         parameters=f"{result.parameters:,}",
         labels=", ".join(result.labels),
         features=features,

