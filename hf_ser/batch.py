@@ -1,9 +1,9 @@
 """Batch runs that lose nothing: walk files and folders, decode in worker processes, classify in batches,
 one row per file; every file that cannot be read is recorded with the reason, and the rest finish.
 
-Clips shorter than :data:`MIN_SECONDS` get an error row; clips whose loudest 25 ms frame is below
-:data:`SILENCE_DBFS` get the label ``"no speech"`` instead of an emotion. This module imports neither torch
-nor transformers: the backend (torch pipeline or ONNX) is passed in.
+The input policy (:mod:`hf_ser.input_policy`) decides: clips shorter than its minimum get an error row, clips in
+which Silero VAD finds no speech (a level-independent decision) get the label ``"no speech"`` instead of an
+emotion. This module imports neither torch nor transformers: the backend (torch pipeline or ONNX) is passed in.
 """
 
 from __future__ import annotations
@@ -18,12 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .input_policy import DEFAULT_POLICY, NO_SPEECH, InputPolicy
 from .models.ser.audio_ser import AudioDecodeError, load_audio
-
-MIN_SECONDS = 0.25  # shorter clips carry too little prosody to classify (and MFCC context is ±4 frames)
-SILENCE_DBFS = -50.0  # loudest 25 ms frame below this: digital or near silence
-NO_SPEECH = "no speech"
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf", ".opus"}
 
 
 @dataclass
@@ -36,13 +32,16 @@ class Prediction:
     error: str | None = None
 
 
-def audio_files(inputs: Iterable[str | Path]) -> tuple[list[str], list[Prediction]]:
+def audio_files(
+    inputs: Iterable[str | Path], policy: InputPolicy = DEFAULT_POLICY
+) -> tuple[list[str], list[Prediction]]:
     """Files given directly, plus every audio file under given folders (sorted); missing paths are errors."""
     files, errors = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            suffixes = policy.audio_suffixes
+            files += sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
         elif path.is_file():
             files.append(str(path))
         else:
@@ -50,23 +49,20 @@ def audio_files(inputs: Iterable[str | Path]) -> tuple[list[str], list[Predictio
     return files, errors
 
 
-def loudest_frame_dbfs(wave: np.ndarray, rate: int, frame_seconds: float = 0.025) -> float:
-    size = max(int(rate * frame_seconds), 1)
-    usable = len(wave) - len(wave) % size or len(wave)
-    frames = wave[:usable].reshape(-1, min(size, usable))
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)).max()
-    return float(20 * np.log10(max(rms, 1e-12)))
-
-
-def decode_clip(path: str, rate: int) -> tuple[str, np.ndarray | None, float | None, str | None]:
-    """(path, waveform at ``rate`` or None, seconds, error). Runs in worker processes."""
+def decode_clip(
+    path: str, rate: int, policy: InputPolicy = DEFAULT_POLICY
+) -> tuple[str, np.ndarray | None, float | None, str | None]:
+    """(path, waveform at ``rate`` or None, seconds, error); the waveform is None and the error empty when the
+    clip holds no speech. Runs in worker processes (the VAD included)."""
     try:
         wave, _ = load_audio(path, rate)
     except (AudioDecodeError, ValueError) as err:
         return path, None, None, str(err)
     seconds = len(wave) / rate
-    if seconds < MIN_SECONDS:
-        return path, None, seconds, f"{path}: clip is {seconds:.3f} s long; at least {MIN_SECONDS} s are needed"
+    if error := policy.too_short(seconds):
+        return path, None, seconds, f"{path}: {error}"
+    if not policy.has_speech(wave, rate):
+        return path, None, seconds, ""
     return path, wave, seconds, None
 
 
@@ -77,11 +73,12 @@ def predict_files(
     workers: int = 2,
     batch_size: int = 16,
     progress: bool = False,
+    policy: InputPolicy = DEFAULT_POLICY,
 ) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per file (errors included), classifying decoded clips in batches."""
     from tqdm.auto import tqdm
 
-    files, errors = audio_files(inputs)
+    files, errors = audio_files(inputs, policy)
     yield from errors
     pending: list[tuple[str, np.ndarray, float]] = []
 
@@ -94,24 +91,30 @@ def predict_files(
         pending.clear()
 
     bar = tqdm(total=len(files), desc="classify", unit="file", disable=not progress, file=sys.stderr)
-    decoded = (
-        ProcessPoolExecutor(workers).map(decode_clip, files, [rate] * len(files), chunksize=4)
-        if workers > 1 and len(files) > 1
-        else (decode_clip(f, rate) for f in files)
-    )
-    for path, wave, seconds, error in decoded:
-        bar.update(1)
-        if error:
-            yield Prediction(path, seconds=seconds, error=error)
-        elif loudest_frame_dbfs(wave, rate) < SILENCE_DBFS:
-            yield Prediction(path, NO_SPEECH, None, {}, seconds)
-        else:
-            pending.append((path, wave, seconds))
-            if len(pending) >= batch_size:
-                yield from flush()
-    if pending:
-        yield from flush()
-    bar.close()
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(files) > 1 else None
+    try:
+        n = len(files)
+        decoded = (
+            pool.map(decode_clip, files, [rate] * n, [policy] * n, chunksize=4)
+            if pool
+            else (decode_clip(f, rate, policy) for f in files)
+        )
+        for path, wave, seconds, error in decoded:
+            bar.update(1)
+            if error:
+                yield Prediction(path, seconds=seconds, error=error)
+            elif wave is None:
+                yield Prediction(path, NO_SPEECH, None, {}, seconds)
+            else:
+                pending.append((path, wave, seconds))
+                if len(pending) >= batch_size:
+                    yield from flush()
+        if pending:
+            yield from flush()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
 
 
 def write_predictions(predictions: Iterable[Prediction], output: str | Path | None) -> list[Prediction]:

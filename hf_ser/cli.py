@@ -11,23 +11,12 @@ from pathlib import Path
 
 
 def _backend(args: argparse.Namespace):
-    """(classify(waves) -> scores per wave, sampling rate, the model used) for --backend torch or onnx."""
-    from .inference import resolve_model
+    """(classify(waves) -> scores per wave, sampling rate, the classifier) for --backend torch or onnx."""
+    from .inference import announce, load_classifier
 
-    if args.backend == "onnx":
-        from .onnx.runtime import OnnxClassifier
-
-        folder = Path(args.model) if args.model else resolve_model(None) / "onnx"
-        clf = OnnxClassifier(folder, int8=args.int8)
-        if args.adapt_on:
-            from .adaptation import adapt_classifier
-
-            adapt_classifier(clf, args.adapt_on)
-        return (lambda waves: clf(list(waves), top_k=None)), clf.sampling_rate, clf
-    from .inference import load_classifier
-
-    clf = load_classifier(args.model, adapt_on=args.adapt_on)
-    return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.feature_extractor.sampling_rate, clf
+    clf = load_classifier(args.model, adapt_on=args.adapt_on, backend=args.backend, int8=args.int8)
+    announce(args.model)
+    return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.sampling_rate, clf
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -38,6 +27,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     classify, rate, _ = _backend(args)
     progress = args.output is not None and sys.stderr.isatty()
     predictions = predict_files(args.files, classify, rate, args.workers, args.batch_size, progress)
+    if args.json and args.output:
+        raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
     if args.json:
         rows = list(predictions)
         top = args.top_k or None
@@ -68,8 +59,6 @@ def _predict_segments(args: argparse.Namespace) -> int:
 
     from .timeline import segments
 
-    if args.backend != "torch":
-        raise ValueError("--segments runs Silero VAD and the model in torch; use --backend torch")
     _, _, clf = _backend(args)
     results, failed = {}, 0
     for path in args.files:
@@ -274,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="classify audio files and folders (or emotion over time)")
     predict.add_argument("files", nargs="+", help="audio files or folders (WAV, FLAC, OGG, …; any rate; stereo ok)")
-    predict.add_argument("--model", default=None, help="model folder (default: the model shipped in the package)")
+    predict.add_argument(
+        "--model",
+        default=None,
+        help="model folder, ONNX export, bundled name or Hub id, for either backend "
+        "(default: the accurate model where hf-ser[whisper] is installed, else the tiny one)",
+    )
     predict.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx: no torch at all")
     predict.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
     predict.add_argument("--top-k", type=int, default=None, help="how many labels to print (default: all)")

@@ -17,13 +17,13 @@ import numpy as np
 
 from .audio import AudioDecodeError, load_audio
 from .inference import bundled_checkpoints, load_classifier
+from .input_policy import DEFAULT_POLICY
 from .timeline import segments
 from .training.results import RunResult
 
-WINDOW_SECONDS = 4.0
-HOP_SECONDS = 2.0
-MAX_SECONDS = 600.0
-SILENCE_RMS = 1e-4
+WINDOW_SECONDS = DEFAULT_POLICY.window_seconds
+HOP_SECONDS = DEFAULT_POLICY.hop_seconds
+MAX_SECONDS = DEFAULT_POLICY.max_upload_seconds
 
 CSS = """
 .gradio-container {max-width: 980px !important; margin: auto;}
@@ -112,8 +112,8 @@ def classify(audio_path: str | None, model_name: str):
     seconds = len(wave) / rate
     if seconds > MAX_SECONDS:
         raise gr.Error(f"The clip is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s. Trim it and try again.")
-    if float(np.sqrt(np.mean(np.square(wave)))) < SILENCE_RMS:
-        raise gr.Error("The clip is silent: nothing to classify. Check the microphone or the file.")
+    if seconds <= WINDOW_SECONDS and not DEFAULT_POLICY.has_speech(wave, rate):
+        raise gr.Error("No speech found in the clip (only silence or noise): check the microphone or the file.")
     if seconds <= WINDOW_SECONDS:
         scores = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
         top = max(scores, key=scores.get)

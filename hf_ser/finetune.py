@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, Value
 
-from .batch import AUDIO_SUFFIXES
+from .input_policy import DEFAULT_POLICY
 
 logger = logging.getLogger("hf_ser.finetune")
 
@@ -62,7 +62,7 @@ def _rows_from_folder(root: Path) -> list[dict]:
             for row in csv.DictReader(handle):
                 meta[str(Path(row.pop("file_name")))] = row
     rows = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in DEFAULT_POLICY.audio_suffixes):
         rel = str(path.relative_to(root))
         extra = meta.get(rel, {})
         label = extra.pop("label", None) or (path.parent.name if path.parent != root else "")

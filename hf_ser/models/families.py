@@ -91,7 +91,9 @@ class ModelFamily:
     encoder_cache: bool = False  # train from cached frozen-encoder states (see hf_ser.data.encoder_cache)
     presets: tuple[str, ...] = ("default",)
     heads: Callable = field(default=_default_heads)  # model -> its classification head modules
-    card_text: Callable = field(default=_generic_card_text)  # (config dict, preprocessor dict) -> (architecture, features)
+    card_text: Callable = field(
+        default=_generic_card_text
+    )  # (config dict, preprocessor dict) -> (architecture, features)
 
     def input_name(self, feature_extractor) -> str:
         return self.training_input or feature_extractor.model_input_names[0]
@@ -143,7 +145,9 @@ def family_of(model_type: str) -> ModelFamily:
     try:
         config_class = type(AutoConfig.for_model(model_type))
     except ValueError as err:
-        raise ValueError(f"unknown model_type {model_type!r}: neither an hf-ser family nor a transformers model") from err
+        raise ValueError(
+            f"unknown model_type {model_type!r}: neither an hf-ser family nor a transformers model"
+        ) from err
     from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_MAPPING
     from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING
 

@@ -7,10 +7,10 @@ The classes live in ``hf_ser/models/ser/`` (the Hub remote code); this module is
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
 from .ser.configuration_ser import SERConfig
-from .ser.feature_extraction_ser import SERFeatureExtractor
-from .ser.modeling_ser import SERForAudioClassification, SERModel, SERPreTrainedModel
 from .ser.configuration_ser_whisper import SERWhisperConfig
+from .ser.feature_extraction_ser import SERFeatureExtractor
 from .ser.feature_extraction_ser_whisper import SERWhisperFeatureExtractor
+from .ser.modeling_ser import SERForAudioClassification, SERModel, SERPreTrainedModel
 from .ser.modeling_ser_whisper import SERWhisperForAudioClassification
 from .ser.pipeline_ser import SERAudioClassificationPipeline
 

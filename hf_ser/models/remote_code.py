@@ -15,7 +15,12 @@ SOURCE = Path(__file__).resolve().parent / "ser"
 _SER = ["configuration_ser.py", "feature_extraction_ser.py", "modeling_ser.py", "pipeline_ser.py", "audio_ser.py"]
 FILES: dict[str, list[str]] = {
     "ser": _SER,
-    "ser_whisper": [*_SER, "configuration_ser_whisper.py", "feature_extraction_ser_whisper.py", "modeling_ser_whisper.py"],
+    "ser_whisper": [
+        *_SER,
+        "configuration_ser_whisper.py",
+        "feature_extraction_ser_whisper.py",
+        "modeling_ser_whisper.py",
+    ],
 }
 
 

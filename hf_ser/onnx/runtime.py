@@ -178,7 +178,7 @@ class OnnxClassifier:
             batch[i, : f.shape[0]], mask[i, : f.shape[0]] = f, 1
         return self.session.run(["logits"], {"input_features": batch, "attention_mask": mask})[0]
 
-    def __call__(self, inputs, top_k: int | None = 5) -> list[dict] | list[list[dict]]:
+    def __call__(self, inputs, top_k: int | None = 5, batch_size: int | None = None) -> list[dict] | list[list[dict]]:
         single = not isinstance(inputs, list)
         waves = [self.waveform(x) for x in ([inputs] if single else inputs)]
         logits = self.logits(waves)

@@ -17,10 +17,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from ..models.remote_code import strip_remote_code
 from ..training.config import load_experiment
 from ..training.results import MeanStd, ProtocolResult, RunResult, summarize
 from ..training.run import load_experiment_data, protocol_folds, run_cross_corpus, run_protocol, run_split
-from ..models.remote_code import strip_remote_code
 from .cards import write_card
 
 logger = logging.getLogger("hf_ser.release")

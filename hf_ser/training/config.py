@@ -35,7 +35,6 @@ from ..data.corpora import CORPORA
 from ..models.families import family_of
 from .protocols import PROTOCOLS, ProtocolSettings
 
-
 # Keys of the ``model`` section that hf-ser reads itself (the rest are the model config's fields).
 HF_SER_MODEL_KEYS = ("model_type", "preset", "init_from", "encoder")
 

@@ -24,6 +24,9 @@ class SERWhisperConfig(PreTrainedConfig):
         head (`dict`, *optional*):
             Fields of the [`SERConfig`] of the head (conv blocks, CBAM attention, pooling, classifier); its
             ``num_mfcc`` is set to the encoder's width. Labels are this config's.
+        normalize_states (`bool`, defaults to `True`):
+            Layer-normalise each hidden state (no learned scale) before the weighted sum, as SUPERB's weighted-sum
+            probes do: Whisper's middle layers are ten times larger than the others and would dominate the sum.
         trainable_encoder_layers (`int`, defaults to 0):
             How many of the encoder's top layers are trained with the head (0 = the encoder is frozen).
         encoder_weights (`str`, defaults to `"included"`):
@@ -38,14 +41,21 @@ class SERWhisperConfig(PreTrainedConfig):
 
     whisper: dict | None = None
     head: dict | None = None
+    normalize_states: bool = True
     trainable_encoder_layers: int = 0
     encoder_weights: str = "included"
     encoder_provenance: str | None = None
 
     def __post_init__(self, **kwargs):
         if self.whisper is None:
-            self.whisper = {"num_mel_bins": 80, "d_model": 512, "encoder_layers": 6, "encoder_attention_heads": 8,
-                            "encoder_ffn_dim": 2048, "max_source_positions": 1500}
+            self.whisper = {
+                "num_mel_bins": 80,
+                "d_model": 512,
+                "encoder_layers": 6,
+                "encoder_attention_heads": 8,
+                "encoder_ffn_dim": 2048,
+                "max_source_positions": 1500,
+            }
         if self.head is None:
             self.head = {"input_batch_norm": True}
         super().__post_init__(**kwargs)
@@ -69,8 +79,9 @@ class SERWhisperConfig(PreTrainedConfig):
 
     def head_config(self) -> SERConfig:
         values = {k: v for k, v in self.head.items() if k not in ("num_mfcc", "id2label", "label2id")}
-        return SERConfig(num_mfcc=self.whisper_config().d_model, id2label=self.id2label, label2id=self.label2id,
-                         **values)
+        return SERConfig(
+            num_mfcc=self.whisper_config().d_model, id2label=self.id2label, label2id=self.label2id, **values
+        )
 
     @property
     def num_hidden_states(self) -> int:

@@ -195,7 +195,7 @@ class SERPreTrainedModel(PreTrainedModel):
                 init.ones_(module.running_var)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Also writes ``AutoModel`` into ``auto_map`` and ships the decoding pipeline (see :func:`save_with_pipeline`)."""
+        """Also writes ``AutoModel`` into ``auto_map`` and ships the decoding pipeline (:func:`save_with_pipeline`)."""
         extra = {"AutoModel": "SERModel", "AutoModelForAudioClassification": "SERForAudioClassification"}
         return save_with_pipeline(self, super().save_pretrained, extra, save_directory, *args, **kwargs)
 

@@ -88,7 +88,9 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         layers = self.encoder.whisper.layers
         keep = self.config.trainable_encoder_layers
         for name, parameter in self.encoder.named_parameters():
-            trainable = keep > 0 and any(name.startswith(f"whisper.layers.{i}.") for i in range(len(layers) - keep, len(layers)))
+            trainable = keep > 0 and any(
+                name.startswith(f"whisper.layers.{i}.") for i in range(len(layers) - keep, len(layers))
+            )
             trainable = trainable or (keep > 0 and name.startswith("whisper.layer_norm"))
             parameter.requires_grad_(trainable)
 
@@ -113,8 +115,11 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
             if input_features is None:
                 raise ValueError("pass input_features (log-mel) or encoder_states (cached encoder output)")
             encoder_states, attention_mask = self.encode(input_features, attention_mask)
-        weights = self.layer_weights.softmax(dim=0).to(encoder_states.dtype)
-        mixed = (encoder_states * weights[None, None, :, None]).sum(dim=2).float()
+        states = encoder_states.float()
+        if self.config.normalize_states:
+            states = nn.functional.layer_norm(states, states.shape[-1:])
+        weights = self.layer_weights.softmax(dim=0)
+        mixed = (states * weights[None, None, :, None]).sum(dim=2)
         output = self.head(mixed, attention_mask=attention_mask, labels=labels, return_dict=True)
         return_dict = self.config.return_dict if return_dict is None else return_dict
         return output if return_dict else output.to_tuple()

@@ -18,7 +18,6 @@ from transformers.pipelines.base import Pipeline
 
 from .audio_ser import decode_input
 
-
 SER_MODEL_TYPES = ("ser", "ser_whisper")  # the hf-ser families (hf_ser.models.families registers them)
 
 

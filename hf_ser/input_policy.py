@@ -1,0 +1,133 @@
+"""One input policy for every way audio reaches a model (pipeline, batch runs, the timeline, the demo).
+
+It owns what a user's audio must be: which file suffixes a folder walk picks up, the shortest clip a model is
+given, the window and hop of long recordings, the longest upload, and whether a clip holds speech at all.
+
+**Speech is what the VAD finds**, a level-independent decision: the clip is peak-normalised before Silero VAD
+looks at it, so a quiet recording (a phone across the room) is still speech and loud noise is still not. Only
+digital silence (peak below :attr:`InputPolicy.digital_silence`) is decided without the VAD.
+
+Silero VAD's ONNX model (shipped inside the ``silero-vad`` wheel) is run here with onnxruntime and numpy, so
+batch runs on the ONNX backend import no torch: the package's own ``OnnxWrapper`` needs torch tensors. Without
+onnxruntime, the package's torch model is used (same network).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+NO_SPEECH = "no speech"
+VAD_RATE = 16000
+VAD_CHUNK = 512  # samples per Silero VAD step at 16 kHz
+VAD_CONTEXT = 64  # samples of the previous chunk Silero's ONNX model reads with each chunk
+
+
+@cache
+def _onnx_session():
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.inter_op_num_threads = options.intra_op_num_threads = 1
+    spec = importlib.util.find_spec("silero_vad")  # located, not imported: its __init__ imports torch
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+@cache
+def _torch_model():
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad()
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def speech_probabilities(wave: np.ndarray) -> np.ndarray:
+    """Silero VAD's speech probability per 32 ms chunk of a 16 kHz mono clip (the last chunk zero-padded)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if len(wave) % VAD_CHUNK:
+        wave = np.pad(wave, (0, VAD_CHUNK - len(wave) % VAD_CHUNK))
+    chunks = wave.reshape(-1, VAD_CHUNK)
+    if "torch" in sys.modules or not _onnxruntime_available():
+        import torch
+
+        model = _torch_model()
+        model.reset_states()
+        with torch.inference_mode():
+            return np.array([float(model(torch.from_numpy(c.copy()), VAD_RATE)) for c in chunks], dtype=np.float32)
+    session = _onnx_session()
+    state = np.zeros((2, 1, 128), dtype=np.float32)
+    context = np.zeros(VAD_CONTEXT, dtype=np.float32)
+    rate = np.array(VAD_RATE, dtype=np.int64)
+    out = np.empty(len(chunks), dtype=np.float32)
+    for i, chunk in enumerate(chunks):
+        x = np.concatenate([context, chunk])[None]
+        prob, state = session.run(None, {"input": x, "state": state, "sr": rate})
+        out[i] = float(np.asarray(prob).ravel()[0])
+        context = chunk[-VAD_CONTEXT:]
+    return out
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """What audio hf-ser accepts and how it is cut; :data:`DEFAULT_POLICY` is used everywhere.
+
+    Attributes:
+        audio_suffixes: file suffixes a folder walk picks up (anything libsndfile reads).
+        min_seconds: shorter clips carry too little prosody to classify; they get an error.
+        max_upload_seconds: the longest recording the demo accepts.
+        window_seconds, hop_seconds: long recordings are scored in windows of this length and hop.
+        vad_threshold: Silero VAD's speech probability above which a 32 ms chunk is speech.
+        min_speech_seconds: a clip holds speech when at least this much of it is speech chunks.
+        digital_silence: peak amplitude below which a clip is silence without asking the VAD.
+    """
+
+    audio_suffixes: frozenset[str] = field(
+        default_factory=lambda: frozenset(
+            {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf", ".opus"}
+        )
+    )
+    min_seconds: float = 0.25
+    max_upload_seconds: float = 600.0
+    window_seconds: float = 4.0
+    hop_seconds: float = 2.0
+    vad_threshold: float = 0.5
+    min_speech_seconds: float = 0.1
+    digital_silence: float = 1e-5
+
+    def speech_seconds(self, wave: np.ndarray, rate: int) -> float:
+        """Seconds of speech Silero VAD finds in the peak-normalised clip (0 for digital silence)."""
+        wave = np.asarray(wave, dtype=np.float32)
+        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+        if peak < self.digital_silence:
+            return 0.0
+        if rate != VAD_RATE:
+            import soxr
+
+            wave = soxr.resample(wave, rate, VAD_RATE)
+        probabilities = speech_probabilities(wave * (0.9 / peak))
+        return float((probabilities >= self.vad_threshold).sum() * VAD_CHUNK / VAD_RATE)
+
+    def has_speech(self, wave: np.ndarray, rate: int) -> bool:
+        return self.speech_seconds(wave, rate) >= self.min_speech_seconds
+
+    def too_short(self, seconds: float) -> str | None:
+        """The error text for a clip shorter than :attr:`min_seconds`, else None."""
+        if seconds < self.min_seconds:
+            return f"clip is {seconds:.3f} s long; at least {self.min_seconds} s are needed"
+        return None
+
+
+DEFAULT_POLICY = InputPolicy()
