@@ -27,8 +27,8 @@ def speaker_clips(inputs: Iterable[str | Path], sampling_rate: int) -> list:
     clips, skipped = [], [f"{p.path}: {p.error}" for p in missing]
     for path in paths:
         _, wave, _, error = decode_clip(path, sampling_rate)
-        if error:
-            skipped.append(error)
+        if error or wave is None:  # unreadable, too short, or no speech (it would skew the speaker's statistics)
+            skipped.append(error or f"{path}: no speech found")
         else:
             clips.append(wave)
     for reason in skipped:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -91,7 +92,10 @@ def predict_files(
         pending.clear()
 
     bar = tqdm(total=len(files), desc="classify", unit="file", disable=not progress, file=sys.stderr)
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(files) > 1 else None
+    # spawned, not forked: the workers run the VAD, and torch's thread pools do not survive a fork of a parent
+    # that already used them (the forked child can hang)
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=spawn) if workers > 1 and len(files) > 1 else None
     try:
         n = len(files)
         decoded = (

@@ -18,11 +18,11 @@ from hf_ser.data.features import standardize_per_speaker
 
 
 @pytest.fixture
-def speaker(tmp_path, voice):
+def speaker(tmp_path, speech):
     folder = tmp_path / "speaker"
     folder.mkdir()
     for i, (seconds, pitch) in enumerate([(1.2, 110), (2.0, 140), (1.6, 125)]):
-        sf.write(folder / f"clip{i}.wav", voice(seconds, 16000, pitch=pitch, seed=10 + i), 16000)
+        sf.write(folder / f"clip{i}.wav", speech(seconds, 16000, pitch=pitch, seed=10 + i), 16000)
     (folder / "broken.wav").write_bytes(b"not audio")
     return folder
 
@@ -72,9 +72,9 @@ def test_an_adaptive_model_refuses_unadapted_audio_and_adapts_from_a_folder(adap
         load_classifier(adaptive_dir, adapt_on=speaker / "broken.wav")
 
 
-def test_predict_adapt_on_with_torch_and_onnx(adaptive_dir, speaker, tmp_path, voice, capsys):
+def test_predict_adapt_on_with_torch_and_onnx(adaptive_dir, speaker, tmp_path, speech, capsys):
     clip = tmp_path / "query.wav"
-    sf.write(clip, voice(1.4, 16000, pitch=150, seed=5), 16000)
+    sf.write(clip, speech(1.4, 16000, pitch=150, seed=5), 16000)
     assert cli_main(["predict", str(clip), "--model", str(adaptive_dir), "--json"]) == 2  # a usage error
     assert "adapt the feature extractor to the speaker first" in capsys.readouterr().err
     assert cli_main(["predict", str(clip), "--model", str(adaptive_dir), "--adapt-on", str(speaker), "--json"]) == 0

@@ -63,6 +63,46 @@ def test_no_import_cycles_between_modules():
     assert "hf_ser.data.augment" not in {m for m in graph["hf_ser.data.splits"]}  # the old data<->augment cycle
 
 
+# The documented layer order (README, "How it fits together"), lowest first: a module may import only modules of
+# its own layer or of a layer below. Every module of the package must belong to a layer.
+LAYERS = [
+    ["hf_ser.models.ser"],  # the Hub remote code: self-contained
+    ["hf_ser.audio", "hf_ser.input_policy", "hf_ser.metrics"],
+    ["hf_ser.encoders", "hf_ser.models"],
+    ["hf_ser.data"],
+    ["hf_ser.training"],
+    ["hf_ser.onnx", "hf_ser.batch", "hf_ser.adaptation", "hf_ser.inference", "hf_ser.timeline"],
+    ["hf_ser.publish"],
+    ["hf_ser.finetune", "hf_ser.example"],
+    ["hf_ser.demo", "hf_ser.cli"],
+]
+
+
+def _layer(module: str) -> int | None:
+    for index, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return index
+    return None
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    graph = _graph()
+    unlayered = sorted(m for m in graph if m != "hf_ser" and _layer(m) is None)
+    assert not unlayered, f"modules in no layer (add them to LAYERS and the README): {unlayered}"
+    upward = sorted(
+        f"{m} -> {d}" for m, deps in graph.items() if m != "hf_ser" for d in deps if _layer(d) > _layer(m)
+    )
+    assert not upward, f"imports against the layer order: {upward}"
+
+
+def test_the_readme_names_only_modules_that_exist():
+    import re
+
+    section = (ROOT / "README.md").read_text().split("## How it fits together", 1)[1].split("\n## ", 1)[0]
+    for path in re.findall(r"hf_ser/[\w/]+\.py", section):
+        assert (ROOT / path).is_file(), f"README names {path}, which does not exist"
+
+
 def test_the_remote_code_trio_imports_nothing_of_hf_ser():
     for name in TRIO:
         outside = {m for m in _imports(PACKAGE / "models" / "ser" / name) if not m.startswith("hf_ser.models.ser.")}

