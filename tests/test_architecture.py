@@ -89,9 +89,7 @@ def test_no_module_imports_a_layer_above_its_own():
     graph = _graph()
     unlayered = sorted(m for m in graph if m != "hf_ser" and _layer(m) is None)
     assert not unlayered, f"modules in no layer (add them to LAYERS and the README): {unlayered}"
-    upward = sorted(
-        f"{m} -> {d}" for m, deps in graph.items() if m != "hf_ser" for d in deps if _layer(d) > _layer(m)
-    )
+    upward = sorted(f"{m} -> {d}" for m, deps in graph.items() if m != "hf_ser" for d in deps if _layer(d) > _layer(m))
     assert not upward, f"imports against the layer order: {upward}"
 
 

@@ -176,7 +176,7 @@ def test_other_models_keep_transformers_own_pipeline(model_dir):
         )
 
 
-def test_predict_defaults_to_the_general_checkpoint(tmp_path, voice, monkeypatch, capsys):
+def test_predict_defaults_to_the_general_checkpoint(tmp_path, speech, monkeypatch, capsys):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     models = [
@@ -187,7 +187,7 @@ def test_predict_defaults_to_the_general_checkpoint(tmp_path, voice, monkeypatch
     for name, labels in models:
         make_model(tmp_path / name, labels=labels).rename(bundle / name)
     monkeypatch.setenv("HF_SER_CHECKPOINTS", str(bundle))
-    sf.write(tmp_path / "a.wav", voice(1.0, 16000), 16000)
+    sf.write(tmp_path / "a.wav", speech(1.0, 16000), 16000)
     assert cli_main(["predict", str(tmp_path / "a.wav"), "--json"]) == 0
     labels = {d["label"] for d in json.loads(capsys.readouterr().out)[str(tmp_path / "a.wav")]}
     assert labels == {"neutral", "calm", "happy"}

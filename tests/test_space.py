@@ -45,11 +45,15 @@ def space(tmp_path_factory, request):
         os.environ["HF_SER_MODEL"] = old
 
 
-def clip(tmp: Path, name: str, seconds: float, pitch: float, rate: int = 16000, seed: int = 0) -> Path:
-    from hf_ser.example import synthetic_speech
+def clip(
+    tmp: Path, name: str, seconds: float, pitch: float, rate: int = 16000, seed: int = 0, speech: bool = True
+) -> Path:
+    """A speech-like clip (Silero VAD calls it speech), or with ``speech=False`` a steady harmonic tone (not)."""
+    from hf_ser.example import synthetic_speech, synthetic_voice
 
     path = tmp / name
-    sf.write(path, synthetic_speech(seconds, rate, pitch=pitch, seed=seed), rate)
+    make = synthetic_speech if speech else synthetic_voice
+    sf.write(path, make(seconds, rate, pitch=pitch, seed=seed), rate)
     return path
 
 
@@ -74,7 +78,7 @@ def test_client_label_matches_pipeline(space):
 def test_long_clip_without_speech_is_refused_plainly(space):
     import gradio_client
 
-    path = clip(space["tmp"], "long.wav", 9.0, 150, rate=22050)  # harmonic tones: Silero VAD finds no speech
+    path = clip(space["tmp"], "long.wav", 9.0, 150, rate=22050, speech=False)  # a tone: the VAD finds no speech
     with pytest.raises(gradio_client.exceptions.AppError, match="No speech found"):
         call(space, path)
     _, short_timeline, _ = call(space, clip(space["tmp"], "short2.wav", 2.0, 150))
@@ -115,7 +119,12 @@ def test_eight_concurrent_calls(space):
 
 @pytest.mark.parametrize(
     "kind, message",
-    [("silent", "silent"), ("too_long", "limit is 600 s"), ("unreadable", "Could not read"), ("none", "No audio")],
+    [
+        ("silent", "No speech found"),
+        ("too_long", "limit is 600 s"),
+        ("unreadable", "Could not read"),
+        ("none", "No audio"),
+    ],
 )
 def test_bad_input_is_a_plain_error_and_app_stays_up(space, kind, message):
     tmp = space["tmp"]

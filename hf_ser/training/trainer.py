@@ -138,7 +138,7 @@ def _compute_metrics_fn(metric, num_labels: int):
 
 
 def _training_items(
-    train: Dataset, column: str, options: FitOptions, batch_size: int, input_name: str
+    train: Dataset, column: str, options: FitOptions, batch_size: int, input_name: str = "input_features"
 ) -> InMemoryFeatures:
     items = InMemoryFeatures(
         train,
