@@ -79,6 +79,7 @@ class ProtocolResult(_Result):
     seconds_per_epoch: float
     hardware: Hardware
     collapsed_speakers: list[str] = []  # test speakers whose clips all got one label
+    validation_uar: dict[str, float | None] = {}  # per fold: best validation UAR over epochs (None: no validation)
 
     def headline(self, key: str) -> MeanStd:
         return getattr(self, key)
@@ -128,4 +129,5 @@ def summarize(protocol: str, corpora: list[str], runs: dict[str, RunResult]) -> 
         seconds_per_epoch=float(np.mean([r.seconds_per_epoch for r in runs.values()])),
         hardware=first.hardware,
         collapsed_speakers=sorted({s for r in runs.values() for s in r.collapsed_speakers()}),
+        validation_uar={name: r.best_validation_uar for name, r in runs.items()},
     )
