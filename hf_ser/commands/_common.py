@@ -1,0 +1,46 @@
+"""Helpers shared by the command modules: experiment and release arguments, data folders, output folders."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def experiment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="experiment YAML (see configs/)")
+    p.add_argument("--data-dir", required=True, action="append", help="corpus folder (or corpus=folder, repeated)")
+    p.add_argument("--output-dir", default=None, help="run folder (default: runs/<config name>)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. training.learning_rate=1e-3 (repeatable)",
+    )
+
+
+def release_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiments", default="configs/experiments.yaml", help="the registered experiments")
+    p.add_argument("--corpora-dir", default="../shared/corpora", help="folder with one folder per corpus")
+    p.add_argument("--results", default="docs/results", help="where result files are read and written")
+    p.add_argument("--only", default=None, help="comma-separated names")
+
+
+def data_dirs(values: list[str]):
+    """``--data-dir PATH`` or, for several corpora, ``--data-dir ravdess=PATH --data-dir emodb=PATH``."""
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    pairs = [v.split("=", 1) for v in values]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError("with several --data-dir, each must be corpus=path")
+    return dict(pairs)
+
+
+def experiment(args: argparse.Namespace):
+    from ..training.config import load_experiment
+
+    return load_experiment(args.config, args.set)
+
+
+def output_dir(args: argparse.Namespace, suffix: str = "") -> Path:
+    return Path(args.output_dir) if args.output_dir else Path("runs") / (Path(args.config).stem + suffix)

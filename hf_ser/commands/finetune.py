@@ -1,0 +1,37 @@
+"""`hf-ser finetune`: fine-tune on your own labelled clips."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub) -> None:
+    tune = sub.add_parser("finetune", help="fine-tune a model on your own labelled clips")
+    tune.add_argument(
+        "data", help="audiofolder (<label>/*.wav [+ metadata.csv]), .csv/.jsonl manifest, or saved dataset"
+    )
+    tune.add_argument("--output-dir", required=True)
+    tune.add_argument("--init-from", default="default", help="default (the shipped model), a model folder, or scratch")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the recipe")
+    tune.add_argument("--per-class", type=int, default=None, help="use at most N training clips per label")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from ..finetune import finetune
+
+    logging.basicConfig(level=logging.WARNING, format="hf-ser finetune: %(message)s")
+    result, data = finetune(args.data, args.output_dir, args.init_from, args.set, args.per_class, args.seed)
+    for where, reason in data.bad_rows:
+        print(f"left out {where}: {reason}", file=sys.stderr)
+    test = result.test
+    print(
+        f"{args.output_dir}: {len(result.labels)} labels ({', '.join(result.labels)}), test accuracy "
+        f"{100 * test.accuracy:.2f}, UAR {100 * test.uar:.2f} on {result.rows['test']} clips; "
+        f"{len(data.bad_rows)} bad rows left out"
+    )
+    return 0

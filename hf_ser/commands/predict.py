@@ -1,0 +1,113 @@
+"""`hf-ser predict`: classify files and folders, or emotion over time."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    predict = sub.add_parser("predict", help="classify audio files and folders (or emotion over time)")
+    predict.add_argument("files", nargs="+", help="audio files or folders (WAV, FLAC, OGG, …; any rate; stereo ok)")
+    predict.add_argument(
+        "--model",
+        default=None,
+        help="model folder, ONNX export, bundled name or Hub id, for either backend "
+        "(default: the accurate model where hf-ser[whisper] is installed, else the tiny one)",
+    )
+    predict.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx: no torch at all")
+    predict.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
+    predict.add_argument("--top-k", type=int, default=None, help="how many labels to print (default: all)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of text")
+    predict.add_argument("--output", default=None, help="write rows to a .csv or .jsonl file")
+    predict.add_argument("--workers", type=int, default=2, help="decoding processes")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument(
+        "--adapt-on",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a speaker-adaptive model: one speaker's clips (folder or files; repeatable) to adapt to first",
+    )
+    predict.add_argument("--segments", action="store_true", help="emotion over time (speech regions, Silero VAD)")
+    predict.add_argument("--format", choices=["json", "csv"], default="json", help="--segments output format")
+    predict.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..batch import predict_files, write_predictions
+
+    if args.json and args.output:
+        raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
+    if args.segments:
+        return _predict_segments(args)
+    classify, rate, _ = _backend(args)
+    progress = args.output is not None and sys.stderr.isatty()
+    predictions = predict_files(args.files, classify, rate, args.workers, args.batch_size, progress)
+    if args.json:
+        rows = list(predictions)
+        top = args.top_k or None
+        print(json.dumps({p.path: ({"error": p.error} if p.error else _ranked(p, top)) for p in rows}, indent=2))
+    else:
+        rows = write_predictions(_top_k(predictions, args.top_k), args.output)
+    failed = [p for p in rows if p.error]
+    if failed:
+        print(f"hf-ser predict: {len(failed)} of {len(rows)} files failed (see their error rows)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _ranked(prediction, top: int | None) -> list[dict]:
+    return [{"label": k, "score": v} for k, v in list(prediction.scores.items())[:top]] or [
+        {"label": prediction.label, "score": None}
+    ]
+
+
+def _top_k(predictions, k: int | None):
+    for p in predictions:
+        if k:
+            p.scores = dict(list(p.scores.items())[:k])
+        yield p
+
+
+def _predict_segments(args: argparse.Namespace) -> int:
+    import csv
+
+    from ..timeline import segments
+
+    _, _, clf = _backend(args)
+    results, failed = {}, 0
+    for path in args.files:
+        try:
+            results[path] = segments(path, clf, progress=sys.stderr.isatty()).to_dict()
+        except ValueError as err:
+            results[path] = {"error": str(err)}
+            failed += 1
+            print(f"hf-ser predict: {err}", file=sys.stderr)
+    if args.format == "json":
+        text = json.dumps(results, indent=2) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["path", "start", "end", "label", "score"])
+        for path, result in results.items():
+            for seg in result.get("segments", []):
+                score = seg["scores"].get(seg["label"], "") if seg["scores"] else ""
+                writer.writerow([path, seg["start"], seg["end"], seg["label"], score])
+        text = buffer.getvalue()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 1 if failed else 0
+
+
+def _backend(args: argparse.Namespace):
+    """(classify(waves) -> scores per wave, sampling rate, the classifier) for --backend torch or onnx."""
+    from ..inference import announce, load_classifier
+
+    clf = load_classifier(args.model, adapt_on=args.adapt_on, backend=args.backend, int8=args.int8)
+    announce(args.model)
+    return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.sampling_rate, clf

@@ -1,0 +1,43 @@
+"""`hf-ser results`: run registered experiments, regenerate docs/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import release_args
+
+
+def register(sub) -> None:
+    results = sub.add_parser("results", help="run registered experiments and/or regenerate docs/RESULTS.md")
+    results.add_argument("action", choices=["run", "collect", "report"])
+    release_args(results)
+    results.add_argument("--out", default="runs/results", help="run folders (models, per-fold reports)")
+    results.add_argument("--report", default="docs/RESULTS.md")
+    results.add_argument("--readme", default="README.md", help="its generated results block is updated too")
+    results.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    results.add_argument("--only-folds", default=None, help="screen on these fold indices only")
+    results.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..publish.release import ReleasePlan, collect_partial, run_experiment
+    from ..publish.results_page import update_readme, write_report
+
+    plan = Path(args.experiments)
+    if args.action == "collect":  # an interrupted run: summarise the folds it finished
+        for name in args.only.split(","):
+            record = collect_partial(plan, name, Path(args.out), Path(args.results))
+            print(f"{name}: {len(record.only_folds)} folds collected, accuracy {record.metric('accuracy').percent()}")
+    if args.action == "run":
+        names = args.only.split(",") if args.only else list(ReleasePlan.load(plan).experiments)
+        seeds = [int(s) for s in args.seeds.split(",")]
+        folds = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
+        for name in names:
+            record = run_experiment(
+                plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results), seeds, folds
+            )
+            print(f"{name}: accuracy {record.metric('accuracy').percent()}, UAR {record.metric('uar').percent()}")
+    print(f"wrote {write_report(plan, Path(args.results), Path(args.report))}")
+    update_readme(Path(args.readme), plan, Path(args.results))
+    return 0
