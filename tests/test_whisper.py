@@ -373,3 +373,24 @@ def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_
         local = model(**fe(wave, return_tensors="pt")).logits.softmax(-1)[0]
     for index, label in model.config.id2label.items():
         assert abs(remote[label] - float(local[index])) < 1e-4
+
+
+def test_onnx_export_of_the_whole_chain_equals_torch(tmp_path, tiny_whisper_dir, speech):
+    """Waveform → numpy log-mel → ONNX (encoder + head) equals the torch pipeline within 1e-4 (fp32)."""
+    from hf_ser.onnx.export import export_onnx
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    model = tiny_model(tiny_whisper_dir)
+    folder = tmp_path / "saved"
+    model.save_pretrained(folder)
+    SERWhisperFeatureExtractor().save_pretrained(folder)
+    export_onnx(folder, folder / "onnx")
+    onnx = OnnxClassifier(folder / "onnx")
+    waves = [speech(s, 16000, seed=i) for i, s in enumerate((0.8, 2.3, 4.1))]
+    fe = SERWhisperFeatureExtractor()
+    with torch.no_grad():
+        expected = torch.cat([model(**fe(w, return_tensors="pt")).logits for w in waves]).numpy()
+    np.testing.assert_allclose(onnx.logits(waves), expected, atol=1e-4)  # batched, padded: as alone
+    np.testing.assert_allclose(  # the numpy log-mel is the extractor's own numpy path
+        onnx.features(waves[1]), SERWhisperFeatureExtractor(backend="numpy")(waves[1])["input_features"][0]
+    )

@@ -20,6 +20,7 @@ FILES: dict[str, list[str]] = {
         "configuration_ser_whisper.py",
         "feature_extraction_ser_whisper.py",
         "modeling_ser_whisper.py",
+        "whisper_features_ser.py",
     ],
 }
 

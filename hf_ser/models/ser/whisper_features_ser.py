@@ -1,0 +1,27 @@
+"""Whisper's log-mel in numpy alone (self-contained "remote code" file; no torch, no transformers).
+
+The one numpy definition of the Whisper family's features: :class:`SERWhisperFeatureExtractor`'s numpy path and
+the torch-free ONNX runtime both call :func:`whisper_log_mel`. Steps, as Whisper's own extractor: centred STFT
+(reflect padding, periodic Hann window of ``n_fft``), power, mel filters (given: the extractor computes them once
+and an ONNX export stores them), log10 with a 1e-10 floor, the last frame dropped, floor at the clip's max − 8,
+then (x + 4) / 4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def whisper_log_mel(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int = 400, hop_length: int = 160) -> np.ndarray:
+    """(frames, bins) float32 log-mel of one clip; ``mel_filters`` is (1 + n_fft // 2, bins)."""
+    wave = np.asarray(wave, dtype=np.float64)
+    padded = np.pad(wave, n_fft // 2, mode="reflect")
+    count = 1 + (len(padded) - n_fft) // hop_length
+    frames = np.lib.stride_tricks.as_strided(
+        padded, shape=(count, n_fft), strides=(padded.strides[0] * hop_length, padded.strides[0])
+    )
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+    log_spec = np.log10(np.maximum(power[:-1] @ mel_filters, 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)
