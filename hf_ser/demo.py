@@ -61,9 +61,11 @@ def model_summary(model: str) -> str:
         return f"Model `{model}`: no evaluation record found next to it."
     result = RunResult.load(path)
     test = result.test
+    config = json.loads((Path(model) / "config.json").read_text()) if (Path(model) / "config.json").is_file() else {}
+    family = "Whisper-base encoder + attention head" if config.get("model_type") == "ser_whisper" else "tiny MFCC model"
     text = (
-        f"**{len(result.labels)} classes** ({', '.join(result.labels)}), {result.parameters:,} "
-        f"parameters. On speakers it never heard (speaker-independent test set): accuracy "
+        f"**{Path(model).name}** ({family}). **{len(result.labels)} classes** ({', '.join(result.labels)}), "
+        f"{result.parameters:,} parameters. On speakers it never heard (speaker-independent test set): accuracy "
         f"**{100 * test.accuracy:.1f} %**, UAR {100 * test.uar:.1f} %."
     )
     cv = result.cross_validation
