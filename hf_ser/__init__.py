@@ -1,4 +1,5 @@
-"""hf-ser: speech emotion recognition (MFCC + attention 1D-CNN) for the Hugging Face ecosystem.
+"""hf-ser: speech emotion recognition for the Hugging Face ecosystem: a tiny MFCC / log-mel attention 1D-CNN and an
+accurate Whisper-base-encoder family under the same head.
 
 ``import hf_ser`` is cheap (no torch, no transformers): public names load on first use, so the
 ONNX command-line path starts in a fraction of a second. Importing the model classes
@@ -25,6 +26,10 @@ _LAZY = {
     "SERForAudioClassification": "hf_ser.models.registry",
     "SERPreTrainedModel": "hf_ser.models.registry",
     "SERAudioClassificationPipeline": "hf_ser.models.registry",
+    "SERWhisperConfig": "hf_ser.models.registry",
+    "SERWhisperFeatureExtractor": "hf_ser.models.registry",
+    "SERWhisperForAudioClassification": "hf_ser.models.registry",
+    "load_whisper_encoder": "hf_ser.encoders.whisper",
     "load_classifier": "hf_ser.inference",
     "default_model_path": "hf_ser.inference",
     "segments": "hf_ser.timeline",
