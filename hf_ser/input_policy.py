@@ -107,17 +107,22 @@ class InputPolicy:
     min_speech_seconds: float = 0.1
     digital_silence: float = 1e-5
 
+    def vad_input(self, wave: np.ndarray) -> np.ndarray:
+        """Audio as the VAD hears it: peak-normalised (the level-independent decision), digital silence as zeros.
+        The timeline applies it block by block to a streamed file."""
+        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+        return wave * (0.9 / peak) if peak >= self.digital_silence else np.zeros_like(wave)
+
     def speech_seconds(self, wave: np.ndarray, rate: int) -> float:
         """Seconds of speech Silero VAD finds in the peak-normalised clip (0 for digital silence)."""
-        wave = np.asarray(wave, dtype=np.float32)
-        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-        if peak < self.digital_silence:
+        wave = self.vad_input(np.asarray(wave, dtype=np.float32))
+        if not wave.any():
             return 0.0
         if rate != VAD_RATE:
             import soxr
 
             wave = soxr.resample(wave, rate, VAD_RATE)
-        probabilities = speech_probabilities(wave * (0.9 / peak))
+        probabilities = speech_probabilities(wave)
         return float((probabilities >= self.vad_threshold).sum() * VAD_CHUNK / VAD_RATE)
 
     def has_speech(self, wave: np.ndarray, rate: int) -> bool:

@@ -19,10 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .input_policy import DEFAULT_POLICY, NO_SPEECH
-
-VAD_RATE = 16000
-VAD_CHUNK = 512  # samples per Silero VAD step at 16 kHz
+from .input_policy import DEFAULT_POLICY, NO_SPEECH, VAD_CHUNK, VAD_RATE
 
 
 @dataclass
@@ -98,9 +95,7 @@ def speech_regions(
     regions, start, carry = [], None, np.zeros(0, np.float32)
     with _progress(duration, "speech detection", progress) as bar, torch.inference_mode():
         for block in _blocks(path, VAD_RATE):
-            peak = float(np.abs(block).max()) if block.size else 0.0
-            # the input policy's level-independent decision: each block peak-normalised, digital silence zeroed
-            block = block * (0.9 / peak) if peak >= DEFAULT_POLICY.digital_silence else np.zeros_like(block)
+            block = DEFAULT_POLICY.vad_input(block)  # the input policy's level-independent decision, per block
             audio = np.concatenate([carry, block])
             usable = len(audio) - len(audio) % VAD_CHUNK
             for offset in range(0, usable, VAD_CHUNK):

@@ -42,6 +42,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def run_without_hf_ser(script: str, args: list[str], tmp_path: Path):
+    """Run ``script`` in a fresh Python where hf-ser is not on the path (offline, a private modules cache): what a
+    user of a saved folder without hf-ser installed runs. Returns the last line of its stdout, parsed as JSON."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    run = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture
 def voice():
     """A function (seconds, rate, pitch, seed) -> float32 speech-shaped signal."""

@@ -206,25 +206,32 @@ def test_segments_on_real_speech_with_pauses(tmp_path, capsys):
     assert [r["label"] for r in rows] == [s.label for s in result.segments]
 
 
+def onnx_int8_agreement(model: str, waves: list, tmp_path, every: int, batch: int) -> float:
+    """Export ``model`` (fp32 and int8); assert fp32 logits equal torch's within 1e-4 on every ``every``-th clip;
+    return how often int8's top label equals fp32's over all ``waves``."""
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    out = tmp_path / "onnx"
+    assert cli_main(["export", "--onnx", str(out), "--quantize", "int8", "--model", model]) == 0
+    classifier = load_classifier(model)
+    onnx, int8 = OnnxClassifier(out), OnnxClassifier(out, int8=True)
+    with torch.no_grad():
+        for wave in waves[::every]:
+            reference = classifier.model(**classifier.feature_extractor(wave, return_tensors="pt")).logits.numpy()
+            np.testing.assert_allclose(onnx.logits([wave]), reference, atol=1e-4, rtol=0)
+    fp32 = np.concatenate([onnx.logits(waves[i : i + batch]).argmax(1) for i in range(0, len(waves), batch)])
+    q8 = np.concatenate([int8.logits(waves[i : i + batch]).argmax(1) for i in range(0, len(waves), batch)])
+    return float(np.mean(fp32 == q8))
+
+
 @pytest.mark.real_data
 def test_onnx_on_real_clips_and_int8_agreement(tmp_path):
     from hf_ser.audio import load_audio
     from hf_ser.data.corpora import load_corpus
-    from hf_ser.onnx.runtime import OnnxClassifier
 
-    out = tmp_path / "onnx"
-    assert cli_main(["export", "--onnx", str(out), "--quantize", "int8", "--model", "ser-general"]) == 0
-    classifier = load_classifier("ser-general")
-    onnx, int8 = OnnxClassifier(out), OnnxClassifier(out, int8=True)
     paths = load_corpus("ravdess", SHARED_CORPORA / "ravdess")["audio"]
-    waves = [load_audio(p, 16000)[0] for p in paths]
-    with torch.no_grad():
-        for wave in waves[::72]:
-            reference = classifier.model(**classifier.feature_extractor(wave, return_tensors="pt")).logits.numpy()
-            np.testing.assert_allclose(onnx.logits([wave]), reference, atol=1e-4, rtol=0)
-    fp32 = np.concatenate([onnx.logits(waves[i : i + 64]).argmax(1) for i in range(0, len(waves), 64)])
-    q8 = np.concatenate([int8.logits(waves[i : i + 64]).argmax(1) for i in range(0, len(waves), 64)])
-    assert np.mean(fp32 == q8) >= 0.99, np.mean(fp32 == q8)
+    agreement = onnx_int8_agreement("ser-general", [load_audio(p, 16000)[0] for p in paths], tmp_path, 72, 64)
+    assert agreement >= 0.99, agreement
 
 
 @pytest.mark.real_data
@@ -234,25 +241,15 @@ def test_whisper_onnx_on_real_clips(tmp_path):
     quantisation of the transformer) keeps the top label on 96.5 % of RAVDESS (measured on all 1,440 clips)."""
     from hf_ser.audio import load_audio
     from hf_ser.inference import resolve_model
-    from hf_ser.onnx.runtime import OnnxClassifier
 
     try:
         resolve_model("ser-whisper-general")
     except ValueError as err:
         pytest.skip(str(err))
-    out = tmp_path / "onnx"
-    assert cli_main(["export", "--onnx", str(out), "--quantize", "int8", "--model", "ser-whisper-general"]) == 0
-    classifier = load_classifier("ser-whisper-general")
-    onnx, int8 = OnnxClassifier(out), OnnxClassifier(out, int8=True)
     paths = sorted((SHARED_CORPORA / "ravdess").glob("Actor_*/*.flac"))[::12]
     waves = [load_audio(p, 16000)[0] for p in paths]
-    with torch.no_grad():
-        for wave in waves[::10]:
-            reference = classifier.model(**classifier.feature_extractor(wave, return_tensors="pt")).logits.numpy()
-            np.testing.assert_allclose(onnx.logits([wave]), reference, atol=1e-4, rtol=0)
-    fp32 = np.concatenate([onnx.logits(waves[i : i + 16]).argmax(1) for i in range(0, len(waves), 16)])
-    q8 = np.concatenate([int8.logits(waves[i : i + 16]).argmax(1) for i in range(0, len(waves), 16)])
-    assert np.mean(fp32 == q8) >= 0.92, np.mean(fp32 == q8)
+    agreement = onnx_int8_agreement("ser-whisper-general", waves, tmp_path, 10, 16)
+    assert agreement >= 0.92, agreement
 
 
 @pytest.mark.slow

@@ -1,14 +1,13 @@
 """A saved folder must load as Hub remote code where hf_ser cannot be imported."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+from .conftest import run_without_hf_ser
 
 SCRIPT = r"""
 import json, sys
@@ -49,16 +48,7 @@ def test_remote_code_loads_without_hf_ser(model_dir, voice, tmp_path):
 
     wave = voice(2.0, 16000)
     np.save(tmp_path / "wave.npy", wave)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    run = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(model_dir), str(tmp_path / "wave.npy")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    remote = json.loads(run.stdout.strip().splitlines()[-1])
+    remote = run_without_hf_ser(SCRIPT, [str(model_dir), str(tmp_path / "wave.npy")], tmp_path)
     assert remote["clf"].startswith("transformers_modules") and remote["fe"].startswith("transformers_modules")
 
     fe = AutoFeatureExtractor.from_pretrained(model_dir)
@@ -101,13 +91,8 @@ def test_remote_pipeline_decodes_files_without_hf_ser(model_dir, voice, tmp_path
     sf.write(tmp_path / "clip.flac", stereo, 48000)
     sf.write(tmp_path / "clip8k.wav", voice(1.2, 8000, seed=5), 8000)
     np.save(tmp_path / "wave.npy", voice(1.2, 8000, seed=5))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
     args = [str(model_dir), str(tmp_path / "clip.flac"), str(tmp_path / "clip8k.wav"), str(tmp_path / "wave.npy")]
-    run = subprocess.run(
-        [sys.executable, "-c", PIPELINE_SCRIPT, *args], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    remote = json.loads(run.stdout.strip().splitlines()[-1])
+    remote = run_without_hf_ser(PIPELINE_SCRIPT, args, tmp_path)
     assert remote["class"].startswith("transformers_modules") and remote["class"].endswith(
         "SERAudioClassificationPipeline"
     )

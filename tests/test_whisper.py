@@ -4,10 +4,7 @@ training from cached encoder states through the same CLI, remote code."""
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,7 +20,7 @@ from hf_ser.example import synthetic_speech, synthetic_voice
 from hf_ser.models.registry import SERWhisperConfig, SERWhisperFeatureExtractor, SERWhisperForAudioClassification
 from hf_ser.training.results import RunResult
 
-from .conftest import SHARED_CORPORA
+from .conftest import SHARED_CORPORA, run_without_hf_ser
 from .fixtures import make_ravdess
 
 TINY_WHISPER = dict(
@@ -358,16 +355,9 @@ def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_
     SERWhisperFeatureExtractor().save_pretrained(folder)
     wave = voice(1.5, 16000)
     np.save(tmp_path / "wave.npy", wave)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    run = subprocess.run(
-        [sys.executable, "-c", REMOTE, str(folder), str(tmp_path / "wave.npy")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    remote = {d["label"]: d["score"] for d in json.loads(run.stdout.strip().splitlines()[-1])}
+    remote = {
+        d["label"]: d["score"] for d in run_without_hf_ser(REMOTE, [str(folder), str(tmp_path / "wave.npy")], tmp_path)
+    }
     fe = SERWhisperFeatureExtractor()
     with torch.no_grad():
         local = model(**fe(wave, return_tensors="pt")).logits.softmax(-1)[0]

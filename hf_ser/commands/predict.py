@@ -106,8 +106,9 @@ def _predict_segments(args: argparse.Namespace) -> int:
 
 def _backend(args: argparse.Namespace):
     """(classify(waves) -> scores per wave, sampling rate, the classifier) for --backend torch or onnx."""
-    from ..inference import announce, load_classifier
+    from ..inference import announce, load_classifier, resolve_model
 
-    clf = load_classifier(args.model, adapt_on=args.adapt_on, backend=args.backend, int8=args.int8)
-    announce(args.model)
+    folder = resolve_model(args.model)  # once: a Hub id is not looked up twice
+    clf = load_classifier(folder, adapt_on=args.adapt_on, backend=args.backend, int8=args.int8)
+    announce(args.model, folder)
     return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.sampling_rate, clf

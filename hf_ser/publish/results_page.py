@@ -72,7 +72,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         if not names:
             continue
         lines += [f"## {title}", "", *header, *[_row(records[n], baselines) for n in names], ""]
-    lines += selection_lines(plan, results_dir)
+    lines += selection_lines(plan, records)
     lines += target_lines(records)
     if baselines:
         lines += [
@@ -148,14 +148,13 @@ def target_lines(records: dict) -> list[str]:
     ]
 
 
-def selection_lines(plan: ReleasePlan, results_dir: Path) -> list[str]:
+def selection_lines(plan: ReleasePlan, records: dict[str, ExperimentRecord]) -> list[str]:
     """Validation UAR of the screened variants: what the choice was made on (never the test speakers)."""
     rows = []
     for name, spec in plan.experiments.items():
-        path = results_dir / f"{name}.json"
-        if spec.group != "whisper-search" or not path.is_file():
+        if spec.group != "whisper-search" or name not in records:
             continue
-        record = ExperimentRecord.model_validate_json(path.read_text())
+        record = records[name]
         values = [v for r in record.seeds.values() for v in r.validation_uar.values() if v is not None]
         if values:
             rows.append(f"| {name} | {MeanStd.of(values).percent()} | {record.metric('uar').percent()} |")

@@ -19,7 +19,7 @@ from transformers import AutoModelForAudioClassification
 
 from ..data.augment import augment
 from ..data.corpora import load_corpora, load_corpus, unified_label_set, unify_labels
-from ..data.encoder_cache import cache_encoder_states
+from ..data.encoder_cache import EncoderCacheStats, cache_encoder_states
 from ..data.features import extract_features, feature_column, standardize_per_speaker
 from ..data.splits import mark_split, speaker_independent_split
 from .config import Experiment
@@ -133,7 +133,16 @@ def run_split(
         weights = _class_weights(splits["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
         model = model if model is not None else build_model(exp, labels, weights)
         if exp.family.encoder_cache:
-            feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model))
+            stats = EncoderCacheStats(skipped=[])
+            feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model), stats=stats)
+            logger.info(
+                "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",
+                stats.encoded,
+                stats.seconds,
+                stats.cached,
+                stats.bytes / 1e6,
+                len(stats.skipped),
+            )
         else:
             feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
         if exp.data.speaker_adaptive:

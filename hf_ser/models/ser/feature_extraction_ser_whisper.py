@@ -3,8 +3,8 @@
 Equal to transformers' ``WhisperFeatureExtractor`` on one clip (n_fft 400, hop 160, 80 Slaney mel bands, log10,
 floor at the clip's max − 8, then (x + 4) / 4; the last STFT frame dropped), but never padded to 30 s: each clip
 is computed alone, then the batch is padded in feature space with zeros and an ``attention_mask``, so a clip
-gives the same features alone and in a batch. Two paths, as in Whisper's own extractor: numpy
-(:mod:`whisper_features_ser`, shared with the torch-free ONNX runtime; used where torch is absent) and torch
+gives the same features alone and in a batch. Two paths, as in Whisper's own extractor, both defined in
+:mod:`whisper_features_ser`: numpy (shared with the torch-free ONNX runtime; used where torch is absent) and torch
 (``torch.stft``).
 """
 
@@ -15,19 +15,7 @@ from transformers.audio_utils import mel_filter_bank
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
-from .whisper_features_ser import whisper_log_mel
-
-
-def whisper_log_mel_torch(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """The same in torch (``torch.stft``), as ``WhisperFeatureExtractor``'s torch path computes it."""
-    import torch
-
-    signal = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-    stft = torch.stft(signal, n_fft, hop_length, window=torch.hann_window(n_fft), return_complex=True)
-    power = (stft[..., :-1].abs() ** 2).contiguous()
-    log_spec = (torch.from_numpy(mel_filters).float().T @ power).clamp(min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-    return ((log_spec + 4.0) / 4.0).T.numpy()
+from .whisper_features_ser import whisper_log_mel, whisper_log_mel_torch
 
 
 def _torch_available() -> bool:

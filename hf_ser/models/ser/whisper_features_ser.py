@@ -1,10 +1,11 @@
-"""Whisper's log-mel in numpy alone (self-contained "remote code" file; no torch, no transformers).
+"""Whisper's log-mel, the one definition of the Whisper family's features (self-contained "remote code" file;
+importing it needs neither torch nor transformers).
 
-The one numpy definition of the Whisper family's features: :class:`SERWhisperFeatureExtractor`'s numpy path and
-the torch-free ONNX runtime both call :func:`whisper_log_mel`. Steps, as Whisper's own extractor: centred STFT
-(reflect padding, periodic Hann window of ``n_fft``), power, mel filters (given: the extractor computes them once
-and an ONNX export stores them), log10 with a 1e-10 floor, the last frame dropped, floor at the clip's max − 8,
-then (x + 4) / 4.
+:func:`whisper_log_mel` is numpy: :class:`SERWhisperFeatureExtractor`'s numpy path and the torch-free ONNX runtime
+call it. :func:`whisper_log_mel_torch` is the same in torch (imported when called), the extractor's default path.
+Steps, as Whisper's own extractor: centred STFT (reflect padding, periodic Hann window of ``n_fft``), power, mel
+filters (given: the extractor computes them once and an ONNX export stores them), log10 with a 1e-10 floor, the
+last frame dropped, floor at the clip's max − 8, then (x + 4) / 4.
 """
 
 from __future__ import annotations
@@ -25,3 +26,15 @@ def whisper_log_mel(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int = 400,
     log_spec = np.log10(np.maximum(power[:-1] @ mel_filters, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
     return ((log_spec + 4.0) / 4.0).astype(np.float32)
+
+
+def whisper_log_mel_torch(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """The same in torch (``torch.stft``), as ``WhisperFeatureExtractor``'s torch path computes it."""
+    import torch
+
+    signal = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    stft = torch.stft(signal, n_fft, hop_length, window=torch.hann_window(n_fft), return_complex=True)
+    power = (stft[..., :-1].abs() ** 2).contiguous()
+    log_spec = (torch.from_numpy(mel_filters).float().T @ power).clamp(min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).T.numpy()
