@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,space,onnx,whisper]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,space,onnx,whisper,ray]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, transformers, hf_ser; assert not torch.version.cuda or torch.cuda.is_available()" \
   || { echo "setup: hf-ser did not install" >&2; exit 1; }
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then

@@ -22,7 +22,20 @@ def register(sub) -> None:
     predict.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
     predict.add_argument("--top-k", type=int, default=None, help="how many labels to print (default: all)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
-    predict.add_argument("--output", default=None, help="write rows to a .csv or .jsonl file")
+    predict.add_argument(
+        "--output",
+        default=None,
+        help="write rows to a .csv or .jsonl file (--engine ray: a .jsonl file or a folder of Parquet shards)",
+    )
+    predict.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: Ray Data actors on a local instance or a cluster (needs hf-ser[ray]); reruns resume",
+    )
+    predict.add_argument("--address", default=None, help="--engine ray: 'auto' or ray://host:port (default: local)")
+    predict.add_argument("--actors", type=int, default=None, help="--engine ray: actors (default: one per CPU)")
+    predict.add_argument("--gpus-per-actor", type=float, default=0, help="--engine ray: GPUs per actor (torch)")
     predict.add_argument("--workers", type=int, default=2, help="decoding processes")
     predict.add_argument("--batch-size", type=int, default=16)
     predict.add_argument(
@@ -42,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json and args.output:
         raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
+    if args.engine == "ray":
+        return _predict_ray(args)
     if args.segments:
         return _predict_segments(args)
     classify, rate, _ = _backend(args)
@@ -57,6 +72,38 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"hf-ser predict: {len(failed)} of {len(rows)} files failed (see their error rows)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _predict_ray(args: argparse.Namespace) -> int:
+    if not args.output or args.json:
+        raise ValueError("--engine ray writes to --output (a .jsonl file or a folder for Parquet shards)")
+    from ..inference import announce, resolve_model
+    from ..ray_batch import predict_with_ray
+
+    folder = resolve_model(args.model)
+    announce(args.model, folder)
+    summary = predict_with_ray(
+        args.files,
+        args.output,
+        model=folder,
+        backend=args.backend,
+        int8=args.int8,
+        segments=args.segments,
+        address=args.address,
+        actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor,
+        batch_size=args.batch_size,
+        adapt_on=args.adapt_on,
+    )
+    total = summary.written + summary.resumed
+    print(
+        f"hf-ser predict: {summary.written} rows written to {summary.output}"
+        + (f" ({summary.resumed} from earlier runs kept)" if summary.resumed else ""),
+        file=sys.stderr,
+    )
+    if summary.failed:
+        print(f"hf-ser predict: {summary.failed} of {total} files failed (see their error rows)", file=sys.stderr)
+    return 0 if summary.ok else 1
 
 
 def _ranked(prediction, top: int | None) -> list[dict]:

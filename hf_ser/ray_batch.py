@@ -1,0 +1,300 @@
+"""Whole archives on a Ray cluster: the batch run of :mod:`hf_ser.batch`, with Ray Data as the engine.
+
+    from hf_ser.ray_batch import predict_with_ray
+    summary = predict_with_ray(["/archive"], output="labels/", backend="onnx")   # sharded Parquet
+    summary = predict_with_ray(ray.data.read_parquet("s3://…/paths.parquet"), output="labels.jsonl")
+
+Files are listed on the driver and split into Ray blocks; actors of :class:`ClassifyBatch` load the model once
+and then decode (input policy and Silero VAD included) and classify one batch of paths per call, on either
+backend, or run the timeline (``segments=True``). Rows come back to the driver, which appends them to the output
+as they arrive: a JSON-lines file, or a folder of Parquet shards. The row schema is the local batch run's
+(:class:`hf_ser.batch.Prediction`: path, label, score, scores, seconds, error), plus ``segments`` with
+``segments=True``.
+
+Nothing is lost: an unreadable file is a row with its reason; an actor that dies is restarted by Ray and its
+batch retried; a rerun with the same output reads the paths already written and classifies only the rest, so no
+row is duplicated (a JSON-lines file cut off mid-line by a killed driver is trimmed back to its last whole row).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .batch import Prediction, audio_files, decode_clip
+from .input_policy import DEFAULT_POLICY, NO_SPEECH
+
+COLUMNS = ("path", "label", "score", "scores", "seconds", "error")
+
+
+@dataclass
+class RayRunSummary:
+    """What a Ray run did: rows written now, rows found from earlier runs, and failed files over the output."""
+
+    output: Path
+    written: int
+    resumed: int
+    failed: int
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+class ClassifyBatch:
+    """A Ray Data actor: loads the model once, then turns a batch of ``path`` rows into prediction rows."""
+
+    def __init__(
+        self,
+        model: str | None,
+        backend: str = "torch",
+        int8: bool = False,
+        segments: bool = False,
+        threads: int = 1,
+        device: str | int | None = None,
+        adapt_on: list[str] | None = None,
+    ):
+        if backend == "torch":
+            import torch
+
+            torch.set_num_threads(max(1, threads))
+        from .inference import load_classifier
+
+        self.classifier = load_classifier(model, backend=backend, int8=int8, device=device, adapt_on=adapt_on)
+        self.rate = self.classifier.sampling_rate
+        self.segments = segments
+
+    def __call__(self, batch: dict) -> dict:
+        paths = [str(p) for p in batch["path"]]
+        rows = self._timelines(paths) if self.segments else list(self._predictions(paths))
+        return _columns(rows, self.segments)
+
+    def _predictions(self, paths: list[str]) -> Iterator[Prediction]:
+        decoded = [decode_clip(p, self.rate, DEFAULT_POLICY) for p in paths]
+        speech = [(path, wave, seconds) for path, wave, seconds, error in decoded if wave is not None]
+        scores = iter(self.classifier([w for _, w, _ in speech], top_k=None, batch_size=16) if speech else [])
+        for path, wave, seconds, error in decoded:
+            if error:
+                yield Prediction(path, seconds=seconds, error=error)
+            elif wave is None:
+                yield Prediction(path, NO_SPEECH, None, {}, seconds)
+            else:
+                ranked = {d["label"]: float(d["score"]) for d in next(scores)}
+                top = max(ranked, key=ranked.get)
+                yield Prediction(path, top, ranked[top], ranked, seconds)
+
+    def _timelines(self, paths: list[str]) -> list[tuple[Prediction, list[dict] | None]]:
+        from .timeline import segments
+
+        rows = []
+        for path in paths:
+            try:
+                result = segments(path, self.classifier)
+            except ValueError as err:  # AudioDecodeError included
+                rows.append((Prediction(path, error=str(err)), None))
+                continue
+            top = result.label
+            row = Prediction(path, top, result.summary.get(top), result.summary, result.duration)
+            rows.append((row, result.to_dict()["segments"]))
+        return rows
+
+
+def _columns(rows: list, segments: bool) -> dict:
+    """Rows as a column batch; ``scores`` (and ``segments``) as JSON text, so every block has one schema."""
+    preds = [r[0] for r in rows] if segments else rows
+    columns = {name: [getattr(p, name) for p in preds] for name in COLUMNS}
+    columns["scores"] = [json.dumps(p.scores) for p in preds]
+    if segments:
+        columns["segments"] = [json.dumps(s) if s is not None else None for _, s in rows]
+    return columns
+
+
+class _Output:
+    """The run's output: a ``.jsonl`` file, or a folder of Parquet shards; knows which paths it already holds."""
+
+    def __init__(self, output: str | Path):
+        self.path = Path(output)
+        self.jsonl = self.path.suffix == ".jsonl"
+        if not self.jsonl and self.path.suffix:
+            raise ValueError(f"--output must be a .jsonl file or a folder (for Parquet shards), got {self.path}")
+
+    def rows(self) -> list[dict]:
+        if self.jsonl:
+            return self._jsonl_rows() if self.path.is_file() else []
+        import pyarrow.parquet as pq
+
+        shards = sorted(self.path.glob("*.parquet")) if self.path.is_dir() else []
+        return [row for shard in shards for row in pq.read_table(shard).to_pylist()]
+
+    def _jsonl_rows(self) -> list[dict]:
+        """Whole rows only: a last line cut off by a killed run is trimmed from the file."""
+        data = self.path.read_bytes()
+        whole = data[: data.rfind(b"\n") + 1]
+        if len(whole) != len(data):
+            self.path.write_bytes(whole)
+        return [json.loads(line) for line in whole.decode().splitlines() if line.strip()]
+
+    def append(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        if self.jsonl:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as handle:
+                handle.write("".join(json.dumps(row) + "\n" for row in rows))
+                handle.flush()
+                os.fsync(handle.fileno())
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pylist([_parquet_row(row) for row in rows], schema=_parquet_schema(rows))
+        name = f"part-{uuid.uuid4().hex[:12]}.parquet"
+        pq.write_table(table, self.path / f".{name}")
+        (self.path / f".{name}").rename(self.path / name)  # a shard appears whole or not at all
+
+
+def _parquet_schema(rows: list[dict]):
+    import pyarrow as pa
+
+    fields = [
+        ("path", pa.string()),
+        ("label", pa.string()),
+        ("score", pa.float64()),
+        ("scores", pa.map_(pa.string(), pa.float64())),
+        ("seconds", pa.float64()),
+        ("error", pa.string()),
+    ]
+    if "segments" in rows[0]:
+        fields.append(("segments", pa.string()))  # a list of {start, end, label, scores}, as JSON
+    return pa.schema(fields)
+
+
+def _parquet_row(row: dict) -> dict:
+    row = dict(row, scores=list(row["scores"].items()))
+    if row.get("segments") is not None:
+        row["segments"] = json.dumps(row["segments"])
+    return row
+
+
+def _rows_of(batch: dict) -> list[dict]:
+    """A column batch from the actors as the local run's rows (``scores`` a dict again)."""
+    names = list(batch)
+    rows = []
+    for values in zip(*(batch[n] for n in names)):
+        row = {n: (v.item() if hasattr(v, "item") else v) for n, v in zip(names, values)}
+        row["scores"] = json.loads(row["scores"])
+        if "segments" in row:
+            row["segments"] = json.loads(row["segments"]) if row["segments"] else None
+        rows.append({k: (None if _is_nan(v) else v) for k, v in row.items()})
+    return rows
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def _start_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    # no address: a local instance sized to this machine; "auto" or ray://host:port: an existing cluster
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def predict_with_ray(
+    inputs,
+    output: str | Path,
+    model: str | Path | None = None,
+    backend: str = "torch",
+    int8: bool = False,
+    segments: bool = False,
+    address: str | None = None,
+    actors: int | None = None,
+    cpus_per_actor: float = 1,
+    gpus_per_actor: float = 0,
+    batch_size: int = 16,
+    adapt_on: list[str] | None = None,
+    worker_class: type[ClassifyBatch] = ClassifyBatch,
+) -> RayRunSummary:
+    """Classify files and folders (or a ``ray.data.Dataset`` with a ``path`` column) on Ray; rows go to ``output``.
+
+    ``actors``: the size of the actor pool (default: the cluster's CPUs divided by ``cpus_per_actor``, or its
+    GPUs divided by ``gpus_per_actor``); each actor runs torch with ``cpus_per_actor`` threads. Rows already in
+    ``output`` are kept and their files skipped. ``worker_class``: a :class:`ClassifyBatch` subclass, to change
+    the per-batch work.
+    """
+    import ray
+
+    from .inference import resolve_model
+
+    out = _Output(output)
+    done = {row["path"] for row in out.rows()}
+    resumed = len(done)
+    folder = str(resolve_model(model))  # resolved once on the driver (a Hub id is downloaded once)
+    _start_ray(address)
+    if isinstance(inputs, ray.data.Dataset):
+        dataset = inputs.filter(lambda row: row["path"] not in done) if done else inputs
+        written = 0
+    else:
+        files, missing = audio_files(inputs if not isinstance(inputs, (str, Path)) else [inputs])
+        missing = [asdict(p) for p in missing if p.path not in done]
+        out.append(missing)
+        written = len(missing)
+        todo = [f for f in files if f not in done]
+        if not todo:
+            return _summary(out, written, resumed)
+        blocks = max(1, min(len(todo), len(todo) // batch_size + 1))
+        dataset = ray.data.from_items([{"path": f} for f in todo], override_num_blocks=blocks)
+    resources = ray.cluster_resources()
+    if actors is None:
+        by_gpu = int(resources.get("GPU", 0) // gpus_per_actor) if gpus_per_actor else None
+        actors = max(1, by_gpu if by_gpu is not None else int(resources.get("CPU", 1) // cpus_per_actor))
+    rows = dataset.map_batches(
+        worker_class,
+        fn_constructor_kwargs={
+            "model": folder,
+            "backend": backend,
+            "int8": int8,
+            "segments": segments,
+            "threads": int(max(1, cpus_per_actor)),
+            "device": 0 if gpus_per_actor else None,
+            "adapt_on": adapt_on,  # paths every node can read (a shared file system on a cluster)
+        },
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=cpus_per_actor,
+        num_gpus=gpus_per_actor or None,
+    )  # Ray Data's actor pools restart a dead actor and retry its batch (max_restarts/max_task_retries -1)
+    for batch in rows.iter_batches(batch_size=None, batch_format="numpy"):
+        new = _rows_of(batch)
+        out.append(new)
+        written += len(new)
+    return _summary(out, written, resumed)
+
+
+def _summary(out: _Output, written: int, resumed: int) -> RayRunSummary:
+    failed = sum(1 for row in out.rows() if row.get("error"))
+    return RayRunSummary(out.path, written, resumed, failed)
+
+
+def read_rows(output: str | Path) -> list[dict]:
+    """The rows of a Ray run's output (JSON lines or a Parquet folder), ``scores`` as dicts, sorted by path."""
+    rows = _Output(output).rows()
+    for row in rows:
+        if isinstance(row["scores"], list):  # Parquet's map type reads back as (key, value) pairs
+            row["scores"] = dict(row["scores"])
+        if isinstance(row.get("segments"), str):
+            row["segments"] = json.loads(row["segments"])
+    return sorted(rows, key=lambda row: row["path"])
+
+
+def prediction_rows(predictions: Iterable[Prediction]) -> list[dict]:
+    """Local batch-run predictions as rows comparable with :func:`read_rows`."""
+    return sorted((asdict(p) for p in predictions), key=lambda row: row["path"])

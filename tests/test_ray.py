@@ -1,0 +1,158 @@
+"""The Ray engine (hf_ser.ray_batch) on a local Ray instance: same rows as a local batch run, nothing lost when an
+actor dies, resumable runs without duplicated rows, the CLI's --engine ray. No network: Ray runs on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("onnxruntime")
+
+from hf_ser.batch import predict_files  # noqa: E402
+from hf_ser.example import synthetic_speech  # noqa: E402
+from hf_ser.inference import load_classifier  # noqa: E402
+from hf_ser.ray_batch import ClassifyBatch, predict_with_ray, prediction_rows, read_rows  # noqa: E402
+
+pytestmark = pytest.mark.slow
+MODEL = "ser-general"  # bundled, with its ONNX export
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    """Eight speech-like clips of different lengths, digital silence, a file that is not audio and a short clip."""
+    root = tmp_path_factory.mktemp("archive")
+    (root / "sub").mkdir()
+    for i in range(8):
+        folder = root / "sub" if i % 2 else root
+        sf.write(folder / f"clip{i}.wav", synthetic_speech(1.5 + 0.3 * i, pitch=110 + 15 * i, seed=i), 16000)
+    sf.write(root / "silence.wav", np.zeros(32000, dtype=np.float32), 16000)
+    sf.write(root / "short.wav", synthetic_speech(0.1), 16000)
+    (root / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    return root
+
+
+def _local_rows(archive: Path, backend: str) -> list[dict]:
+    clf = load_classifier(MODEL, backend=backend)
+    classify = lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))  # noqa: E731
+    return prediction_rows(predict_files([archive], classify, clf.sampling_rate, workers=1))
+
+
+def _assert_same_rows(ray_rows: list[dict], local_rows: list[dict]) -> None:
+    assert [r["path"] for r in ray_rows] == [r["path"] for r in local_rows]
+    for got, want in zip(ray_rows, local_rows):
+        assert (got["label"], got["error"], got["seconds"]) == (want["label"], want["error"], want["seconds"])
+        assert got["scores"].keys() == want["scores"].keys()
+        for label, score in want["scores"].items():
+            assert got["scores"][label] == pytest.approx(score, abs=1e-5), (got["path"], label)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_ray_run_gives_the_rows_of_a_local_run(local_ray, archive, tmp_path, backend):
+    summary = predict_with_ray([archive], tmp_path / "rows.jsonl", model=MODEL, backend=backend, batch_size=3)
+    rows = read_rows(tmp_path / "rows.jsonl")
+    _assert_same_rows(rows, _local_rows(archive, backend))
+    assert len(rows) == 11 and summary.written == 11 and summary.resumed == 0
+    errors = {Path(r["path"]).name: r["error"] for r in rows if r["error"]}
+    assert set(errors) == {"broken.wav", "short.wav"} and "broken.wav" in errors["broken.wav"]
+    assert summary.failed == 2 and not summary.ok
+    assert next(r for r in rows if r["path"].endswith("silence.wav"))["label"] == "no speech"
+
+
+class DiesOnce(ClassifyBatch):
+    """Kills its own process (no exception: the worker is gone) on the first batch of the run."""
+
+    marker = None
+
+    def __call__(self, batch):
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text("died")
+            os._exit(1)
+        return super().__call__(batch)
+
+
+def test_an_actor_killed_mid_run_is_restarted_and_the_run_completes(local_ray, archive, tmp_path):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import the tests package
+    marker = tmp_path / "died"
+    dies = type("DiesOnceHere", (DiesOnce,), {"marker": str(marker)})
+    summary = predict_with_ray(
+        [archive], tmp_path / "rows", model=MODEL, backend="onnx", batch_size=4, worker_class=dies
+    )
+    assert marker.read_text() == "died"  # an actor did die
+    rows = read_rows(tmp_path / "rows")  # Parquet shards
+    _assert_same_rows(rows, _local_rows(archive, "onnx"))
+    assert summary.written == 11
+
+
+def test_a_rerun_skips_what_is_done_and_duplicates_nothing(local_ray, archive, tmp_path):
+    local = _local_rows(archive, "onnx")
+    output = tmp_path / "rows.jsonl"
+    done = [r for r in local if "clip" in r["path"]][:5]
+    # an interrupted run: five rows written, then a row cut off mid-line
+    output.write_text("".join(json.dumps(r) + "\n" for r in done) + '{"path": "/cut/off')
+    summary = predict_with_ray([archive], output, model=MODEL, backend="onnx", batch_size=4)
+    assert (summary.resumed, summary.written) == (5, 6)
+    rows = read_rows(output)
+    assert len({r["path"] for r in rows}) == len(rows) == 11
+    _assert_same_rows(rows, local)
+    again = predict_with_ray([archive], output, model=MODEL, backend="onnx")
+    assert (again.resumed, again.written) == (11, 0) and len(read_rows(output)) == 11
+
+
+def test_a_ray_dataset_of_paths_is_accepted_and_segments_run_per_file(local_ray, archive, tmp_path):
+    paths = sorted(str(p) for p in archive.rglob("clip*.wav"))[:3]
+    out = tmp_path / "timeline.jsonl"
+    predict_with_ray(ray.data.from_items([{"path": p} for p in paths]), out, model=MODEL, backend="onnx", segments=True)
+    rows = read_rows(out)
+    assert [r["path"] for r in rows] == paths
+    for row in rows:
+        assert row["segments"] and row["segments"][-1]["end"] == pytest.approx(row["seconds"], abs=0.05)
+        assert row["label"] == max(row["scores"], key=row["scores"].get)
+
+
+def test_the_output_must_be_jsonl_or_a_folder(tmp_path):
+    with pytest.raises(ValueError, match=r"\.jsonl file or a folder"):
+        predict_with_ray([tmp_path], tmp_path / "rows.csv", model=MODEL)
+
+
+def test_predict_engine_ray_from_the_command_line(archive, tmp_path):
+    out = tmp_path / "rows.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "hf_ser.cli",
+        "predict",
+        str(archive),
+        "--engine",
+        "ray",
+        "--backend",
+        "onnx",
+        "--model",
+        MODEL,
+        "--output",
+        str(out),
+    ]
+    env = dict(os.environ, RAY_DATA_DISABLE_PROGRESS_BARS="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 1, done.stderr  # two files failed
+    assert "2 of 11 files failed" in done.stderr
+    assert len(read_rows(out)) == 11
+    refused = subprocess.run(cmd[:-2] + ["--json"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "--engine ray writes to --output" in refused.stderr
