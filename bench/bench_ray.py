@@ -64,7 +64,6 @@ def main() -> None:
             )
         )
         local_s = time.perf_counter() - start
-        del clf
 
         start = time.perf_counter()
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, configure_logging=False)
