@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .confidence import DEFAULT_RULE, UNCERTAIN, ConfidenceRule
 from .input_policy import DEFAULT_POLICY, NO_SPEECH, InputPolicy
 from .models.ser.audio_ser import AudioDecodeError, load_audio
 
@@ -31,6 +32,7 @@ class Prediction:
     scores: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
     error: str | None = None
+    reason: str | None = None  # why the label is "uncertain" (scores kept; the top emotion is their first key)
 
 
 def audio_files(
@@ -67,6 +69,15 @@ def decode_clip(
     return path, wave, seconds, None
 
 
+def predicted(
+    path: str, scores: list[dict], wave: np.ndarray, rate: int, seconds: float, rule: ConfidenceRule = DEFAULT_RULE
+) -> Prediction:
+    """The row of one classified clip: its emotion, or "uncertain" with the reason (scores kept, ranked)."""
+    ranked = dict(sorted(((d["label"], float(d["score"])) for d in scores), key=lambda kv: -kv[1]))
+    verdict = rule.decide(ranked, wave, rate)
+    return Prediction(path, verdict.label, verdict.score, ranked, seconds, reason=verdict.reason)
+
+
 def predict_files(
     inputs: Iterable[str | Path],
     classify: Callable[[list[np.ndarray]], list[list[dict]]],
@@ -75,8 +86,10 @@ def predict_files(
     batch_size: int = 16,
     progress: bool = False,
     policy: InputPolicy = DEFAULT_POLICY,
+    rule: ConfidenceRule = DEFAULT_RULE,
 ) -> Iterator[Prediction]:
-    """Yield one :class:`Prediction` per file (errors included), classifying decoded clips in batches."""
+    """Yield one :class:`Prediction` per file (errors included), classifying decoded clips in batches; ``rule``
+    decides when the answer is "uncertain" (:mod:`hf_ser.confidence`)."""
     from tqdm.auto import tqdm
 
     files, errors = audio_files(inputs, policy)
@@ -85,10 +98,8 @@ def predict_files(
 
     def flush():
         results = classify([w for _, w, _ in pending])
-        for (path, _, seconds), scores in zip(pending, results):
-            ranked = {d["label"]: float(d["score"]) for d in scores}
-            top = max(ranked, key=ranked.get)
-            yield Prediction(path, top, ranked[top], ranked, seconds)
+        for (path, wave, seconds), scores in zip(pending, results):
+            yield predicted(path, scores, wave, rate, seconds, rule)
         pending.clear()
 
     bar = tqdm(total=len(files), desc="classify", unit="file", disable=not progress, file=sys.stderr)
@@ -131,6 +142,8 @@ def write_predictions(predictions: Iterable[Prediction], output: str | Path | No
                 print(f"{p.path}: error: {p.error}", file=sys.stderr)
             elif p.label == NO_SPEECH:
                 print(f"{p.path}: {NO_SPEECH}")
+            elif p.label == UNCERTAIN:
+                print(f"{p.path}: {UNCERTAIN} ({p.reason}); " + ", ".join(f"{k} {v:.3f}" for k, v in p.scores.items()))
             else:
                 print(f"{p.path}: " + ", ".join(f"{k} {v:.3f}" for k, v in p.scores.items()))
         return rows
@@ -146,9 +159,17 @@ def write_predictions(predictions: Iterable[Prediction], output: str | Path | No
                 continue
             if writer is None:
                 writer = csv.writer(handle)
-                writer.writerow(["path", "label", "score", "seconds", "error", "scores"])
+                writer.writerow(["path", "label", "score", "seconds", "error", "scores", "reason"])
             writer.writerow(
-                [p.path, p.label or "", p.score or "", p.seconds or "", p.error or "", json.dumps(p.scores)]
+                [
+                    p.path,
+                    p.label or "",
+                    p.score or "",
+                    p.seconds or "",
+                    p.error or "",
+                    json.dumps(p.scores),
+                    p.reason or "",
+                ]
             )
             handle.flush()
     return rows

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioDecodeError, load_audio
-from .inference import bundled_checkpoints, load_classifier
+from .inference import bundled_checkpoints, confidence_rule, load_classifier
 from .input_policy import DEFAULT_POLICY
 from .timeline import segments
 from .training.results import RunResult
@@ -78,7 +78,8 @@ def model_summary(model: str) -> str:
 
 
 def timeline_frame(result, step: float = 0.25):
-    """One row per ``step`` seconds over the whole clip: time, emotion (or "no speech") and its confidence."""
+    """One row per ``step`` seconds over the whole clip: time, emotion ("uncertain", "no speech") and the top
+    score (0 for no speech)."""
     import pandas as pd
 
     rows = []
@@ -88,7 +89,7 @@ def timeline_frame(result, step: float = 0.25):
                 {
                     "time (s)": round(float(t), 2),
                     "emotion": seg.label,
-                    "confidence": seg.scores.get(seg.label, 0.0) if seg.speech else 0.0,
+                    "confidence": max(seg.scores.values(), default=0.0) if seg.speech else 0.0,
                 }
             )
     return pd.DataFrame(rows)
@@ -104,6 +105,7 @@ def classify(audio_path: str | None, model_name: str):
     if model_name not in models:
         raise gr.Error(f"Unknown model {model_name!r}.")
     classifier = _classifier(models[model_name])
+    rule = confidence_rule(classifier)
     rate = classifier.feature_extractor.sampling_rate
     try:
         wave, _ = load_audio(audio_path, rate)
@@ -118,14 +120,20 @@ def classify(audio_path: str | None, model_name: str):
         if not DEFAULT_POLICY.has_speech(wave, rate):
             raise gr.Error("No speech found in the clip (only silence or noise): check the microphone or the file.")
         scores = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
-        top = max(scores, key=scores.get)
-        return scores, gr.update(value=None, visible=False), f"{top} ({100 * scores[top]:.0f} %)"
-    result = segments(audio_path, classifier, window=WINDOW_SECONDS, hop=HOP_SECONDS)
+        return scores, gr.update(value=None, visible=False), verdict_text(rule.decide(scores, wave, rate))
+    result = segments(audio_path, classifier, window=WINDOW_SECONDS, hop=HOP_SECONDS, rule=rule)
     if not result.summary:
         raise gr.Error("No speech found in the recording (only silence or noise).")
     share = 100 * result.speech_seconds / result.duration
-    verdict = f"{result.label} ({100 * result.summary[result.label]:.0f} %, over {share:.0f} % speech)"
+    verdict = verdict_text(rule.decide(result.summary), f", over {share:.0f} % speech")
     return result.summary, gr.update(value=timeline_frame(result), visible=True), verdict
+
+
+def verdict_text(verdict, extra: str = "") -> str:
+    """The answer as the Space shows it: "angry (82 %)", or plainly uncertain, with the reason and the best guess."""
+    if verdict.uncertain:
+        return f"uncertain: {verdict.reason} (best guess {verdict.emotion}, {100 * verdict.score:.0f} %{extra})"
+    return f"{verdict.label} ({100 * verdict.score:.0f} %{extra})"
 
 
 def build_demo():

@@ -188,6 +188,20 @@ def load_classifier(
     return classifier
 
 
+def confidence_rule(classifier, threshold: float | None = None):
+    """The "uncertain" rule for a classifier of either backend: ``threshold``, else the model's own
+    ``uncertain_below``, else hf-ser's default (:data:`hf_ser.confidence.DEFAULT_RULE`)."""
+    from dataclasses import replace
+
+    from .confidence import DEFAULT_RULE
+
+    if threshold is None:
+        model = getattr(classifier, "model", None)
+        threshold = getattr(model.config, "uncertain_below", None) if model is not None else None
+        threshold = threshold if threshold is not None else getattr(classifier, "uncertain_below", None)
+    return DEFAULT_RULE if threshold is None else replace(DEFAULT_RULE, threshold=float(threshold))
+
+
 def announce(model: str | Path | None, folder: Path | None = None) -> None:
     """Print which model answers to stderr (kept off stdout, which carries results)."""
     print(describe(model, folder), file=sys.stderr)

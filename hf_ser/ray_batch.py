@@ -8,7 +8,7 @@ Files are listed on the driver and split into Ray blocks; actors of :class:`Clas
 and then decode (input policy and Silero VAD included) and classify one batch of paths per call, on either
 backend, or run the timeline (``segments=True``). Rows come back to the driver, which appends them to the output
 as they arrive: a JSON-lines file, or a folder of Parquet shards. The row schema is the local batch run's
-(:class:`hf_ser.batch.Prediction`: path, label, score, scores, seconds, error), plus ``segments`` with
+(:class:`hf_ser.batch.Prediction`: path, label, score, scores, seconds, error, reason), plus ``segments`` with
 ``segments=True``.
 
 Nothing is lost: an unreadable file is a row with its reason; an actor that dies is restarted by Ray and its
@@ -25,10 +25,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .batch import Prediction, audio_files, decode_clip
+from .batch import Prediction, audio_files, decode_clip, predicted
 from .input_policy import DEFAULT_POLICY, NO_SPEECH
 
-COLUMNS = ("path", "label", "score", "scores", "seconds", "error")
+COLUMNS = ("path", "label", "score", "scores", "seconds", "error", "reason")
 
 
 @dataclass
@@ -57,15 +57,17 @@ class ClassifyBatch:
         threads: int = 1,
         device: str | int | None = None,
         adapt_on: list[str] | None = None,
+        uncertain_below: float | None = None,
     ):
         if backend == "torch":
             import torch
 
             torch.set_num_threads(max(1, threads))
-        from .inference import load_classifier
+        from .inference import confidence_rule, load_classifier
 
         self.classifier = load_classifier(model, backend=backend, int8=int8, device=device, adapt_on=adapt_on)
         self.rate = self.classifier.sampling_rate
+        self.rule = confidence_rule(self.classifier, uncertain_below)
         self.segments = segments
 
     def __call__(self, batch: dict) -> dict:
@@ -83,9 +85,7 @@ class ClassifyBatch:
             elif wave is None:
                 yield Prediction(path, NO_SPEECH, None, {}, seconds)
             else:
-                ranked = {d["label"]: float(d["score"]) for d in next(scores)}
-                top = max(ranked, key=ranked.get)
-                yield Prediction(path, top, ranked[top], ranked, seconds)
+                yield predicted(path, next(scores), wave, self.rate, seconds, self.rule)
 
     def _timelines(self, paths: list[str]) -> list[tuple[Prediction, list[dict] | None]]:
         from .timeline import segments
@@ -93,12 +93,13 @@ class ClassifyBatch:
         rows = []
         for path in paths:
             try:
-                result = segments(path, self.classifier)
+                result = segments(path, self.classifier, rule=self.rule)
             except ValueError as err:  # AudioDecodeError included
                 rows.append((Prediction(path, error=str(err)), None))
                 continue
             top = result.label
-            row = Prediction(path, top, result.summary.get(top), result.summary, result.duration)
+            score = max(result.summary.values(), default=None)
+            row = Prediction(path, top, score, result.summary, result.duration, reason=result.reason)
             rows.append((row, result.to_dict()["segments"]))
         return rows
 
@@ -168,6 +169,7 @@ def _parquet_schema(rows: list[dict]):
         ("scores", pa.map_(pa.string(), pa.float64())),
         ("seconds", pa.float64()),
         ("error", pa.string()),
+        ("reason", pa.string()),
     ]
     if "segments" in rows[0]:
         fields.append(("segments", pa.string()))  # a list of {start, end, label, scores}, as JSON
@@ -220,6 +222,7 @@ def predict_with_ray(
     gpus_per_actor: float = 0,
     batch_size: int = 16,
     adapt_on: list[str] | None = None,
+    uncertain_below: float | None = None,
     worker_class: type[ClassifyBatch] = ClassifyBatch,
 ) -> RayRunSummary:
     """Classify files and folders (or a ``ray.data.Dataset`` with a ``path`` column) on Ray; rows go to ``output``.
@@ -265,6 +268,7 @@ def predict_with_ray(
             "threads": int(max(1, cpus_per_actor)),
             "device": 0 if gpus_per_actor else None,
             "adapt_on": adapt_on,  # paths every node can read (a shared file system on a cluster)
+            "uncertain_below": uncertain_below,
         },
         batch_size=batch_size,
         batch_format="numpy",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .confidence import DEFAULT_RULE, UNCERTAIN, ConfidenceRule
 from .input_policy import DEFAULT_POLICY, NO_SPEECH, VAD_CHUNK, VAD_RATE
 
 
@@ -26,8 +27,9 @@ from .input_policy import DEFAULT_POLICY, NO_SPEECH, VAD_CHUNK, VAD_RATE
 class Segment:
     start: float  # seconds
     end: float
-    label: str  # an emotion, or "no speech"
+    label: str  # an emotion, "uncertain" or "no speech"
     scores: dict[str, float] = field(default_factory=dict)  # empty for non-speech
+    reason: str | None = None  # why "uncertain"
 
     @property
     def speech(self) -> bool:
@@ -40,16 +42,23 @@ class SegmentsResult:
     segments: list[Segment]
     summary: dict[str, float]  # mean scores over speech, weighted by time; empty without speech
     speech_seconds: float
+    rule: ConfidenceRule = field(default=DEFAULT_RULE, repr=False)
 
     @property
     def label(self) -> str:
-        return max(self.summary, key=self.summary.get) if self.summary else NO_SPEECH
+        """The overall answer: the top emotion of the summary, "uncertain" (see :attr:`reason`) or "no speech"."""
+        return self.rule.decide(self.summary).label if self.summary else NO_SPEECH
+
+    @property
+    def reason(self) -> str | None:
+        return self.rule.decide(self.summary).reason if self.summary else None
 
     def to_dict(self) -> dict:
         return {
             "duration": self.duration,
             "speech_seconds": self.speech_seconds,
             "label": self.label,
+            "reason": self.reason,
             "summary": self.summary,
             "segments": [asdict(s) for s in self.segments],
         }
@@ -170,17 +179,21 @@ def score_region(classifier, wave: np.ndarray, window: float, hop: float) -> lis
     return slots
 
 
-def _merge(slots: list[tuple[float, float, dict]]) -> list[Segment]:
+def _merge(
+    slots: list[tuple[float, float, dict]], rule: ConfidenceRule = DEFAULT_RULE, out_of_range: str | None = None
+) -> list[Segment]:
+    """Consecutive slots with the same answer (an emotion, or "uncertain") become one segment."""
     segments: list[Segment] = []
     for a, b, scores in slots:
-        label = max(scores, key=scores.get)
+        verdict = rule.decide(scores)
+        label, reason = (UNCERTAIN, out_of_range) if out_of_range else (verdict.label, verdict.reason)
         last = segments[-1] if segments else None
         if last and last.label == label and abs(last.end - a) < 1e-6:
             total = (last.end - last.start) + (b - a)
             last.scores = {k: (last.scores[k] * (last.end - last.start) + scores[k] * (b - a)) / total for k in scores}
             last.end = b
         else:
-            segments.append(Segment(a, b, label, dict(scores)))
+            segments.append(Segment(a, b, label, dict(scores), reason))
     return segments
 
 
@@ -190,10 +203,12 @@ def segments(
     window: float = DEFAULT_POLICY.window_seconds,
     hop: float = DEFAULT_POLICY.hop_seconds,
     progress: bool = False,
+    rule: ConfidenceRule = DEFAULT_RULE,
     **vad_options,
 ) -> SegmentsResult:
     """Emotion over time of an audio file (see the module docstring); ``classifier`` defaults to the default
-    model. ``vad_options`` go to :func:`speech_regions` (threshold, min_speech, merge_gap, max_region)."""
+    model. ``rule`` marks slots "uncertain" (a low calibrated score, or a region out of range: clipped,
+    band-limited). ``vad_options`` go to :func:`speech_regions` (threshold, min_speech, merge_gap, max_region)."""
     from .audio import AudioDecodeError
 
     if not Path(source).is_file():
@@ -212,7 +227,8 @@ def segments(
         for start, end in regions:
             if start - cursor > 1e-6:
                 out.append(Segment(round(cursor, 3), round(start, 3), NO_SPEECH))
-            for seg in _merge(score_region(classifier, _read(source, start, end, rate), window, hop)):
+            wave = _read(source, start, end, rate)
+            for seg in _merge(score_region(classifier, wave, window, hop), rule, rule.out_of_range(wave, rate)):
                 seg.start, seg.end = round(seg.start + start, 3), round(seg.end + start, 3)
                 out.append(seg)
                 for k, v in seg.scores.items():
@@ -223,4 +239,4 @@ def segments(
     if duration - cursor > 1e-6:
         out.append(Segment(round(cursor, 3), round(duration, 3), NO_SPEECH))
     summary = {k: v / speech for k, v in sorted(totals.items(), key=lambda kv: -kv[1])} if speech else {}
-    return SegmentsResult(duration=duration, segments=out, summary=summary, speech_seconds=speech)
+    return SegmentsResult(duration=duration, segments=out, summary=summary, speech_seconds=speech, rule=rule)

@@ -78,13 +78,13 @@ def test_predict_adapt_on_with_torch_and_onnx(adaptive_dir, speaker, tmp_path, s
     assert cli_main(["predict", str(clip), "--model", str(adaptive_dir), "--json"]) == 2  # a usage error
     assert "adapt the feature extractor to the speaker first" in capsys.readouterr().err
     assert cli_main(["predict", str(clip), "--model", str(adaptive_dir), "--adapt-on", str(speaker), "--json"]) == 0
-    torch_scores = json.loads(capsys.readouterr().out)[str(clip)]
+    torch_scores = json.loads(capsys.readouterr().out)[str(clip)]["scores"]
     onnx_dir = tmp_path / "onnx"
     assert cli_main(["export", "--onnx", str(onnx_dir), "--model", str(adaptive_dir)]) == 0
     capsys.readouterr()
     args = ["predict", str(clip), "--backend", "onnx", "--model", str(onnx_dir), "--adapt-on", str(speaker), "--json"]
     assert cli_main(args) == 0
-    onnx_scores = json.loads(capsys.readouterr().out)[str(clip)]
+    onnx_scores = json.loads(capsys.readouterr().out)[str(clip)]["scores"]
     assert [d["label"] for d in onnx_scores] == [d["label"] for d in torch_scores]
     assert all(abs(a["score"] - b["score"]) < 1e-3 for a, b in zip(onnx_scores, torch_scores))
 

@@ -284,7 +284,7 @@ def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, speec
         cwd=work,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert len(json.loads(run.stdout)[str(clip)]) >= 7
+    assert len(json.loads(run.stdout)[str(clip)]["scores"]) >= 7
     script = (
         "import hf_ser; from hf_ser import load_classifier; import sys; "
         f"assert hf_ser.__file__.startswith({str(venv)!r}), hf_ser.__file__; "

@@ -96,7 +96,7 @@ def test_cli_predict(model_dir, speech, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     clf = pipeline("audio-classification", model=str(model_dir), pipeline_class=SERAudioClassificationPipeline)
     for path in paths:
-        assert_same_scores(as_dict(printed[str(path)]), as_dict(clf(str(path), top_k=None)))
+        assert_same_scores(as_dict(printed[str(path)]["scores"]), as_dict(clf(str(path), top_k=None)))
     assert cli_main(["predict", str(paths[0]), "--model", str(model_dir), "--top-k", "1"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{paths[0]}: ") and line.count(",") == 0
@@ -189,7 +189,7 @@ def test_predict_defaults_to_the_general_checkpoint(tmp_path, speech, monkeypatc
     monkeypatch.setenv("HF_SER_CHECKPOINTS", str(bundle))
     sf.write(tmp_path / "a.wav", speech(1.0, 16000), 16000)
     assert cli_main(["predict", str(tmp_path / "a.wav"), "--json"]) == 0
-    labels = {d["label"] for d in json.loads(capsys.readouterr().out)[str(tmp_path / "a.wav")]}
+    labels = {d["label"] for d in json.loads(capsys.readouterr().out)[str(tmp_path / "a.wav")]["scores"]}
     assert labels == {"neutral", "calm", "happy"}
     monkeypatch.setenv("HF_SER_CHECKPOINTS", str(tmp_path / "empty"))
     assert cli_main(["predict", str(tmp_path / "a.wav")]) == 2

@@ -219,6 +219,12 @@ def test_train_cli_writes_a_loadable_run(corpus_dir, tmp_path, capsys):
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert any("eval_uar" in entry for entry in log) and any("loss" in entry for entry in log)
     assert yaml.safe_load((out / "experiment.yaml").read_text())["training"]["num_train_epochs"] == 6
+    # temperature scaling fitted on the validation speakers, stored in the config, measured on both sides
+    calibration = metrics.calibration
+    assert calibration is not None and 0.05 < calibration.temperature < 20
+    assert config_json["temperature"] == pytest.approx(calibration.temperature)
+    assert calibration.validation_ece <= calibration.validation_ece_raw + 1e-9  # fitted there: never worse
+    assert calibration.test_coverage[0][:2] == (0.0, 1.0)  # threshold 0 answers every clip
 
 
 def test_train_refuses_a_multi_fold_protocol(corpus_dir, tmp_path, capsys):

@@ -45,6 +45,14 @@ def register(sub) -> None:
         metavar="PATH",
         help="a speaker-adaptive model: one speaker's clips (folder or files; repeatable) to adapt to first",
     )
+    predict.add_argument(
+        "--uncertain-below",
+        type=float,
+        default=None,
+        metavar="SCORE",
+        help="answer 'uncertain' below this calibrated top score (default: the model's, else 0.4; 0: never for "
+        "the score, clipped or band-limited input still is)",
+    )
     predict.add_argument("--segments", action="store_true", help="emotion over time (speech regions, Silero VAD)")
     predict.add_argument("--format", choices=["json", "csv"], default="json", help="--segments output format")
     predict.set_defaults(func=run)
@@ -59,13 +67,16 @@ def run(args: argparse.Namespace) -> int:
         return _predict_ray(args)
     if args.segments:
         return _predict_segments(args)
-    classify, rate, _ = _backend(args)
+    from ..inference import confidence_rule
+
+    classify, rate, clf = _backend(args)
     progress = args.output is not None and sys.stderr.isatty()
-    predictions = predict_files(args.files, classify, rate, args.workers, args.batch_size, progress)
+    rule = confidence_rule(clf, args.uncertain_below)
+    predictions = predict_files(args.files, classify, rate, args.workers, args.batch_size, progress, rule=rule)
     if args.json:
         rows = list(predictions)
         top = args.top_k or None
-        print(json.dumps({p.path: ({"error": p.error} if p.error else _ranked(p, top)) for p in rows}, indent=2))
+        print(json.dumps({p.path: _json_row(p, top) for p in rows}, indent=2))
     else:
         rows = write_predictions(_top_k(predictions, args.top_k), args.output)
     failed = [p for p in rows if p.error]
@@ -94,6 +105,7 @@ def _predict_ray(args: argparse.Namespace) -> int:
         gpus_per_actor=args.gpus_per_actor,
         batch_size=args.batch_size,
         adapt_on=args.adapt_on,
+        uncertain_below=args.uncertain_below,
     )
     total = summary.written + summary.resumed
     print(
@@ -104,6 +116,19 @@ def _predict_ray(args: argparse.Namespace) -> int:
     if summary.failed:
         print(f"hf-ser predict: {summary.failed} of {total} files failed (see their error rows)", file=sys.stderr)
     return 0 if summary.ok else 1
+
+
+def _json_row(prediction, top: int | None) -> dict:
+    """``{"error"}``, or ``{"label", "score", "reason", "scores": [{label, score}, ...]}`` (label: an emotion,
+    "uncertain" with its reason, or "no speech")."""
+    if prediction.error:
+        return {"error": prediction.error}
+    return {
+        "label": prediction.label,
+        "score": prediction.score,
+        "reason": prediction.reason,
+        "scores": _ranked(prediction, top),
+    }
 
 
 def _ranked(prediction, top: int | None) -> list[dict]:
@@ -122,13 +147,15 @@ def _top_k(predictions, k: int | None):
 def _predict_segments(args: argparse.Namespace) -> int:
     import csv
 
+    from ..inference import confidence_rule
     from ..timeline import segments
 
     _, _, clf = _backend(args)
+    rule = confidence_rule(clf, args.uncertain_below)
     results, failed = {}, 0
     for path in args.files:
         try:
-            results[path] = segments(path, clf, progress=sys.stderr.isatty()).to_dict()
+            results[path] = segments(path, clf, progress=sys.stderr.isatty(), rule=rule).to_dict()
         except ValueError as err:
             results[path] = {"error": str(err)}
             failed += 1

@@ -29,6 +29,7 @@ from datasets import Dataset, Sequence, Value
 
 from ..audio import AudioDecodeError, decode_row
 from .cache import cached_map, check_on_error
+from .corruptions import TRANSFORMS as CORRUPTIONS
 
 
 class PeakRelativeGaussianNoise(BaseWaveformTransform):
@@ -56,7 +57,11 @@ class PeakRelativeGaussianNoise(BaseWaveformTransform):
         return (samples + amplitude * np.random.normal(size=samples.shape)).astype(np.float32)
 
 
-OUR_TRANSFORMS: dict[str, type[BaseWaveformTransform]] = {"PeakRelativeGaussianNoise": PeakRelativeGaussianNoise}
+# ours: the paper's noise and the recording conditions of the corrupted test suite (hf_ser.data.corruptions)
+OUR_TRANSFORMS: dict[str, type[BaseWaveformTransform]] = {
+    "PeakRelativeGaussianNoise": PeakRelativeGaussianNoise,
+    **CORRUPTIONS,
+}
 
 
 def transform_class(name: str) -> type[BaseWaveformTransform]:

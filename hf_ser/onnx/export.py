@@ -63,6 +63,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     shutil.copy(model_dir / "preprocessor_config.json", out_dir / "preprocessor_config.json")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     (out_dir / "labels.json").write_text(json.dumps(labels))
+    calibration = {k: getattr(model.config, k, None) for k in ("temperature", "uncertain_below")}
+    (out_dir / "calibration.json").write_text(json.dumps(calibration))
     if quantize == "int8":
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic

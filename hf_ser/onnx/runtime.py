@@ -189,6 +189,10 @@ class OnnxClassifier:
         self.session = ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
         self.features = features_for(folder)
         self.labels = json.loads((folder / "labels.json").read_text())
+        calibration = folder / "calibration.json"  # absent in exports made before calibration existed
+        settings = json.loads(calibration.read_text()) if calibration.is_file() else {}
+        self.temperature = float(settings.get("temperature") or 1.0)
+        self.uncertain_below = settings.get("uncertain_below")
         self.sampling_rate = self.features.sampling_rate
 
     def adapt(self, clips: list) -> OnnxClassifier:
@@ -211,7 +215,7 @@ class OnnxClassifier:
     def __call__(self, inputs, top_k: int | None = 5, batch_size: int | None = None) -> list[dict] | list[list[dict]]:
         single = not isinstance(inputs, list)
         waves = [self.waveform(x) for x in ([inputs] if single else inputs)]
-        logits = self.logits(waves)
+        logits = self.logits(waves) / self.temperature
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         results = []

@@ -55,6 +55,18 @@ class MeanStd(_Result):
         return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}"
 
 
+class Calibration(_Result):
+    """Temperature scaling fitted on the validation speakers, and what it did (ECE: 15-bin, top score)."""
+
+    temperature: float
+    validation_ece_raw: float
+    validation_ece: float
+    test_ece_raw: float
+    test_ece: float
+    # (threshold on the calibrated top score, share of test clips answered, accuracy on those)
+    test_coverage: list[tuple[float, float, float]] = []
+
+
 class Hardware(_Result):
     device: str
     cpu: str
@@ -80,6 +92,13 @@ class ProtocolResult(_Result):
     hardware: Hardware
     collapsed_speakers: list[str] = []  # test speakers whose clips all got one label
     validation_uar: dict[str, float | None] = {}  # per fold: best validation UAR over epochs (None: no validation)
+    calibration: dict[str, Calibration] = {}  # per fold, where validation speakers were held out
+
+    def ece(self, raw: bool = False) -> MeanStd | None:
+        """Test ECE over folds, calibrated (or ``raw``: the softmax of the logits); None without calibration."""
+        if not self.calibration:
+            return None
+        return MeanStd.of([c.test_ece_raw if raw else c.test_ece for c in self.calibration.values()])
 
     def headline(self, key: str) -> MeanStd:
         return getattr(self, key)
@@ -104,6 +123,7 @@ class RunResult(_Result):
     wall_seconds: float
     hardware: Hardware
     cross_validation: ProtocolResult | None = None  # the recipe's protocol result, for released checkpoints
+    calibration: Calibration | None = None  # None: no validation speakers to fit a temperature on
 
     def collapsed_speakers(self, min_clips: int = 5) -> list[str]:
         """Test speakers with at least ``min_clips`` clips that all received the same label."""
@@ -130,4 +150,5 @@ def summarize(protocol: str, corpora: list[str], runs: dict[str, RunResult]) -> 
         hardware=first.hardware,
         collapsed_speakers=sorted({s for r in runs.values() for s in r.collapsed_speakers()}),
         validation_uar={name: r.best_validation_uar for name, r in runs.items()},
+        calibration={name: r.calibration for name, r in runs.items() if r.calibration is not None},
     )

@@ -16,13 +16,14 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
+from ..confidence import coverage_curve, expected_calibration_error, fit_temperature, softmax
 from ..data.collate import InMemoryFeatures, SERDataCollator
 from ..data.encoder_cache import STATES_COLUMN
 from ..data.features import feature_column
 from ..data.splits import speaker_keys
 from ..metrics import load_ser_metrics
 from ..models.families import family_of_model
-from .results import HEADLINE, ClassScores, Hardware, RunResult, Scores
+from .results import HEADLINE, Calibration, ClassScores, Hardware, RunResult, Scores
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,12 @@ def fit(
         predictions=preds, references=prediction.label_ids, num_labels=len(labels), label_names=labels
     )
     epochs_run = trainer.state.epoch or 0
+    calibration = None
+    if has_val:
+        validation = trainer.predict(
+            InMemoryFeatures(splits["validation"], column=column, input_name=input_name), metric_key_prefix="val"
+        )
+        calibration = calibrate(model, validation.predictions, validation.label_ids, prediction)
     result = RunResult(
         test=Scores(**{k: report[k] for k in HEADLINE}),
         per_class={k: ClassScores(**v) for k, v in report["per_class"].items()},
@@ -249,5 +256,22 @@ def fit(
         seconds_per_epoch=train_seconds / max(epochs_run, 1e-9),
         wall_seconds=time.time() - started,
         hardware=hardware(),
+        calibration=calibration,
     )
     return trainer, result
+
+
+def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Calibration:
+    """Fit the temperature on the validation speakers' logits, store it in ``model.config``, measure ECE."""
+    temperature = fit_temperature(val_logits, val_labels)
+    model.config.temperature = temperature
+    ece = expected_calibration_error
+    calibrated = softmax(test.predictions, temperature)
+    return Calibration(
+        temperature=temperature,
+        validation_ece_raw=ece(softmax(val_logits), val_labels),
+        validation_ece=ece(softmax(val_logits, temperature), val_labels),
+        test_ece_raw=ece(softmax(test.predictions), test.label_ids),
+        test_ece=ece(calibrated, test.label_ids),
+        test_coverage=coverage_curve(calibrated, test.label_ids),
+    )

@@ -70,6 +70,13 @@ class SERConfig(PreTrainedConfig):
         ensemble_size (`int`, defaults to 1):
             Independent networks (each a conv body and a head, initialised differently) whose class
             probabilities are averaged; each is trained on its own loss, so this is a seed ensemble in one model.
+        temperature (`float`, defaults to 1.0):
+            Softmax temperature of the scores (temperature scaling, fitted on validation speakers when a model is
+            trained with them): the pipeline's scores are ``softmax(logits / temperature)``; 1.0 = uncalibrated.
+            Never changes the top label.
+        uncertain_below (`float`, *optional*):
+            Calibrated top score below which hf-ser's front-ends (CLI, batch rows, timeline, Space) answer
+            "uncertain" (scores kept); None = hf-ser's documented default (``hf_ser.confidence.ConfidenceRule``).
         initializer_range (`float`, defaults to 0.02):
             Standard deviation of the normal init of the dense layers (convs use Kaiming init).
     """
@@ -100,9 +107,15 @@ class SERConfig(PreTrainedConfig):
     label_smoothing: float = 0.0
     ensemble_size: int = 1
     initializer_range: float = 0.02
+    temperature: float = 1.0
+    uncertain_below: float | None = None
 
     def validate_architecture(self):
         """Part of `@strict`-powered validation: rejects inconsistent settings with the field named."""
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.uncertain_below is not None and not 0 <= self.uncertain_below < 1:
+            raise ValueError(f"uncertain_below must be in [0, 1), got {self.uncertain_below}")
         n = len(self.conv_channels)
         if n == 0:
             raise ValueError("conv_channels must name at least one conv block")

@@ -35,6 +35,13 @@ class SERWhisperConfig(PreTrainedConfig):
             (the checkpoints shipped inside hf-ser's wheel).
         encoder_provenance (`str`, *optional*):
             Where the encoder weights came from (source and checksum), for the model card.
+        temperature (`float`, defaults to 1.0):
+            Softmax temperature of the scores (temperature scaling, fitted on validation speakers when a model is
+            trained with them): the pipeline's scores are ``softmax(logits / temperature)``; 1.0 = uncalibrated.
+            Never changes the top label.
+        uncertain_below (`float`, *optional*):
+            Calibrated top score below which hf-ser's front-ends (CLI, batch rows, timeline, Space) answer
+            "uncertain" (scores kept); None = hf-ser's documented default (``hf_ser.confidence.ConfidenceRule``).
     """
 
     model_type = "ser_whisper"
@@ -45,6 +52,8 @@ class SERWhisperConfig(PreTrainedConfig):
     trainable_encoder_layers: int = 0
     encoder_weights: str = "included"
     encoder_provenance: str | None = None
+    temperature: float = 1.0
+    uncertain_below: float | None = None
 
     def __post_init__(self, **kwargs):
         if self.whisper is None:
@@ -62,6 +71,10 @@ class SERWhisperConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Part of `@strict`-powered validation: rejects inconsistent settings with the field named."""
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.uncertain_below is not None and not 0 <= self.uncertain_below < 1:
+            raise ValueError(f"uncertain_below must be in [0, 1), got {self.uncertain_below}")
         layers = self.whisper_config().encoder_layers
         if not 0 <= self.trainable_encoder_layers <= layers:
             raise ValueError(f"trainable_encoder_layers must be in [0, {layers}], got {self.trainable_encoder_layers}")

@@ -30,6 +30,12 @@ def _decoders_available() -> bool:
     return True
 
 
+class _Outputs(dict):
+    """Model outputs with attribute access (what the stock ``postprocess`` reads)."""
+
+    __getattr__ = dict.__getitem__
+
+
 class SERAudioClassificationPipeline(AudioClassificationPipeline):
     """Accepts a file path, raw file bytes, a numpy array at the extractor's rate, or a dict
     ``{"array" | "raw": ..., "sampling_rate": int}`` at any rate."""
@@ -42,6 +48,15 @@ class SERAudioClassificationPipeline(AudioClassificationPipeline):
                 f"SERAudioClassificationPipeline serves hf-ser models (model_type {SER_MODEL_TYPES}), got "
                 f"{type(self.model).__name__}; use transformers' own audio-classification pipeline for it"
             )
+
+    def postprocess(self, model_outputs, top_k=5, function_to_apply=None):
+        """Scores are ``softmax(logits / config.temperature)``: calibrated where training fitted a temperature."""
+        temperature = float(getattr(self.model.config, "temperature", 1.0) or 1.0)
+        if temperature != 1.0 and function_to_apply in (None, "softmax"):
+            model_outputs = dict(model_outputs)
+            model_outputs["logits"] = model_outputs["logits"] / temperature
+            model_outputs = _Outputs(model_outputs)
+        return super().postprocess(model_outputs, top_k=top_k, function_to_apply=function_to_apply)
 
     def preprocess(self, inputs):
         if not _decoders_available():  # the stock path (ffmpeg for files, torchaudio for other rates)

@@ -1,0 +1,156 @@
+"""Honest confidence: temperature scaling, calibration error, and the "uncertain" answer.
+
+**Calibration.** A network's softmax scores are over-confident, the more so on speakers and recordings it never
+heard. Temperature scaling (Guo et al., 2017) divides the logits by one scalar ``T`` fitted on validation speakers
+(minimum negative log-likelihood); it never changes the top label. Training fits it when the split has
+validation speakers and stores it as ``config.temperature``; the pipeline and the ONNX runtime apply it.
+:func:`expected_calibration_error` is the usual 15-bin ECE of the top score.
+
+**Uncertain.** :class:`ConfidenceRule` turns calibrated scores and the waveform into a :class:`Verdict`: the
+emotion, or ``"uncertain"`` (scores kept) when the top score is below ``threshold`` or the input is out of
+range: heavily clipped, or band-limited below what the models were trained on (telephone audio: nearly no
+energy above 3.4 kHz, where our 16 kHz training clips always have some). Batch rows, the CLI, the timeline and
+the Space all ask this one rule.
+
+numpy and scipy only (no torch): the ONNX backend uses it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+UNCERTAIN = "uncertain"
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of ``labels`` (searched in 0.05 … 20)."""
+    from scipy.optimize import minimize_scalar
+
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
+    if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
+        raise ValueError(f"need logits (n, classes) and n labels, got {logits.shape} and {labels.shape}")
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
+
+    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(best.x))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy − confidence| over equal-width bins of the top score, weighted by the bins' sizes."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
+    correct = (predicted == labels).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(ece)
+
+
+def coverage_curve(probs: np.ndarray, labels: np.ndarray, thresholds=None) -> list[tuple[float, float, float]]:
+    """(threshold, coverage, accuracy of the answered) for each threshold on the top score that keeps any clip."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    thresholds = np.round(np.arange(0.0, 0.96, 0.05), 2) if thresholds is None else thresholds
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
+    rows = []
+    for t in thresholds:
+        kept = confidence >= t
+        if kept.any():
+            rows.append((float(t), float(kept.mean()), float(correct[kept].mean())))
+    return rows
+
+
+def clipped_fraction(wave: np.ndarray) -> float:
+    """Share of samples at the waveform's extreme (within 0.1 % of its peak, peak ≥ 0.5 of full scale):
+    a clipped recording piles samples up there, a clean one has a handful."""
+    wave = np.asarray(wave, dtype=np.float32)
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    if peak < 0.5:
+        return 0.0
+    return float(np.mean(np.abs(wave) >= 0.999 * peak))
+
+
+def high_band_share(wave: np.ndarray, rate: int, cutoff_hz: float = 3800.0) -> float:
+    """Share of the clip's spectral energy above ``cutoff_hz`` (a telephone line keeps nearly none)."""
+    wave = np.asarray(wave, dtype=np.float64)
+    if rate <= 2 * cutoff_hz or wave.size < 512:
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(wave - wave.mean())) ** 2
+    freqs = np.fft.rfftfreq(wave.size, 1.0 / rate)
+    total = spectrum.sum()
+    return float(spectrum[freqs >= cutoff_hz].sum() / total) if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer shown to a user: the emotion, or ``"uncertain"`` with the reason; scores are always kept."""
+
+    label: str
+    score: float
+    emotion: str  # the top emotion, also when the label is "uncertain"
+    reason: str | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        return self.label == UNCERTAIN
+
+
+@dataclass(frozen=True)
+class ConfidenceRule:
+    """When to answer "uncertain" (the thresholds are documented in the README and measured in RESULTS.md).
+
+    threshold: calibrated top score below which the answer is uncertain.
+    max_clipped: largest share of samples at the clip's extreme before it counts as heavily clipped.
+    min_high_band: smallest share of energy above ``band_cutoff_hz`` before the clip counts as band-limited.
+    """
+
+    threshold: float = 0.4
+    max_clipped: float = 0.005
+    min_high_band: float = 1e-5
+    band_cutoff_hz: float = 3800.0
+
+    def __post_init__(self):
+        if not 0 <= self.threshold < 1:
+            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
+        if not 0 < self.max_clipped < 1:
+            raise ValueError(f"max_clipped must be in (0, 1), got {self.max_clipped}")
+        if not 0 <= self.min_high_band < 1:
+            raise ValueError(f"min_high_band must be in [0, 1), got {self.min_high_band}")
+
+    def out_of_range(self, wave: np.ndarray | None, rate: int) -> str | None:
+        """Why the clip is outside what the models were trained on, or None."""
+        if wave is None:
+            return None
+        clipped = clipped_fraction(wave)
+        if clipped > self.max_clipped:
+            return f"heavily clipped ({100 * clipped:.1f} % of samples at the peak)"
+        high = high_band_share(wave, rate, self.band_cutoff_hz)
+        if rate > 2 * self.band_cutoff_hz and high < self.min_high_band:
+            return f"band-limited (no energy above {self.band_cutoff_hz / 1000:.1f} kHz: a telephone line?)"
+        return None
+
+    def decide(self, scores: dict[str, float], wave: np.ndarray | None = None, rate: int = 16000) -> Verdict:
+        emotion = max(scores, key=scores.get)
+        score = float(scores[emotion])
+        reason = self.out_of_range(wave, rate)
+        if reason is None and score < self.threshold:
+            reason = f"top score {score:.2f} below {self.threshold:.2f}"
+        return Verdict(UNCERTAIN if reason else emotion, score, emotion, reason)
+
+
+DEFAULT_RULE = ConfidenceRule()

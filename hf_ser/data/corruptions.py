@@ -1,0 +1,198 @@
+"""Real-world recording conditions as waveform transforms: telephone band, lossy codecs, additive noise,
+reverberation and clipping (in the spirit of ImageNet-C: a fixed suite scored at fixed seeds).
+
+Each transform is a small audiomentations transform (``BaseWaveformTransform``) with validated parameters, called
+as ``transform(samples, sample_rate)``, so the same classes serve the corrupted test suite (:data:`SUITE`) and training
+augmentation (``augmentation.copies: [[{name: TelephoneBand, p: 1.0}]]``: :mod:`hf_ser.data.augment` looks names up
+here after audiomentations). They exist because audiomentations has no telephone channel (resampling to 8 kHz),
+no in-memory codec round trip through libsndfile (its Mp3Compression needs the LAME backends), no μ-law, no babble
+from a corpus's own speakers and no room simulation without impulse-response files. Codecs go through soundfile
+(libsndfile writes MP3, Ogg Opus and μ-law WAV); rooms through pyroomacoustics (the ``bench`` and ``dev``
+extras).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from audiomentations.core.transforms_interface import BaseWaveformTransform
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+class TelephoneBand(BaseWaveformTransform):
+    """A phone line: resampled to ``line_rate`` and band-passed to ``low_hz`` … ``high_hz``, then back."""
+
+    def __init__(self, line_rate: int = 8000, low_hz: float = 300.0, high_hz: float = 3400.0, p: float = 1.0):
+        super().__init__(p)
+        self.line_rate, self.low_hz, self.high_hz = line_rate, low_hz, high_hz
+        _check(self.line_rate >= 4000, f"line_rate must be >= 4000 Hz, got {self.line_rate}")
+        _check(
+            0 < self.low_hz < self.high_hz < self.line_rate / 2,
+            f"need 0 < low_hz < high_hz < line_rate/2, got {self.low_hz}, {self.high_hz}, {self.line_rate}",
+        )
+
+    def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        import soxr
+        from scipy.signal import butter, sosfilt
+
+        line = soxr.resample(np.asarray(samples, np.float32), sample_rate, self.line_rate)
+        sos = butter(4, [self.low_hz, self.high_hz], btype="bandpass", fs=self.line_rate, output="sos")
+        line = sosfilt(sos, line).astype(np.float32)
+        return _same_length(soxr.resample(line, self.line_rate, sample_rate), len(samples))
+
+
+CODECS = {
+    # name: (libsndfile format, subtype, compression level or None); levels measured on 16 kHz speech
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+    "opus": ("OGG", "OPUS"),
+    "mulaw": ("WAV", "ULAW"),
+}
+
+
+class Codec(BaseWaveformTransform):
+    """A lossy codec round trip in memory: ``mp3`` or ``opus`` at ``compression_level`` (0 best … 1 smallest;
+    at 16 kHz MP3 0.95 is about 16 kbit/s, Opus 1.0 about 8 kbit/s), or ``mulaw`` (G.711's 8-bit companding)."""
+
+    def __init__(self, codec: str = "mp3", compression_level: float = 0.95, p: float = 1.0):
+        super().__init__(p)
+        self.codec, self.compression_level = codec, compression_level
+        _check(self.codec in CODECS, f"codec must be one of {sorted(CODECS)}, got {self.codec!r}")
+        _check(0 <= self.compression_level <= 1, f"compression_level must be in [0, 1], got {self.compression_level}")
+
+    def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        import soundfile as sf
+
+        fmt, subtype = CODECS[self.codec]
+        options = {} if self.codec == "mulaw" else {"compression_level": self.compression_level}
+        if self.codec == "mp3":
+            options["bitrate_mode"] = "CONSTANT"
+        buffer = io.BytesIO()
+        sf.write(
+            buffer, np.clip(samples, -1, 1).astype(np.float32), sample_rate, format=fmt, subtype=subtype, **options
+        )
+        buffer.seek(0)
+        decoded, _ = sf.read(buffer, dtype="float32")
+        return _same_length(decoded, len(samples))
+
+
+class AddNoise(BaseWaveformTransform):
+    """Additive noise at ``snr_db``: ``white`` Gaussian noise, or ``babble`` (``talkers`` other speakers'
+    clips summed, taken from ``babble_sources``, the training side of the same corpus in the test suite)."""
+
+    def __init__(
+        self,
+        snr_db: float = 10.0,
+        kind: str = "white",
+        talkers: int = 4,
+        seed: int = 0,
+        babble_sources: list | None = None,
+        p: float = 1.0,
+    ):
+        super().__init__(p)
+        self.snr_db, self.kind, self.talkers, self.seed = snr_db, kind, talkers, seed
+        self.babble_sources = list(babble_sources or [])
+        _check(-10 <= self.snr_db <= 60, f"snr_db must be in [-10, 60], got {self.snr_db}")
+        _check(self.kind in ("white", "babble"), f"kind must be 'white' or 'babble', got {self.kind!r}")
+        _check(
+            self.kind == "white" or len(self.babble_sources) >= self.talkers,
+            f"babble needs babble_sources with at least talkers={self.talkers} clips, got {len(self.babble_sources)}",
+        )
+        self._rng = np.random.default_rng(self.seed)
+
+    def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        samples = np.asarray(samples, np.float32)
+        if self.kind == "white":
+            noise = self._rng.standard_normal(len(samples)).astype(np.float32)
+        else:
+            noise = np.zeros(len(samples), np.float32)
+            for i in self._rng.choice(len(self.babble_sources), self.talkers, replace=False):
+                source = np.asarray(self.babble_sources[i], np.float32)
+                source = np.tile(source, int(np.ceil(len(samples) / max(len(source), 1))))
+                start = self._rng.integers(0, len(source) - len(samples) + 1)
+                piece = source[start : start + len(samples)]
+                noise += piece / (np.sqrt(np.mean(piece**2)) + 1e-9)
+        signal_power = np.mean(samples**2) + 1e-12
+        noise_power = np.mean(noise**2) + 1e-12
+        return samples + noise * np.sqrt(signal_power / (noise_power * 10 ** (self.snr_db / 10)))
+
+
+class Reverb(BaseWaveformTransform):
+    """A simulated shoebox room (pyroomacoustics, image method) with reverberation time ``rt60`` seconds;
+    the talker and the microphone ``distance`` metres apart. The output keeps the input's peak level."""
+
+    def __init__(self, rt60: float = 0.6, room: tuple = (6.0, 4.5, 3.0), distance: float = 2.0, p: float = 1.0):
+        super().__init__(p)
+        self.rt60, self.room, self.distance = rt60, tuple(room), distance
+        _check(len(self.room) == 3 and min(self.room) > 1.5, f"room must be 3 sizes > 1.5 m, got {room}")
+        _check(0.1 <= self.rt60 <= 2.0, f"rt60 must be in [0.1, 2.0] s, got {self.rt60}")
+        _check(0.2 <= self.distance < min(self.room[:2]) - 1, f"distance must fit in the room, got {self.distance}")
+
+    def impulse_response(self, sample_rate: int) -> np.ndarray:
+        try:
+            import pyroomacoustics as pra
+        except ImportError as err:
+            raise ImportError("Reverb needs pyroomacoustics: pip install 'hf-ser[bench]'") from err
+        absorption, max_order = pra.inverse_sabine(self.rt60, list(self.room))
+        room = pra.ShoeBox(list(self.room), fs=sample_rate, materials=pra.Material(absorption), max_order=max_order)
+        source = [self.room[0] / 2 - self.distance / 2, self.room[1] / 2, 1.6]
+        room.add_source(source)
+        room.add_microphone([source[0] + self.distance, source[1], 1.2])
+        room.compute_rir()
+        return np.asarray(room.rir[0][0], np.float32)
+
+    def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        from scipy.signal import fftconvolve
+
+        samples = np.asarray(samples, np.float32)
+        rir = self.impulse_response(sample_rate)
+        delay = int(np.argmax(np.abs(rir)))  # the direct path: keep the clip aligned
+        wet = fftconvolve(samples, rir)[delay : delay + len(samples)].astype(np.float32)
+        peak_in, peak_out = np.abs(samples).max(), np.abs(wet).max()
+        return wet * (peak_in / peak_out) if peak_out > 0 else wet
+
+
+class Clipping(BaseWaveformTransform):
+    """An overdriven input: the clip brought to full scale, ``gain_db`` more gain, clipped at ±1."""
+
+    def __init__(self, gain_db: float = 12.0, p: float = 1.0):
+        super().__init__(p)
+        self.gain_db = gain_db
+        _check(0 < self.gain_db <= 40, f"gain_db must be in (0, 40], got {self.gain_db}")
+
+    def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        samples = np.asarray(samples, np.float32)
+        peak = np.abs(samples).max()
+        if peak == 0:
+            return samples
+        return np.clip(samples / peak * 10 ** (self.gain_db / 20), -1.0, 1.0)
+
+
+def _same_length(samples: np.ndarray, n: int) -> np.ndarray:
+    samples = np.asarray(samples, np.float32)
+    return samples[:n] if len(samples) >= n else np.pad(samples, (0, n - len(samples)))
+
+
+TRANSFORMS = {cls.__name__: cls for cls in (TelephoneBand, Codec, AddNoise, Reverb, Clipping)}
+
+
+def suite(babble_sources: list | None = None, seed: int = 0) -> dict[str, object]:
+    """The corrupted test suite: name → transform, at fixed settings and seeds. Babble rows only with sources."""
+    conditions: dict[str, object] = {
+        "telephone": TelephoneBand(),
+        "mp3 16 kbit/s": Codec("mp3", 0.95),
+        "opus 8 kbit/s": Codec("opus", 1.0),
+        "mu-law": Codec("mulaw"),
+    }
+    for snr in (20, 10, 5):
+        conditions[f"white SNR {snr}"] = AddNoise(snr, "white", seed=seed)
+    if babble_sources:
+        for snr in (20, 10, 5):
+            conditions[f"babble SNR {snr}"] = AddNoise(snr, "babble", seed=seed, babble_sources=babble_sources)
+    conditions["reverb RT60 0.6 s"] = Reverb(0.6)
+    conditions["clipping +12 dB"] = Clipping(12.0)
+    return conditions

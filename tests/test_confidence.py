@@ -1,0 +1,216 @@
+"""Calibration (temperature scaling, ECE), the "uncertain" rule, and the recording-condition transforms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hf_ser.confidence import (
+    DEFAULT_RULE,
+    UNCERTAIN,
+    ConfidenceRule,
+    coverage_curve,
+    expected_calibration_error,
+    fit_temperature,
+    high_band_share,
+    softmax,
+)
+from hf_ser.data.augment import AugmentConfig
+from hf_ser.data.corruptions import AddNoise, Clipping, Codec, Reverb, TelephoneBand, suite
+
+RATE = 16000
+
+
+def _overconfident(n=4000, classes=5, temperature=3.0, seed=0):
+    """Logits ``temperature`` times sharper than the distribution the labels are drawn from."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, (n, classes))
+    labels = np.array([rng.choice(classes, p=p) for p in softmax(z)])
+    return z * temperature, labels
+
+
+def test_fit_temperature_recovers_the_sharpening():
+    logits, labels = _overconfident(temperature=3.0)
+    assert fit_temperature(logits, labels) == pytest.approx(3.0, rel=0.1)
+    logits, labels = _overconfident(temperature=0.5, seed=1)  # under-confident: T < 1
+    assert fit_temperature(logits, labels) == pytest.approx(0.5, rel=0.1)
+
+
+def test_temperature_scaling_lowers_calibration_error_and_keeps_the_top_label():
+    logits, labels = _overconfident()
+    t = fit_temperature(logits, labels)
+    raw, scaled = softmax(logits), softmax(logits, t)
+    assert expected_calibration_error(scaled, labels) < 0.03 < expected_calibration_error(raw, labels)
+    assert (raw.argmax(1) == scaled.argmax(1)).all()
+
+
+def test_ece_and_coverage_against_hand_computed_values():
+    # ten clips at confidence 0.9, seven right: |0.7 - 0.9| = 0.2
+    probs = np.tile([0.9, 0.1], (10, 1))
+    labels = np.array([0] * 7 + [1] * 3)
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.2)
+    # two bins: 0.9 (2 right of 2) and 0.6 (1 right of 2): 0.5 * 0.1 + 0.5 * 0.1
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
+    assert expected_calibration_error(probs, np.array([0, 0, 0, 0])) == pytest.approx(0.1)
+    curve = dict((t, (c, a)) for t, c, a in coverage_curve(probs, np.array([0, 0, 0, 0]), thresholds=[0.0, 0.7]))
+    assert curve[0.0] == (1.0, 0.75) and curve[0.7] == (0.5, 1.0)
+    with pytest.raises(ValueError, match="need logits"):
+        fit_temperature(np.zeros(3), np.zeros(3))
+
+
+def test_the_rule_answers_uncertain_below_its_threshold_and_keeps_the_scores(speech):
+    wave = speech(2.0, RATE)
+    sure = DEFAULT_RULE.decide({"angry": 0.8, "sad": 0.2}, wave, RATE)
+    assert (sure.label, sure.uncertain, sure.reason) == ("angry", False, None)
+    unsure = DEFAULT_RULE.decide({"angry": 0.35, "sad": 0.33, "happy": 0.32}, wave, RATE)
+    assert unsure.label == UNCERTAIN and unsure.emotion == "angry" and unsure.score == 0.35
+    assert "below 0.40" in unsure.reason
+    assert ConfidenceRule(threshold=0.0).decide({"angry": 0.35, "sad": 0.33}, wave, RATE).label == "angry"
+    with pytest.raises(ValueError, match="threshold"):
+        ConfidenceRule(threshold=1.5)
+
+
+def test_clipped_and_telephone_audio_are_out_of_range(speech):
+    wave = speech(2.0, RATE)
+    assert DEFAULT_RULE.out_of_range(wave, RATE) is None
+    clipped = Clipping(12.0)(wave, RATE)
+    assert "clipped" in DEFAULT_RULE.decide({"angry": 0.9, "sad": 0.1}, clipped, RATE).reason
+    phone = TelephoneBand()(wave, RATE)
+    verdict = DEFAULT_RULE.decide({"angry": 0.9, "sad": 0.1}, phone, RATE)
+    assert verdict.uncertain and "band-limited" in verdict.reason
+    assert DEFAULT_RULE.out_of_range(speech(2.0, 8000), 8000) is None  # an 8 kHz model's own band is fine
+
+
+def test_telephone_band_keeps_the_voice_band_only(speech):
+    wave = speech(2.0, RATE)
+    phone = TelephoneBand()(wave, RATE)
+    assert len(phone) == len(wave) and high_band_share(phone, RATE, 3800) < 1e-6 < high_band_share(wave, RATE)
+    spectrum = np.abs(np.fft.rfft(phone)) ** 2
+    freqs = np.fft.rfftfreq(len(phone), 1 / RATE)
+    assert spectrum[(freqs > 250) & (freqs < 3600)].sum() > 0.98 * spectrum.sum()  # the line's band
+    kept = np.abs(np.fft.rfft(wave)) ** 2
+    in_band = (freqs > 600) & (freqs < 3000)
+    assert spectrum[in_band].sum() == pytest.approx(kept[in_band].sum(), rel=0.25)  # passed, not attenuated
+    with pytest.raises(ValueError, match="low_hz"):
+        TelephoneBand(low_hz=3500, high_hz=3400)
+
+
+@pytest.mark.parametrize("codec, level", [("mp3", 0.95), ("opus", 1.0), ("mulaw", 0.0)])
+def test_codecs_round_trip_in_memory(speech, codec, level):
+    wave = speech(2.0, RATE)
+    out = Codec(codec, level)(wave, RATE)
+    assert len(out) == len(wave) and out.dtype == np.float32
+    assert not np.allclose(out, wave, atol=1e-4)  # lossy
+    # the clip is still there: energy within 6 dB of the input's
+    assert abs(10 * np.log10(np.mean(out**2) / np.mean(wave**2))) < 6
+    if codec == "mulaw":  # sample-aligned: 8-bit companding error only
+        assert 10 * np.log10(np.mean(wave**2) / np.mean((out - wave) ** 2)) > 25
+    with pytest.raises(ValueError, match="codec must be one of"):
+        Codec("aac")
+
+
+@pytest.mark.parametrize("kind", ["white", "babble"])
+@pytest.mark.parametrize("snr", [20, 10, 5])
+def test_noise_is_added_at_the_requested_snr(speech, kind, snr):
+    wave = speech(2.0, RATE)
+    sources = [speech(1.5, RATE, pitch=100 + 20 * i, seed=i + 1) for i in range(5)]
+    out = AddNoise(snr, kind, babble_sources=sources)(wave, RATE)
+    measured = 10 * np.log10(np.mean(wave**2) / np.mean((out - wave) ** 2))
+    assert measured == pytest.approx(snr, abs=0.05)
+    with pytest.raises(ValueError, match="babble needs babble_sources"):
+        AddNoise(10, "babble", babble_sources=sources[:2])
+
+
+def test_reverb_has_the_requested_reverberation_time(speech):
+    pra = pytest.importorskip("pyroomacoustics")
+    reverb = Reverb(rt60=0.6)
+    rir = reverb.impulse_response(RATE)
+    # Sabine's formula (pyroomacoustics' inverse_sabine) sets the walls; the image method's measured decay is
+    # longer (0.84 s here), as is usual for a shoebox: the order of magnitude is what the suite needs
+    assert 0.45 < pra.experimental.measure_rt60(rir, fs=RATE) < 0.95
+    wave = speech(2.0, RATE)
+    out = reverb(wave, RATE)
+    assert len(out) == len(wave) and np.abs(out).max() == pytest.approx(np.abs(wave).max(), rel=1e-4)
+    click = np.zeros(RATE, np.float32)
+    click[1000] = 0.5
+    echo = reverb(click, RATE)  # aligned on the direct path: the click stays where it was, then decays
+    assert int(np.argmax(np.abs(echo))) == 1000 and np.abs(echo[1100:]).max() > 0.01
+    with pytest.raises(ValueError, match="rt60"):
+        Reverb(rt60=5.0)
+
+
+def test_clipping_saturates_at_full_scale(speech):
+    out = Clipping(12.0)(speech(2.0, RATE), RATE)
+    assert np.abs(out).max() == 1.0 and np.mean(np.abs(out) == 1.0) > 0.01
+
+
+def test_the_suite_has_every_condition_and_the_transforms_serve_augmentation(speech):
+    names = set(suite(babble_sources=[speech(1.0, RATE, seed=i) for i in range(4)]))
+    assert {"telephone", "mp3 16 kbit/s", "opus 8 kbit/s", "mu-law", "white SNR 10", "babble SNR 5"} <= names
+    assert {"reverb RT60 0.6 s", "clipping +12 dB"} <= names and "babble SNR 5" not in suite()
+    config = AugmentConfig.from_value([[{"name": "TelephoneBand", "p": 1.0}], [{"name": "Codec", "codec": "opus"}]])
+    out = config.pipelines()[0](samples=speech(1.0, RATE), sample_rate=RATE)
+    assert high_band_share(out, RATE) < 1e-6
+    with pytest.raises(ValueError, match="augmentation 'Codec'"):
+        AugmentConfig.from_value([[{"name": "Codec", "codec": "aac"}]])
+
+
+def test_the_pipeline_and_onnx_apply_the_stored_temperature(model_dir, speech, tmp_path):
+    import torch
+    from transformers import AutoFeatureExtractor
+
+    from hf_ser.cli import main as cli_main
+    from hf_ser.inference import load_classifier, load_model
+
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "temperature": 2.5}))
+    wave = speech(1.5, RATE)
+    model = load_model(model_dir).eval()
+    with torch.no_grad():
+        logits = model(**AutoFeatureExtractor.from_pretrained(model_dir)(wave, return_tensors="pt")).logits[0]
+    expected = dict(zip([model.config.id2label[i] for i in range(len(logits))], softmax(logits.numpy(), 2.5)))
+    got = {d["label"]: d["score"] for d in load_classifier(model_dir)(wave, top_k=None)}
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert cli_main(["export", "--onnx", str(tmp_path / "onnx"), "--model", str(model_dir)]) == 0
+    assert json.loads((tmp_path / "onnx" / "calibration.json").read_text())["temperature"] == 2.5
+    onnx = {d["label"]: d["score"] for d in load_classifier(tmp_path / "onnx", backend="onnx")(wave, top_k=None)}
+    assert onnx == pytest.approx(expected, abs=1e-4)
+    config["temperature"] = 0.0
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(Exception, match="temperature must be > 0"):  # huggingface_hub's strict validation error
+        load_model(model_dir)
+
+
+def test_batch_rows_say_uncertain_with_the_reason(model_dir, speech, tmp_path):
+    from hf_ser.cli import main as cli_main
+
+    sf.write(tmp_path / "clean.wav", speech(1.5, RATE), RATE)
+    sf.write(tmp_path / "clipped.wav", Clipping(20.0)(speech(1.5, RATE), RATE), RATE)
+    out = tmp_path / "rows.jsonl"
+    # threshold 0: only the input decides; the clipped file is out of range, the clean one gets its emotion
+    assert (
+        cli_main(["predict", str(tmp_path), "--model", str(model_dir), "--output", str(out), "--uncertain-below", "0"])
+        == 0
+    )
+    rows = {r["path"].rsplit("/", 1)[1]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["clipped.wav"]["label"] == UNCERTAIN and "clipped" in rows["clipped.wav"]["reason"]
+    assert rows["clipped.wav"]["scores"] and rows["clipped.wav"]["score"] == max(rows["clipped.wav"]["scores"].values())
+    assert rows["clean.wav"]["label"] != UNCERTAIN and rows["clean.wav"]["reason"] is None
+    # a model whose scores are nearly flat (temperature 50) is never sure: the default threshold (0.4) answers
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "temperature": 50.0}))
+    assert cli_main(["predict", str(tmp_path / "clean.wav"), "--model", str(model_dir), "--output", str(out)]) == 0
+    row = json.loads(out.read_text())
+    assert row["label"] == UNCERTAIN and "below 0.40" in row["reason"] and row["score"] < 0.4
+
+
+def test_the_space_says_uncertain_plainly():
+    from hf_ser.confidence import Verdict
+    from hf_ser.demo import verdict_text
+
+    assert verdict_text(Verdict("angry", 0.82, "angry")) == "angry (82 %)"
+    text = verdict_text(Verdict(UNCERTAIN, 0.31, "sad", "top score 0.31 below 0.40"), ", over 80 % speech")
+    assert text == "uncertain: top score 0.31 below 0.40 (best guess sad, 31 %, over 80 % speech)"
