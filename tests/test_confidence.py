@@ -214,3 +214,21 @@ def test_the_space_says_uncertain_plainly():
     assert verdict_text(Verdict("angry", 0.82, "angry")) == "angry (82 %)"
     text = verdict_text(Verdict(UNCERTAIN, 0.31, "sad", "top score 0.31 below 0.40"), ", over 80 % speech")
     assert text == "uncertain: top score 0.31 below 0.40 (best guess sad, 31 %, over 80 % speech)"
+
+
+def test_corrupt_split_keeps_rows_and_labels_and_corrupts_the_audio(tmp_path):
+    from hf_ser.audio import load_audio
+    from hf_ser.data.corpora import load_corpus
+    from hf_ser.data.corruptions import babble_sources, corrupt_split
+
+    from .fixtures import make_ravdess
+
+    data = load_corpus("ravdess", make_ravdess(tmp_path / "r", actors=range(1, 4)))
+    phone = corrupt_split(data, "telephone", RATE)
+    assert phone["utterance_id"] == data["utterance_id"] and phone["emotion"] == data["emotion"]
+    wave, _ = load_audio(data[0]["audio"], RATE)
+    np.testing.assert_allclose(phone[0]["array"], TelephoneBand()(wave, RATE), atol=1e-6)
+    sources = babble_sources(data, RATE, speakers=2)
+    assert len(sources) == 2  # one clip from each of two speakers
+    with pytest.raises(ValueError, match="unknown corruption"):
+        corrupt_split(data, "underwater", RATE)

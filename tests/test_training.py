@@ -59,7 +59,7 @@ def tiny(**changes):
     raw = json.loads(json.dumps(TINY))
     for dotted, value in changes.items():
         section, key = dotted.split("__")
-        raw[section][key] = value
+        raw.setdefault(section, {})[key] = value
     return experiment_from_dict(raw)
 
 
@@ -505,3 +505,17 @@ def test_speaker_adaptive_training_saves_an_extractor_that_must_be_adapted(corpu
     run_split(tiny(data__speaker_adaptive=True), splits, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "preprocessor_config.json").read_text())
     assert saved["speaker_adaptive"] is True and saved["speaker_mean"] is None
+
+
+def test_the_test_split_is_also_scored_under_recording_conditions(corpus_dir, tmp_path):
+    exp = tiny(**{"evaluation__corruptions": ["telephone", "babble SNR 10", "clipping +12 dB"]})
+    summary = run_protocol(exp, corpus_dir, tmp_path / "run", protocol="speaker-kfold", folds=2)
+    assert set(summary.corrupted) == {"telephone", "babble SNR 10", "clipping +12 dB"}
+    fold = RunResult.load(tmp_path / "run" / "fold_0" / "metrics.json")
+    for name, scores in fold.corrupted.items():
+        assert 0 <= scores.uar <= 1 and 0 <= scores.agreement <= 1 and 0 <= scores.ece <= 1, name
+    runs = [RunResult.load(p) for p in sorted((tmp_path / "run").glob("fold_*/metrics.json"))]
+    mean = np.mean([r.corrupted["telephone"].uar for r in runs])
+    assert summary.corrupted["telephone"].uar.mean == pytest.approx(mean)
+    with pytest.raises(ValueError, match="unknown corruption 'phone'"):
+        tiny(**{"evaluation__corruptions": ["phone"]})

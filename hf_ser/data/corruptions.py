@@ -133,6 +133,14 @@ class Reverb(BaseWaveformTransform):
         _check(0.2 <= self.distance < min(self.room[:2]) - 1, f"distance must fit in the room, got {self.distance}")
 
     def impulse_response(self, sample_rate: int) -> np.ndarray:
+        """The room's impulse response at ``sample_rate`` (simulated once per rate, then reused)."""
+        cached = getattr(self, "_rirs", {})
+        if sample_rate not in cached:
+            cached[sample_rate] = self._simulate(sample_rate)
+            self._rirs = cached
+        return cached[sample_rate]
+
+    def _simulate(self, sample_rate: int) -> np.ndarray:
         try:
             import pyroomacoustics as pra
         except ImportError as err:
@@ -192,7 +200,48 @@ def suite(babble_sources: list | None = None, seed: int = 0) -> dict[str, object
         conditions[f"white SNR {snr}"] = AddNoise(snr, "white", seed=seed)
     if babble_sources:
         for snr in (20, 10, 5):
-            conditions[f"babble SNR {snr}"] = AddNoise(snr, "babble", seed=seed, babble_sources=babble_sources)
+            talkers = min(4, len(babble_sources))  # four talkers, fewer where training has fewer speakers
+            conditions[f"babble SNR {snr}"] = AddNoise(snr, "babble", talkers, seed, babble_sources)
     conditions["reverb RT60 0.6 s"] = Reverb(0.6)
     conditions["clipping +12 dB"] = Clipping(12.0)
     return conditions
+
+
+def condition_names() -> list[str]:
+    """Every condition of :func:`suite` (babble included), in the suite's order."""
+    return list(suite(babble_sources=[np.zeros(1, np.float32)] * 4))
+
+
+def babble_sources(train, sampling_rate: int, speakers: int = 16) -> list[np.ndarray]:
+    """One clip each of up to ``speakers`` training speakers (the first of each by utterance id), decoded."""
+    from ..audio import decode_row
+    from .splits import speaker_keys
+
+    first: dict[str, int] = {}
+    speakers_of, ids = speaker_keys(train), train["utterance_id"]
+    for index in sorted(range(len(train)), key=ids.__getitem__):
+        first.setdefault(speakers_of[index], index)
+    rows = [train[i] for i in list(first.values())[:speakers]]
+    return [decode_row(r["audio"], r.get("array"), r.get("sampling_rate"), sampling_rate) for r in rows]
+
+
+def corrupt_split(dataset, condition: str, sampling_rate: int, sources: list[np.ndarray] | None = None, seed: int = 0):
+    """The split with every clip under ``condition`` (decoded at ``sampling_rate`` into ``array``), at a fixed
+    seed; the rows keep their labels and ids, so the scores compare clip by clip with the clean split."""
+    from datasets import Sequence, Value
+
+    from ..audio import decode_row
+
+    transforms = suite(babble_sources=sources, seed=seed)
+    if condition not in transforms:
+        raise ValueError(f"unknown corruption {condition!r}; known: {', '.join(condition_names())}")
+    transform = transforms[condition]
+
+    def apply(row):
+        wave = decode_row(row["audio"], row.get("array"), row.get("sampling_rate"), sampling_rate)
+        return {"array": transform(samples=wave, sample_rate=sampling_rate), "sampling_rate": sampling_rate}
+
+    features = dataset.features.copy()
+    features["array"] = Sequence(Value("float32"))
+    features["sampling_rate"] = Value("int32")
+    return dataset.map(apply, features=features, load_from_cache_file=False, desc=f"corrupt: {condition}")

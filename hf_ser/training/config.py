@@ -145,6 +145,25 @@ def constructor_arguments(cls) -> list[str]:
     return [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "kwargs")]
 
 
+class EvaluationConfig(_Section):
+    # the test split is also scored under each of these recording conditions (hf_ser.data.corruptions.suite;
+    # "all" for every one): accuracy, UAR, agreement with the clean clip's label and calibration error
+    corruptions: list[str] = []
+
+    @field_validator("corruptions")
+    @classmethod
+    def _known_conditions(cls, value):
+        from ..data.corruptions import condition_names
+
+        known = condition_names()
+        if value == ["all"]:
+            return known
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown corruption {name!r}; known: {', '.join(known)} (or all)")
+        return value
+
+
 class Experiment(_Section):
     data: DataConfig = DataConfig()
     features: dict[str, Any] = {}
@@ -152,6 +171,7 @@ class Experiment(_Section):
     augmentation: AugmentationConfig = AugmentationConfig()
     protocol: ProtocolConfig = ProtocolConfig()
     training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     @model_validator(mode="after")
     def _constructible(self):

@@ -67,6 +67,22 @@ class Calibration(_Result):
     test_coverage: list[tuple[float, float, float]] = []
 
 
+class ConditionScores(_Result):
+    """The test split under one recording condition (:mod:`hf_ser.data.corruptions`)."""
+
+    accuracy: float
+    uar: float
+    agreement: float  # share of clips whose top label equals the clean clip's
+    ece: float  # with the model's (calibrated) temperature
+
+
+class ConditionSummary(_Result):
+    accuracy: MeanStd
+    uar: MeanStd
+    agreement: MeanStd
+    ece: MeanStd
+
+
 class Hardware(_Result):
     device: str
     cpu: str
@@ -93,6 +109,7 @@ class ProtocolResult(_Result):
     collapsed_speakers: list[str] = []  # test speakers whose clips all got one label
     validation_uar: dict[str, float | None] = {}  # per fold: best validation UAR over epochs (None: no validation)
     calibration: dict[str, Calibration] = {}  # per fold, where validation speakers were held out
+    corrupted: dict[str, ConditionSummary] = {}  # recording condition -> mean ± std over folds
 
     def ece(self, raw: bool = False) -> MeanStd | None:
         """Test ECE over folds, calibrated (or ``raw``: the softmax of the logits); None without calibration."""
@@ -124,6 +141,7 @@ class RunResult(_Result):
     hardware: Hardware
     cross_validation: ProtocolResult | None = None  # the recipe's protocol result, for released checkpoints
     calibration: Calibration | None = None  # None: no validation speakers to fit a temperature on
+    corrupted: dict[str, ConditionScores] = {}  # the test split under each evaluated recording condition
 
     def collapsed_speakers(self, min_clips: int = 5) -> list[str]:
         """Test speakers with at least ``min_clips`` clips that all received the same label."""
@@ -151,4 +169,16 @@ def summarize(protocol: str, corpora: list[str], runs: dict[str, RunResult]) -> 
         collapsed_speakers=sorted({s for r in runs.values() for s in r.collapsed_speakers()}),
         validation_uar={name: r.best_validation_uar for name, r in runs.items()},
         calibration={name: r.calibration for name, r in runs.items() if r.calibration is not None},
+        corrupted=_condition_summaries(list(runs.values())),
     )
+
+
+def _condition_summaries(runs: list[RunResult]) -> dict[str, ConditionSummary]:
+    """Mean ± std over folds of each condition every fold was scored under."""
+    shared = [c for c in runs[0].corrupted if all(c in r.corrupted for r in runs)]
+    return {
+        c: ConditionSummary(
+            **{k: MeanStd.of([getattr(r.corrupted[c], k) for r in runs]) for k in ConditionScores.model_fields}
+        )
+        for c in shared
+    }

@@ -19,6 +19,7 @@ from transformers import AutoModelForAudioClassification
 
 from ..data.augment import augment
 from ..data.corpora import load_corpora, load_corpus, unified_label_set, unify_labels
+from ..data.corruptions import babble_sources, corrupt_split
 from ..data.encoder_cache import EncoderCacheStats, cache_encoder_states
 from ..data.features import extract_features, feature_column, standardize_per_speaker
 from ..data.splits import mark_split, speaker_independent_split
@@ -26,7 +27,7 @@ from .config import Experiment
 from .protocols import AugmentSettings, get_protocol
 from .reports import save_confusion_matrix, summary_markdown, write_class_report
 from .results import ProtocolResult, RunResult, summarize
-from .trainer import FitOptions, fit
+from .trainer import FitOptions, fit, score_conditions
 
 logger = logging.getLogger("hf_ser.training")
 DataDirs = str | Path | dict[str, str | Path]
@@ -132,30 +133,52 @@ def run_split(
         labels = splits["train"].features["emotion"].names
         weights = _class_weights(splits["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
         model = model if model is not None else build_model(exp, labels, weights)
-        if exp.family.encoder_cache:
-            stats = EncoderCacheStats(skipped=[])
-            feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model), stats=stats)
-            logger.info(
-                "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",
-                stats.encoded,
-                stats.seconds,
-                stats.cached,
-                stats.bytes / 1e6,
-                len(stats.skipped),
-            )
-        else:
-            feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
+        feats = _model_inputs(exp, splits, fe, model)
         if exp.data.speaker_adaptive:
-            column = feature_column(fe)
-            feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
             fe.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker
     options = FitOptions(**{f.name: getattr(exp.training, f.name) for f in dataclasses.fields(FitOptions)})
     trainer, result = fit(model, fe, feats, args, options, resume=resume)
+    if exp.evaluation.corruptions:
+        fe.speaker_adaptive = False  # corrupted clips take the same path as the clean ones did
+        result.corrupted = _score_corrupted(exp, trainer, model, fe, splits, feats["test"])
+        fe.speaker_adaptive = exp.data.speaker_adaptive
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))
         write_run(output_dir, exp, result, trainer.state.log_history)
         shutil.rmtree(args.output_dir, ignore_errors=True)
     return result
+
+
+def _model_inputs(exp: Experiment, splits: DatasetDict, fe, model) -> DatasetDict:
+    """The model's inputs for every split: cached encoder states, or extracted (and standardised) features."""
+    if exp.family.encoder_cache:
+        stats = EncoderCacheStats(skipped=[])
+        feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model), stats=stats)
+        logger.info(
+            "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",
+            stats.encoded,
+            stats.seconds,
+            stats.cached,
+            stats.bytes / 1e6,
+            len(stats.skipped),
+        )
+        return feats
+    feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
+    if exp.data.speaker_adaptive:
+        column = feature_column(fe)
+        feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
+    return feats
+
+
+def _score_corrupted(exp: Experiment, trainer, model, fe, splits: DatasetDict, clean_test: Dataset) -> dict:
+    """The test split under each of ``evaluation.corruptions`` (babble from the training side's speakers)."""
+    rate = fe.sampling_rate
+    sources = babble_sources(splits["train"], rate) if any("babble" in c for c in exp.evaluation.corruptions) else None
+    conditions = {}
+    for condition in exp.evaluation.corruptions:
+        corrupted = corrupt_split(splits["test"], condition, rate, sources, seed=exp.protocol.seed)
+        conditions[condition] = _model_inputs(exp, DatasetDict({"test": corrupted}), fe, model)["test"]
+    return score_conditions(trainer, model, clean_test, conditions)
 
 
 def write_run(output_dir: Path, exp: Experiment, result: RunResult, log_history: list[dict]) -> None:

@@ -23,7 +23,7 @@ from ..data.features import feature_column
 from ..data.splits import speaker_keys
 from ..metrics import load_ser_metrics
 from ..models.families import family_of_model
-from .results import HEADLINE, Calibration, ClassScores, Hardware, RunResult, Scores
+from .results import HEADLINE, Calibration, ClassScores, ConditionScores, Hardware, RunResult, Scores
 
 
 @dataclass(frozen=True)
@@ -275,3 +275,34 @@ def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Ca
         test_ece=ece(calibrated, test.label_ids),
         test_coverage=coverage_curve(calibrated, test.label_ids),
     )
+
+
+def score_conditions(
+    trainer: Trainer, model, clean: Dataset, conditions: dict[str, Dataset]
+) -> dict[str, ConditionScores]:
+    """Score the trained model on the test split under each recording condition (features already extracted,
+    rows in the clean split's order): accuracy, UAR, agreement with the clean clip's label, ECE."""
+    family = family_of_model(model)
+    input_name = family.input_name(trainer.processing_class)
+    column = STATES_COLUMN if family.encoder_cache else feature_column(trainer.processing_class)
+    metric = load_ser_metrics()
+    labels = clean.features["emotion"].names
+    temperature = float(getattr(model.config, "temperature", 1.0) or 1.0)
+
+    def predict(data: Dataset):
+        out = trainer.predict(InMemoryFeatures(data, column=column, input_name=input_name), metric_key_prefix="c")
+        return out.predictions, out.label_ids
+
+    clean_preds = predict(clean)[0].argmax(-1)
+    scores = {}
+    for name, data in conditions.items():
+        logits, refs = predict(data)
+        preds = logits.argmax(-1)
+        report = metric.compute(predictions=preds, references=refs, num_labels=len(labels), label_names=labels)
+        scores[name] = ConditionScores(
+            accuracy=report["accuracy"],
+            uar=report["uar"],
+            agreement=float(np.mean(preds == clean_preds)),
+            ece=expected_calibration_error(softmax(logits, temperature), refs),
+        )
+    return scores
