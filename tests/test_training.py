@@ -517,5 +517,6 @@ def test_the_test_split_is_also_scored_under_recording_conditions(corpus_dir, tm
     runs = [RunResult.load(p) for p in sorted((tmp_path / "run").glob("fold_*/metrics.json"))]
     mean = np.mean([r.corrupted["telephone"].uar for r in runs])
     assert summary.corrupted["telephone"].uar.mean == pytest.approx(mean)
+    assert set(summary.corrupted_validation) == set(summary.corrupted)  # validation speakers too, for choosing
     with pytest.raises(ValueError, match="unknown corruption 'phone'"):
         tiny(**{"evaluation__corruptions": ["phone"]})

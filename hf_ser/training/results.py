@@ -110,6 +110,7 @@ class ProtocolResult(_Result):
     validation_uar: dict[str, float | None] = {}  # per fold: best validation UAR over epochs (None: no validation)
     calibration: dict[str, Calibration] = {}  # per fold, where validation speakers were held out
     corrupted: dict[str, ConditionSummary] = {}  # recording condition -> mean ± std over folds
+    corrupted_validation: dict[str, ConditionSummary] = {}  # the same on validation speakers (for choosing)
 
     def ece(self, raw: bool = False) -> MeanStd | None:
         """Test ECE over folds, calibrated (or ``raw``: the softmax of the logits); None without calibration."""
@@ -142,6 +143,7 @@ class RunResult(_Result):
     cross_validation: ProtocolResult | None = None  # the recipe's protocol result, for released checkpoints
     calibration: Calibration | None = None  # None: no validation speakers to fit a temperature on
     corrupted: dict[str, ConditionScores] = {}  # the test split under each evaluated recording condition
+    corrupted_validation: dict[str, ConditionScores] = {}  # the validation split under each (recipes are chosen here)
 
     def collapsed_speakers(self, min_clips: int = 5) -> list[str]:
         """Test speakers with at least ``min_clips`` clips that all received the same label."""
@@ -169,16 +171,15 @@ def summarize(protocol: str, corpora: list[str], runs: dict[str, RunResult]) -> 
         collapsed_speakers=sorted({s for r in runs.values() for s in r.collapsed_speakers()}),
         validation_uar={name: r.best_validation_uar for name, r in runs.items()},
         calibration={name: r.calibration for name, r in runs.items() if r.calibration is not None},
-        corrupted=_condition_summaries(list(runs.values())),
+        corrupted=_condition_summaries([r.corrupted for r in runs.values()]),
+        corrupted_validation=_condition_summaries([r.corrupted_validation for r in runs.values()]),
     )
 
 
-def _condition_summaries(runs: list[RunResult]) -> dict[str, ConditionSummary]:
+def _condition_summaries(folds: list[dict[str, ConditionScores]]) -> dict[str, ConditionSummary]:
     """Mean ± std over folds of each condition every fold was scored under."""
-    shared = [c for c in runs[0].corrupted if all(c in r.corrupted for r in runs)]
+    shared = [c for c in folds[0] if all(c in f for f in folds)]
     return {
-        c: ConditionSummary(
-            **{k: MeanStd.of([getattr(r.corrupted[c], k) for r in runs]) for k in ConditionScores.model_fields}
-        )
+        c: ConditionSummary(**{k: MeanStd.of([getattr(f[c], k) for f in folds]) for k in ConditionScores.model_fields})
         for c in shared
     }

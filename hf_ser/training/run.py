@@ -140,7 +140,9 @@ def run_split(
     trainer, result = fit(model, fe, feats, args, options, resume=resume)
     if exp.evaluation.corruptions:
         fe.speaker_adaptive = False  # corrupted clips take the same path as the clean ones did
-        result.corrupted = _score_corrupted(exp, trainer, model, fe, splits, feats["test"])
+        result.corrupted = _score_corrupted(exp, trainer, model, fe, splits, feats, "test")
+        if "validation" in splits:
+            result.corrupted_validation = _score_corrupted(exp, trainer, model, fe, splits, feats, "validation")
         fe.speaker_adaptive = exp.data.speaker_adaptive
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))
@@ -170,15 +172,15 @@ def _model_inputs(exp: Experiment, splits: DatasetDict, fe, model) -> DatasetDic
     return feats
 
 
-def _score_corrupted(exp: Experiment, trainer, model, fe, splits: DatasetDict, clean_test: Dataset) -> dict:
-    """The test split under each of ``evaluation.corruptions`` (babble from the training side's speakers)."""
+def _score_corrupted(exp: Experiment, trainer, model, fe, splits: DatasetDict, feats: DatasetDict, part: str) -> dict:
+    """Split ``part`` under each of ``evaluation.corruptions`` (babble from the training side's speakers)."""
     rate = fe.sampling_rate
     sources = babble_sources(splits["train"], rate) if any("babble" in c for c in exp.evaluation.corruptions) else None
     conditions = {}
     for condition in exp.evaluation.corruptions:
-        corrupted = corrupt_split(splits["test"], condition, rate, sources, seed=exp.protocol.seed)
-        conditions[condition] = _model_inputs(exp, DatasetDict({"test": corrupted}), fe, model)["test"]
-    return score_conditions(trainer, model, clean_test, conditions)
+        corrupted = corrupt_split(splits[part], condition, rate, sources, seed=exp.protocol.seed)
+        conditions[condition] = _model_inputs(exp, DatasetDict({part: corrupted}), fe, model)[part]
+    return score_conditions(trainer, model, feats[part], conditions)
 
 
 def write_run(output_dir: Path, exp: Experiment, result: RunResult, log_history: list[dict]) -> None:
