@@ -106,3 +106,44 @@ def test_per_class_rows_come_from_the_summed_confusion_matrix():
     lines = per_class_lines(SimpleNamespace(name="x", seeds={"0": seed, "1": other}))
     # angry: recall 14/20, precision 14/18; sad: recall 16/20, precision 16/22; 10 test clips per seed
     assert "| angry | 70.0 | 77.8 | 10 |" in lines and "| sad | 80.0 | 72.7 | 10 |" in lines
+
+
+def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_path):
+    from hf_ser.publish.robustness_page import robustness_lines
+    from hf_ser.training.results import Calibration, ConditionScores
+
+    (tmp_path / "exp.yaml").write_text("data: {corpus: ravdess}\n")
+    (tmp_path / "experiments.yaml").write_text(
+        "experiments:\n  r-model: {config: exp.yaml, group: robustness, what: scored under conditions}\n"
+    )
+    spec = ReleasePlan.load(tmp_path / "experiments.yaml").experiments["r-model"]
+    runs = {}
+    for fold, (phone_uar, agree) in enumerate([(0.50, 0.80), (0.60, 0.90)]):
+        run = _run(0.71, {})  # clean UAR 0.70
+        run.corrupted = {
+            "telephone": ConditionScores(accuracy=0.6, uar=phone_uar, agreement=agree, ece=0.10),
+            "white SNR 10": ConditionScores(accuracy=0.7, uar=0.66, agreement=0.95, ece=0.05),
+        }
+        coverage = [(0.0, 1.0, 0.71), (0.4, 0.8, 0.80)]
+        run.calibration = Calibration(
+            temperature=1.5,
+            validation_ece_raw=0.2,
+            validation_ece=0.05,
+            test_ece_raw=0.15,
+            test_ece=0.04,
+            test_coverage=coverage,
+        )
+        runs[f"fold_{fold}"] = run
+    record = ExperimentRecord(
+        name="r-model", spec=spec, seeds={"0": summarize("speaker-kfold", ["ravdess"], runs)}, wall_seconds=1
+    )
+    figure = tmp_path / "results" / "coverage.png"
+    text = "\n".join(robustness_lines({"r-model": record}, ["r-model"], figure))
+    assert "| clean | 70.00 | 100 |" in text
+    assert "| telephone | 55.00 (+15.0) | 85 |" in text  # mean over folds, 15 points lost, 85 % agree
+    assert "| r-model | UAR lost, telephone | 15.0 points | ≤ 5 | missed by 10.0 |" in text
+    assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met |" in text
+    assert "| r-model | agreement, telephone | 85.0 % | ≥ 90 % | missed by 5.0 |" in text
+    assert "| r-model | ECE, clean test | 0.040 | ≤ 0.05 | met |" in text
+    assert "| r-model | 1.50 | 0.150 ± 0.000 | 0.040 ± 0.000 | 0.100 | 0.050 | 80 % | 80.0 % | 71.0 % |" in text
+    assert figure.is_file() and "![coverage against accuracy](results/coverage.png)" in text

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..training.results import MeanStd
 from .release import ExperimentRecord, ReleasePlan, load_records
+from .robustness_page import robustness_lines
 
 
 def _baseline_uar(baselines: dict, key: str | None) -> float | None:
@@ -65,6 +66,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         ("adaptive", "Speaker-adaptive mode: features standardised per speaker from their own clips (apart)"),
         ("search", "Every variant tried (the recipe search)"),
         ("whisper-search", "The accurate family: head variants screened on 2 folds (chosen on validation actors)"),
+        ("robustness", "Real-world audio: the default recipes calibrated and scored under recording conditions"),
         ("paper", "The paper's leaky protocol, for comparison with its 99 %"),
     ]
     for group, title in groups:
@@ -74,6 +76,8 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         lines += [f"## {title}", "", *header, *[_row(records[n], baselines) for n in names], ""]
     lines += selection_lines(plan, records)
     lines += target_lines(records)
+    robust = [n for n, spec in plan.experiments.items() if spec.group == "robustness"]
+    lines += robustness_lines(records, robust, figure=target.parent / "results" / "coverage-accuracy.png")
     if baselines:
         lines += [
             "## Classic baseline on the same folds",
