@@ -6,6 +6,7 @@ from huggingface_hub import ModelCard
 
 from hf_ser.cli import main as cli_main
 from hf_ser.publish.hub import upload_plan
+from hf_ser.training.results import RunResult
 
 from .conftest import make_model
 
@@ -60,6 +61,26 @@ def test_card_has_metadata_and_sections(run_dir, capsys):
     assert "trust_remote_code=True" in text and 'pipeline("audio-classification", model="me/ser-ravdess")' in text
     assert "confusion_matrix.png" in text and "| calm | 50.0 | 60.0 | 55.0 | 10 |" in text
     assert "arXiv:2507.03251" in text and "livingstone2018ravdess" in text
+    assert "**Scores are not calibrated**" in text and 'answer **"uncertain"**' in text  # no calibration in it
+
+
+def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
+    from hf_ser.publish.cards import render_card
+    from hf_ser.training.results import Calibration
+
+    result = RunResult.load(run_dir / "metrics.json")
+    result.calibration = Calibration(
+        temperature=1.8,
+        validation_ece_raw=0.2,
+        validation_ece=0.04,
+        test_ece_raw=0.12,
+        test_ece=0.05,
+        test_coverage=[(0.0, 1.0, 0.62), (0.4, 0.75, 0.71)],
+    )
+    result.save(run_dir / "metrics.json")
+    text = render_card(run_dir).text
+    assert "temperature 1.80, fitted on validation speakers" in text and "0.120 before, 0.050 after" in text
+    assert "answers 75 % of clips at that threshold, 71.0 % of them correctly (all clips: 62.0 %)" in text
 
 
 def test_push_dry_run_lists_files_sizes_and_front_matter(run_dir, capsys):

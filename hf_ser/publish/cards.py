@@ -110,6 +110,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
             "2 CPU cores, two runs): 55 to 62 ms per 3 s clip at batch 1, 17 to 24 times the tiny model; peak "
             "memory 700 MB."
         )
+    extra.append(_confidence_text(result, config))
     rows = [
         ("accuracy", f"{100 * test.accuracy:.2f}"),
         ("UAR", f"{100 * test.uar:.2f}"),
@@ -144,6 +145,37 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         n_speakers=n_speakers,
         extra_limitations="\n".join(extra),
         corpus_citation="\n".join(i.citation for i in infos),
+    )
+
+
+def _confidence_text(result: RunResult, config: dict) -> str:
+    """What the scores mean (calibrated or not) and when hf-ser answers "uncertain", with the measured trade-off."""
+    from ..confidence import DEFAULT_RULE
+
+    threshold = config.get("uncertain_below") or DEFAULT_RULE.threshold
+    rule = (
+        f'hf-ser\'s CLI, batch rows, timeline and Space answer **"uncertain"** (scores kept) when the top score is '
+        f"below {threshold}, or when the clip is heavily clipped or band-limited (a telephone line: no energy above "
+        f"{DEFAULT_RULE.band_cutoff_hz / 1000:.1f} kHz), conditions this model was not trained for."
+    )
+    calibration = result.calibration
+    if calibration is None:
+        return (
+            "- **Scores are not calibrated** (no validation speakers were held out to fit a temperature): read "
+            f"them as a ranking, not as probabilities. {rule}"
+        )
+    curve = {round(t, 2): (c, a) for t, c, a in calibration.test_coverage}
+    answered = curve.get(round(threshold, 2))
+    trade = (
+        f" On the test speakers it answers {100 * answered[0]:.0f} % of clips at that threshold, "
+        f"{100 * answered[1]:.1f} % of them correctly (all clips: {100 * curve[0.0][1]:.1f} %)."
+        if answered and 0.0 in curve
+        else ""
+    )
+    return (
+        f"- **Calibrated scores**: temperature {calibration.temperature:.2f}, fitted on validation speakers "
+        f"(expected calibration error on the test speakers {calibration.test_ece_raw:.3f} before, "
+        f"{calibration.test_ece:.3f} after). {rule}{trade}"
     )
 
 
