@@ -1,5 +1,6 @@
 import logging
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ def counts(ds, column="emotion"):
 
 
 def test_registry_names():
-    assert set(CORPORA) == {"savee", "ravdess", "crema_d", "tess", "emodb", "emovo"}
+    assert set(CORPORA) == {"savee", "ravdess", "crema_d", "tess", "emodb", "emovo", "ased"}
 
 
 def test_ravdess(tmp_path):
@@ -152,3 +153,30 @@ def test_real_tess_loads_all_2800_files_including_the_kaggle_oddities():
     assert counts(tess) == {e: 400 for e in tess.features["emotion"].names}
     odd = [a for a in tess["audio"] if a.endswith("OA_bite_neutral.flac")]
     assert len(odd) == 1 and tess[tess["audio"].index(odd[0])]["speaker"] == "OAF"
+
+
+@pytest.mark.real_data
+def test_real_ased_loads_65_speakers_from_ogg_opus():
+    ased, report = load_corpus("ased", SHARED_CORPORA / "ased", strict=True, return_report=True)
+    assert len(ased) == 2474 and not report.unmatched
+    genders = dict(zip(ased["speaker"], ased["gender"]))
+    assert len(genders) == 65 and sorted(Counter(genders.values()).items()) == [("female", 25), ("male", 40)]
+    assert counts(ased) == {"neutral": 522, "fearful": 510, "happy": 486, "sad": 470, "angry": 486}
+    capital = [a for a in ased["audio"] if Path(a).name.startswith("S4-")]
+    assert len(capital) == 1 and ased[ased["audio"].index(capital[0])]["emotion"] == ased.features["emotion"].str2int(
+        "sad"
+    )
+
+
+def test_ased_naming_rule(tmp_path):
+    from hf_ser.data.corpora import get_corpus
+
+    ased = get_corpus("ased")
+    assert ased.parse(Path("a5-03-01-02-50.ogg")) == {
+        "emotion": "angry",
+        "speaker": "50",
+        "gender": "male",
+        "sentence": "03",
+    }
+    assert ased.parse(Path("S4-06-02-01-13.ogg"))["emotion"] == "sad"
+    assert ased.parse(Path("x9-03-01-02-50.ogg")) is None and ased.parse(Path("a5-03-01-03-50.ogg")) is None
