@@ -106,6 +106,61 @@ def test_registered_experiments_all_validate():
         assert exp.training.trainer_arguments(), name
 
 
+# the recipes that built the bundled checkpoints, as the --set strings they were registered with before the recipe
+# files existed: the files must give the same experiment (and their cross-validation rows the same recipe)
+FAST = [
+    "augmentation.copies=[]",
+    "protocol.val_size=0.0",
+    "training.early_stopping_patience=null",
+    "training.num_train_epochs=30",
+    "training.max_train_frames=250",
+    "training.time_masks=2",
+    "training.feature_masks=2",
+]
+SHIPPED_RECIPES = {
+    "ser-general": ("multi_corpus.yaml", [*FAST, "features.mean_normalization=level"]),
+    "ser-ravdess": (
+        "ravdess.yaml",
+        [*FAST, "features.feature_type=log_mel", "features.mean_normalization=level", "model.ensemble_size=3"],
+    ),
+    "ser-emodb": (
+        "emodb.yaml",
+        [*FAST, "features.feature_type=log_mel", "features.mean_normalization=level", "training.frequency_warp=0.1"],
+    ),
+    "ser-general-adaptive": (
+        "multi_corpus.yaml",
+        [*FAST, "features.mean_normalization=level", "data.speaker_adaptive=true"],
+    ),
+    "ser-whisper-general": (
+        "whisper.yaml",
+        [
+            "data.corpus=[ravdess, emodb, tess]",
+            "data.merge_calm=true",
+            "data.exclude_labels=[boredom]",
+            "training.num_train_epochs=15",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_RECIPES))
+def test_recipe_files_are_the_shipped_recipes(name):
+    from hf_ser.publish.release import ReleasePlan
+
+    plan = ReleasePlan.load(ROOT / "configs" / "experiments.yaml")
+    spec = plan.checkpoints[name]
+    assert spec.config == f"recipes/{name}.yaml" and not spec.set  # the recipe is a file, not --set strings
+    base, overrides = SHIPPED_RECIPES[name]
+    recipe = load_experiment(ROOT / "configs" / spec.config).model_dump()
+    assert recipe == load_experiment(ROOT / "configs" / base, overrides).model_dump()
+    if spec.cross_validation:  # the row that measured it trained the same recipe (its protocol aside)
+        row = plan.experiments[spec.cross_validation]
+        measured = load_experiment(ROOT / "configs" / row.config, row.set).model_dump()
+        assert {k: v for k, v in measured.items() if k != "protocol"} == {
+            k: v for k, v in recipe.items() if k != "protocol"
+        }
+
+
 @pytest.mark.parametrize("path", EXPERIMENT_FILES, ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_shipped_configs_validate(path):
     exp = load_experiment(path)
