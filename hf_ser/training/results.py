@@ -63,6 +63,9 @@ class Calibration(_Result):
     validation_ece: float
     test_ece_raw: float
     test_ece: float
+    # negative log-likelihood on the validation speakers before and after (what the temperature minimises)
+    validation_nll_raw: float | None = None
+    validation_nll: float | None = None
     # (threshold on the calibrated top score, share of test clips answered, accuracy on those)
     test_coverage: list[tuple[float, float, float]] = []
 

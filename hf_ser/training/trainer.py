@@ -16,7 +16,13 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
-from ..confidence import coverage_curve, expected_calibration_error, fit_temperature, softmax
+from ..confidence import (
+    coverage_curve,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    softmax,
+)
 from ..data.collate import InMemoryFeatures, SERDataCollator
 from ..data.encoder_cache import STATES_COLUMN
 from ..data.features import feature_column
@@ -274,6 +280,8 @@ def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Ca
         test_ece_raw=ece(softmax(test.predictions), test.label_ids),
         test_ece=ece(calibrated, test.label_ids),
         test_coverage=coverage_curve(calibrated, test.label_ids),
+        validation_nll_raw=negative_log_likelihood(val_logits, val_labels),
+        validation_nll=negative_log_likelihood(val_logits, val_labels, temperature),
     )
 
 
