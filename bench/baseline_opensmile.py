@@ -8,6 +8,12 @@ runs (``configs/<corpus>.yaml``), so the test speakers are identical. The SVM tr
 speaker (our models hold some of them out for validation). Features are openSMILE's ComParE_2016 or
 eGeMAPSv02 functionals, standardised on the training rows; ``LinearSVC(C=1e-3)`` is fixed in advance (never
 tuned on test speakers). Prints a table and a BENCH_JSON line; writes ``docs/results/baseline-*.json``.
+
+    python bench/baseline_opensmile.py --corruptions --only ravdess-speaker-5fold --feature-sets eGeMAPSv02
+
+also scores every test fold under each recording condition of ``hf_ser.data.corruptions.suite()`` (babble from the
+fold's training speakers), as the runner's ``evaluation.corruptions`` does for our models: the SVM is trained on
+clean features only.
 """
 
 from __future__ import annotations
@@ -79,6 +85,54 @@ def svm_scores(train_x, train_y, test_x, test_y, labels: list[str]) -> dict:
     return metric.compute(predictions=model.predict(test_x), references=test_y, label_names=labels)
 
 
+def corrupted_features(split, condition: str, sources, feature_set: str) -> np.ndarray:
+    """Functionals of every clip of ``split`` under ``condition`` (not cached: the audio exists only here)."""
+    import opensmile
+
+    from hf_ser.data.corruptions import corrupt_split
+
+    smile = opensmile.Smile(
+        feature_set=getattr(opensmile.FeatureSet, feature_set), feature_level=opensmile.FeatureLevel.Functionals
+    )
+    corrupted = corrupt_split(split, condition, 16000, sources)
+    return np.stack(
+        [smile.process_signal(np.asarray(a, np.float32), 16000).to_numpy()[0] for a in corrupted["array"]]
+    ).astype(np.float32)
+
+
+def run_corrupted(name: str, corpora_dir: Path, feature_set: str) -> dict[str, dict]:
+    """{condition: {accuracy, uar, agreement}} over the protocol's folds (mean of fold scores)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from hf_ser.data.corruptions import babble_sources, condition_names
+
+    config, overrides, corpora = PROTOCOLS[name]
+    exp = load_experiment(ROOT / config, overrides)
+    dataset = load_experiment_data(exp, {c: corpora_dir / c for c in corpora})
+    folds, _ = protocol_folds(exp, dataset)
+    labels = dataset.features["emotion"].names
+    x_all = smile_features(dataset["audio"], feature_set, ROOT / "bench" / "out" / "opensmile" / f"{feature_set}.npz")
+    index = {p: i for i, p in enumerate(dataset["audio"])}
+    y = np.asarray(dataset["emotion"])
+    metric = load_ser_metrics()
+    scores: dict[str, list[dict]] = {c: [] for c in condition_names()}
+    for _, splits in folds:
+        train_rows = [index[p] for part in splits if part != "test" for p in splits[part]["audio"]]
+        test_rows = [index[p] for p in splits["test"]["audio"]]
+        model = make_pipeline(StandardScaler(), LinearSVC(C=1e-3, max_iter=20000)).fit(x_all[train_rows], y[train_rows])
+        clean = model.predict(x_all[test_rows])
+        sources = babble_sources(splits["train"], 16000)
+        for condition in scores:
+            preds = model.predict(corrupted_features(splits["test"], condition, sources, feature_set))
+            report = metric.compute(predictions=preds, references=y[test_rows], label_names=labels)
+            scores[condition].append(
+                {"accuracy": report["accuracy"], "uar": report["uar"], "agreement": float(np.mean(preds == clean))}
+            )
+    return {c: {k: MeanStd.of([f[k] for f in folds_]).model_dump() for k in folds_[0]} for c, folds_ in scores.items()}
+
+
 def run_protocol(name: str, corpora_dir: Path, feature_set: str) -> dict:
     config, overrides, corpora = PROTOCOLS[name]
     exp = load_experiment(ROOT / config, overrides)
@@ -122,11 +176,13 @@ def main() -> None:
     parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
     parser.add_argument("--only", default=None, help="comma-separated protocol names")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    parser.add_argument("--feature-sets", default=",".join(FEATURE_SETS))
+    parser.add_argument("--corruptions", action="store_true", help="also score under the recording conditions")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else [*PROTOCOLS, *CROSS]
     rows, payload = [], {}
     for name in names:
-        for feature_set in FEATURE_SETS:
+        for feature_set in args.feature_sets.split(","):
             started = time.time()
             runner = run_cross if name in CROSS else run_protocol
             folds = runner(name, args.corpora_dir, feature_set)
@@ -136,8 +192,10 @@ def main() -> None:
                 "method": f"openSMILE {feature_set} functionals + StandardScaler + LinearSVC(C=1e-3)",
                 "folds": {f: {k: r[k] for k in HEADLINE} for f, r in folds.items()},
                 **{k: MeanStd.of([r[k] for r in folds.values()]).model_dump() for k in HEADLINE},
-                "wall_seconds": time.time() - started,
             }
+            if args.corruptions and name in PROTOCOLS:
+                record["corrupted"] = run_corrupted(name, args.corpora_dir, feature_set)
+            record["wall_seconds"] = time.time() - started
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"baseline-{feature_set}-{name}.json").write_text(json.dumps(record, indent=2))
             acc, uar = MeanStd(**record["accuracy"]), MeanStd(**record["uar"])

@@ -77,7 +77,8 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
     lines += selection_lines(plan, records)
     lines += target_lines(records)
     robust = [n for n, spec in plan.experiments.items() if spec.group == "robustness"]
-    lines += robustness_lines(records, robust, figure=target.parent / "results" / "coverage-accuracy.png")
+    figure = target.parent / "results" / "coverage-accuracy.png"
+    lines += robustness_lines(records, robust, figure=figure, baselines=baselines)
     if baselines:
         lines += [
             "## Classic baseline on the same folds",

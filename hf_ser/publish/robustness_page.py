@@ -34,8 +34,12 @@ def _condition(record, condition: str, key: str, part: str = "corrupted") -> Mea
     return MeanStd(mean=float(np.mean([v.mean for v in values])), std=float(np.mean([v.std for v in values])))
 
 
-def robustness_lines(records: dict, names: list[str], figure: Path | None = None) -> list[str]:
-    """Tables (and the coverage figure, written to ``figure``) for the robustness experiments ``names``."""
+def robustness_lines(
+    records: dict, names: list[str], figure: Path | None = None, baselines: dict | None = None
+) -> list[str]:
+    """Tables (and the coverage figure, written to ``figure``) for the robustness experiments ``names``, beside
+    the openSMILE baselines (``baselines``: baseline result dicts) that were scored under the same conditions."""
+    smile = {k: b for k, b in (baselines or {}).items() if b.get("corrupted")}
     names = [n for n in names if n in records and _runs(records[n])[0].corrupted]
     if not names:
         return []
@@ -51,11 +55,15 @@ def robustness_lines(records: dict, names: list[str], figure: Path | None = None
         "clip's. Augmentation was chosen on the 2 validation actors of each fold (their corrupted copies are in "
         "the result files), never on test actors.",
         "",
-        "| condition | " + " | ".join(f"{n} UAR (lost) | agree" for n in names) + " |",
-        "|---|" + "---|---|" * len(names),
+        "| condition | "
+        + " | ".join(f"{n} UAR (lost) | agree" for n in [*names, *(_smile_name(b) for b in smile.values())])
+        + " |",
+        "|---|" + "---|---|" * (len(names) + len(smile)),
     ]
     clean = {n: 100 * np.mean([r.uar.mean for r in _runs(records[n])]) for n in names}
-    lines.append("| clean | " + " | ".join(f"{clean[n]:.2f} | 100" for n in names) + " |")
+    smile_clean = {k: 100 * b["uar"]["mean"] for k, b in smile.items()}
+    cells = [f"{clean[n]:.2f} | 100" for n in names] + [f"{v:.2f} | 100" for v in smile_clean.values()]
+    lines.append("| clean | " + " | ".join(cells) + " |")
     for condition in conditions:
         cells = []
         for n in names:
@@ -64,9 +72,20 @@ def robustness_lines(records: dict, names: list[str], figure: Path | None = None
                 cells.append("– | –")
                 continue
             cells.append(f"{100 * uar.mean:.2f} ({clean[n] - 100 * uar.mean:+.1f}) | {100 * agree.mean:.0f}")
+        for k, b in smile.items():
+            scores = b["corrupted"].get(condition)
+            if scores is None:
+                cells.append("– | –")
+                continue
+            uar, agree = 100 * scores["uar"]["mean"], 100 * scores["agreement"]["mean"]
+            cells.append(f"{uar:.2f} ({smile_clean[k] - uar:+.1f}) | {agree:.0f}")
         lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     lines += ["", *_target_lines(records, names, clean), *_calibration_lines(records, names, figure)]
     return lines
+
+
+def _smile_name(baseline: dict) -> str:
+    return baseline["method"].split(" functionals")[0].replace("openSMILE ", "") + " + SVM"
 
 
 def _target_lines(records: dict, names: list[str], clean: dict[str, float]) -> list[str]:
