@@ -169,7 +169,7 @@ def _harmonic_sweep(sr: int = 16000, seconds: float = 2.0, start: float = 120.0,
 
 
 def test_yin_matches_librosa():
-    from hf_ser.models.ser.feature_extraction_ser import _yin
+    from hf_ser.models.ser.mfcc_features_ser import yin_torch as _yin
 
     y = _harmonic_sweep()
     reference = librosa.yin(y, fmin=65, fmax=500, sr=16000, frame_length=1024, hop_length=160)

@@ -15,6 +15,7 @@ import numpy as np
 from datasets import Array2D, Dataset, DatasetDict, Value
 
 from ..audio import AudioDecodeError, decode_row
+from ..models.ser.mfcc_features_ser import speaker_statistics as one_speaker_statistics
 from .cache import cached_map, check_on_error, single_threaded_if_forked
 
 
@@ -118,23 +119,13 @@ def extract_features(
 
 
 def speaker_statistics(dataset: Dataset, column: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per speaker, the mean and standard deviation of every feature over all frames of their clips."""
-    sums: dict[str, list] = {}
+    """Per speaker, the mean and standard deviation of every feature over all frames of their clips (the one
+    definition in the remote code, which the extractor's and the ONNX runtime's ``adapt`` use too)."""
+    rows: dict[str, list[np.ndarray]] = {}
     table = dataset.select_columns([column, "speaker"]).with_format("numpy")
     for row in table:
-        frames = np.asarray(row[column], dtype=np.float64)
-        acc = sums.setdefault(str(row["speaker"]), [0.0, 0.0, 0])
-        acc[0] = acc[0] + frames.sum(axis=0)
-        acc[1] = acc[1] + np.square(frames).sum(axis=0)
-        acc[2] += frames.shape[0]
-    stats = {}
-    for speaker, (total, squares, count) in sums.items():
-        mean = total / count
-        stats[speaker] = (
-            mean.astype(np.float32),
-            np.sqrt(np.maximum(squares / count - mean**2, 1e-8)).astype(np.float32),
-        )
-    return stats
+        rows.setdefault(str(row["speaker"]), []).append(row[column])
+    return {speaker: one_speaker_statistics(frames) for speaker, frames in rows.items()}
 
 
 def standardize_per_speaker(dataset: Dataset, column: str) -> Dataset:

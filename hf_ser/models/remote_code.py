@@ -12,7 +12,14 @@ import shutil
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parent / "ser"
-_SER = ["configuration_ser.py", "feature_extraction_ser.py", "modeling_ser.py", "pipeline_ser.py", "audio_ser.py"]
+_SER = [
+    "configuration_ser.py",
+    "feature_extraction_ser.py",
+    "mfcc_features_ser.py",
+    "modeling_ser.py",
+    "pipeline_ser.py",
+    "audio_ser.py",
+]
 FILES: dict[str, list[str]] = {
     "ser": _SER,
     "ser_whisper": [

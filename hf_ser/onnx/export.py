@@ -24,7 +24,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     from transformers import AutoFeatureExtractor
 
     from ..inference import load_model
-    from ..models.ser.feature_extraction_ser import _dct_matrix, _mel_basis
+    from ..models.ser.mfcc_features_ser import dct_matrix, mel_basis
 
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
@@ -57,8 +57,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
         f_max = fe.f_max if fe.f_max is not None else fe.sampling_rate / 2
         np.savez(
             out_dir / "features.npz",
-            mel_basis=_mel_basis(fe.n_fft, fe.n_mels, fe.f_min, f_max, fe.sampling_rate).numpy(),
-            dct=_dct_matrix(fe.n_mels, fe.n_mfcc).numpy(),
+            mel_basis=mel_basis(fe.n_fft, fe.n_mels, fe.f_min, f_max, fe.sampling_rate),
+            dct=dct_matrix(fe.n_mels, fe.n_mfcc),
         )
     shutil.copy(model_dir / "preprocessor_config.json", out_dir / "preprocessor_config.json")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]

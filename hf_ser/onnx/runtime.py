@@ -4,9 +4,9 @@
     clf = OnnxClassifier("exported/")          # or OnnxClassifier("exported/", int8=True)
     clf("clip.wav")                            # [{"label": ..., "score": ...}, ...]
 
-The features repeat :class:`~hf_ser.models.ser.feature_extraction_ser.SERFeatureExtractor` step by step in
-numpy (centred zero-padded STFT with a periodic Hann window, power, mel, dB with a ``top_db`` floor, DCT,
-mean normalisation, YIN prosody, deltas); the mel and DCT matrices come from the export, so the two cannot drift apart.
+The features are the numpy path of the one feature definition (``hf_ser/models/ser/mfcc_features_ser.py`` for the
+tiny family, ``whisper_features_ser.py`` for the Whisper family), whose torch path the extractors run; the mel
+(and DCT) matrices come from the export, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -17,16 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..models.ser.audio_ser import decode_input
+from ..models.ser.mfcc_features_ser import features_numpy, speaker_statistics
 from ..models.ser.whisper_features_ser import whisper_log_mel
-
-_AMIN = 1e-10
-
-
-def _delta(feats: np.ndarray, half_width: int = 4) -> np.ndarray:
-    offsets = np.arange(-half_width, half_width + 1)
-    weights = offsets / float((offsets**2).sum())
-    index = np.clip(np.arange(feats.shape[0])[:, None] + offsets[None, :], 0, feats.shape[0] - 1)
-    return np.einsum("twc,w->tc", feats[index], weights).astype(np.float32)
 
 
 class NumpyFeatures:
@@ -36,23 +28,15 @@ class NumpyFeatures:
         self.settings = json.loads((folder / "preprocessor_config.json").read_text())
         matrices = np.load(folder / "features.npz")
         self.mel_basis, self.dct = matrices["mel_basis"], matrices["dct"]
-        s = self.settings
-        self.sampling_rate = s["sampling_rate"]
-        self.speaker_adaptive = bool(s.get("speaker_adaptive"))
+        self.sampling_rate = self.settings["sampling_rate"]
+        self.speaker_adaptive = bool(self.settings.get("speaker_adaptive"))
         self.speaker: tuple[np.ndarray, np.ndarray] | None = None  # (mean, std), set by adapt()
-        win = s["win_length"] or s["n_fft"]
-        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
-        left = (s["n_fft"] - win) // 2
-        self.window = np.pad(window, (left, s["n_fft"] - win - left)).astype(np.float32)
 
     def adapt(self, clips: list[np.ndarray]) -> None:
         """Standardise with one speaker's feature statistics from their clips (as the torch extractor's adapt)."""
         if not clips:
             raise ValueError("adapt needs at least one clip of the speaker")
-        frames = np.concatenate([self._features(c).astype(np.float64) for c in clips])
-        mean = frames.mean(axis=0)
-        std = np.sqrt(np.maximum(np.square(frames).mean(axis=0) - mean**2, 1e-8))
-        self.speaker = (mean.astype(np.float32), std.astype(np.float32))
+        self.speaker = speaker_statistics(self._features(c) for c in clips)
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         if self.speaker_adaptive and self.speaker is None:
@@ -70,78 +54,7 @@ class NumpyFeatures:
         if s.get("max_duration"):
             size = int(round(s["max_duration"] * self.sampling_rate))
             wave = np.pad(wave[:size], (0, max(0, size - wave[:size].size)))
-        n_fft, hop = s["n_fft"], s["hop_length"]
-        if s.get("center", True):
-            padded = np.pad(wave, (n_fft // 2, n_fft // 2))
-            count = 1 + wave.size // hop
-        else:
-            padded = np.pad(wave, (0, max(0, n_fft - wave.size)))
-            count = 1 + max(wave.size - n_fft, 0) // hop
-        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:count]
-        power = np.abs(np.fft.rfft(frames * self.window, axis=-1)) ** 2
-        log_mel = 10.0 * np.log10(np.maximum(power.astype(np.float32) @ self.mel_basis, _AMIN))
-        if s.get("top_db") is not None:
-            log_mel = np.maximum(log_mel, log_mel.max() - s["top_db"])
-        feats = log_mel @ self.dct if s.get("feature_type", "mfcc") == "mfcc" else log_mel
-        mode = s.get("mean_normalization", "none")
-        if mode == "all":
-            feats = feats - feats.mean(axis=0, keepdims=True)
-        elif mode == "level" and s.get("feature_type", "mfcc") == "mfcc":
-            feats = np.concatenate([feats[:, :1] - feats[:, :1].mean(), feats[:, 1:]], axis=1)
-        elif mode == "level":
-            feats = feats - feats.mean()
-        if s.get("prosody"):
-            feats = np.concatenate([feats, self._prosody(wave, feats.shape[0])], axis=1)
-        if s.get("do_normalize"):
-            feats = (feats - feats.mean(axis=0)) / np.sqrt(feats.var(axis=0) + 1e-7)
-        if s.get("deltas"):
-            first = _delta(feats)
-            feats = np.concatenate([feats, first] + ([_delta(first)] if s["deltas"] == 2 else []), axis=1)
-        return feats.astype(np.float32)
-
-    def _prosody(self, wave: np.ndarray, count: int) -> np.ndarray:
-        s = self.settings
-        f0, aperiodicity, energy = _yin(
-            wave,
-            self.sampling_rate,
-            s["hop_length"],
-            s.get("pitch_frame_length", 1024),
-            s.get("f0_min", 65.0),
-            s.get("f0_max", 500.0),
-        )
-        f0, aperiodicity, energy = f0[:count], aperiodicity[:count], energy[:count]
-        voicing = np.clip(1.0 - aperiodicity, 0.0, 1.0) * (energy > energy.max() * 1e-4)
-        voiced = voicing > 0.5
-        semitones = 12.0 * np.log2(f0 / 100.0)
-        mean = semitones[voiced].mean() if voiced.any() else 0.0
-        return np.stack([np.where(voiced, semitones, mean), voicing], axis=1)
-
-
-def _yin(wave: np.ndarray, sr: int, hop: int, frame_length: int, f_min: float, f_max: float, threshold=0.1):
-    """The extractor's ``_yin`` in numpy (one waveform): f0 (Hz), aperiodicity and energy per frame."""
-    min_period = int(np.floor(sr / f_max))
-    max_period = min(int(np.ceil(sr / f_min)), frame_length - 1)
-    padded = np.pad(wave.astype(np.float32), (frame_length // 2, frame_length // 2))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop]
-    size = 1 << (2 * frame_length - 1).bit_length()
-    acf = np.fft.irfft(np.abs(np.fft.rfft(frames, n=size)) ** 2, n=size)[:, : max_period + 1]
-    head = np.cumsum(frames.astype(np.float64) ** 2, axis=1)[:, :max_period]
-    diff = 2 * (acf[:, :1] - acf[:, 1:]) - head
-    cumulative_mean = np.cumsum(diff, axis=1) / np.arange(1, max_period + 1)
-    cmnd = diff[:, min_period - 1 :] / (cumulative_mean[:, min_period - 1 :] + np.finfo(np.float32).tiny)
-    left, centre, right = cmnd[:, :-2], cmnd[:, 1:-1], cmnd[:, 2:]
-    a, b = right + left - 2 * centre, (right - left) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inner = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
-    shifts = np.pad(inner, ((0, 0), (1, 1)))
-    previous = np.concatenate([np.full((len(cmnd), 1), np.inf), cmnd[:, :-1]], axis=1)
-    following = np.concatenate([cmnd[:, 1:], cmnd[:, -1:]], axis=1)
-    trough = (cmnd < previous) & (cmnd <= following)
-    trough[:, 0] = cmnd[:, 0] < cmnd[:, 1]
-    below = trough & (cmnd < threshold)
-    index = np.where(below.any(axis=1), np.argmax(below, axis=1), np.argmin(cmnd, axis=1))[:, None]
-    period = min_period + index + np.take_along_axis(shifts, index, axis=1)
-    return (sr / period)[:, 0], np.take_along_axis(cmnd, index, axis=1)[:, 0], acf[:, 0]
+        return features_numpy(wave, s, self.mel_basis, self.dct)
 
 
 class WhisperNumpyFeatures:

@@ -3,109 +3,19 @@
 Self-contained "remote code" file: it imports only numpy, torch and transformers so that a
 checkpoint folder works with ``trust_remote_code=True`` where hf-ser is not installed.
 
-The MFCC recipe is librosa's (the reference the paper used): a centred, zero-padded STFT with a
-periodic Hann window, power spectrum, Slaney mel filter bank, ``power_to_db`` with a ``top_db``
-floor taken per utterance, then an orthonormal DCT-II. It is computed in torch with one STFT over
-the padded batch; every per-utterance statistic (the ``top_db`` floor, normalisation) is taken
-over that utterance's valid frames only, so an item gives the same features alone or in a batch.
+The signal processing is defined once, in ``mfcc_features_ser.py`` (numpy and batched torch paths side by side;
+the torch-free ONNX runtime uses its numpy path): this class holds the settings, validates input and calls
+its batched torch path, one STFT over the padded batch.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
-from transformers.audio_utils import mel_filter_bank
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
-_AMIN = 1e-10  # librosa.power_to_db's floor before the logarithm
-
-
-@lru_cache(maxsize=8)
-def _mel_basis(n_fft: int, n_mels: int, f_min: float, f_max: float, sampling_rate: int) -> torch.Tensor:
-    """(n_freqs, n_mels) Slaney-normalised, Slaney-scale mel filters, as ``librosa.filters.mel``."""
-    basis = mel_filter_bank(
-        num_frequency_bins=n_fft // 2 + 1,
-        num_mel_filters=n_mels,
-        min_frequency=f_min,
-        max_frequency=f_max,
-        sampling_rate=sampling_rate,
-        norm="slaney",
-        mel_scale="slaney",
-    )
-    return torch.from_numpy(basis.astype(np.float32))
-
-
-@lru_cache(maxsize=8)
-def _dct_matrix(n_mels: int, n_mfcc: int) -> torch.Tensor:
-    """(n_mels, n_mfcc) orthonormal DCT-II basis, as ``scipy.fft.dct(type=2, norm="ortho")``."""
-    n = np.arange(n_mels)
-    k = np.arange(n_mfcc)[:, None]
-    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
-    basis[0] /= np.sqrt(2.0)
-    return torch.from_numpy(basis.T.astype(np.float32))
-
-
-@lru_cache(maxsize=8)
-def _hann_window(win_length: int) -> torch.Tensor:
-    return torch.hann_window(win_length, periodic=True, dtype=torch.float32)
-
-
-def _delta(feats: torch.Tensor, frames: torch.Tensor, half_width: int = 4) -> torch.Tensor:
-    """Regression deltas over ±``half_width`` frames of (B, T, C), each item's edges repeated at its own end.
-
-    The least-squares slope equals ``librosa.feature.delta(width=9, order=1, mode="nearest")``.
-    """
-    offsets = torch.arange(-half_width, half_width + 1)
-    weights = offsets.to(feats.dtype) / float((offsets**2).sum())
-    out = torch.zeros_like(feats)
-    for row, length in enumerate(frames.tolist()):
-        index = (torch.arange(length)[:, None] + offsets[None, :]).clamp(0, length - 1)  # (T, width)
-        out[row, :length] = torch.einsum("twc,w->tc", feats[row, index], weights)
-    return out
-
-
-def _yin(
-    batch: torch.Tensor,
-    sampling_rate: int,
-    hop_length: int,
-    frame_length: int,
-    f_min: float,
-    f_max: float,
-    threshold: float = 0.1,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """YIN pitch (de Cheveigné & Kawahara 2002) of ``(B, samples)`` centred frames, step for step as
-    ``librosa.yin`` (0.11) computes it, in torch so that it runs wherever the extractor runs (torchaudio, which
-    has a pitch detector, is not available here). Returns ``(f0 in Hz, aperiodicity, energy)``, each ``(B, frames)``:
-    the aperiodicity is the normalised difference at the chosen period (0 for a perfectly periodic frame);
-    and each frame's energy (sum of squares), to tell silence from sound."""
-    min_period = int(np.floor(sampling_rate / f_max))
-    max_period = min(int(np.ceil(sampling_rate / f_min)), frame_length - 1)
-    padded = torch.nn.functional.pad(batch, (frame_length // 2, frame_length // 2))
-    frames = padded.unfold(-1, frame_length, hop_length)  # (B, T, N)
-    size = 1 << (2 * frame_length - 1).bit_length()
-    spectrum = torch.fft.rfft(frames, n=size)
-    acf = torch.fft.irfft(spectrum.real.square() + spectrum.imag.square(), n=size)[..., : max_period + 1]
-    head = torch.cumsum(frames.square(), dim=-1)[..., :max_period]  # sum of y[m]^2 for m < k, k = 1..max
-    diff = 2 * (acf[..., :1] - acf[..., 1:]) - head  # d(k), k = 1..max_period
-    cumulative_mean = torch.cumsum(diff, dim=-1) / torch.arange(1, max_period + 1, dtype=diff.dtype)
-    cmnd = diff[..., min_period - 1 :] / (cumulative_mean[..., min_period - 1 :] + torch.finfo(diff.dtype).tiny)
-    # parabolic shift of each lag's optimum; 0 at the edges or where the optimum is outside [n-1, n+1]
-    left, centre, right = cmnd[..., :-2], cmnd[..., 1:-1], cmnd[..., 2:]
-    a, b = right + left - 2 * centre, (right - left) / 2
-    inner = torch.where(b.abs() >= a.abs(), torch.zeros_like(a), -b / a)
-    shifts = torch.nn.functional.pad(inner, (1, 1))
-    previous = torch.nn.functional.pad(cmnd, (1, 0), value=float("inf"))[..., :-1]
-    following = torch.cat([cmnd[..., 1:], cmnd[..., -1:]], dim=-1)
-    trough = (cmnd < previous) & (cmnd <= following)
-    trough[..., 0] = cmnd[..., 0] < cmnd[..., 1]
-    below = trough & (cmnd < threshold)
-    first_below = torch.argmax(below.to(torch.int8), dim=-1)
-    index = torch.where(below.any(dim=-1), first_below, torch.argmin(cmnd, dim=-1))[..., None]
-    period = min_period + index + torch.gather(shifts, -1, index)
-    return (sampling_rate / period)[..., 0], torch.gather(cmnd, -1, index)[..., 0], acf[..., 0]
+from .mfcc_features_ser import features_torch, num_frames, speaker_statistics
 
 
 class SERFeatureExtractor(SequenceFeatureExtractor):
@@ -294,78 +204,15 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
 
     def num_frames(self, num_samples: int) -> int:
         """Number of frames the extractor gives for ``num_samples`` samples (after crop/pad)."""
-        if self.center:
-            return 1 + num_samples // self.hop_length
-        return 1 + max(num_samples - self.n_fft, 0) // self.hop_length
+        return num_frames(num_samples, self.n_fft, self.hop_length, self.center)
 
     # ------------------------------------------------------------------ computation
     def _mfcc(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        lengths = [w.size for w in waves]
-        longest = max(max(lengths), 1 if self.center else self.n_fft)
-        batch = torch.zeros(len(waves), longest, dtype=torch.float32)
-        for row, wave in enumerate(waves):
-            batch[row, : wave.size] = torch.from_numpy(wave)
-        spec = torch.stft(
-            batch,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=_hann_window(self.win_length),
-            center=self.center,
-            pad_mode="constant",
-            return_complex=True,
-        )
-        power = spec.real.square() + spec.imag.square()  # (B, freqs, T)
-        f_max = self.f_max if self.f_max is not None else self.sampling_rate / 2
-        mel = torch.matmul(
-            power.transpose(1, 2), _mel_basis(self.n_fft, self.n_mels, self.f_min, f_max, self.sampling_rate)
-        )  # (B, T, mels)
-        log_mel = 10.0 * torch.log10(torch.clamp(mel, min=_AMIN))
-        frames = torch.tensor([self.num_frames(n) for n in lengths])
-        mask = torch.arange(log_mel.shape[1])[None, :] < frames[:, None]  # (B, T)
-        if self.top_db is not None:
-            peak = log_mel.masked_fill(~mask[..., None], float("-inf")).amax(dim=(1, 2), keepdim=True)
-            log_mel = torch.maximum(log_mel, peak - self.top_db)
-        mfcc = self.feature_type == "mfcc"
-        feats = torch.matmul(log_mel, _dct_matrix(self.n_mels, self.n_mfcc)) if mfcc else log_mel  # (B, T, C)
-        weights = mask[..., None].to(feats.dtype)
-        count = weights.sum(dim=1, keepdim=True)
-        mean = (feats * weights).sum(dim=1, keepdim=True) / count  # (B, 1, C) over valid frames
-        if self.mean_normalization == "all":
-            feats = feats - mean
-        elif self.mean_normalization == "level" and self.feature_type == "mfcc":
-            feats = torch.cat([feats[..., :1] - mean[..., :1], feats[..., 1:]], dim=-1)
-        elif self.mean_normalization == "level":
-            feats = feats - mean.mean(dim=-1, keepdim=True)
-        if self.prosody:
-            feats = torch.cat([feats, self._prosody(batch, mask)], dim=-1)
-        if self.do_normalize:
-            mean = (feats * weights).sum(dim=1, keepdim=True) / count
-            var = ((feats - mean).square() * weights).sum(dim=1, keepdim=True) / count
-            feats = (feats - mean) / torch.sqrt(var + 1e-7)
-        if self.deltas:
-            first = _delta(feats, frames)
-            parts = [feats, first] + ([_delta(first, frames)] if self.deltas == 2 else [])
-            feats = torch.cat(parts, dim=-1)
+        feats, mask = features_torch(waves, self)
         if self.speaker_mean is not None and self.speaker_std is not None:
             feats = (feats - torch.tensor(self.speaker_mean)) / torch.tensor(self.speaker_std)
         feats = feats.masked_fill(~mask[..., None], self.padding_value)
         return feats, mask.to(torch.int32)
-
-    def _prosody(self, batch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, T, 2)``: pitch in semitones re 100 Hz (voiced frames; the mean voiced pitch elsewhere), voicing."""
-        f0, aperiodicity, energy = _yin(
-            batch, self.sampling_rate, self.hop_length, self.pitch_frame_length, self.f0_min, self.f0_max
-        )
-        f0, aperiodicity, energy = f0[:, : mask.shape[1]], aperiodicity[:, : mask.shape[1]], energy[:, : mask.shape[1]]
-        loud = energy > energy.masked_fill(~mask, 0.0).amax(dim=1, keepdim=True) * 1e-4  # within 40 dB of the peak
-        voicing = (1.0 - aperiodicity).clamp(0.0, 1.0) * loud
-        voiced = (voicing > 0.5) & mask
-        semitones = 12.0 * torch.log2(f0 / 100.0)
-        count = voiced.sum(dim=1, keepdim=True)
-        mean = (semitones * voiced).sum(dim=1, keepdim=True) / count.clamp(min=1)
-        pitch = torch.where(voiced, semitones, mean)
-        return torch.stack([pitch, voicing], dim=-1)
 
     def adapt(self, clips: list, sampling_rate: int | None = None) -> SERFeatureExtractor:
         """A copy of this extractor adapted to one speaker: ``speaker_mean`` / ``speaker_std`` of every feature
@@ -376,16 +223,7 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         plain = self.__class__(
             **{**self.to_dict(), "speaker_adaptive": False, "speaker_mean": None, "speaker_std": None}
         )
-        total, squares, count = 0.0, 0.0, 0
-        for clip in clips:
-            frames = np.asarray(plain(clip, sampling_rate=sampling_rate)["input_features"][0], dtype=np.float64)
-            total, squares, count = (
-                total + frames.sum(axis=0),
-                squares + np.square(frames).sum(axis=0),
-                count + len(frames),
-            )
-        mean = total / count
-        std = np.sqrt(np.maximum(squares / count - mean**2, 1e-8))
+        mean, std = speaker_statistics(plain(clip, sampling_rate=sampling_rate)["input_features"][0] for clip in clips)
         return self.__class__(**{**self.to_dict(), "speaker_mean": mean.tolist(), "speaker_std": std.tolist()})
 
     def __call__(
