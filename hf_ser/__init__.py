@@ -33,6 +33,9 @@ _LAZY = {
     "load_classifier": "hf_ser.inference",
     "default_model_path": "hf_ser.inference",
     "segments": "hf_ser.timeline",
+    "confidence_rule": "hf_ser.inference",
+    "ConfidenceRule": "hf_ser.confidence",
+    "predict_with_ray": "hf_ser.ray_batch",
 }
 
 
