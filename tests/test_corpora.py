@@ -180,3 +180,67 @@ def test_ased_naming_rule(tmp_path):
     }
     assert ased.parse(Path("S4-06-02-01-13.ogg"))["emotion"] == "sad"
     assert ased.parse(Path("x9-03-01-02-50.ogg")) is None and ased.parse(Path("a5-03-01-03-50.ogg")) is None
+
+
+def _emobox_copy(root: Path, data, folds: list[set[str]]) -> Path:
+    """EmoBox-style fold files for ``data`` (one corpus): fold k tests the speakers in ``folds[k]``."""
+    import json
+
+    corpus = data[0]["corpus"]
+    for k, test_speakers in enumerate(folds, 1):
+        folder = root / corpus / f"fold_{k}"
+        folder.mkdir(parents=True)
+        for part, keep in (("test", True), ("train", False)):
+            rows = [r for r in data if (r["speaker"] in test_speakers) == keep]
+            lines = [
+                json.dumps({"key": Path(r["audio"]).stem, "wav": f"downloads/x/{Path(r['audio']).stem}.wav"})
+                for r in rows
+            ]
+            (folder / f"{corpus}_{part}_fold_{k}.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_emobox_folds_by_speaker_and_random(tmp_path, monkeypatch):
+    from hf_ser.data.emobox import emobox_folds
+    from hf_ser.training.protocols import ProtocolSettings, get_protocol
+
+    data = load_corpus("ravdess", make_ravdess(tmp_path / "r", actors=range(1, 7)))
+    root = _emobox_copy(tmp_path / "emobox", data, [{"01", "02"}, {"03", "04"}])
+    folds, independent = emobox_folds(data, val_size=0.25, root=root)
+    assert independent and [n for n, _ in folds] == ["fold_1", "fold_2"]
+    fold = folds[0][1]
+    assert set(fold["test"]["speaker"]) == {"01", "02"} and len(fold["test"]) + len(fold["train"]) + len(
+        fold["validation"]
+    ) == len(data)
+    assert not set(fold["validation"]["speaker"]) & set(fold["train"]["speaker"])
+    monkeypatch.setenv("HF_SER_EMOBOX", str(root))
+    assert len(get_protocol("emobox").folds(data, ProtocolSettings(), None)) == 2
+    with pytest.raises(ValueError, match="use protocol 'emobox'"):
+        get_protocol("emobox-random").folds(data, ProtocolSettings(), None)
+    # a random fold (the same speakers on both sides) is refused by "emobox" and taken by "emobox-random"
+    import json
+
+    folder = tmp_path / "random" / "ravdess" / "fold_1"
+    folder.mkdir(parents=True)
+    stems = [Path(a).stem for a in data["audio"]]
+    for part, in_test in (("test", True), ("train", False)):
+        lines = [json.dumps({"wav": f"x/{stem}.wav"}) for i, stem in enumerate(stems) if (i % 4 == 0) == in_test]
+        (folder / f"ravdess_{part}_fold_1.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("HF_SER_EMOBOX", str(tmp_path / "random"))
+    with pytest.raises(ValueError, match="random .* use protocol 'emobox-random'"):
+        get_protocol("emobox").folds(data, ProtocolSettings(), None)
+    ((_, random_fold),) = get_protocol("emobox-random").folds(data, ProtocolSettings(val_size=0.0), None)
+    assert set(random_fold["test"]["speaker"]) & set(random_fold["train"]["speaker"])
+
+
+@pytest.mark.real_data
+def test_real_emobox_folds_match_its_readme():
+    from hf_ser.data.emobox import emobox_folds
+
+    ravdess = load_corpus("ravdess", SHARED_CORPORA / "ravdess")
+    folds, independent = emobox_folds(ravdess)
+    assert independent and len(folds) == 6 and all(len(f["test"]) == 240 for _, f in folds)
+    assert sorted(set(folds[0][1]["test"]["speaker"])) == ["01", "11", "20", "21"]
+    for name, expected in [("emodb", (5, 107)), ("tess", (1, 700)), ("ased", (1, 616))]:
+        folds, independent = emobox_folds(load_corpus(name, SHARED_CORPORA / name))
+        assert not independent and (len(folds), len(folds[0][1]["test"])) == expected, name

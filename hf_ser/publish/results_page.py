@@ -66,6 +66,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         ("adaptive", "Speaker-adaptive mode: features standardised per speaker from their own clips (apart)"),
         ("search", "Every variant tried (the recipe search)"),
         ("whisper-search", "The accurate family: head variants screened on 2 folds (chosen on validation actors)"),
+        ("emobox", "EmoBox's own folds (RAVDESS, 6 folds by speaker), beside EmoBox's published frozen-encoder table"),
         ("robustness", "Real-world audio: the default recipes calibrated and scored under recording conditions"),
         ("paper", "The paper's leaky protocol, for comparison with its 99 %"),
     ]

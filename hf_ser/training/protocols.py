@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datasets import Dataset, DatasetDict
 
 from ..data.augment import augment
+from ..data.emobox import emobox_folds
 from ..data.splits import (
     leave_one_speaker_out,
     mark_split,
@@ -125,5 +126,37 @@ register(
         False,
         _paper,
         augments_before_split=True,
+    )
+)
+
+
+def _emobox(speaker_independent: bool) -> SplitFunction:
+    def split(dataset: Dataset, p: ProtocolSettings, a: AugmentSettings) -> Folds:
+        folds, independent = emobox_folds(dataset, p.val_size, p.seed)
+        if independent != speaker_independent:
+            other = "emobox" if independent else "emobox-random"
+            kind = "by speaker" if independent else "random (speakers on both sides)"
+            raise ValueError(f"EmoBox's folds of this corpus are {kind}: use protocol {other!r}, which reports them so")
+        return folds
+
+    return split
+
+
+register(
+    Protocol(
+        "emobox",
+        "EmoBox's fixed folds (Interspeech 2024), where they are by speaker (RAVDESS: 6 folds of 4 actors): "
+        "speaker-independent, comparable with EmoBox's published table.",
+        True,
+        _emobox(True),
+    )
+)
+register(
+    Protocol(
+        "emobox-random",
+        "EmoBox's fixed random folds (EMO-DB, TESS, ASED): the same speakers in training and test "
+        "(speaker-dependent; optimistic), comparable with EmoBox's published table only.",
+        False,
+        _emobox(False),
     )
 )
