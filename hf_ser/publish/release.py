@@ -176,9 +176,13 @@ def _recipe_result(spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -
     return seeds[sorted(seeds)[0]]
 
 
+CALIBRATION_SPEAKERS = 0.1  # share of the speakers held out of a bundled model's training to fit its temperature
+
+
 def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, target: Path, names: list[str] | None):
     """Train each bundled checkpoint on the training speakers of a speaker-independent holdout split (so the
-    card's test figures are on speakers it never heard), attach its recipe's cross-validation result, write its
+    card's test figures are on speakers it never heard), with :data:`CALIBRATION_SPEAKERS` of the other speakers
+    held out to fit its temperature (calibrated scores), attach its recipe's cross-validation result, write its
     card and its ONNX export; replace the bundled folder only when the new one is complete."""
     from ..onnx.export import export_onnx
 
@@ -187,7 +191,7 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
     for name, spec in plan.checkpoints.items():
         if names and name not in names:
             continue
-        exp = load_experiment(plan_path.parent / spec.config, [*spec.set, "protocol.val_size=0.0"])
+        exp = load_experiment(plan_path.parent / spec.config, [*spec.set, f"protocol.val_size={CALIBRATION_SPEAKERS}"])
         dataset = load_experiment_data(exp, {c: corpora_dir / c for c in spec.corpora})
         folds, _ = protocol_folds(exp, dataset, "holdout")
         staging = target / f".{name}.new"
