@@ -144,11 +144,11 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
         "corrupted": {"telephone": {"uar": {"mean": 0.3, "std": 0}, "agreement": {"mean": 0.6, "std": 0}}},
     }
     text = "\n".join(robustness_lines({"r-model": record}, ["r-model"], figure, {"b": smile}))
-    assert "| condition | r-model UAR (lost) | agree | eGeMAPSv02 + SVM UAR (lost) | agree |" in text
+    assert "| condition | r-model UAR (change) | agree | eGeMAPSv02 + SVM UAR (change) | agree |" in text
     assert "| clean | 70.00 | 100 | 50.00 | 100 |" in text
     # mean over folds, 15 points lost, 85 % agree; the baseline beside it
-    assert "| telephone | 55.00 (+15.0) | 85 | 30.00 (+20.0) | 60 |" in text
-    assert "| white SNR 10 | 66.00 (+4.0) | 95 | – | – |" in text
+    assert "| telephone | 55.00 (-15.0) | 85 | 30.00 (-20.0) | 60 |" in text
+    assert "| white SNR 10 | 66.00 (-4.0) | 95 | – | – |" in text
     assert "| r-model | UAR lost, telephone | 15.0 points | ≤ 5 | missed by 10.0 |" in text
     assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met |" in text
     assert "| r-model | agreement, telephone | 85.0 % | ≥ 90 % | missed by 5.0 |" in text

@@ -51,12 +51,12 @@ def robustness_lines(
         "`hf_ser.data.corruptions.suite()` at a fixed seed: a phone line (8 kHz, 300–3400 Hz), MP3 at 16 kbit/s, "
         "Opus at 8 kbit/s, μ-law, white noise and babble (4 training-side speakers) at SNR 20/10/5 dB, a simulated "
         "room (pyroomacoustics, Sabine RT60 0.6 s, talker 2 m away) and +12 dB of clipping. UAR (%) and, in "
-        "brackets, points lost against the clean test clips; *agree*: share of clips whose top label is the clean "
-        "clip's. Augmentation was chosen on the 2 validation actors of each fold (their corrupted copies are in "
-        "the result files), never on test actors.",
+        "brackets, the change from the clean test clips in points; *agree*: share of clips whose top label is the "
+        "clean clip's. Training variants are compared on the 2 validation actors of each fold under the same "
+        "conditions (`corrupted_validation` in the result files), never on test actors.",
         "",
         "| condition | "
-        + " | ".join(f"{n} UAR (lost) | agree" for n in [*names, *(_smile_name(b) for b in smile.values())])
+        + " | ".join(f"{n} UAR (change) | agree" for n in [*names, *(_smile_name(b) for b in smile.values())])
         + " |",
         "|---|" + "---|---|" * (len(names) + len(smile)),
     ]
@@ -71,14 +71,14 @@ def robustness_lines(
             if uar is None:
                 cells.append("– | –")
                 continue
-            cells.append(f"{100 * uar.mean:.2f} ({clean[n] - 100 * uar.mean:+.1f}) | {100 * agree.mean:.0f}")
+            cells.append(f"{100 * uar.mean:.2f} ({100 * uar.mean - clean[n]:+.1f}) | {100 * agree.mean:.0f}")
         for k, b in smile.items():
             scores = b["corrupted"].get(condition)
             if scores is None:
                 cells.append("– | –")
                 continue
             uar, agree = 100 * scores["uar"]["mean"], 100 * scores["agreement"]["mean"]
-            cells.append(f"{uar:.2f} ({smile_clean[k] - uar:+.1f}) | {agree:.0f}")
+            cells.append(f"{uar:.2f} ({uar - smile_clean[k]:+.1f}) | {agree:.0f}")
         lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     lines += ["", *_target_lines(records, names, clean), *_calibration_lines(records, names, figure)]
     return lines
