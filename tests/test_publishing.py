@@ -65,7 +65,6 @@ def test_card_has_metadata_and_sections(run_dir, capsys):
 
 
 def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
-    from hf_ser.publish.cards import render_card
     from hf_ser.training.results import Calibration
 
     result = RunResult.load(run_dir / "metrics.json")
@@ -78,7 +77,10 @@ def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
         test_coverage=[(0.0, 1.0, 0.62), (0.4, 0.75, 0.71)],
     )
     result.save(run_dir / "metrics.json")
-    text = render_card(run_dir).text
+    from hf_ser.publish.cards import write_card
+
+    text = write_card(run_dir).read_text()
+    assert (run_dir / "coverage_accuracy.png").is_file() and "](coverage_accuracy.png)" in text
     assert "temperature 1.80, fitted on validation speakers" in text and "0.120 before, 0.050 after" in text
     assert "answers 75 % of clips at that threshold, 71.0 % of them correctly (all clips: 62.0 %)" in text
 

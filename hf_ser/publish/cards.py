@@ -175,12 +175,45 @@ def _confidence_text(result: RunResult, config: dict) -> str:
     return (
         f"- **Calibrated scores**: temperature {calibration.temperature:.2f}, fitted on validation speakers "
         f"(expected calibration error on the test speakers {calibration.test_ece_raw:.3f} before, "
-        f"{calibration.test_ece:.3f} after). {rule}{trade}"
+        f"{calibration.test_ece:.3f} after). {rule}{trade} The trade-off as the threshold rises: "
+        f"![coverage against accuracy]({COVERAGE_FIGURE})"
     )
 
 
+def save_coverage_figure(curve: list[tuple[float, float, float]], path: Path) -> Path:
+    """Accuracy on the answered test clips against the share answered, as the "uncertain" threshold rises."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..confidence import DEFAULT_RULE
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot([100 * c for _, c, _ in curve], [100 * a for _, _, a in curve], marker=".")
+    for t, c, a in curve:
+        if abs(t - DEFAULT_RULE.threshold) < 1e-9:
+            ax.plot(100 * c, 100 * a, "ko", markersize=4)
+    ax.set_xlabel("test clips answered (%)")
+    ax.set_ylabel("accuracy on answered (%)")
+    ax.set_title(f"'uncertain' below a threshold (dot: {DEFAULT_RULE.threshold})", fontsize=9)
+    ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+COVERAGE_FIGURE = "coverage_accuracy.png"
+
+
 def write_card(run_dir: str | Path, repo_id: str | None = None, model_name: str | None = None) -> Path:
-    """Render and save ``README.md`` in the run folder; return its path."""
+    """Render and save ``README.md`` in the run folder (and, for a calibrated model, the coverage figure the
+    card shows); return its path."""
+    result = RunResult.load(Path(run_dir) / "metrics.json") if (Path(run_dir) / "metrics.json").is_file() else None
+    if result is not None and result.calibration is not None and result.calibration.test_coverage:
+        save_coverage_figure(result.calibration.test_coverage, Path(run_dir) / COVERAGE_FIGURE)
     card = render_card(run_dir, repo_id=repo_id, model_name=model_name)
     path = Path(run_dir) / "README.md"
     card.save(path)
