@@ -61,8 +61,11 @@ def sample_clips(corpora_dir: Path, n: int, seed: int = 0) -> tuple[list[str], l
     return [ds[int(i)]["audio"] for i in order[:n]], [ds[int(i)]["audio"] for i in order[n : n + 16]]
 
 
-def agreement(model: str | None, clips: list[str], others: list[str]) -> tuple[dict[str, float], dict[str, float]]:
-    """(top-label agreement with the clip as recorded, share answered "uncertain") per condition."""
+def agreement(
+    model: str | None, clips: list[str], others: list[str] | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(top-label agreement with the clip as recorded, share answered "uncertain") per condition: gains and
+    microphone curves, and, given ``others`` (clips for babble), every condition of the corrupted suite."""
     from hf_ser import load_classifier
     from hf_ser.audio import load_audio
     from hf_ser.data.corruptions import suite
@@ -81,8 +84,9 @@ def agreement(model: str | None, clips: list[str], others: list[str]) -> tuple[d
     reference, _ = tops(waves)
     conditions = {f"gain {gain:+d} dB": lambda w, g=gain: np.clip(w * 10 ** (g / 20), -1, 1) for gain in GAINS_DB}
     conditions |= {name: (lambda w, t=t: t(samples=w, sample_rate=rate)) for name, t in equalisers().items()}
-    babble = [load_audio(c, rate)[0] for c in others]
-    conditions |= {name: (lambda w, t=t: t(samples=w, sample_rate=rate)) for name, t in suite(babble).items()}
+    if others is not None:
+        babble = [load_audio(c, rate)[0] for c in others]
+        conditions |= {name: (lambda w, t=t: t(samples=w, sample_rate=rate)) for name, t in suite(babble).items()}
     agree, uncertain = {}, {}
     for name, change in conditions.items():
         labels, flags = tops([np.asarray(change(w), np.float32) for w in waves])
