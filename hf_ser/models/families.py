@@ -114,8 +114,7 @@ register_family(
         feature_extractor_class=SERFeatureExtractor,
         model_class=SERForAudioClassification,
         description=(
-            "a small attention 1D-CNN (conv blocks, CBAM channel and spatial attention, statistics pooling) over "
-            "MFCC or log-mel frames, after Lee & Nadeem (arXiv 2507.03251)"
+            "a small attention 1D-CNN (conv blocks, CBAM channel and spatial attention) over MFCC or log-mel frames"
         ),
         presets=("default", "paper"),
         card_text=_ser_card_text,
@@ -129,7 +128,7 @@ register_family(
         model_class=SERWhisperForAudioClassification,
         description=(
             "OpenAI's Whisper-base encoder (frozen, unpadded) under the attention-CNN head: a learned softmax "
-            "weighting of the encoder's 7 hidden states, conv blocks, CBAM attention, statistics pooling"
+            "weighting of the encoder's 7 hidden states, conv blocks, CBAM attention"
         ),
         training_input="encoder_states",
         encoder_cache=True,
