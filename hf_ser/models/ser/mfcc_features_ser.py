@@ -57,11 +57,26 @@ def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
     return basis
 
 
+@lru_cache(maxsize=8)
 def hann_window(win_length: int, n_fft: int) -> np.ndarray:
     """Periodic Hann window of ``win_length``, zero-padded to ``n_fft`` in the centre (as ``torch.stft``)."""
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
     left = (n_fft - win_length) // 2
-    return np.pad(window, (left, n_fft - win_length - left)).astype(np.float32)
+    window = np.pad(window, (left, n_fft - win_length - left)).astype(np.float32)
+    window.flags.writeable = False
+    return window
+
+
+@lru_cache(maxsize=16)
+def _torch_constants(n_fft: int, win_length: int, n_mels: int, n_mfcc: int, f_min: float, f_max: float, rate: int):
+    """(Hann window, mel basis, DCT matrix) as torch tensors, built once per setting (the batched path's hot loop)."""
+    import torch
+
+    return (
+        torch.hann_window(win_length, periodic=True, dtype=torch.float32),
+        torch.from_numpy(mel_basis(n_fft, n_mels, f_min, f_max, rate).copy()),
+        torch.from_numpy(dct_matrix(n_mels, n_mfcc).copy()),
+    )
 
 
 def num_frames(num_samples: int, n_fft: int, hop_length: int, center: bool = True) -> int:
@@ -249,19 +264,19 @@ def features_torch(waves: list[np.ndarray], s):
     batch = torch.zeros(len(waves), longest, dtype=torch.float32)
     for row, wave in enumerate(waves):
         batch[row, : wave.size] = torch.from_numpy(wave)
+    f_max = s.f_max if s.f_max is not None else s.sampling_rate / 2
+    window, mel, dct = _torch_constants(s.n_fft, s.win_length, s.n_mels, s.n_mfcc, s.f_min, f_max, s.sampling_rate)
     spec = torch.stft(
         batch,
         n_fft=s.n_fft,
         hop_length=s.hop_length,
         win_length=s.win_length,
-        window=torch.hann_window(s.win_length, periodic=True, dtype=torch.float32),
+        window=window,
         center=s.center,
         pad_mode="constant",
         return_complex=True,
     )
     power = spec.real.square() + spec.imag.square()  # (B, freqs, T)
-    f_max = s.f_max if s.f_max is not None else s.sampling_rate / 2
-    mel = torch.from_numpy(mel_basis(s.n_fft, s.n_mels, s.f_min, f_max, s.sampling_rate).copy())
     log_mel = 10.0 * torch.log10(torch.clamp(torch.matmul(power.transpose(1, 2), mel), min=AMIN))  # (B, T, mels)
     frames = torch.tensor([num_frames(n, s.n_fft, s.hop_length, s.center) for n in lengths])
     mask = torch.arange(log_mel.shape[1])[None, :] < frames[:, None]  # (B, T)
@@ -269,7 +284,7 @@ def features_torch(waves: list[np.ndarray], s):
         peak = log_mel.masked_fill(~mask[..., None], float("-inf")).amax(dim=(1, 2), keepdim=True)
         log_mel = torch.maximum(log_mel, peak - s.top_db)
     mfcc = s.feature_type == "mfcc"
-    feats = torch.matmul(log_mel, torch.from_numpy(dct_matrix(s.n_mels, s.n_mfcc).copy())) if mfcc else log_mel
+    feats = torch.matmul(log_mel, dct) if mfcc else log_mel
     weights = mask[..., None].to(feats.dtype)
     count = weights.sum(dim=1, keepdim=True)
     mean = (feats * weights).sum(dim=1, keepdim=True) / count  # (B, 1, C) over valid frames
