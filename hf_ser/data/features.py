@@ -121,11 +121,12 @@ def extract_features(
 def speaker_statistics(dataset: Dataset, column: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per speaker, the mean and standard deviation of every feature over all frames of their clips (the one
     definition in the remote code, which the extractor's and the ONNX runtime's ``adapt`` use too)."""
-    rows: dict[str, list[np.ndarray]] = {}
-    table = dataset.select_columns([column, "speaker"]).with_format("numpy")
-    for row in table:
-        rows.setdefault(str(row["speaker"]), []).append(row[column])
-    return {speaker: one_speaker_statistics(frames) for speaker, frames in rows.items()}
+    indices: dict[str, list[int]] = {}
+    for index, speaker in enumerate(dataset["speaker"]):
+        indices.setdefault(str(speaker), []).append(index)
+    frames = dataset.select_columns([column]).with_format("numpy")
+    # one clip in memory at a time: the statistics are running sums over each speaker's rows
+    return {s: one_speaker_statistics(frames[i][column] for i in rows) for s, rows in indices.items()}
 
 
 def standardize_per_speaker(dataset: Dataset, column: str) -> Dataset:
