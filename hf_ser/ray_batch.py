@@ -33,7 +33,8 @@ COLUMNS = ("path", "label", "score", "scores", "seconds", "error", "reason")
 
 @dataclass
 class RayRunSummary:
-    """What a Ray run did: rows written now, rows found from earlier runs, and failed files over the output."""
+    """What a Ray run did: rows written now, rows found from earlier runs, and failed files over the output
+    (earlier rows included)."""
 
     output: Path
     written: int
@@ -237,8 +238,9 @@ def predict_with_ray(
     from .inference import resolve_model
 
     out = _Output(output)
-    done = {row["path"] for row in out.rows()}
-    resumed = len(done)
+    earlier = out.rows()  # read once: the paths to skip and the failures already on record
+    done = {row["path"] for row in earlier}
+    resumed, failed = len(done), sum(1 for row in earlier if row.get("error"))
     folder = str(resolve_model(model))  # resolved once on the driver (a Hub id is downloaded once)
     _start_ray(address)
     if isinstance(inputs, ray.data.Dataset):
@@ -248,10 +250,10 @@ def predict_with_ray(
         files, missing = audio_files(inputs if not isinstance(inputs, (str, Path)) else [inputs])
         missing = [asdict(p) for p in missing if p.path not in done]
         out.append(missing)
-        written = len(missing)
+        written, failed = len(missing), failed + len(missing)
         todo = [f for f in files if f not in done]
         if not todo:
-            return _summary(out, written, resumed)
+            return RayRunSummary(out.path, written, resumed, failed)
         blocks = max(1, min(len(todo), len(todo) // batch_size + 1))
         dataset = ray.data.from_items([{"path": f} for f in todo], override_num_blocks=blocks)
     resources = ray.cluster_resources()
@@ -279,12 +281,7 @@ def predict_with_ray(
     for batch in rows.iter_batches(batch_size=None, batch_format="numpy"):
         new = _rows_of(batch)
         out.append(new)
-        written += len(new)
-    return _summary(out, written, resumed)
-
-
-def _summary(out: _Output, written: int, resumed: int) -> RayRunSummary:
-    failed = sum(1 for row in out.rows() if row.get("error"))
+        written, failed = written + len(new), failed + sum(1 for row in new if row.get("error"))
     return RayRunSummary(out.path, written, resumed, failed)
 
 
