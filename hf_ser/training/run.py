@@ -140,9 +140,13 @@ def run_split(
     trainer, result = fit(model, fe, feats, args, options, resume=resume)
     if exp.evaluation.corruptions:
         fe.speaker_adaptive = False  # corrupted clips take the same path as the clean ones did
-        result.corrupted = _score_corrupted(exp, trainer, model, fe, splits, feats, "test")
+        babble = any("babble" in c for c in exp.evaluation.corruptions)
+        sources = babble_sources(splits["train"], fe.sampling_rate) if babble else None  # decoded once
+        result.corrupted = _score_corrupted(exp, trainer, model, fe, splits, feats, "test", sources)
         if "validation" in splits:
-            result.corrupted_validation = _score_corrupted(exp, trainer, model, fe, splits, feats, "validation")
+            result.corrupted_validation = _score_corrupted(
+                exp, trainer, model, fe, splits, feats, "validation", sources
+            )
         fe.speaker_adaptive = exp.data.speaker_adaptive
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))
@@ -172,13 +176,13 @@ def _model_inputs(exp: Experiment, splits: DatasetDict, fe, model) -> DatasetDic
     return feats
 
 
-def _score_corrupted(exp: Experiment, trainer, model, fe, splits: DatasetDict, feats: DatasetDict, part: str) -> dict:
-    """Split ``part`` under each of ``evaluation.corruptions`` (babble from the training side's speakers)."""
-    rate = fe.sampling_rate
-    sources = babble_sources(splits["train"], rate) if any("babble" in c for c in exp.evaluation.corruptions) else None
+def _score_corrupted(
+    exp: Experiment, trainer, model, fe, splits: DatasetDict, feats: DatasetDict, part: str, sources
+) -> dict:
+    """Split ``part`` under each of ``evaluation.corruptions``; ``sources``: the babble clips (training side)."""
     conditions = {}
     for condition in exp.evaluation.corruptions:
-        corrupted = corrupt_split(splits[part], condition, rate, sources, seed=exp.protocol.seed)
+        corrupted = corrupt_split(splits[part], condition, fe.sampling_rate, sources, seed=exp.protocol.seed)
         conditions[condition] = _model_inputs(exp, DatasetDict({part: corrupted}), fe, model)[part]
     return score_conditions(trainer, model, feats[part], conditions)
 
