@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..confidence import softmax
 from ..models.ser.audio_ser import decode_input
 from ..models.ser.mfcc_features_ser import features_numpy, speaker_statistics
 from ..models.ser.whisper_features_ser import whisper_log_mel
@@ -128,9 +129,7 @@ class OnnxClassifier:
     def __call__(self, inputs, top_k: int | None = 5, batch_size: int | None = None) -> list[dict] | list[list[dict]]:
         single = not isinstance(inputs, list)
         waves = [self.waveform(x) for x in ([inputs] if single else inputs)]
-        logits = self.logits(waves) / self.temperature
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
+        probs = softmax(self.logits(waves), self.temperature)
         results = []
         for row in probs:
             order = np.argsort(-row)[: top_k or len(row)]
