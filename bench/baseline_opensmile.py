@@ -74,15 +74,18 @@ def smile_features(paths: list[str], feature_set: str, cache: Path) -> np.ndarra
     return np.stack([store[p] for p in paths])
 
 
-def svm_scores(train_x, train_y, test_x, test_y, labels: list[str]) -> dict:
+def fit_svm(train_x, train_y):
+    """StandardScaler + LinearSVC(C=1e-3), fixed in advance (never tuned on test speakers)."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    model = make_pipeline(StandardScaler(), LinearSVC(C=1e-3, max_iter=20000))
-    model.fit(train_x, train_y)
+    return make_pipeline(StandardScaler(), LinearSVC(C=1e-3, max_iter=20000)).fit(train_x, train_y)
+
+
+def svm_scores(train_x, train_y, test_x, test_y, labels: list[str]) -> dict:
     metric = load_ser_metrics()
-    return metric.compute(predictions=model.predict(test_x), references=test_y, label_names=labels)
+    return metric.compute(predictions=fit_svm(train_x, train_y).predict(test_x), references=test_y, label_names=labels)
 
 
 def corrupted_features(split, condition: str, sources, feature_set: str) -> np.ndarray:
@@ -100,12 +103,9 @@ def corrupted_features(split, condition: str, sources, feature_set: str) -> np.n
     ).astype(np.float32)
 
 
-def run_corrupted(name: str, corpora_dir: Path, feature_set: str) -> dict[str, dict]:
-    """{condition: {accuracy, uar, agreement}} over the protocol's folds (mean of fold scores)."""
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
-
+def run_protocol(name: str, corpora_dir: Path, feature_set: str, corruptions: bool = False) -> tuple[dict, dict]:
+    """(scores per fold, and with ``corruptions`` {condition: {accuracy, uar, agreement}} as mean ± std over
+    folds, else {}); one SVM per fold serves the clean and the corrupted test clips."""
     from hf_ser.data.corruptions import babble_sources, condition_names
 
     config, overrides, corpora = PROTOCOLS[name]
@@ -117,38 +117,22 @@ def run_corrupted(name: str, corpora_dir: Path, feature_set: str) -> dict[str, d
     index = {p: i for i, p in enumerate(dataset["audio"])}
     y = np.asarray(dataset["emotion"])
     metric = load_ser_metrics()
-    scores: dict[str, list[dict]] = {c: [] for c in condition_names()}
-    for _, splits in folds:
+    results, scores = {}, {c: [] for c in (condition_names() if corruptions else [])}
+    for fold, splits in folds:
         train_rows = [index[p] for part in splits if part != "test" for p in splits[part]["audio"]]
         test_rows = [index[p] for p in splits["test"]["audio"]]
-        model = make_pipeline(StandardScaler(), LinearSVC(C=1e-3, max_iter=20000)).fit(x_all[train_rows], y[train_rows])
+        model = fit_svm(x_all[train_rows], y[train_rows])
         clean = model.predict(x_all[test_rows])
-        sources = babble_sources(splits["train"], 16000)
+        results[fold] = metric.compute(predictions=clean, references=y[test_rows], label_names=labels)
+        sources = babble_sources(splits["train"], 16000) if corruptions else None
         for condition in scores:
             preds = model.predict(corrupted_features(splits["test"], condition, sources, feature_set))
             report = metric.compute(predictions=preds, references=y[test_rows], label_names=labels)
             scores[condition].append(
                 {"accuracy": report["accuracy"], "uar": report["uar"], "agreement": float(np.mean(preds == clean))}
             )
-    return {c: {k: MeanStd.of([f[k] for f in folds_]).model_dump() for k in folds_[0]} for c, folds_ in scores.items()}
-
-
-def run_protocol(name: str, corpora_dir: Path, feature_set: str) -> dict:
-    config, overrides, corpora = PROTOCOLS[name]
-    exp = load_experiment(ROOT / config, overrides)
-    dataset = load_experiment_data(exp, {c: corpora_dir / c for c in corpora})
-    folds, _ = protocol_folds(exp, dataset)
-    labels = dataset.features["emotion"].names
-    x_all = smile_features(dataset["audio"], feature_set, ROOT / "bench" / "out" / "opensmile" / f"{feature_set}.npz")
-    index = {p: i for i, p in enumerate(dataset["audio"])}
-    results = {}
-    for fold, splits in folds:
-        test = splits["test"]
-        train_rows = [index[p] for part in splits if part != "test" for p in splits[part]["audio"]]
-        test_rows = [index[p] for p in test["audio"]]
-        y = np.asarray(dataset["emotion"])
-        results[fold] = svm_scores(x_all[train_rows], y[train_rows], x_all[test_rows], y[test_rows], labels)
-    return results
+    corrupted = {c: {k: MeanStd.of([f[k] for f in fs]).model_dump() for k in fs[0]} for c, fs in scores.items()}
+    return results, corrupted
 
 
 def run_cross(name: str, corpora_dir: Path, feature_set: str) -> dict:
@@ -184,8 +168,10 @@ def main() -> None:
     for name in names:
         for feature_set in args.feature_sets.split(","):
             started = time.time()
-            runner = run_cross if name in CROSS else run_protocol
-            folds = runner(name, args.corpora_dir, feature_set)
+            if name in CROSS:
+                folds, corrupted = run_cross(name, args.corpora_dir, feature_set), {}
+            else:
+                folds, corrupted = run_protocol(name, args.corpora_dir, feature_set, args.corruptions)
             record = {
                 "experiment": f"baseline-{feature_set}-{name}",
                 "protocol": name,
@@ -193,8 +179,8 @@ def main() -> None:
                 "folds": {f: {k: r[k] for k in HEADLINE} for f, r in folds.items()},
                 **{k: MeanStd.of([r[k] for r in folds.values()]).model_dump() for k in HEADLINE},
             }
-            if args.corruptions and name in PROTOCOLS:
-                record["corrupted"] = run_corrupted(name, args.corpora_dir, feature_set)
+            if corrupted:
+                record["corrupted"] = corrupted
             record["wall_seconds"] = time.time() - started
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"baseline-{feature_set}-{name}.json").write_text(json.dumps(record, indent=2))
