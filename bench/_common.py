@@ -43,3 +43,19 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def print_json_line(name: str, payload: dict) -> None:
     print("BENCH_JSON " + json.dumps({"bench": name, "machine": machine(), **payload}, sort_keys=True))
+
+
+def ravdess_folder(corpora_dir, files: int, folder) -> tuple[list[str], float]:
+    """Copy the first ``files`` RAVDESS clips into ``folder`` (a batch run's input); (their paths, hours of audio)."""
+    import shutil
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from hf_ser.data.corpora import load_corpus
+
+    paths = load_corpus("ravdess", Path(corpora_dir) / "ravdess")["audio"][:files]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        shutil.copy(p, Path(folder) / Path(p).name)
+    return paths, sum(sf.info(p).duration for p in paths) / 3600

@@ -12,7 +12,6 @@ repeated), with its wall time and peak memory, against the same file's size in m
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import print_json_line, print_table  # noqa: E402
+from _common import print_json_line, print_table, ravdess_folder  # noqa: E402
 
 HF_SER = str(Path(sys.executable).parent / "hf-ser")
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -38,16 +37,11 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.0)
     args = parser.parse_args()
     from hf_ser.audio import load_audio
-    from hf_ser.data.corpora import load_corpus
     from hf_ser.inference import load_classifier
 
-    paths = load_corpus("ravdess", CORPORA / "ravdess")["audio"][: args.files]
-    audio_hours = sum(sf.info(p).duration for p in paths) / 3600
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clips"
-        folder.mkdir()
-        for p in paths:
-            shutil.copy(p, folder / Path(p).name)
+        paths, audio_hours = ravdess_folder(CORPORA, args.files, folder)
         start = time.perf_counter()
         subprocess.run([HF_SER, "predict", str(folder), "--output", str(Path(tmp) / "p.csv")], check=True)
         cli_s = time.perf_counter() - start  # includes starting Python, importing torch, loading the model

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import soundfile as sf
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import print_json_line, print_table  # noqa: E402
+from _common import print_json_line, print_table, ravdess_folder  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"
 
@@ -39,18 +36,13 @@ def main() -> None:
     import ray
 
     from hf_ser.batch import predict_files
-    from hf_ser.data.corpora import load_corpus
     from hf_ser.inference import describe, load_classifier
     from hf_ser.ray_batch import predict_with_ray, read_rows
 
     cores = os.cpu_count()
-    paths = load_corpus("ravdess", CORPORA / "ravdess")["audio"][: args.files]
-    hours = sum(sf.info(p).duration for p in paths) / 3600
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clips"
-        folder.mkdir()
-        for p in paths:
-            shutil.copy(p, folder / Path(p).name)
+        paths, hours = ravdess_folder(CORPORA, args.files, folder)
 
         start = time.perf_counter()
         clf = load_classifier(args.model, backend=args.backend)
