@@ -174,6 +174,13 @@ def speaker_predictions(test: Dataset, predictions: np.ndarray, labels: list[str
     return counts
 
 
+def model_inputs(model, feature_extractor) -> tuple[str, str]:
+    """(the model's input name, the dataset column that holds it): cached encoder states or extracted features."""
+    family = family_of_model(model)
+    column = STATES_COLUMN if family.encoder_cache else feature_column(feature_extractor)
+    return family.input_name(feature_extractor), column
+
+
 def fit(
     model,
     feature_extractor,
@@ -191,9 +198,7 @@ def fit(
     for name in ("frequency_warp", "random_eq_db"):
         if getattr(options, name) and getattr(feature_extractor, "feature_type", None) != "log_mel":
             raise ValueError(f"training.{name} needs features.feature_type=log_mel: MFCCs are not a frequency axis")
-    family = family_of_model(model)
-    input_name = family.input_name(feature_extractor)
-    column = STATES_COLUMN if family.encoder_cache else feature_column(feature_extractor)
+    input_name, column = model_inputs(model, feature_extractor)
     labels = splits["train"].features["emotion"].names
     has_val = "validation" in splits
     callbacks = []
@@ -290,9 +295,7 @@ def score_conditions(
 ) -> dict[str, ConditionScores]:
     """Score the trained model on the test split under each recording condition (features already extracted,
     rows in the clean split's order): accuracy, UAR, agreement with the clean clip's label, ECE."""
-    family = family_of_model(model)
-    input_name = family.input_name(trainer.processing_class)
-    column = STATES_COLUMN if family.encoder_cache else feature_column(trainer.processing_class)
+    input_name, column = model_inputs(model, trainer.processing_class)
     metric = load_ser_metrics()
     labels = clean.features["emotion"].names
     temperature = float(getattr(model.config, "temperature", 1.0) or 1.0)
