@@ -31,7 +31,7 @@ def main() -> None:
 
     from hf_ser.publish.release import _flatten
     from hf_ser.training.config import load_experiment
-    from hf_ser.training.run import run_protocol
+    from hf_ser.training.run import train
 
     fast = _flatten(yaml.safe_load((ROOT / "configs" / "experiments.yaml").read_text())["x-fast"])
     recipes = {"v0.1 recipe": [], "fast recipe (x-fast)": fast}
@@ -41,8 +41,8 @@ def main() -> None:
             epochs = [f"training.num_train_epochs={args.epochs}", "training.early_stopping_patience=null"]
             exp = load_experiment(ROOT / "configs" / "ravdess.yaml", [*overrides, *epochs])
             corpora = {"ravdess": ROOT.parent / "shared" / "corpora" / "ravdess"}
-            run_protocol(exp, corpora, Path(tmp) / "warm", only_folds=[0])  # fills the feature cache
-            result = run_protocol(exp, corpora, Path(tmp) / name, only_folds=[0])
+            train(exp, corpora, Path(tmp) / "warm", only_folds=[0])  # fills the feature cache
+            result = train(exp, corpora, Path(tmp) / name, only_folds=[0]).summary
             payload[name] = {"seconds_per_epoch": result.seconds_per_epoch, "fold_seconds": result.wall_seconds}
             rows.append([name, f"{result.seconds_per_epoch:.2f}", f"{result.wall_seconds:.0f}"])
     ratio = payload["v0.1 recipe"]["seconds_per_epoch"] / payload["fast recipe (x-fast)"]["seconds_per_epoch"]

@@ -246,7 +246,7 @@ def finetune(
     from .models.families import family_of
     from .publish.cards import write_card
     from .training.config import apply_override, constructor_arguments, experiment_from_dict
-    from .training.run import run_split
+    from .training.run import train
 
     scratch = str(init_from) == "scratch"
     start = resolve_model(None if scratch or init_from in (None, "default") else init_from)
@@ -295,6 +295,6 @@ def finetune(
     else:
         new = adapt_head(model, labels)
         logger.warning("labels kept from %s: %s; new output rows: %s", start.name, sorted(set(labels) - set(new)), new)
-    result = run_split(exp, splits, output_dir, model=model)
+    result = train(exp, splits, output_dir, model=model).run
     write_card(output_dir)
     return result, data

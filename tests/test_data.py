@@ -270,6 +270,7 @@ def test_in_memory_training_items_crop_and_mask():
     from datasets import Array2D, ClassLabel, Dataset, Features
 
     from hf_ser.data import InMemoryFeatures
+    from hf_ser.data.collate import ItemAugmentation
 
     frames = np.arange(50 * 6, dtype=np.float32).reshape(50, 6)
     ds = Dataset.from_dict(
@@ -278,7 +279,7 @@ def test_in_memory_training_items_crop_and_mask():
     )
     full = InMemoryFeatures(ds)
     assert torch.equal(full[0]["input_features"], torch.from_numpy(frames)) and full[0]["labels"] == 1
-    crops = InMemoryFeatures(ds, max_frames=20)
+    crops = InMemoryFeatures(ds, augmentation=ItemAugmentation(max_train_frames=20))
     torch.manual_seed(0)
     starts = set()
     for _ in range(20):
@@ -289,7 +290,8 @@ def test_in_memory_training_items_crop_and_mask():
         starts.add(start)
     assert len(starts) > 5  # random windows
     assert crops[1]["input_features"].shape == (10, 6)  # shorter items are kept whole
-    masked = InMemoryFeatures(ds, time_masks=2, time_mask_width=5, feature_masks=1, feature_mask_width=2)
+    masks = ItemAugmentation(time_masks=2, time_mask_width=5, feature_masks=1, feature_mask_width=2)
+    masked = InMemoryFeatures(ds, augmentation=masks)
     torch.manual_seed(1)
     item = masked[0]["input_features"]
     mean = torch.from_numpy(frames).mean(dim=0)
@@ -315,19 +317,19 @@ def test_frequency_warp_moves_content_along_the_feature_axis():
 def test_frequency_warp_is_validated():
     from datasets import Array2D, ClassLabel, Dataset, Features
 
-    from hf_ser.data.collate import InMemoryFeatures
+    from hf_ser.data.collate import InMemoryFeatures, ItemAugmentation
 
     features = Features({"input_features": Array2D((None, 4), "float32"), "emotion": ClassLabel(num_classes=2)})
     rows = Dataset.from_dict({"input_features": [np.ones((5, 4), np.float32)], "emotion": [1]}, features)
-    with pytest.raises(ValueError, match="frequency_warp must be in"):
-        InMemoryFeatures(rows, frequency_warp=1.5)
-    item = InMemoryFeatures(rows, frequency_warp=0.2)[0]
+    with pytest.raises(ValueError, match="frequency_warp\n  Input should be less than 1"):
+        ItemAugmentation(frequency_warp=1.5)
+    item = InMemoryFeatures(rows, augmentation=ItemAugmentation(frequency_warp=0.2))[0]
     # a constant spectrum stays constant under any warp
     assert torch.allclose(item["input_features"], torch.ones(5, 4))
 
 
 def test_random_eq_is_a_smooth_zero_mean_curve_within_its_size():
-    from hf_ser.data.collate import InMemoryFeatures, random_eq_curve
+    from hf_ser.data.collate import InMemoryFeatures, ItemAugmentation, random_eq_curve
 
     torch.manual_seed(0)
     for _ in range(20):
@@ -339,8 +341,8 @@ def test_random_eq_is_a_smooth_zero_mean_curve_within_its_size():
     features = Features({"input_features": Array2D((None, 8), "float32"), "emotion": ClassLabel(num_classes=2)})
     frames = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
     rows = Dataset.from_dict({"input_features": [frames], "emotion": [0]}, features)
-    out = InMemoryFeatures(rows, random_eq_db=3.0)[0]["input_features"]
+    out = InMemoryFeatures(rows, augmentation=ItemAugmentation(random_eq_db=3.0))[0]["input_features"]
     offset = out - torch.from_numpy(frames)
     assert torch.allclose(offset, offset[0].expand_as(offset), atol=1e-5)  # one curve for every frame
-    with pytest.raises(ValueError, match="random_eq_db must be >= 0"):
-        InMemoryFeatures(rows, random_eq_db=-1.0)
+    with pytest.raises(ValueError, match="random_eq_db\n  Input should be greater than or equal to 0"):
+        ItemAugmentation(random_eq_db=-1.0)

@@ -16,7 +16,7 @@ from hf_ser.data.corpora import load_corpus
 from hf_ser.metrics import SER_METRICS_PATH
 from hf_ser.training.config import ExperimentConfigError, experiment_from_dict, load_experiment
 from hf_ser.training.results import ProtocolResult, RunResult
-from hf_ser.training.run import run_cross_corpus, run_protocol, run_split
+from hf_ser.training.run import run_split, train
 
 from .conftest import ROOT
 from .fixtures import make_emodb, make_ravdess
@@ -290,7 +290,7 @@ def test_train_refuses_a_multi_fold_protocol(corpus_dir, tmp_path, capsys):
     config.write_text(yaml.safe_dump(raw))
     args = ["train", "--config", str(config), "--data-dir", str(corpus_dir), "--output-dir", str(tmp_path / "r")]
     assert cli_main(args) == 2
-    assert "protocol 'speaker-kfold' has 3 folds" in capsys.readouterr().err
+    assert "protocol 'speaker-kfold' has several folds" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -338,7 +338,7 @@ def test_resume_from_checkpoint(corpus_dir, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------- protocols
 def test_speaker_kfold_reports_folds_and_mean_std(corpus_dir, tmp_path):
     exp = tiny(training__num_train_epochs=2)
-    summary = run_protocol(exp, corpus_dir, tmp_path / "cv", protocol="speaker-kfold", folds=3)
+    summary = train(exp, corpus_dir, tmp_path / "cv", protocol="speaker-kfold", folds=3).summary
     assert list(summary.folds) == ["fold_0", "fold_1", "fold_2"]
     accs = [f.accuracy for f in summary.folds.values()]
     assert summary.accuracy.mean == pytest.approx(np.mean(accs))
@@ -352,23 +352,41 @@ def test_speaker_kfold_reports_folds_and_mean_std(corpus_dir, tmp_path):
 def test_loso_utterance_and_paper_protocols(tmp_path):
     emodb = make_emodb(tmp_path / "emodb")
     exp = tiny(data__corpus="emodb", training__num_train_epochs=1, protocol__val_size=0.0)
-    loso = run_protocol(exp, emodb, tmp_path / "loso", protocol="loso")
+    loso = train(exp, emodb, tmp_path / "loso", protocol="loso").summary
     assert list(loso.folds) == ["speaker_03", "speaker_08", "speaker_09", "speaker_10"]
-    utt = run_protocol(exp, emodb, tmp_path / "utt", protocol="utterance")
-    assert list(utt.folds) == ["utterance"]
-    paper = run_protocol(exp, emodb, tmp_path / "paper", protocol="paper")
-    metrics = RunResult.load(tmp_path / "paper" / "paper" / "metrics.json")
+    utt = train(exp, emodb, tmp_path / "utt", protocol="utterance")
+    assert list(utt.summary.folds) == ["utterance"] and utt.run == RunResult.load(tmp_path / "utt" / "metrics.json")
+    assert not (tmp_path / "utt" / "summary.json").exists()  # one split: the run folder is the whole record
+    paper = train(exp, emodb, tmp_path / "paper", protocol="paper").summary
+    metrics = RunResult.load(tmp_path / "paper" / "metrics.json")
     assert metrics.rows["train"] + metrics.rows["test"] == 2 * 28  # augmented first, then split by row
     assert metrics.rows["test"] == round(0.34 * 2 * 28)  # the config's protocol.test_size
     assert paper.protocol == "paper"
 
 
-def test_cross_corpus_on_shared_labels(corpus_dir, tmp_path):
+def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path):
     emodb = make_emodb(tmp_path / "emodb")
-    exp = tiny(training__num_train_epochs=1)
-    summary = run_cross_corpus(exp, "ravdess", corpus_dir, "emodb", emodb, tmp_path / "x")
+    dirs = {"ravdess": corpus_dir, "emodb": emodb}
+    exp = tiny(
+        training__num_train_epochs=1,
+        data__corpus=["ravdess", "emodb"],
+        protocol__name="cross-corpus",
+        protocol__test_corpus="emodb",
+    )
+    outcome = train(exp, dirs, tmp_path / "x")
+    summary = outcome.summary
+    assert summary.protocol == "cross-corpus" and list(summary.folds) == ["ravdess->emodb"]
     assert summary.labels == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
-    assert np.sum(summary.confusion_matrix) == 28 - 4  # EMO-DB without boredom
+    assert np.sum(summary.confusion_matrix) == 28 - 4  # all of EMO-DB but boredom, tested once
+    assert outcome.run.rows["test"] == 24 and outcome.run.rows["validation"] > 0  # validation: RAVDESS actors
+    loco = train(exp, dirs, tmp_path / "loco", protocol="leave-one-corpus-out").summary
+    assert list(loco.folds) == ["emodb->ravdess", "ravdess->emodb"]
+    ravdess = load_corpus("ravdess", corpus_dir)
+    names = ravdess.features["emotion"].names
+    shared = sum(names[e] in summary.labels for e in ravdess["emotion"])
+    assert np.sum(loco.confusion_matrix) == 24 + shared  # every clip with a shared label tested once
+    with pytest.raises(ValueError, match="'protocol.test_corpus': 'tess' is not one of data.corpus"):
+        tiny(data__corpus=["ravdess", "emodb"], protocol__name="cross-corpus", protocol__test_corpus="tess")
 
 
 @pytest.mark.slow
@@ -424,16 +442,17 @@ def test_accelerate_two_cpu_processes(corpus_dir, tmp_path):
 def test_last_training_batch_never_holds_a_single_item():
     from datasets import Array2D, ClassLabel, Dataset, Features
 
-    from hf_ser.training.trainer import FitOptions, _training_items
+    from hf_ser.training.config import TrainingConfig
+    from hf_ser.training.trainer import _training_items
 
     features = Features({"input_features": Array2D((None, 2), "float32"), "emotion": ClassLabel(num_classes=40)})
     rows = Dataset.from_dict(
         {"input_features": [np.ones((3, 2), np.float32)] * 33, "emotion": list(range(33))}, features
     )
-    padded = _training_items(rows, "input_features", FitOptions(), 32)
+    padded = _training_items(rows, "input_features", TrainingConfig(), 32)
     assert len(padded) == 34 and padded[33]["labels"] == padded[0]["labels"]
-    assert len(_training_items(rows, "input_features", FitOptions(), 16)) == 34
-    assert len(_training_items(rows, "input_features", FitOptions(), 10)) == 33  # 33 % 10 == 3: untouched
+    assert len(_training_items(rows, "input_features", TrainingConfig(), 16)) == 34
+    assert len(_training_items(rows, "input_features", TrainingConfig(), 10)) == 33  # 33 % 10 == 3: untouched
 
 
 def test_mixup_blends_features_masks_and_targets():
@@ -565,7 +584,7 @@ def test_speaker_adaptive_training_saves_an_extractor_that_must_be_adapted(corpu
 
 def test_the_test_split_is_also_scored_under_recording_conditions(corpus_dir, tmp_path):
     exp = tiny(**{"evaluation__corruptions": ["telephone", "babble SNR 10", "clipping +12 dB"]})
-    summary = run_protocol(exp, corpus_dir, tmp_path / "run", protocol="speaker-kfold", folds=2)
+    summary = train(exp, corpus_dir, tmp_path / "run", protocol="speaker-kfold", folds=2).summary
     assert set(summary.corrupted) == {"telephone", "babble SNR 10", "clipping +12 dB"}
     fold = RunResult.load(tmp_path / "run" / "fold_0" / "metrics.json")
     for name, scores in fold.corrupted.items():

@@ -13,31 +13,42 @@ def register(sub) -> None:
     evaluate.add_argument("--protocol", help="override the config's protocol (names: hf_ser.training.protocols)")
     evaluate.add_argument("--folds", type=int, default=None, help="folds for speaker-kfold (default: config, 5)")
     evaluate.add_argument("--only-folds", default=None, help="comma-separated fold indices to run (screening)")
-    evaluate.add_argument("--train-corpus", help="cross-corpus: train on this corpus (its folder: --data-dir)")
-    evaluate.add_argument("--test-corpus", help="cross-corpus: test on this corpus, on the labels both share")
-    evaluate.add_argument("--test-data-dir", help="cross-corpus: folder of the test corpus")
+    evaluate.add_argument(
+        "--train-corpus",
+        help="cross-corpus shorthand: train on these corpora (comma-separated; folders: --data-dir corpus=PATH)",
+    )
+    evaluate.add_argument(
+        "--test-corpus", help="cross-corpus shorthand: test on all of this corpus, on the labels all corpora share"
+    )
+    evaluate.add_argument("--test-data-dir", help="cross-corpus shorthand: folder of the test corpus")
     evaluate.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..training.results import HEADLINE
-    from ..training.run import run_cross_corpus, run_protocol
+def cross_corpus_overrides(train_corpora: list[str], test_corpus: str) -> list[str]:
+    """``--train-corpus A,B --test-corpus C`` as config overrides: the registered ``cross-corpus`` protocol."""
+    return [f"data.corpus=[{','.join([*train_corpora, test_corpus])}]", f"protocol.test_corpus={test_corpus}"]
 
-    exp = experiment(args)
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.config import load_experiment
+    from ..training.results import HEADLINE
+    from ..training.run import train
+
+    protocol = args.protocol
+    dirs = data_dirs(args.data_dir)
     if args.train_corpus or args.test_corpus:
         if not (args.train_corpus and args.test_corpus and args.test_data_dir):
             raise ValueError("cross-corpus needs --train-corpus, --test-corpus and --test-data-dir")
-        output = output_dir(args, f"-{args.train_corpus}-to-{args.test_corpus}")
-        summary = run_cross_corpus(
-            exp, args.train_corpus.split(","), data_dirs(args.data_dir), args.test_corpus, args.test_data_dir, output
-        )
+        sources = args.train_corpus.split(",")
+        dirs = {**({c: dirs for c in sources} if isinstance(dirs, str) else dirs), args.test_corpus: args.test_data_dir}
+        exp = load_experiment(args.config, [*args.set, *cross_corpus_overrides(sources, args.test_corpus)])
+        protocol = "cross-corpus"
     else:
-        protocol = args.protocol or exp.protocol.name
-        output = output_dir(args, f"-{protocol}")
-        only = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
-        summary = run_protocol(
-            exp, data_dirs(args.data_dir), output, protocol=protocol, folds=args.folds, only_folds=only
-        )
+        exp = experiment(args)
+        protocol = protocol or exp.protocol.name
+    output = output_dir(args, f"-{protocol}")
+    only = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
+    summary = train(exp, dirs, output, protocol=protocol, folds=args.folds, only_folds=only).summary
     print(f"{summary.protocol} ({len(summary.folds)} folds) -> {output}")
     for key in HEADLINE:
         print(f"  {key:<12} {summary.headline(key).percent()}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from datasets import Dataset
+from pydantic import BaseModel, ConfigDict, Field
 
 from .encoder_cache import STATES_COLUMN, load_states
 
@@ -43,13 +44,28 @@ class SERDataCollator:
         return out
 
 
+class ItemAugmentation(BaseModel):
+    """What happens to each training item at each step: a random crop and SpecAugment-style masking, and for
+    log-mel features a frequency warp and a random EQ curve. The one declaration of these options: the experiment
+    config's ``training`` section is an ``ItemAugmentation`` (same keys), and so is what ``fit`` receives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_train_frames: int | None = Field(None, ge=1)  # random crop of each training item per step (frames)
+    time_masks: int = Field(0, ge=0)  # masked spans of frames per item, each replaced by the item's mean
+    time_mask_width: int = Field(20, ge=0)  # widest time mask (frames; at most a quarter of the item)
+    feature_masks: int = Field(0, ge=0)  # masked bands of feature coefficients per item
+    feature_mask_width: int = Field(4, ge=0)  # widest feature mask (coefficients)
+    frequency_warp: float = Field(0.0, ge=0, lt=1)  # log-mel only: random stretch of the frequency axis, ±w
+    random_eq_db: float = Field(0.0, ge=0)  # log-mel only: random smooth gain curve over the bands, peak ≤ dB
+
+
 class InMemoryFeatures(torch.utils.data.Dataset):
     """A feature dataset held in memory as tensors: no Arrow decoding per step, which made epochs slow.
 
-    For training, each access can take a random crop of ``max_frames`` frames and apply SpecAugment-style
-    masking: ``time_masks`` spans of up to ``time_mask_width`` frames and ``feature_masks`` bands of up to
-    ``feature_mask_width`` coefficients, each replaced by the utterance's mean (a zero would be an extreme
-    value for raw MFCCs). Randomness comes from torch's generator, which the Trainer seeds.
+    For training, each access applies ``augmentation`` (:class:`ItemAugmentation`): a random crop, then
+    SpecAugment-style masks, each replaced by the utterance's mean (a zero would be an extreme value for raw
+    MFCCs). Randomness comes from torch's generator, which the Trainer seeds.
     """
 
     def __init__(
@@ -57,19 +73,9 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         dataset: Dataset,
         column: str = "input_features",
         label_column: str = "emotion",
-        max_frames: int | None = None,
-        time_masks: int = 0,
-        time_mask_width: int = 20,
-        feature_masks: int = 0,
-        feature_mask_width: int = 4,
-        frequency_warp: float = 0.0,
-        random_eq_db: float = 0.0,
+        augmentation: ItemAugmentation | None = None,
         input_name: str = "input_features",
     ):
-        if random_eq_db < 0:
-            raise ValueError(f"random_eq_db must be >= 0, got {random_eq_db}")
-        if not 0.0 <= frequency_warp < 1.0:
-            raise ValueError(f"frequency_warp must be in [0, 1), got {frequency_warp}")
         table = dataset.with_format("numpy")
         if column == STATES_COLUMN:  # cache file names: the states stay float16 in memory (half the size)
             self.features = [torch.from_numpy(load_states(str(f))) for f in table[column]]
@@ -77,38 +83,34 @@ class InMemoryFeatures(torch.utils.data.Dataset):
             self.features = [torch.from_numpy(np.asarray(f, dtype=np.float32)) for f in table[column]]
         self.input_name = input_name
         self.labels = [int(v) for v in table[label_column]]
-        self.max_frames = max_frames
-        self.time_masks, self.time_mask_width = time_masks, time_mask_width
-        self.feature_masks, self.feature_mask_width = feature_masks, feature_mask_width
-        self.frequency_warp = frequency_warp
-        self.random_eq_db = random_eq_db
+        self.augmentation = augmentation or ItemAugmentation()
 
     def __len__(self) -> int:
         return len(self.features)
 
     def __getitem__(self, index: int) -> dict:
-        feats = self.features[index]
-        if self.max_frames and feats.shape[0] > self.max_frames:
-            start = int(torch.randint(0, feats.shape[0] - self.max_frames + 1, ()))
-            feats = feats[start : start + self.max_frames]
-        if self.frequency_warp:
-            factor = 1.0 + self.frequency_warp * (2 * float(torch.rand(())) - 1)
+        feats, a = self.features[index], self.augmentation
+        if a.max_train_frames and feats.shape[0] > a.max_train_frames:
+            start = int(torch.randint(0, feats.shape[0] - a.max_train_frames + 1, ()))
+            feats = feats[start : start + a.max_train_frames]
+        if a.frequency_warp:
+            factor = 1.0 + a.frequency_warp * (2 * float(torch.rand(())) - 1)
             feats = warp_feature_axis(feats, factor)
-        if self.random_eq_db:
-            feats = feats + random_eq_curve(feats.shape[1], self.random_eq_db)
-        if self.time_masks or self.feature_masks:
+        if a.random_eq_db:
+            feats = feats + random_eq_curve(feats.shape[1], a.random_eq_db)
+        if a.time_masks or a.feature_masks:
             feats = self._mask(feats.clone())
         return {self.input_name: feats, "labels": self.labels[index]}
 
     def _mask(self, feats: torch.Tensor) -> torch.Tensor:
-        mean = feats.mean(dim=0)
+        mean, a = feats.mean(dim=0), self.augmentation
         frames, dims = feats.shape[0], feats.shape[-1]
-        for _ in range(self.time_masks):
-            width = int(torch.randint(0, min(self.time_mask_width, frames // 4) + 1, ()))
+        for _ in range(a.time_masks):
+            width = int(torch.randint(0, min(a.time_mask_width, frames // 4) + 1, ()))
             start = int(torch.randint(0, frames - width + 1, ()))
             feats[start : start + width] = mean
-        for _ in range(self.feature_masks):
-            width = int(torch.randint(0, min(self.feature_mask_width, dims) + 1, ()))
+        for _ in range(a.feature_masks):
+            width = int(torch.randint(0, min(a.feature_mask_width, dims) + 1, ()))
             start = int(torch.randint(0, dims - width + 1, ()))
             feats[..., start : start + width] = mean[..., start : start + width]
         return feats

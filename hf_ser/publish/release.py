@@ -21,7 +21,7 @@ from ..encoders.whisper import save_without_encoder
 from ..models.remote_code import strip_remote_code
 from ..training.config import load_experiment
 from ..training.results import MeanStd, ProtocolResult, RunResult, summarize
-from ..training.run import load_experiment_data, protocol_folds, run_cross_corpus, run_protocol, run_split
+from ..training.run import train
 from .cards import write_card
 
 logger = logging.getLogger("hf_ser.release")
@@ -40,8 +40,14 @@ def _flatten(values) -> list[str]:
 
 
 class CrossSpec(_Spec):
+    """Shorthand for the registered ``cross-corpus`` protocol: train on ``train``, test on all of ``test``."""
+
     train: list[str]
     test: str
+
+    def overrides(self) -> list[str]:
+        corpora = ",".join([*self.train, self.test])
+        return [f"data.corpus=[{corpora}]", "protocol.name=cross-corpus", f"protocol.test_corpus={self.test}"]
 
 
 class ExperimentSpec(_Spec):
@@ -116,15 +122,11 @@ def run_experiment(
     for seed in seeds:
         if str(seed) in runs:
             continue  # already run with this exact spec
-        exp = load_experiment(plan_path.parent / spec.config, [*spec.set, f"training.seed={seed}"])
+        cross = spec.cross.overrides() if spec.cross else []
+        exp = load_experiment(plan_path.parent / spec.config, [*spec.set, *cross, f"training.seed={seed}"])
         folder = out / name / f"seed_{seed}"
-        if spec.cross:
-            runs[str(seed)] = run_cross_corpus(
-                exp, spec.cross.train, corpora_dir, spec.cross.test, corpora_dir / spec.cross.test, folder
-            )
-        else:
-            dirs = {c: corpora_dir / c for c in exp.corpora}
-            runs[str(seed)] = run_protocol(exp, dirs, folder, only_folds=only_folds)
+        dirs = {c: corpora_dir / c for c in exp.corpora}
+        runs[str(seed)] = train(exp, dirs, folder, only_folds=only_folds).summary
     record = ExperimentRecord(
         name=name, spec=spec, only_folds=only_folds, seeds=runs, wall_seconds=earlier + time.time() - started
     )
@@ -192,11 +194,9 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         if names and name not in names:
             continue
         exp = load_experiment(plan_path.parent / spec.config, [*spec.set, f"protocol.val_size={CALIBRATION_SPEAKERS}"])
-        dataset = load_experiment_data(exp, {c: corpora_dir / c for c in spec.corpora})
-        folds, _ = protocol_folds(exp, dataset, "holdout")
         staging = target / f".{name}.new"
         shutil.rmtree(staging, ignore_errors=True)
-        result = run_split(exp, folds[0][1], staging)
+        result = train(exp, {c: corpora_dir / c for c in spec.corpora}, staging, "holdout").run
         result.cross_validation = _recipe_result(spec, records) or result.cross_validation
         result.protocol = "holdout"
         result.save(staging / "metrics.json")

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from transformers import TrainingArguments
 
 from ..data.augment import AugmentConfig
+from ..data.collate import ItemAugmentation
 from ..data.corpora import CORPORA
 from ..models.families import family_of
 from .protocols import PROTOCOLS, ProtocolSettings
@@ -71,6 +72,7 @@ class ProtocolConfig(_Section):
     test_size: float = Field(0.2, gt=0, lt=1)
     val_size: float = Field(0.1, ge=0, lt=1)  # fraction of (training) speakers held out for early stopping
     seed: int = 0
+    test_corpus: str | None = None  # cross-corpus: the corpus of data.corpus that is tested; the others train
 
     @field_validator("name")
     @classmethod
@@ -80,7 +82,7 @@ class ProtocolConfig(_Section):
         return value
 
     def settings(self) -> ProtocolSettings:
-        return ProtocolSettings(self.folds, self.test_size, self.val_size, self.seed)
+        return ProtocolSettings(self.folds, self.test_size, self.val_size, self.seed, self.test_corpus)
 
 
 class AugmentationConfig(_Section):
@@ -101,20 +103,15 @@ def _training_argument_types() -> dict[str, TypeAdapter]:
     return {k: TypeAdapter(v) for k, v in typing.get_type_hints(TrainingArguments).items()}
 
 
-class TrainingConfig(_Section):
-    """Our own training options; every other key must be a ``TrainingArguments`` field (passed through)."""
+class TrainingConfig(ItemAugmentation):
+    """The one typed object of training options: our own (these fields, and the per-item augmentation of
+    :class:`~hf_ser.data.collate.ItemAugmentation` it extends), which ``fit`` reads as they are; every other key
+    must be a ``TrainingArguments`` field (passed through)."""
 
     model_config = ConfigDict(extra="allow")
 
     early_stopping_patience: int | None = None  # epochs without validation-UAR gain; None = train to the end
     class_weighted_loss: bool = False  # inverse-frequency class weights in the loss
-    max_train_frames: int | None = None  # random crop of each training item per step (frames)
-    time_masks: int = 0  # SpecAugment-style time masks per training item
-    time_mask_width: int = 20
-    feature_masks: int = 0  # masks over feature coefficients per training item
-    feature_mask_width: int = 4
-    frequency_warp: float = Field(0.0, ge=0, lt=1)  # log-mel only: random stretch of the frequency axis, ±w
-    random_eq_db: float = Field(0.0, ge=0)  # log-mel only: random smooth gain curve over the bands, peak ≤ dB
     num_proc: int = 2  # processes for augmentation and feature extraction
     body_learning_rate_scale: float = 1.0  # learning rate of everything but the classifier head, as a fraction
     mixup_alpha: float = Field(0.0, ge=0)  # mixup of training batches, lam ~ Beta(alpha, alpha); 0 = off
@@ -184,6 +181,9 @@ class Experiment(_Section):
         unknown = sorted(set(self.model) - known)
         if unknown:
             raise ValueError(f"unknown key 'model.{unknown[0]}' for {config_class.__name__}")
+        test_corpus = self.protocol.test_corpus
+        if test_corpus is not None and test_corpus not in self.corpora:
+            raise ValueError(f"'protocol.test_corpus': {test_corpus!r} is not one of data.corpus {self.corpora}")
         for section, build in (("features", self.feature_extractor), ("model", lambda: self.build_model_config(["a"]))):
             try:
                 build()

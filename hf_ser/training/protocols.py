@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from datasets import Dataset, DatasetDict
 
 from ..data.augment import augment
@@ -33,6 +34,7 @@ class ProtocolSettings:
     test_size: float = 0.2
     val_size: float = 0.1
     seed: int = 0
+    test_corpus: str | None = None  # cross-corpus: the corpus tested (all of it); the others train
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Protocol:
     speaker_independent: bool
     split: SplitFunction
     augments_before_split: bool = False
+    single_split: bool = False  # always one train/test split (what ``hf-ser train`` can train)
+    across_corpora: bool = False  # tests one corpus with models trained on others: labels all corpora share
 
     def folds(self, dataset: Dataset, settings: ProtocolSettings, augmentation: AugmentSettings) -> Folds:
         return self.split(dataset, settings, augmentation)
@@ -90,6 +94,7 @@ register(
         "Speaker-independent: the test speakers were never heard in training or validation.",
         True,
         lambda d, p, a: [("holdout", speaker_independent_split(d, p.test_size, p.val_size, p.seed))],
+        single_split=True,
     )
 )
 register(
@@ -116,6 +121,7 @@ register(
         "Random by utterance: the same speakers appear in training and test (speaker-dependent; optimistic).",
         False,
         lambda d, p, a: [("utterance", utterance_split(d, p.test_size, p.val_size, p.seed))],
+        single_split=True,
     )
 )
 register(
@@ -126,6 +132,7 @@ register(
         False,
         _paper,
         augments_before_split=True,
+        single_split=True,
     )
 )
 
@@ -158,5 +165,60 @@ register(
         "(speaker-dependent; optimistic), comparable with EmoBox's published table only.",
         False,
         _emobox(False),
+    )
+)
+
+
+def corpus_held_out(dataset: Dataset, test_corpus: str, val_size: float, seed: int) -> tuple[str, DatasetDict]:
+    """Train on every corpus of ``dataset`` but ``test_corpus`` (``val_size`` of their speakers held out for
+    validation when > 0), test on all of ``test_corpus``; the fold is named ``<train>+<train>-><test>``."""
+    corpora = list(dict.fromkeys(dataset["corpus"])) if "corpus" in dataset.column_names else []
+    if test_corpus not in corpora or len(corpora) < 2:
+        raise ValueError(
+            f"cross-corpus needs the test corpus {test_corpus!r} and at least one other in data.corpus; "
+            f"the data has {corpora or 'one corpus without a corpus column'}"
+        )
+    rows = np.asarray(dataset["corpus"]) == test_corpus
+    source = dataset.select(np.flatnonzero(~rows))
+    if val_size > 0:  # validation speakers of the training corpora, never of the tested one
+        held = speaker_independent_split(source, test_size=val_size, val_size=0.0, seed=seed)
+        parts = {"train": held["train"], "validation": mark_split(held["test"], "validation")}
+    else:
+        parts = {"train": mark_split(source, "train")}
+    parts["test"] = mark_split(dataset.select(np.flatnonzero(rows)), "test")
+    sources = [c for c in corpora if c != test_corpus]
+    return f"{'+'.join(sources)}->{test_corpus}", DatasetDict(parts)
+
+
+def _cross_corpus(dataset: Dataset, p: ProtocolSettings, a: AugmentSettings) -> Folds:
+    if not p.test_corpus:
+        raise ValueError("protocol 'cross-corpus' needs protocol.test_corpus (one of data.corpus)")
+    return [corpus_held_out(dataset, p.test_corpus, p.val_size, p.seed)]
+
+
+def _leave_one_corpus_out(dataset: Dataset, p: ProtocolSettings, a: AugmentSettings) -> Folds:
+    corpora = list(dict.fromkeys(dataset["corpus"])) if "corpus" in dataset.column_names else []
+    return [corpus_held_out(dataset, c, p.val_size, p.seed) for c in corpora]
+
+
+register(
+    Protocol(
+        "cross-corpus",
+        "Cross-corpus: trained on the other corpora, tested on all of protocol.test_corpus (speakers, recording "
+        "set-up and often language never heard), on the labels every corpus shares.",
+        True,
+        _cross_corpus,
+        single_split=True,
+        across_corpora=True,
+    )
+)
+register(
+    Protocol(
+        "leave-one-corpus-out",
+        "Leave one corpus out: each corpus of data.corpus in turn is tested by a model trained on the others, on "
+        "the labels every corpus shares.",
+        True,
+        _leave_one_corpus_out,
+        across_corpora=True,
     )
 )

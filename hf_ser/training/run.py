@@ -1,7 +1,8 @@
 """Running experiments: load data, split by protocol, augment, extract features, fit, write run folders.
 
-``run_split`` trains one split into a run folder; ``run_protocol`` runs every fold of a protocol and
-writes ``summary.{json,md}``; ``run_cross_corpus`` trains on one corpus and tests on another.
+:func:`train` is the one entry point (the CLI's ``train`` and ``evaluate``, results runs, release builds and
+fine-tuning call it): it runs every fold of a protocol (cross-corpus ones included) through ``run_split``,
+which trains one split into a run folder.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoModelForAudioClassification
 
 from ..data.augment import augment
-from ..data.corpora import load_corpora, load_corpus, unified_label_set, unify_labels
+from ..data.corpora import load_corpora, load_corpus, unified_label_set
 from ..data.corruptions import babble_sources, corrupt_split
 from ..data.encoder_cache import EncoderCacheStats, cache_encoder_states
 from ..data.features import extract_features, feature_column, standardize_per_speaker
-from ..data.splits import mark_split, speaker_independent_split
 from .config import Experiment
 from .protocols import AugmentSettings, get_protocol
 from .reports import save_confusion_matrix, summary_markdown, write_class_report
 from .results import ProtocolResult, RunResult, summarize
-from .trainer import FitOptions, fit, score_conditions
+from .trainer import fit, score_conditions
 
 logger = logging.getLogger("hf_ser.training")
 DataDirs = str | Path | dict[str, str | Path]
@@ -47,13 +47,16 @@ def unified_labels(exp: Experiment, corpora: list[str], common_only: bool) -> li
     return [x for x in chosen if x not in exp.data.exclude_labels]
 
 
-def load_experiment_data(exp: Experiment, data_dir: DataDirs) -> Dataset:
-    """The experiment's corpus with its own labels, or, when labels are merged or corpora mixed, unified ones."""
+def load_experiment_data(exp: Experiment, data_dir: DataDirs, protocol: str | None = None) -> Dataset:
+    """The experiment's corpus with its own labels, or, when labels are merged or corpora mixed, unified ones
+    (only those every corpus shares when asked, or when the protocol, the config's unless named, tests one
+    corpus with models trained on others)."""
     corpora = exp.corpora
     d = exp.data
-    if len(corpora) == 1 and not (d.merge_calm or d.common_only or d.exclude_labels):
+    common = d.common_only or get_protocol(protocol or exp.protocol.name).across_corpora
+    if len(corpora) == 1 and not (d.merge_calm or common or d.exclude_labels):
         return load_corpus(corpora[0], _dir_for(data_dir, corpora[0]))
-    labels = unified_labels(exp, corpora, d.common_only)
+    labels = unified_labels(exp, corpora, common)
     dirs = {c: _dir_for(data_dir, c) for c in corpora}
     return load_corpora(corpora, dirs, merge_calm=d.merge_calm, labels=labels)
 
@@ -136,8 +139,7 @@ def run_split(
         feats = _model_inputs(exp, splits, fe, model)
         if exp.data.speaker_adaptive:
             fe.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker
-    options = FitOptions(**{f.name: getattr(exp.training, f.name) for f in dataclasses.fields(FitOptions)})
-    trainer, result = fit(model, fe, feats, args, options, resume=resume)
+    trainer, result = fit(model, fe, feats, args, exp.training, resume=resume)
     if exp.evaluation.corruptions:
         fe.speaker_adaptive = False  # corrupted clips take the same path as the clean ones did
         babble = any("babble" in c for c in exp.evaluation.corruptions)
@@ -222,57 +224,63 @@ def protocol_folds(exp: Experiment, dataset: Dataset, protocol: str | None = Non
     return spec.folds(dataset, settings, augmentation), spec
 
 
-def run_protocol(
+TrainingData = DataDirs | Dataset | DatasetDict
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOutcome:
+    """What :func:`train` returns: the protocol's summary and each fold's run (``metrics.json``) by fold name."""
+
+    summary: ProtocolResult
+    runs: dict[str, RunResult]
+
+    @property
+    def run(self) -> RunResult:
+        """The run of a one-split protocol."""
+        if len(self.runs) != 1:
+            raise ValueError(f"{len(self.runs)} folds were run, not one: read .runs")
+        return next(iter(self.runs.values()))
+
+
+def train(
     exp: Experiment,
-    data_dir: DataDirs,
+    data: TrainingData,
     output_dir: str | Path,
     protocol: str | None = None,
+    *,
     folds: int | None = None,
     only_folds: list[int] | None = None,
-) -> ProtocolResult:
-    """Run every fold (or the ``only_folds`` indices, for screening) in ``output_dir/<fold>``; summarise."""
-    output_dir = Path(output_dir)
-    dataset = load_experiment_data(exp, data_dir)
-    fold_splits, spec = protocol_folds(exp, dataset, protocol, folds)
-    results = {}
-    for index, (name, splits) in enumerate(fold_splits):
-        if only_folds is not None and index not in only_folds:
-            continue
-        logger.info("protocol %s: %s (%s)", spec.name, name, {k: len(v) for k, v in splits.items()})
-        results[name] = run_split(exp, splits, output_dir / name, augmented=spec.augments_before_split)
-    summary = summarize(spec.name, exp.corpora, results)
-    write_summary(output_dir, f"{spec.name} on {'+'.join(exp.corpora)}", summary)
-    return summary
+    model=None,
+    resume: bool = False,
+) -> TrainingOutcome:
+    """Train and test ``exp`` on every fold of ``protocol`` (the config's unless named).
 
-
-def run_cross_corpus(
-    exp: Experiment,
-    train_corpora: str | list[str],
-    train_dir: DataDirs,
-    test_corpus: str,
-    test_dir: str | Path,
-    output_dir: str | Path,
-) -> ProtocolResult:
-    """Train on ``train_corpora`` (validation speakers held out of them), test on all of ``test_corpus``.
-
-    All use the unified labels they share (e.g. RAVDESS → EMO-DB: neutral happy sad angry fearful disgust),
-    minus ``data.exclude_labels``.
+    ``data`` is the corpus folder (or ``{corpus: folder}``), a loaded ``Dataset`` that the protocol splits, or a
+    ``DatasetDict`` that already is one split (``train``, ``test``, optionally ``validation``: fine-tuning's own
+    clips), trained as it is. A protocol with one split writes its run folder in ``output_dir``; one with several
+    writes ``output_dir/<fold>`` for each (only the ``only_folds`` indices when screening) and
+    ``summary.{json,md}``. ``model`` is a prebuilt model for one split (fine-tuning); ``resume`` continues one
+    split from its last Trainer checkpoint.
     """
-    sources = [train_corpora] if isinstance(train_corpora, str) else list(train_corpora)
-    merge = exp.data.merge_calm
-    labels = unified_labels(exp, [*sources, test_corpus], common_only=True)
-    source = load_corpora(sources, {c: _dir_for(train_dir, c) for c in sources}, merge_calm=merge, labels=labels)
-    target = unify_labels(load_corpus(test_corpus, test_dir), test_corpus, merge, labels)
-    if exp.training.early_stopping_patience is not None:  # hold out validation speakers of the source corpora
-        held = speaker_independent_split(
-            source, test_size=max(exp.protocol.val_size, 0.05), val_size=0.0, seed=exp.protocol.seed
-        )
-        parts = {"train": held["train"], "validation": mark_split(held["test"], "validation")}
+    output_dir = Path(output_dir)
+    spec = get_protocol(protocol or exp.protocol.name)
+    if isinstance(data, DatasetDict):
+        fold_splits, augmented = [("split", data)], False
     else:
-        parts = {"train": mark_split(source, "train")}
-    parts["test"] = mark_split(target, "test")
-    name = f"{'+'.join(sources)}->{test_corpus}"
-    result = run_split(exp, DatasetDict(parts), output_dir)
-    summary = summarize(f"cross-corpus {name}", [*sources, test_corpus], {name: result})
-    write_summary(Path(output_dir), summary.protocol, summary)
-    return summary
+        dataset = data if isinstance(data, Dataset) else load_experiment_data(exp, data, spec.name)
+        fold_splits, _ = protocol_folds(exp, dataset, spec.name, folds)
+        augmented = spec.augments_before_split
+    if only_folds is not None:
+        fold_splits = [f for index, f in enumerate(fold_splits) if index in only_folds]
+    single = len(fold_splits) == 1 and only_folds is None
+    if not single and (model is not None or resume):
+        raise ValueError(f"model= and resume= train one split; protocol {spec.name!r} has {len(fold_splits)} here")
+    results = {}
+    for name, splits in fold_splits:
+        logger.info("protocol %s: %s (%s)", spec.name, name, {k: len(v) for k, v in splits.items()})
+        folder = output_dir if single else output_dir / name
+        results[name] = run_split(exp, splits, folder, resume=resume, augmented=augmented, model=model)
+    summary = summarize(spec.name, exp.corpora, results)
+    if not single:  # one split: its metrics.json is the whole record
+        write_summary(output_dir, f"{spec.name} on {'+'.join(exp.corpora)}", summary)
+    return TrainingOutcome(summary, results)

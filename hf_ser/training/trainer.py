@@ -23,12 +23,13 @@ from ..confidence import (
     negative_log_likelihood,
     softmax,
 )
-from ..data.collate import InMemoryFeatures, SERDataCollator
+from ..data.collate import InMemoryFeatures, ItemAugmentation, SERDataCollator
 from ..data.encoder_cache import STATES_COLUMN
 from ..data.features import feature_column
 from ..data.splits import speaker_keys
 from ..metrics import load_ser_metrics
 from ..models.families import family_of_model
+from .config import TrainingConfig
 from .results import HEADLINE, Calibration, ClassScores, ConditionScores, Hardware, RunResult, Scores
 
 
@@ -145,20 +146,9 @@ def _compute_metrics_fn(metric, num_labels: int):
 
 
 def _training_items(
-    train: Dataset, column: str, options: FitOptions, batch_size: int, input_name: str = "input_features"
+    train: Dataset, column: str, options: ItemAugmentation, batch_size: int, input_name: str = "input_features"
 ) -> InMemoryFeatures:
-    items = InMemoryFeatures(
-        train,
-        column=column,
-        input_name=input_name,
-        max_frames=options.max_train_frames,
-        time_masks=options.time_masks,
-        time_mask_width=options.time_mask_width,
-        feature_masks=options.feature_masks,
-        feature_mask_width=options.feature_mask_width,
-        frequency_warp=options.frequency_warp,
-        random_eq_db=options.random_eq_db,
-    )
+    items = InMemoryFeatures(train, column=column, input_name=input_name, augmentation=options)
     if len(items) % batch_size == 1:  # batch norm cannot train on a last batch of one item: repeat row 0
         items.features.append(items.features[0])
         items.labels.append(items.labels[0])
@@ -186,7 +176,7 @@ def fit(
     feature_extractor,
     splits: DatasetDict,
     args: TrainingArguments,
-    options: FitOptions = FitOptions(),
+    options: TrainingConfig | None = None,
     resume: bool = False,
 ) -> tuple[Trainer, RunResult]:
     """Train on ``splits["train"]`` (early stopping on ``validation`` if present), test on ``splits["test"]``.
@@ -195,6 +185,7 @@ def fit(
     Trainer (to save the model) and the typed result.
     """
     started = time.time()
+    options = options or TrainingConfig()
     for name in ("frequency_warp", "random_eq_db"):
         if getattr(options, name) and getattr(feature_extractor, "feature_type", None) != "log_mel":
             raise ValueError(f"training.{name} needs features.feature_type=log_mel: MFCCs are not a frequency axis")
