@@ -385,6 +385,12 @@ def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path):
     names = ravdess.features["emotion"].names
     shared = sum(names[e] in summary.labels for e in ravdess["emotion"])
     assert np.sum(loco.confusion_matrix) == 24 + shared  # every clip with a shared label tested once
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    args = ["evaluate", "--config", str(config), "--data-dir", str(corpus_dir), "--output-dir", str(tmp_path / "cli")]
+    assert cli_main([*args, "--train-corpus", "ravdess", "--test-corpus", "emodb", "--test-data-dir", str(emodb)]) == 0
+    shorthand = RunResult.load(tmp_path / "cli" / "metrics.json")  # the shorthand: the same protocol and split
+    assert (shorthand.rows, shorthand.labels) == (outcome.run.rows, outcome.run.labels)
     with pytest.raises(ValueError, match="'protocol.test_corpus': 'tess' is not one of data.corpus"):
         tiny(data__corpus=["ravdess", "emodb"], protocol__name="cross-corpus", protocol__test_corpus="tess")
 
