@@ -39,9 +39,9 @@ from hf_ser.training.run import load_experiment_data, protocol_folds  # noqa: E4
 
 PROTOCOLS = {
     # name: (config, overrides, corpus folders)
-    "ravdess-speaker-5fold": ("configs/ravdess.yaml", [], ["ravdess"]),
-    "emodb-loso": ("configs/emodb.yaml", [], ["emodb"]),
-    "tess-loso": ("configs/tess.yaml", [], ["tess"]),
+    "ravdess-speaker-5fold": ("configs/v0.1/ravdess.yaml", [], ["ravdess"]),
+    "emodb-loso": ("configs/v0.1/emodb.yaml", [], ["emodb"]),
+    "tess-loso": ("configs/v0.1/tess.yaml", [], ["tess"]),
 }
 CROSS = {
     # leave one corpus out over the unified 7 labels: (train corpora, test corpus)

@@ -39,7 +39,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in recipes.items():
             epochs = [f"training.num_train_epochs={args.epochs}", "training.early_stopping_patience=null"]
-            exp = load_experiment(ROOT / "configs" / "ravdess.yaml", [*overrides, *epochs])
+            exp = load_experiment(ROOT / "configs" / "v0.1" / "ravdess.yaml", [*overrides, *epochs])
             corpora = {"ravdess": ROOT.parent / "shared" / "corpora" / "ravdess"}
             train(exp, corpora, Path(tmp) / "warm", only_folds=[0])  # fills the feature cache
             result = train(exp, corpora, Path(tmp) / name, only_folds=[0]).summary
