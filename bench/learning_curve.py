@@ -79,7 +79,7 @@ def main() -> None:
         "experiment": "learning-curve",
         "corpus": "emodb (as an audiofolder)",
         "init": str(args.init),
-        "recipe": "hf_ser.finetune.FINETUNE_TRAINING",
+        "recipe": "hf_ser/finetune.yaml",
         "runs": results,
         "wall_seconds": time.time() - started,
     }

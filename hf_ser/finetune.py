@@ -209,20 +209,17 @@ def seeded_choice(dataset: Dataset, per_class: int | None, seed: int) -> Dataset
     return subset(dataset, keep, str(dataset.split or "train"))
 
 
-FINETUNE_TRAINING = {
-    "learning_rate": 1.0e-3,
-    "num_train_epochs": 30,
-    "per_device_train_batch_size": 16,
-    "warmup_steps": 0.1,
-    "lr_scheduler_type": "cosine",
-    "weight_decay": 1.0e-3,
-    "max_train_frames": 250,
-    "time_masks": 2,
-    "feature_masks": 2,
-    "body_learning_rate_scale": 0.3,  # the pretrained body learns at 0.3x the head's rate
-    "num_proc": 1,
-    "logging_steps": 10,
-}
+RECIPE = "finetune.yaml"  # beside this module, shipped in the package
+
+
+def finetune_recipe() -> dict:
+    """The fine-tuning recipe (``hf_ser/finetune.yaml``) as a raw experiment dict, before the starting model's
+    ``data``, ``model`` and ``features`` sections are filled in."""
+    from importlib import resources
+
+    import yaml
+
+    return yaml.safe_load(resources.files("hf_ser").joinpath(RECIPE).read_text())
 
 
 def finetune(
@@ -253,14 +250,12 @@ def finetune(
     extractor = json.loads((start / "preprocessor_config.json").read_text())
     family = family_of(json.loads((start / "config.json").read_text())["model_type"])
     data = load_user_data(source)
-    raw = {
-        "data": {"user_data": f"{Path(source).name} ({len(data.dataset)} clips)"},
-        "model": {"model_type": family.model_type},
-        "features": {k: v for k, v in extractor.items() if k in constructor_arguments(family.feature_extractor_class)},
-        "augmentation": {"copies": []},
-        "protocol": {"name": "holdout", "test_size": test_size, "val_size": 0.0, "seed": seed},
-        "training": {**FINETUNE_TRAINING, "seed": seed},
-    }
+    raw = finetune_recipe()
+    raw["data"] = {"user_data": f"{Path(source).name} ({len(data.dataset)} clips)"}
+    raw["model"] = {"model_type": family.model_type}
+    raw["features"] = {k: v for k, v in extractor.items() if k in constructor_arguments(family.feature_extractor_class)}
+    raw["protocol"].update(test_size=test_size, seed=seed)
+    raw["training"]["seed"] = seed
     for assignment in overrides or []:
         apply_override(raw, assignment)
     exp = experiment_from_dict(raw)

@@ -246,7 +246,7 @@ def learning_curve_lines(record: dict) -> list[str]:
         "## Fine-tuning on a corpus the model never heard (learning curve)",
         "",
         f"`python bench/learning_curve.py`: {record['corpus']}, starting model `{record['init']}` (never trained on "
-        "it), split by speaker (2 test speakers per seed), recipe `hf_ser.finetune.FINETUNE_TRAINING`; "
+        "it), split by speaker (2 test speakers per seed), recipe `hf_ser/finetune.yaml`; "
         "mean ± std over seeds.",
         "",
         "| clips per class | fine-tuned UAR | from scratch UAR | fine-tuned accuracy | from scratch accuracy |",
