@@ -255,7 +255,8 @@ def test_whisper_onnx_on_real_clips(tmp_path):
 @pytest.mark.slow
 def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, speech):
     """Build the wheel, install it into a fresh venv (dependencies shared from this one), run it from
-    a folder with no checkout: predict without --model, the one-line Python loader, and the demo app."""
+    a folder with no checkout: predict without --model, the one-line Python loader, the fine-tuning recipe
+    (a file in the package), and the demo app."""
     import sysconfig
 
     wheels = tmp_path / "wheels"
@@ -289,6 +290,7 @@ def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, speec
         "import hf_ser; from hf_ser import load_classifier; import sys; "
         f"assert hf_ser.__file__.startswith({str(venv)!r}), hf_ser.__file__; "
         f"print(load_classifier()({str(clip)!r}, top_k=1)[0]['label']); "
+        "from hf_ser.finetune import finetune_recipe; assert finetune_recipe()['training']['num_train_epochs'] == 30; "
         "from hf_ser.demo import build_demo; build_demo(); print('demo ok')"
     )
     run = subprocess.run(
