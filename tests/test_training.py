@@ -504,6 +504,31 @@ def test_mixup_blends_features_masks_and_targets():
     assert torch.equal(mixed["attention_mask"], torch.maximum(mask, mask[perm]))
 
 
+def test_distillation_targets_batch_and_mix_as_probabilities():
+    import torch
+    from datasets import Array2D, Dataset, Features, Sequence, Value
+
+    from hf_ser.data.collate import SOFT_LABELS, InMemoryFeatures, SERDataCollator
+    from hf_ser.training.trainer import mix_batch
+
+    soft = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
+    columns = {"input_features": Array2D((None, 2), "float32"), "emotion": Value("int64")}
+    features = Features({**columns, SOFT_LABELS: Sequence(Value("float32"))})
+    rows = Dataset.from_dict(
+        {"input_features": [np.ones((3, 2), np.float32)] * 2, "emotion": [0, 2], SOFT_LABELS: soft.tolist()}, features
+    )
+    items = InMemoryFeatures(rows)
+    batch = SERDataCollator()([items[0], items[1]])
+    assert batch["labels"].dtype == torch.float32 and torch.allclose(batch["labels"], torch.from_numpy(soft))
+    assert InMemoryFeatures(rows.remove_columns(SOFT_LABELS))[1]["labels"] == 2  # without them: the class id
+    torch.manual_seed(0)
+    mixed = mix_batch(batch, 0.4, 3)["labels"]
+    torch.manual_seed(0)
+    lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+    perm = torch.randperm(2)
+    assert torch.allclose(mixed, lam * batch["labels"] + (1 - lam) * batch["labels"][perm])  # soft targets mix too
+
+
 def test_soft_targets_give_the_mixed_cross_entropy():
     import torch
 

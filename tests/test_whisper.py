@@ -336,6 +336,47 @@ def test_a_second_family_trains_evaluates_and_cards_through_the_cli(tmp_path, ti
     torch.testing.assert_close(  # the encoder is frozen: unchanged by fine-tuning
         tuned_model.encoder.whisper.conv1.weight, model.encoder.whisper.conv1.weight
     )
+    _distil_a_tiny_student(out, corpus, tmp_path)
+
+
+def _distil_a_tiny_student(teacher, corpus, tmp_path):
+    """The Whisper run folder teaches a tiny model: its targets are the teacher's own pipeline probabilities,
+    a teacher that heard a test speaker is refused, and the student trains on the soft labels through the CLI."""
+    from transformers import pipeline
+
+    from hf_ser.data.corpora import load_corpus
+    from hf_ser.data.splits import speaker_independent_split
+    from hf_ser.training.config import experiment_from_dict
+    from hf_ser.training.distill import check_teacher_never_heard, distillation_targets
+
+    student = {
+        "data": {"corpus": "ravdess"},
+        "features": {"sampling_rate": 8000, "n_fft": 256, "hop_length": 80, "win_length": 200, "n_mels": 40},
+        "model": {"conv_channels": [8], "conv_kernel_sizes": [3], "conv_dilations": [1], "conv_pool_sizes": [1]},
+        "protocol": {"name": "holdout", "test_size": 0.34, "val_size": 0.0, "seed": 0},  # the teacher's split
+        "training": {"num_train_epochs": 2, "num_proc": 1, "save_strategy": "no", "teacher": str(teacher)},
+    }
+    splits = speaker_independent_split(load_corpus("ravdess", corpus), 0.34, 0.0, seed=0)
+    labels = splits["train"].features["emotion"].names
+    exp = experiment_from_dict({**student, "training": {**student["training"], "distillation_weight": 1.0}})
+    targets = distillation_targets(teacher, splits, exp, labels)
+    assert targets.shape == (len(splits["train"]), len(labels))
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+    clf = pipeline("audio-classification", model=str(teacher), trust_remote_code=True)
+    path = splits["train"][0]["audio"]
+    path = path["path"] if isinstance(path, dict) else path
+    scores = {s["label"]: s["score"] for s in clf(path, top_k=None)}
+    np.testing.assert_allclose(targets[0], [scores[name] for name in labels], atol=2e-3)
+    half = experiment_from_dict({**student, "training": {**student["training"], "distillation_weight": 0.5}})
+    onehot = np.eye(len(labels))[splits["train"]["emotion"]]
+    np.testing.assert_allclose(distillation_targets(teacher, splits, half, labels), (targets + onehot) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match=r"trained on \d+ of the student's test speakers"):
+        check_teacher_never_heard(teacher, splits["train"], ["ravdess"])
+    config = tmp_path / "student.yaml"
+    config.write_text(yaml.safe_dump(student))
+    out = tmp_path / "student"
+    assert cli_main(["train", "--config", str(config), "--data-dir", str(corpus), "--output-dir", str(out)]) == 0
+    assert RunResult.load(out / "metrics.json").rows["train"] == len(splits["train"])
 
 
 REMOTE = r"""

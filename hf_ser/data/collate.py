@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .encoder_cache import STATES_COLUMN, load_states
 
+SOFT_LABELS = "soft_labels"  # a training column of class-probability targets (distillation) used instead of labels
+
 
 @dataclass
 class SERDataCollator:
@@ -40,7 +42,11 @@ class SERDataCollator:
             mask[i, : f.shape[0]] = 1
         out = {self.input_name: batch, "attention_mask": mask}
         if self.label_column in rows[0]:
-            out["labels"] = torch.tensor([int(r[self.label_column]) for r in rows], dtype=torch.long)
+            labels = [r[self.label_column] for r in rows]
+            if np.ndim(labels[0]) == 1:  # class probabilities (distillation targets)
+                out["labels"] = torch.stack([torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in labels])
+            else:
+                out["labels"] = torch.tensor([int(x) for x in labels], dtype=torch.long)
         return out
 
 
@@ -65,7 +71,8 @@ class InMemoryFeatures(torch.utils.data.Dataset):
 
     For training, each access applies ``augmentation`` (:class:`ItemAugmentation`): a random crop, then
     SpecAugment-style masks, each replaced by the utterance's mean (a zero would be an extreme value for raw
-    MFCCs). Randomness comes from torch's generator, which the Trainer seeds.
+    MFCCs). Randomness comes from torch's generator, which the Trainer seeds. A ``soft_labels`` column
+    (distillation targets, one probability row per item) replaces the class ids as labels.
     """
 
     def __init__(
@@ -82,7 +89,10 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         else:
             self.features = [torch.from_numpy(np.asarray(f, dtype=np.float32)) for f in table[column]]
         self.input_name = input_name
-        self.labels = [int(v) for v in table[label_column]]
+        if SOFT_LABELS in dataset.column_names:  # distillation: the teacher's probabilities are the targets
+            self.labels = [torch.from_numpy(np.asarray(v, dtype=np.float32)) for v in table[SOFT_LABELS]]
+        else:
+            self.labels = [int(v) for v in table[label_column]]
         self.augmentation = augmentation or ItemAugmentation()
 
     def __len__(self) -> int:

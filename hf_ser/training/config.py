@@ -116,6 +116,10 @@ class TrainingConfig(ItemAugmentation):
     body_learning_rate_scale: float = 1.0  # learning rate of everything but the classifier head, as a fraction
     mixup_alpha: float = Field(0.0, ge=0)  # mixup of training batches, lam ~ Beta(alpha, alpha); 0 = off
     balance: Literal["none", "class", "corpus", "corpus_class"] = "none"  # equal-probability sampling of groups
+    # distillation: a trained model folder whose calibrated probabilities on the training clips become the targets
+    # ("{fold}" is replaced by the fold's name, so each fold gets the teacher that never heard its test speakers)
+    teacher: str | None = None
+    distillation_weight: float = Field(0.5, ge=0, le=1)  # target = w * teacher + (1 - w) * one-hot label
 
     @model_validator(mode="after")
     def _pass_through(self):

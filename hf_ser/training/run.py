@@ -21,9 +21,9 @@ from transformers import AutoModelForAudioClassification
 from ..data.augment import augment
 from ..data.corpora import load_corpora, load_corpus, unified_label_set
 from ..data.corruptions import babble_sources, corrupt_split
-from ..data.encoder_cache import EncoderCacheStats, cache_encoder_states
-from ..data.features import extract_features, feature_column, standardize_per_speaker
 from .config import Experiment
+from .distill import SOFT_LABELS, distillation_targets
+from .inputs import model_inputs_of
 from .protocols import AugmentSettings, get_protocol
 from .reports import save_confusion_matrix, summary_markdown, write_class_report
 from .results import ProtocolResult, RunResult, summarize
@@ -91,23 +91,6 @@ def build_model(exp: Experiment, labels: list[str], class_weights: list[float] |
     return model
 
 
-def state_encoder(model):
-    """``log-mel (frames, bins) -> encoder states (frames', layers, width)`` with the model's frozen encoder."""
-    import torch
-
-    def encode(mel: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            states, _ = model.encode(torch.from_numpy(mel)[None])
-        return states[0].numpy()
-
-    return encode
-
-
-def encoder_id(exp: Experiment, model) -> str:
-    """The cache identity of an encoder: its weights' source and config."""
-    return f"{exp.encoder_source}|{model.config.encoder_provenance}|{json.dumps(model.config.whisper, sort_keys=True)}"
-
-
 def run_split(
     exp: Experiment,
     splits: DatasetDict,
@@ -115,13 +98,15 @@ def run_split(
     resume: bool = False,
     augmented: bool = False,
     model=None,
+    fold: str = "",
 ) -> RunResult:
     """Augment the training part, extract features, train, test; write the run folder; return its result.
 
     The run folder gets the model (``save_pretrained`` with ``auto_map``) and feature extractor,
     ``metrics.json``, ``class_report.{md,json}``, ``confusion_matrix.png``, ``experiment.yaml`` and the
     training log (``train_log.jsonl``). ``model`` is a prebuilt model for these labels (fine-tuning);
-    by default a fresh one is built from the experiment's ``model`` section.
+    by default a fresh one is built from the experiment's ``model`` section. ``fold`` names the split (it fills
+    ``{fold}`` in ``training.teacher``, the distillation teacher of this split).
     """
     output_dir = Path(output_dir)
     fe = exp.feature_extractor()
@@ -136,7 +121,11 @@ def run_split(
         labels = splits["train"].features["emotion"].names
         weights = _class_weights(splits["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
         model = model if model is not None else build_model(exp, labels, weights)
-        feats = _model_inputs(exp, splits, fe, model)
+        feats = model_inputs_of(exp, splits, fe, model)
+        if exp.training.teacher:  # distillation: the teacher of this fold labels the training clips
+            teacher = exp.training.teacher.replace("{fold}", fold)
+            targets = distillation_targets(teacher, splits, exp, labels)
+            feats["train"] = feats["train"].add_column(SOFT_LABELS, [t.tolist() for t in targets])
         if exp.data.speaker_adaptive:
             fe.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker
     trainer, result = fit(model, fe, feats, args, exp.training, resume=resume)
@@ -157,27 +146,6 @@ def run_split(
     return result
 
 
-def _model_inputs(exp: Experiment, splits: DatasetDict, fe, model) -> DatasetDict:
-    """The model's inputs for every split: cached encoder states, or extracted (and standardised) features."""
-    if exp.family.encoder_cache:
-        stats = EncoderCacheStats(skipped=[])
-        feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model), stats=stats)
-        logger.info(
-            "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",
-            stats.encoded,
-            stats.seconds,
-            stats.cached,
-            stats.bytes / 1e6,
-            len(stats.skipped),
-        )
-        return feats
-    feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
-    if exp.data.speaker_adaptive:
-        column = feature_column(fe)
-        feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
-    return feats
-
-
 def _score_corrupted(
     exp: Experiment, trainer, model, fe, splits: DatasetDict, feats: DatasetDict, part: str, sources
 ) -> dict:
@@ -185,7 +153,7 @@ def _score_corrupted(
     conditions = {}
     for condition in exp.evaluation.corruptions:
         corrupted = corrupt_split(splits[part], condition, fe.sampling_rate, sources, seed=exp.protocol.seed)
-        conditions[condition] = _model_inputs(exp, DatasetDict({part: corrupted}), fe, model)[part]
+        conditions[condition] = model_inputs_of(exp, DatasetDict({part: corrupted}), fe, model)[part]
     return score_conditions(trainer, model, feats[part], conditions)
 
 
@@ -279,7 +247,7 @@ def train(
     for name, splits in fold_splits:
         logger.info("protocol %s: %s (%s)", spec.name, name, {k: len(v) for k, v in splits.items()})
         folder = output_dir if single else output_dir / name
-        results[name] = run_split(exp, splits, folder, resume=resume, augmented=augmented, model=model)
+        results[name] = run_split(exp, splits, folder, resume=resume, augmented=augmented, model=model, fold=name)
     summary = summarize(spec.name, exp.corpora, results)
     if not single:  # one split: its metrics.json is the whole record
         write_summary(output_dir, f"{spec.name} on {'+'.join(exp.corpora)}", summary)

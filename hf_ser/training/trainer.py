@@ -112,7 +112,7 @@ def mix_batch(
     feats, labels = inputs[input_name], inputs["labels"]
     lam = float(torch.distributions.Beta(alpha, alpha).sample())
     perm = torch.randperm(feats.shape[0], device=feats.device)
-    onehot = torch.nn.functional.one_hot(labels.long(), num_labels).float()
+    onehot = labels.float() if labels.dim() == 2 else torch.nn.functional.one_hot(labels.long(), num_labels).float()
     mixed = dict(inputs)
     mixed[input_name] = lam * feats + (1 - lam) * feats[perm]
     mixed["labels"] = lam * onehot + (1 - lam) * onehot[perm]

@@ -1,0 +1,54 @@
+"""The model's training inputs for a split: cached encoder states (pretrained-encoder families) or extracted
+features (standardised per speaker when the experiment says so). Shared by the runner and distillation."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+from datasets import DatasetDict
+
+from ..data.encoder_cache import EncoderCacheStats, cache_encoder_states
+from ..data.features import extract_features, feature_column, standardize_per_speaker
+from .config import Experiment
+
+logger = logging.getLogger("hf_ser.training")
+
+
+def state_encoder(model):
+    """``log-mel (frames, bins) -> encoder states (frames', layers, width)`` with the model's frozen encoder."""
+    import torch
+
+    def encode(mel: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            states, _ = model.encode(torch.from_numpy(mel)[None])
+        return states[0].numpy()
+
+    return encode
+
+
+def encoder_id(exp: Experiment, model) -> str:
+    """The cache identity of an encoder: its weights' source and config."""
+    return f"{exp.encoder_source}|{model.config.encoder_provenance}|{json.dumps(model.config.whisper, sort_keys=True)}"
+
+
+def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model) -> DatasetDict:
+    """The model's inputs for every split: cached encoder states, or extracted (and standardised) features."""
+    if exp.family.encoder_cache:
+        stats = EncoderCacheStats(skipped=[])
+        feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model), stats=stats)
+        logger.info(
+            "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",
+            stats.encoded,
+            stats.seconds,
+            stats.cached,
+            stats.bytes / 1e6,
+            len(stats.skipped),
+        )
+        return feats
+    feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
+    if exp.data.speaker_adaptive:
+        column = feature_column(fe)
+        feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
+    return feats
