@@ -57,6 +57,7 @@ class ExperimentSpec(_Spec):
     what: str = ""
     cross: CrossSpec | None = None
     baseline: str | None = None  # the openSMILE baseline on the same folds (bench/baseline_opensmile.py)
+    compare_with: str | None = None  # the registered row this one changes one thing of (reported side by side)
 
     _flat = field_validator("set", mode="before")(classmethod(lambda cls, v: _flatten(v)))
 
