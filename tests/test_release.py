@@ -38,6 +38,7 @@ def plan(tmp_path):
         "experiments:\n"
         "  a-head: {config: exp.yaml, set: [*shared, 'training.seed=3'], group: headline, what: the recipe}\n"
         "  b-try: {config: exp.yaml, group: search, what: a variant}\n"
+        "  c-diff: {config: exp.yaml, group: search, what: one change, compare_with: a-head}\n"
     )
     return path
 
@@ -56,6 +57,14 @@ def test_report_and_readme_come_from_result_files(plan, tmp_path):
         name="a-head", spec=spec, seeds={"0": summarize("speaker-kfold", ["ravdess"], runs)}, wall_seconds=60
     )
     (results / "a-head.json").write_text(record.model_dump_json())
+    changed = {"fold_0": _run(0.5, {}), "fold_1": _run(0.6, {})}
+    other = ExperimentRecord(
+        name="c-diff",
+        spec=ReleasePlan.load(plan).experiments["c-diff"],
+        seeds={"0": summarize("speaker-kfold", ["ravdess"], changed)},
+        wall_seconds=60,
+    )
+    (results / "c-diff.json").write_text(other.model_dump_json())
     (results / "baseline-X-a.json").write_text(
         json.dumps(
             {
@@ -74,6 +83,7 @@ def test_report_and_readme_come_from_result_files(plan, tmp_path):
     assert "| a-head | 2 | 5 | 62.10 ± 6.00 | 61.00 ± 6.10 | 64.80 ± 5.50 | 63.90 ± 5.60 |" in report
     assert "| a-head | the recipe | 2 folds × 1 seed(s) | 65.00 ± 5.00 | 64.00 ± 5.00 |" in report
     assert "| a | SVM | 1 | 50.00 ± 10.00 | 40.00 ± 10.00 |" in report
+    assert "| c-diff | 54.00 ± 5.00 | a-head | 64.00 ± 5.00 | -10.0 | 55.00 ± 5.00 | 65.00 ± 5.00 |" in report
     assert "56.11" not in report and "40.00 (1.60x)" not in report  # a-head names no baseline: no ratio
     assert "## Registered but not run\n\n- `b-try`: a variant\n" in report  # no result file
     readme = tmp_path / "README.md"

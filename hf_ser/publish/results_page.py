@@ -68,6 +68,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         ("whisper-search", "The accurate family: head variants screened on 2 folds (chosen on validation actors)"),
         ("emobox", "EmoBox's own folds (RAVDESS, 6 folds by speaker), beside EmoBox's published frozen-encoder table"),
         ("robustness", "Real-world audio: the default recipes calibrated and scored under recording conditions"),
+        ("distill", "Distillation: the tiny model trained on the Whisper family's soft labels"),
         ("paper", "The paper's leaky protocol, for comparison with its 99 %"),
     ]
     for group, title in groups:
@@ -75,6 +76,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         if not names:
             continue
         lines += [f"## {title}", "", *header, *[_row(records[n], baselines) for n in names], ""]
+    lines += comparison_lines(plan, records)
     lines += selection_lines(plan, records)
     lines += target_lines(records)
     robust = [n for n, spec in plan.experiments.items() if spec.group == "robustness"]
@@ -116,6 +118,30 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         lines += learning_curve_lines(json.loads(curve.read_text()))
     target.write_text("\n".join(lines))
     return target
+
+
+def comparison_lines(plan, records: dict) -> list[str]:
+    """Rows that change one thing of another (``compare_with``) beside it: UAR and accuracy, and the change."""
+    pairs = [(n, s.compare_with) for n, s in plan.experiments.items() if s.compare_with and n in records]
+    pairs = [(n, other) for n, other in pairs if other in records]
+    if not pairs:
+        return []
+    lines = [
+        "## Side by side: each row against the row it changes one thing of",
+        "",
+        "Mean ± std over all folds of all seeds; the change is of the means, in points.",
+        "",
+        "| row | UAR | compared with | its UAR | change | accuracy | its accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, other in pairs:
+        mine, theirs = records[name], records[other]
+        change = 100 * (mine.metric("uar").mean - theirs.metric("uar").mean)
+        lines.append(
+            f"| {name} | {mine.metric('uar').percent()} | {other} | {theirs.metric('uar').percent()} | "
+            f"{change:+.1f} | {mine.metric('accuracy').percent()} | {theirs.metric('accuracy').percent()} |"
+        )
+    return [*lines, ""]
 
 
 # The accurate family's targets (issue 16): speaker-independent UAR, no adaptation.
