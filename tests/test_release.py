@@ -165,3 +165,17 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     assert "| r-model | ECE, clean test | 0.040 | ≤ 0.05 | met |" in text
     assert "| r-model | 1.50 | 0.150 ± 0.000 | 0.040 ± 0.000 | 0.100 | 0.050 | 80 % | 80.0 % | 71.0 % |" in text
     assert figure.is_file() and "![coverage against accuracy](results/coverage.png)" in text
+    # a screen on fold_1 only is compared with the full run on the validation actors of fold_1 alone
+    for fold, run in runs.items():
+        run.corrupted_validation = {
+            "telephone": ConditionScores(accuracy=0, uar=0.4 + 0.1 * int(fold[-1]), agreement=0, ece=0)
+        }
+    screen = runs["fold_1"].model_copy(deep=True)
+    screen.corrupted_validation = {"telephone": ConditionScores(accuracy=0, uar=0.8, agreement=0, ece=0)}
+    full = ExperimentRecord(name="r-model", spec=spec, seeds={"0": summarize("k", ["ravdess"], runs)}, wall_seconds=1)
+    aug = ExperimentRecord(
+        name="r-aug", spec=spec, seeds={"0": summarize("k", ["ravdess"], {"fold_1": screen})}, wall_seconds=1
+    )
+    text = "\n".join(robustness_lines({"r-model": full, "r-aug": aug}, ["r-model", "r-aug"]))
+    assert "on the validation actors of fold_1 (the folds every variant below ran" in text
+    assert "| condition | r-model | r-aug |" in text and "| telephone | 50.00 | 80.00 |" in text

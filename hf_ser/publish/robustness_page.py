@@ -80,8 +80,30 @@ def robustness_lines(
             uar, agree = 100 * scores["uar"]["mean"], 100 * scores["agreement"]["mean"]
             cells.append(f"{uar:.2f} ({uar - smile_clean[k]:+.1f}) | {agree:.0f}")
         lines.append(f"| {condition} | " + " | ".join(cells) + " |")
-    lines += ["", *_target_lines(records, names, clean), *_calibration_lines(records, names, figure)]
-    return lines
+    lines += ["", *_validation_lines(records, names), *_target_lines(records, names, clean)]
+    return [*lines, *_calibration_lines(records, names, figure)]
+
+
+def _validation_lines(records: dict, names: list[str]) -> list[str]:
+    """Validation UAR per condition on the folds every variant ran (first seed): where training variants are
+    chosen (a screen runs fewer folds, so each column is averaged over the same folds)."""
+    per_fold = {n: _runs(records[n])[0].validation_conditions for n in names}
+    per_fold = {n: v for n, v in per_fold.items() if v}
+    shared = sorted(set.intersection(*(set(v) for v in per_fold.values()))) if per_fold else []
+    if len(per_fold) < 2 or not shared:
+        return []
+    conditions = list(next(iter(per_fold.values()))[shared[0]])
+    lines = [
+        f"Validation UAR (%) under each condition, on the validation actors of {', '.join(shared)} (the folds every "
+        "variant below ran; the same actors in every column): where a training variant is chosen.",
+        "",
+        "| condition | " + " | ".join(per_fold) + " |",
+        "|---|" + "---|" * len(per_fold),
+    ]
+    for condition in conditions:
+        cells = [f"{100 * np.mean([v[f][condition].uar for f in shared]):.2f}" for v in per_fold.values()]
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _smile_name(baseline: dict) -> str:

@@ -114,6 +114,8 @@ class ProtocolResult(_Result):
     calibration: dict[str, Calibration] = {}  # per fold, where validation speakers were held out
     corrupted: dict[str, ConditionSummary] = {}  # recording condition -> mean ± std over folds
     corrupted_validation: dict[str, ConditionSummary] = {}  # the same on validation speakers (for choosing)
+    # per fold: the validation speakers under each condition (variants are compared on the folds they share)
+    validation_conditions: dict[str, dict[str, ConditionScores]] = {}
 
     def ece(self, raw: bool = False) -> MeanStd | None:
         """Test ECE over folds, calibrated (or ``raw``: the softmax of the logits); None without calibration."""
@@ -176,6 +178,7 @@ def summarize(protocol: str, corpora: list[str], runs: dict[str, RunResult]) -> 
         calibration={name: r.calibration for name, r in runs.items() if r.calibration is not None},
         corrupted=_condition_summaries([r.corrupted for r in runs.values()]),
         corrupted_validation=_condition_summaries([r.corrupted_validation for r in runs.values()]),
+        validation_conditions={n: r.corrupted_validation for n, r in runs.items() if r.corrupted_validation},
     )
 
 
