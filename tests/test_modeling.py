@@ -62,6 +62,17 @@ def test_variants_run_and_stay_padding_invariant(tmp_path, voice, pooling, atten
     torch.testing.assert_close(batched[1], alone, atol=1e-4, rtol=0)
 
 
+def test_a_head_without_conv_blocks_reads_the_frames_and_stays_padding_invariant():
+    empty = {"conv_channels": [], "conv_kernel_sizes": [], "conv_dilations": [], "conv_pool_sizes": []}
+    model = SERForAudioClassification(SERConfig(num_mfcc=16, input_batch_norm=True, num_labels=3, **empty)).eval()
+    assert len(model.ser.conv_blocks) == 0 and model.ser.output_size == 2 * 16  # mean and std of the 16 inputs
+    torch.manual_seed(0)
+    x, mask = torch.randn(2, 30, 16), torch.ones(2, 30, dtype=torch.long)
+    mask[1, 20:] = 0
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, attention_mask=mask).logits[1], model(x[1:, :20]).logits[0])
+
+
 def test_flatten_needs_fixed_frames(voice):
     model = SERForAudioClassification(SERConfig.paper_preset(num_labels=7)).eval()
     fe = SERFeatureExtractor(**PAPER_FEATURES)

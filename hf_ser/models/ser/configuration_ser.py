@@ -32,7 +32,9 @@ class SERConfig(PreTrainedConfig):
             Batch norm over the MFCC coefficients before the first conv: a learned global standardisation,
             the in-model counterpart of the paper's StandardScaler (use with ``do_normalize=False`` features).
         conv_channels (`list[int]`, defaults to `(64, 128, 128)`):
-            Output channels of each conv block; its length is the number of blocks.
+            Output channels of each conv block; its length is the number of blocks. Empty: no conv blocks, the
+            attention and pooling read the input frames themselves (a probe-like head on a pretrained encoder's
+            states; the tiny family needs its convs).
         conv_kernel_sizes (`list[int]`, defaults to `(5, 5, 5)`):
             Kernel size (frames, odd) of each conv block; same length as ``conv_channels``.
         conv_dilations (`list[int]`, defaults to `(1, 2, 3)`):
@@ -122,8 +124,6 @@ class SERConfig(PreTrainedConfig):
         """Part of `@strict`-powered validation: rejects inconsistent settings with the field named."""
         validate_calibration(self)
         n = len(self.conv_channels)
-        if n == 0:
-            raise ValueError("conv_channels must name at least one conv block")
         lengths = {k: len(getattr(self, k)) for k in ("conv_kernel_sizes", "conv_dilations", "conv_pool_sizes")}
         if any(v != n for v in lengths.values()):
             raise ValueError(f"conv_channels has {n} entries; these must have as many: {lengths}")
