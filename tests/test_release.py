@@ -83,7 +83,7 @@ def test_report_and_readme_come_from_result_files(plan, tmp_path):
     assert "| a-head | 2 | 5 | 62.10 ± 6.00 | 61.00 ± 6.10 | 64.80 ± 5.50 | 63.90 ± 5.60 |" in report
     assert "| a-head | the recipe | 2 folds × 1 seed(s) | 65.00 ± 5.00 | 64.00 ± 5.00 |" in report
     assert "| a | SVM | 1 | 50.00 ± 10.00 | 40.00 ± 10.00 |" in report
-    assert "| c-diff | 54.00 ± 5.00 | a-head | 64.00 ± 5.00 | -10.0 | 55.00 ± 5.00 | 65.00 ± 5.00 |" in report
+    assert "| c-diff | 54.00 ± 5.00 | a-head | 64.00 ± 5.00 | -10.0 | 55.00 ± 5.00 | 65.00 ± 5.00 | 2 |" in report
     assert "56.11" not in report and "40.00 (1.60x)" not in report  # a-head names no baseline: no ratio
     assert "## Registered but not run\n\n- `b-try`: a variant\n" in report  # no result file
     readme = tmp_path / "README.md"
@@ -174,8 +174,11 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     screen.corrupted_validation = {"telephone": ConditionScores(accuracy=0, uar=0.8, agreement=0, ece=0)}
     full = ExperimentRecord(name="r-model", spec=spec, seeds={"0": summarize("k", ["ravdess"], runs)}, wall_seconds=1)
     aug = ExperimentRecord(
-        name="r-aug", spec=spec, seeds={"0": summarize("k", ["ravdess"], {"fold_1": screen})}, wall_seconds=1
+        name="r-aug",
+        spec=spec.model_copy(update={"compare_with": "r-model"}),
+        seeds={"0": summarize("k", ["ravdess"], {"fold_1": screen})},
+        wall_seconds=1,
     )
     text = "\n".join(robustness_lines({"r-model": full, "r-aug": aug}, ["r-model", "r-aug"]))
-    assert "on the validation actors of fold_1 (the folds every variant below ran" in text
-    assert "| condition | r-model | r-aug |" in text and "| telephone | 50.00 | 80.00 |" in text
+    assert "r-aug against r-model, on the validation actors of fold_1 (the folds both ran)" in text
+    assert "| condition | r-model | r-aug | change |" in text and "| telephone | 50.00 | 80.00 | +30.0 |" in text

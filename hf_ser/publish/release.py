@@ -156,7 +156,8 @@ def collect_partial(plan_path: Path, name: str, out: Path, results_dir: Path) ->
 
 
 def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str, ExperimentRecord]:
-    """Result files by name; with ``plan``, each record's group and description are the plan's current ones."""
+    """Result files by name; with ``plan``, each record's group, description, baseline and ``compare_with`` are the
+    plan's current ones."""
     records = {
         p.stem: ExperimentRecord.model_validate_json(p.read_text())
         for p in sorted(results_dir.glob("*.json"))
@@ -167,6 +168,7 @@ def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str
             if name in plan.experiments:
                 current = plan.experiments[name]
                 update = {"group": current.group, "what": current.what, "baseline": current.baseline}
+                update["compare_with"] = current.compare_with
                 record.spec = record.spec.model_copy(update=update)
     return records
 

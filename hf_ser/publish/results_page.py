@@ -120,8 +120,14 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
     return target
 
 
+def _fold_uars(record, key: str = "uar") -> dict[tuple[str, str], float]:
+    """``(seed, fold) -> metric`` over every seed run."""
+    return {(seed, f): getattr(scores, key) for seed, r in record.seeds.items() for f, scores in r.folds.items()}
+
+
 def comparison_lines(plan, records: dict) -> list[str]:
-    """Rows that change one thing of another (``compare_with``) beside it: UAR and accuracy, and the change."""
+    """Rows that change one thing of another (``compare_with``) beside it, on the (seed, fold) runs both have (a
+    screen on some folds is compared on those folds only): UAR and accuracy, and the change."""
     pairs = [(n, s.compare_with) for n, s in plan.experiments.items() if s.compare_with and n in records]
     pairs = [(n, other) for n, other in pairs if other in records]
     if not pairs:
@@ -129,17 +135,23 @@ def comparison_lines(plan, records: dict) -> list[str]:
     lines = [
         "## Side by side: each row against the row it changes one thing of",
         "",
-        "Mean ± std over all folds of all seeds; the change is of the means, in points.",
+        "Mean ± std over the runs (seed, fold) both rows have; the change is of the means, in points.",
         "",
-        "| row | UAR | compared with | its UAR | change | accuracy | its accuracy |",
-        "|---|---|---|---|---|---|---|",
+        "| row | UAR | compared with | its UAR | change | accuracy | its accuracy | runs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, other in pairs:
-        mine, theirs = records[name], records[other]
-        change = 100 * (mine.metric("uar").mean - theirs.metric("uar").mean)
+        cells = {}
+        for key in ("uar", "accuracy"):
+            mine, theirs = _fold_uars(records[name], key), _fold_uars(records[other], key)
+            shared = sorted(set(mine) & set(theirs))
+            cells[key] = (MeanStd.of([mine[k] for k in shared]), MeanStd.of([theirs[k] for k in shared]), shared)
+        (uar, their_uar, shared), (acc, their_acc, _) = cells["uar"], cells["accuracy"]
+        if not shared:
+            continue
         lines.append(
-            f"| {name} | {mine.metric('uar').percent()} | {other} | {theirs.metric('uar').percent()} | "
-            f"{change:+.1f} | {mine.metric('accuracy').percent()} | {theirs.metric('accuracy').percent()} |"
+            f"| {name} | {uar.percent()} | {other} | {their_uar.percent()} | {100 * (uar.mean - their_uar.mean):+.1f} "
+            f"| {acc.percent()} | {their_acc.percent()} | {len(shared)} |"
         )
     return [*lines, ""]
 

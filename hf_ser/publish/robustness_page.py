@@ -85,25 +85,27 @@ def robustness_lines(
 
 
 def _validation_lines(records: dict, names: list[str]) -> list[str]:
-    """Validation UAR per condition on the folds every variant ran (first seed): where training variants are
-    chosen (a screen runs fewer folds, so each column is averaged over the same folds)."""
-    per_fold = {n: _runs(records[n])[0].validation_conditions for n in names}
-    per_fold = {n: v for n, v in per_fold.items() if v}
-    shared = sorted(set.intersection(*(set(v) for v in per_fold.values()))) if per_fold else []
-    if len(per_fold) < 2 or not shared:
-        return []
-    conditions = list(next(iter(per_fold.values()))[shared[0]])
-    lines = [
-        f"Validation UAR (%) under each condition, on the validation actors of {', '.join(shared)} (the folds every "
-        "variant below ran; the same actors in every column): where a training variant is chosen.",
-        "",
-        "| condition | " + " | ".join(per_fold) + " |",
-        "|---|" + "---|" * len(per_fold),
-    ]
-    for condition in conditions:
-        cells = [f"{100 * np.mean([v[f][condition].uar for f in shared]):.2f}" for v in per_fold.values()]
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    """Validation UAR per condition of each variant beside the row it changes (``compare_with``), on the folds both
+    ran (first seed): where training variants are chosen, never on test actors."""
+    pairs = [(n, records[n].spec.compare_with) for n in names if records[n].spec.compare_with in names]
+    lines = []
+    for name, base in pairs:
+        mine, theirs = (_runs(records[n])[0].validation_conditions for n in (name, base))
+        shared = sorted(set(mine) & set(theirs))
+        if not shared:
+            continue
+        lines += [
+            f"Validation UAR (%) under each condition, {name} against {base}, on the validation actors of "
+            f"{', '.join(shared)} (the folds both ran): where a training variant is chosen.",
+            "",
+            f"| condition | {base} | {name} | change |",
+            "|---|---|---|---|",
+        ]
+        for condition in mine[shared[0]]:
+            a, b = (100 * np.mean([v[f][condition].uar for f in shared]) for v in (theirs, mine))
+            lines.append(f"| {condition} | {a:.2f} | {b:.2f} | {b - a:+.1f} |")
+        lines.append("")
+    return lines
 
 
 def _smile_name(baseline: dict) -> str:
