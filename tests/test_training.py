@@ -408,6 +408,9 @@ def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path):
     assert cli_main([*args, "--train-corpus", "ravdess", "--test-corpus", "emodb", "--test-data-dir", str(emodb)]) == 0
     shorthand = RunResult.load(tmp_path / "cli" / "metrics.json")  # the shorthand: the same protocol and split
     assert (shorthand.rows, shorthand.labels) == (outcome.run.rows, outcome.run.labels)
+    with pytest.raises(ValueError, match=r"needs at least two corpora in data.corpus; the data has \['ravdess'\]"):
+        one_corpus = tiny(data__corpus=["ravdess"], data__merge_calm=True)
+        train(one_corpus, corpus_dir, tmp_path / "one", "leave-one-corpus-out")
     with pytest.raises(ValueError, match="'protocol.test_corpus': 'tess' is not one of data.corpus"):
         tiny(data__corpus=["ravdess", "emodb"], protocol__name="cross-corpus", protocol__test_corpus="tess")
 

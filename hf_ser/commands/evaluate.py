@@ -24,17 +24,12 @@ def register(sub) -> None:
     evaluate.set_defaults(func=run)
 
 
-def cross_corpus_overrides(train_corpora: list[str], test_corpus: str) -> list[str]:
-    """``--train-corpus A,B --test-corpus C`` as config overrides: the registered ``cross-corpus`` protocol."""
-    return [f"data.corpus=[{','.join([*train_corpora, test_corpus])}]", f"protocol.test_corpus={test_corpus}"]
-
-
 def run(args: argparse.Namespace) -> int:
     from ..training.config import load_experiment
+    from ..training.protocols import cross_corpus_overrides
     from ..training.results import HEADLINE
     from ..training.run import train
 
-    protocol = args.protocol
     dirs = data_dirs(args.data_dir)
     if args.train_corpus or args.test_corpus:
         if not (args.train_corpus and args.test_corpus and args.test_data_dir):
@@ -42,10 +37,9 @@ def run(args: argparse.Namespace) -> int:
         sources = args.train_corpus.split(",")
         dirs = {**({c: dirs for c in sources} if isinstance(dirs, str) else dirs), args.test_corpus: args.test_data_dir}
         exp = load_experiment(args.config, [*args.set, *cross_corpus_overrides(sources, args.test_corpus)])
-        protocol = "cross-corpus"
     else:
         exp = experiment(args)
-        protocol = protocol or exp.protocol.name
+    protocol = exp.protocol.name if args.train_corpus else args.protocol or exp.protocol.name
     output = output_dir(args, f"-{protocol}")
     only = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
     summary = train(exp, dirs, output, protocol=protocol, folds=args.folds, only_folds=only).summary

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from ..encoders.whisper import save_without_encoder
 from ..models.remote_code import strip_remote_code
 from ..training.config import load_experiment
+from ..training.protocols import cross_corpus_overrides
 from ..training.results import MeanStd, ProtocolResult, RunResult, summarize
 from ..training.run import train
 from .cards import write_card
@@ -46,8 +47,7 @@ class CrossSpec(_Spec):
     test: str
 
     def overrides(self) -> list[str]:
-        corpora = ",".join([*self.train, self.test])
-        return [f"data.corpus=[{corpora}]", "protocol.name=cross-corpus", f"protocol.test_corpus={self.test}"]
+        return cross_corpus_overrides(self.train, self.test)
 
 
 class ExperimentSpec(_Spec):
@@ -60,6 +60,10 @@ class ExperimentSpec(_Spec):
     compare_with: str | None = None  # the registered row this one changes one thing of (reported side by side)
 
     _flat = field_validator("set", mode="before")(classmethod(lambda cls, v: _flatten(v)))
+
+    def overrides(self) -> list[str]:
+        """The config overrides this experiment runs with: its ``set``, then its ``cross:`` shorthand."""
+        return [*self.set, *(self.cross.overrides() if self.cross else [])]
 
 
 class CheckpointSpec(_Spec):
@@ -123,8 +127,7 @@ def run_experiment(
     for seed in seeds:
         if str(seed) in runs:
             continue  # already run with this exact spec
-        cross = spec.cross.overrides() if spec.cross else []
-        exp = load_experiment(plan_path.parent / spec.config, [*spec.set, *cross, f"training.seed={seed}"])
+        exp = load_experiment(plan_path.parent / spec.config, [*spec.overrides(), f"training.seed={seed}"])
         folder = out / name / f"seed_{seed}"
         dirs = {c: corpora_dir / c for c in exp.corpora}
         runs[str(seed)] = train(exp, dirs, folder, only_folds=only_folds).summary
@@ -144,7 +147,7 @@ def collect_partial(plan_path: Path, name: str, out: Path, results_dir: Path) ->
         runs = {p.parent.name: RunResult.load(p) for p in sorted(seed_dir.glob("*/metrics.json"))}
         if not runs:
             continue
-        exp = load_experiment(plan_path.parent / spec.config, spec.set)
+        exp = load_experiment(plan_path.parent / spec.config, spec.overrides())
         seeds[seed_dir.name.removeprefix("seed_")] = summarize(exp.protocol.name, exp.corpora, runs)
         indices |= {int(f.split("_")[1]) if f.startswith("fold_") else i for i, f in enumerate(sorted(runs))}
     if not seeds:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..training.results import MeanStd
+from ..training.results import MeanStd, Scores
 from .release import ExperimentRecord, ReleasePlan, load_records
 from .robustness_page import robustness_lines
 
@@ -120,9 +120,9 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
     return target
 
 
-def _fold_uars(record, key: str = "uar") -> dict[tuple[str, str], float]:
-    """``(seed, fold) -> metric`` over every seed run."""
-    return {(seed, f): getattr(scores, key) for seed, r in record.seeds.items() for f, scores in r.folds.items()}
+def _runs_of(record) -> dict[tuple[str, str], Scores]:
+    """``(seed, fold) -> test scores`` over every seed run."""
+    return {(seed, f): scores for seed, r in record.seeds.items() for f, scores in r.folds.items()}
 
 
 def comparison_lines(plan, records: dict) -> list[str]:
@@ -141,14 +141,15 @@ def comparison_lines(plan, records: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, other in pairs:
-        cells = {}
-        for key in ("uar", "accuracy"):
-            mine, theirs = _fold_uars(records[name], key), _fold_uars(records[other], key)
-            shared = sorted(set(mine) & set(theirs))
-            cells[key] = (MeanStd.of([mine[k] for k in shared]), MeanStd.of([theirs[k] for k in shared]), shared)
-        (uar, their_uar, shared), (acc, their_acc, _) = cells["uar"], cells["accuracy"]
+        mine, theirs = _runs_of(records[name]), _runs_of(records[other])
+        shared = sorted(set(mine) & set(theirs))
         if not shared:
             continue
+        uar, their_uar, acc, their_acc = (
+            MeanStd.of([getattr(runs[k], key) for k in shared])
+            for key in ("uar", "accuracy")
+            for runs in (mine, theirs)
+        )
         lines.append(
             f"| {name} | {uar.percent()} | {other} | {their_uar.percent()} | {100 * (uar.mean - their_uar.mean):+.1f} "
             f"| {acc.percent()} | {their_acc.percent()} | {len(shared)} |"

@@ -16,8 +16,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
-from ..data.collate import SOFT_LABELS
-from ..data.encoder_cache import STATES_COLUMN, load_states
+from ..data.collate import InMemoryFeatures
 from ..data.splits import speaker_keys
 from ..models.families import family_of_model
 from ..models.loading import load_model
@@ -27,7 +26,7 @@ from .results import RunResult
 from .trainer import model_inputs
 
 logger = logging.getLogger("hf_ser.training")
-__all__ = ["SOFT_LABELS", "check_teacher_never_heard", "distillation_targets", "teacher_probabilities"]
+__all__ = ["check_teacher_never_heard", "distillation_targets", "teacher_probabilities"]
 
 
 def _qualified(keys: list[str], corpora: list[str]) -> set[str]:
@@ -64,12 +63,12 @@ def teacher_probabilities(teacher: Path, splits: DatasetDict, part: str = "train
     if len(rows) != len(splits[part]):
         raise ValueError(f"teacher {teacher}: inputs for {len(rows)} of {len(splits[part])} clips (some were skipped)")
     input_name, column = model_inputs(model, fe)
+    items = InMemoryFeatures(rows, column=column, input_name=input_name)  # loaded as training loads them
     temperature = float(getattr(model.config, "temperature", 1.0) or 1.0)
     probabilities = []
     with torch.no_grad():
-        for value in rows.with_format("numpy")[column]:
-            x = load_states(str(value)) if column == STATES_COLUMN else np.asarray(value, dtype=np.float32)
-            logits = model(**{input_name: torch.from_numpy(np.asarray(x, dtype=np.float32))[None]}).logits[0]
+        for x in items.features:
+            logits = model(**{input_name: x.float()[None]}).logits[0]
             probabilities.append(torch.softmax(logits / temperature, dim=-1).numpy())
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     return np.stack(probabilities), labels

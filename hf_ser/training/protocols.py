@@ -169,16 +169,31 @@ register(
 )
 
 
+def cross_corpus_overrides(train_corpora: list[str], test_corpus: str) -> list[str]:
+    """Config overrides that train on ``train_corpora`` and test on all of ``test_corpus`` with the
+    ``cross-corpus`` protocol (what ``evaluate --train-corpus/--test-corpus`` and an experiment's ``cross:`` mean)."""
+    corpora = ",".join([*train_corpora, test_corpus])
+    return [f"data.corpus=[{corpora}]", "protocol.name=cross-corpus", f"protocol.test_corpus={test_corpus}"]
+
+
+def _corpus_column(dataset: Dataset, test_corpus: str | None = None) -> np.ndarray:
+    """Each row's corpus; refuses data with fewer than two corpora (or without ``test_corpus``)."""
+    column = np.asarray(dataset["corpus"]) if "corpus" in dataset.column_names else np.asarray([])
+    corpora = list(dict.fromkeys(column.tolist()))
+    if len(corpora) < 2 or (test_corpus is not None and test_corpus not in corpora):
+        wanted = f"the test corpus {test_corpus!r} and at least one other" if test_corpus else "at least two corpora"
+        raise ValueError(
+            f"a cross-corpus protocol needs {wanted} in data.corpus; "
+            f"the data has {corpora or 'one corpus without a corpus column'}"
+        )
+    return column
+
+
 def corpus_held_out(dataset: Dataset, test_corpus: str, val_size: float, seed: int) -> tuple[str, DatasetDict]:
     """Train on every corpus of ``dataset`` but ``test_corpus`` (``val_size`` of their speakers held out for
     validation when > 0), test on all of ``test_corpus``; the fold is named ``<train>+<train>-><test>``."""
-    corpora = list(dict.fromkeys(dataset["corpus"])) if "corpus" in dataset.column_names else []
-    if test_corpus not in corpora or len(corpora) < 2:
-        raise ValueError(
-            f"cross-corpus needs the test corpus {test_corpus!r} and at least one other in data.corpus; "
-            f"the data has {corpora or 'one corpus without a corpus column'}"
-        )
-    rows = np.asarray(dataset["corpus"]) == test_corpus
+    column = _corpus_column(dataset, test_corpus)
+    rows = column == test_corpus
     source = dataset.select(np.flatnonzero(~rows))
     if val_size > 0:  # validation speakers of the training corpora, never of the tested one
         held = speaker_independent_split(source, test_size=val_size, val_size=0.0, seed=seed)
@@ -186,7 +201,7 @@ def corpus_held_out(dataset: Dataset, test_corpus: str, val_size: float, seed: i
     else:
         parts = {"train": mark_split(source, "train")}
     parts["test"] = mark_split(dataset.select(np.flatnonzero(rows)), "test")
-    sources = [c for c in corpora if c != test_corpus]
+    sources = [c for c in dict.fromkeys(column.tolist()) if c != test_corpus]
     return f"{'+'.join(sources)}->{test_corpus}", DatasetDict(parts)
 
 
@@ -197,7 +212,7 @@ def _cross_corpus(dataset: Dataset, p: ProtocolSettings, a: AugmentSettings) -> 
 
 
 def _leave_one_corpus_out(dataset: Dataset, p: ProtocolSettings, a: AugmentSettings) -> Folds:
-    corpora = list(dict.fromkeys(dataset["corpus"])) if "corpus" in dataset.column_names else []
+    corpora = dict.fromkeys(_corpus_column(dataset).tolist())
     return [corpus_held_out(dataset, c, p.val_size, p.seed) for c in corpora]
 
 

@@ -19,10 +19,11 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoModelForAudioClassification
 
 from ..data.augment import augment
+from ..data.collate import SOFT_LABELS
 from ..data.corpora import load_corpora, load_corpus, unified_label_set
 from ..data.corruptions import babble_sources, corrupt_split
 from .config import Experiment
-from .distill import SOFT_LABELS, distillation_targets
+from .distill import distillation_targets
 from .inputs import model_inputs_of
 from .protocols import AugmentSettings, get_protocol
 from .reports import save_confusion_matrix, summary_markdown, write_class_report
