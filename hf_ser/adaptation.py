@@ -43,6 +43,9 @@ def adapt_classifier(classifier, inputs: Iterable[str | Path] | str | Path):
     """Adapt a torch pipeline or an :class:`~hf_ser.onnx.runtime.OnnxClassifier` of a speaker-adaptive model to
     the speaker of ``inputs``; returns it. A model that is not speaker-adaptive is refused (nothing to adapt)."""
     extractor = getattr(classifier, "feature_extractor", None)
+    model = getattr(classifier, "model", None)
+    if getattr(getattr(model, "config", None), "adaptive_states", False):
+        return _adapt_states(classifier, model, extractor, inputs)
     adaptive = extractor.speaker_adaptive if extractor is not None else classifier.features.speaker_adaptive
     if not adaptive:
         raise ValueError(
@@ -55,4 +58,18 @@ def adapt_classifier(classifier, inputs: Iterable[str | Path] | str | Path):
         classifier.feature_extractor = extractor.adapt(clips, sampling_rate=rate)
     else:
         classifier.features.adapt(clips)
+    return classifier
+
+
+def _adapt_states(classifier, model, extractor, inputs):
+    """An ``adaptive_states`` Whisper-family model: the statistics of the encoder states of the clips."""
+    import torch
+
+    clips = speaker_clips(inputs, extractor.sampling_rate)
+    states = []
+    with torch.no_grad():
+        for clip in clips:
+            mel = torch.from_numpy(extractor(clip, sampling_rate=extractor.sampling_rate)["input_features"][0])
+            states.append(model.encode(mel[None].to(model.device, model.dtype))[0][0].cpu())
+    model.adapt_states(states)
     return classifier

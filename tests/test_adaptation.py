@@ -14,7 +14,7 @@ from datasets import Array2D, Dataset, Features, Value
 
 from hf_ser import SERFeatureExtractor, load_classifier
 from hf_ser.cli import main as cli_main
-from hf_ser.data.features import standardize_per_speaker
+from hf_ser.data.features import standardize_per_group
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_adapt_equals_the_training_standardisation(voice):
         {"input_features": plain, "speaker": ["s1"] * 3},
         Features({"input_features": Array2D((None, 64), "float32"), "speaker": Value("string")}),
     )
-    trained = standardize_per_speaker(rows, "input_features").with_format("numpy")["input_features"]
+    trained = standardize_per_group(rows, "input_features").with_format("numpy")["input_features"]
     adapted = SERFeatureExtractor(feature_type="log_mel", mean_normalization="level", speaker_adaptive=True).adapt(
         waves
     )

@@ -45,7 +45,7 @@ def test_cepstral_mean_normalisation_cancels_a_fixed_channel(voice):
 def test_per_speaker_standardisation_uses_each_speakers_own_frames():
     from datasets import Array2D, Dataset, Features, Value
 
-    from hf_ser.data.features import standardize_per_speaker
+    from hf_ser.data.features import standardize_per_group
 
     rng = np.random.default_rng(0)
     rows = {"input_features": [], "speaker": []}
@@ -54,7 +54,7 @@ def test_per_speaker_standardisation_uses_each_speakers_own_frames():
             rows["input_features"].append((mean + std * rng.standard_normal((30, 3))).astype(np.float32))
             rows["speaker"].append(speaker)
     features = Features({"input_features": Array2D((None, 3), "float32"), "speaker": Value("string")})
-    out = standardize_per_speaker(Dataset.from_dict(rows, features), "input_features").with_format("numpy")
+    out = standardize_per_group(Dataset.from_dict(rows, features), "input_features").with_format("numpy")
     for speaker in "ab":
         frames = np.concatenate([r["input_features"] for r in out if r["speaker"] == speaker])
         np.testing.assert_allclose(frames.mean(0), 0, atol=1e-5)

@@ -633,6 +633,12 @@ def test_speaker_adaptive_training_saves_an_extractor_that_must_be_adapted(corpu
     assert saved["speaker_adaptive"] is True and saved["speaker_mean"] is None
 
 
+def test_speaker_and_corpus_adaptation_exclude_each_other():
+    with pytest.raises(ExperimentConfigError, match="speaker_adaptive and data.corpus_adaptive exclude each other"):
+        experiment_from_dict({"data": {"speaker_adaptive": True, "corpus_adaptive": True}})
+    assert experiment_from_dict({"data": {"corpus_adaptive": True}}).data.adaptive_group == "corpus"
+
+
 def test_the_test_split_is_also_scored_under_recording_conditions(corpus_dir, tmp_path):
     exp = tiny(**{"evaluation__corruptions": ["telephone", "babble SNR 10", "clipping +12 dB"]})
     summary = train(exp, corpus_dir, tmp_path / "run", protocol="speaker-kfold", folds=2).summary

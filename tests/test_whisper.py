@@ -425,3 +425,67 @@ def test_onnx_export_of_the_whole_chain_equals_torch(tmp_path, tiny_whisper_dir,
     np.testing.assert_allclose(  # the numpy log-mel is the extractor's own numpy path
         onnx.features(waves[1]), SERWhisperFeatureExtractor(backend="numpy")(waves[1])["input_features"][0]
     )
+
+
+# ----------------------------------------------------------------------------------------------- adaptive variants
+def test_standardize_states_gives_each_group_its_own_zero_mean_and_unit_std(tmp_path):
+    from datasets import Dataset
+
+    from hf_ser.data.collate import InMemoryFeatures
+    from hf_ser.data.encoder_cache import STATES_COLUMN, STATISTICS_COLUMN, standardize_states
+
+    rng = np.random.default_rng(0)
+    files, groups, raw = [], [], []
+    for i, (group, offset, scale) in enumerate([("a", 3.0, 2.0), ("a", 3.0, 2.0), ("b", -1.0, 0.5), ("b", -1, 0.5)]):
+        states = (offset + scale * rng.standard_normal((20 + 5 * i, 3, 4))).astype(np.float16)
+        np.save(tmp_path / f"{i}.npy", states)
+        files.append(str(tmp_path / f"{i}.npy"))
+        groups.append(group)
+        raw.append(states)
+    rows = Dataset.from_dict({STATES_COLUMN: files, "corpus": groups, "emotion": [0, 1, 0, 1]})
+    adapted = standardize_states(rows, "corpus", cache_dir=tmp_path / "cache")
+    assert len(set(adapted[STATISTICS_COLUMN])) == 2  # one statistics file per corpus
+    items = InMemoryFeatures(adapted, column=STATES_COLUMN)
+    for members in ([0, 1], [2, 3]):
+        frames = np.concatenate([raw[i].astype(np.float64) for i in members])
+        expected = [(raw[i] - frames.mean(0)) / frames.std(0) for i in members]
+        for i, want in zip(members, expected):
+            np.testing.assert_allclose(items.features[i].float().numpy(), want, atol=1e-2)
+    plain = InMemoryFeatures(rows, column=STATES_COLUMN)  # without the column: the states as the encoder gave them
+    np.testing.assert_array_equal(plain.features[2].numpy(), raw[2])
+
+
+def test_adaptive_states_model_refuses_audio_until_adapted_then_equals_the_standardised_cache(
+    tiny_whisper_dir, voice, speech, tmp_path
+):
+    from hf_ser.inference import load_classifier
+
+    model = tiny_model(tiny_whisper_dir)
+    model.config.adaptive_states = True
+    fe = SERWhisperFeatureExtractor()
+    clips = [voice(1.2, 16000, seed=s) for s in (1, 2, 3)]
+    inputs = fe(clips[0], return_tensors="pt")
+    with pytest.raises(ValueError, match="adapt_states"), torch.no_grad():
+        model(**inputs)
+    with torch.no_grad():
+        states = [model.encode(fe(c, return_tensors="pt")["input_features"])[0][0] for c in clips]
+        model.adapt_states(states)
+        frames = torch.cat(states).double()
+        standardised = (states[0] - frames.mean(0)) / frames.std(0, unbiased=False)
+        from_cache = model(encoder_states=standardised[None].float()).logits
+        from_audio = model(**inputs).logits
+    torch.testing.assert_close(from_audio, from_cache, atol=1e-4, rtol=0)
+    # the CLI's path: a saved adaptive model adapts from a folder of the speaker's clips
+    model.save_pretrained(tmp_path / "adaptive")
+    fe.save_pretrained(tmp_path / "adaptive")
+    speaker = tmp_path / "speaker"
+    speaker.mkdir()
+    for i in range(3):
+        sf.write(speaker / f"{i}.wav", speech(1.5, 16000, seed=i), 16000)
+    with pytest.raises(ValueError, match="adapt_states"):
+        load_classifier(tmp_path / "adaptive")(clips[0])
+    classifier = load_classifier(tmp_path / "adaptive", adapt_on=speaker)
+    mean, std = classifier.model.state_statistics
+    assert mean.shape == std.shape == frames.shape[1:] and (std > 0).all()
+    assert not torch.allclose(mean, frames.mean(0).float())  # adapted to the folder's speaker, not the old one
+    assert abs(sum(r["score"] for r in classifier(clips[0], top_k=None)) - 1) < 1e-5

@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 from pydantic import BaseModel, ConfigDict, Field
 
-from .encoder_cache import STATES_COLUMN, load_states
+from .encoder_cache import STATES_COLUMN, STATISTICS_COLUMN, load_states, load_statistics
 
 SOFT_LABELS = "soft_labels"  # a training column of class-probability targets (distillation) used instead of labels
 
@@ -86,6 +86,12 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         table = dataset.with_format("numpy")
         if column == STATES_COLUMN:  # cache file names: the states stay float16 in memory (half the size)
             self.features = [torch.from_numpy(load_states(str(f))) for f in table[column]]
+            if STATISTICS_COLUMN in dataset.column_names:  # adaptive variants: standardised per speaker or corpus
+                stats = {f: load_statistics(f) for f in set(dataset[STATISTICS_COLUMN])}
+                self.features = [
+                    torch.from_numpy(((x.numpy().astype(np.float32) - stats[f][0]) / stats[f][1]).astype(np.float16))
+                    for x, f in zip(self.features, dataset[STATISTICS_COLUMN])
+                ]
         else:
             self.features = [torch.from_numpy(np.asarray(f, dtype=np.float32)) for f in table[column]]
         self.input_name = input_name

@@ -21,9 +21,11 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 
 from ..audio import AudioDecodeError, decode_row
+from ..models.ser.mfcc_features_ser import speaker_statistics as frame_statistics
 
 logger = logging.getLogger("hf_ser.data")
 STATES_COLUMN = "encoder_states"
+STATISTICS_COLUMN = "state_statistics"  # per row: the .npz of its group's (mean, std), adaptive variants only
 
 
 def default_cache_dir() -> Path:
@@ -112,3 +114,34 @@ def cache_encoder_states(
 
 def load_states(path: str) -> np.ndarray:
     return np.load(path)
+
+
+def standardize_states(data: Dataset, group: str = "speaker", cache_dir: str | Path | None = None) -> Dataset:
+    """Adaptive variants: each row gets the file of its group's (speaker's or corpus's) encoder-state statistics,
+    the mean and standard deviation of every (layer, dimension) over all frames of the group's clips in ``data``
+    (unlabelled, so a test speaker or corpus is adapted to without labels). ``InMemoryFeatures`` standardises the
+    states with them when it loads them; the cached states themselves stay as the encoder gave them."""
+    indices: dict[str, list[int]] = {}
+    for index, key in enumerate(data[group]):
+        indices.setdefault(str(key), []).append(index)
+    files = data[STATES_COLUMN]
+    folder = Path(cache_dir or default_cache_dir()) / "statistics"
+    folder.mkdir(parents=True, exist_ok=True)
+    column = [""] * len(data)
+    for key, rows in indices.items():
+        members = sorted(files[i] for i in rows)
+        target = folder / f"{hashlib.sha1(chr(0).join([group, key, *members]).encode()).hexdigest()}.npz"
+        if not target.is_file():
+            mean, std = frame_statistics(load_states(f) for f in members)
+            tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, mean=mean, std=std)
+            os.replace(tmp, target)
+        for i in rows:
+            column[i] = str(target)
+    out = data.remove_columns([STATISTICS_COLUMN]) if STATISTICS_COLUMN in data.column_names else data
+    return out.add_column(STATISTICS_COLUMN, column)
+
+
+def load_statistics(path: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as stats:
+        return stats["mean"], stats["std"]

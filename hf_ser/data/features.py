@@ -118,30 +118,31 @@ def extract_features(
     return (mapped, report) if return_report else mapped
 
 
-def speaker_statistics(dataset: Dataset, column: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per speaker, the mean and standard deviation of every feature over all frames of their clips (the one
-    definition in the remote code, which the extractor's and the ONNX runtime's ``adapt`` use too)."""
+def group_statistics(dataset: Dataset, column: str, group: str = "speaker") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per value of ``group`` (a speaker, or a corpus), the mean and standard deviation of every feature over all
+    frames of its clips (the one definition in the remote code, which the extractor's and the ONNX runtime's
+    ``adapt`` use too)."""
     indices: dict[str, list[int]] = {}
-    for index, speaker in enumerate(dataset["speaker"]):
-        indices.setdefault(str(speaker), []).append(index)
+    for index, key in enumerate(dataset[group]):
+        indices.setdefault(str(key), []).append(index)
     frames = dataset.select_columns([column]).with_format("numpy")
-    # one clip in memory at a time: the statistics are running sums over each speaker's rows
+    # one clip in memory at a time: the statistics are running sums over each group's rows
     return {s: one_speaker_statistics(frames[i][column] for i in rows) for s, rows in indices.items()}
 
 
-def standardize_per_speaker(dataset: Dataset, column: str) -> Dataset:
-    """Speaker-adaptive features: each speaker's frames standardised with that speaker's own statistics.
+def standardize_per_group(dataset: Dataset, column: str, group: str = "speaker") -> Dataset:
+    """Adaptive features: each speaker's (or corpus's) frames standardised with that group's own statistics.
 
-    Uses only the speaker's (unlabelled) clips, so a test speaker can be adapted to from their recordings
-    without labels. Results from it are speaker-adaptive and are reported apart from speaker-independent ones.
+    Uses only the group's (unlabelled) clips, so a test speaker or corpus can be adapted to from its recordings
+    without labels. Results from it are adaptive and are reported apart from speaker-independent ones.
     """
-    stats = speaker_statistics(dataset, column)
+    stats = group_statistics(dataset, column, group)
 
     def apply(batch):
         out = []
-        for frames, speaker in zip(batch[column], batch["speaker"]):
-            mean, std = stats[str(speaker)]
+        for frames, key in zip(batch[column], batch[group]):
+            mean, std = stats[str(key)]
             out.append((np.asarray(frames, dtype=np.float32) - mean) / std)
         return {column: out}
 
-    return dataset.map(apply, batched=True, features=dataset.features, desc="per-speaker standardisation")
+    return dataset.map(apply, batched=True, features=dataset.features, desc=f"per-{group} standardisation")

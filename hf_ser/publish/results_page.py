@@ -63,7 +63,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
         ("general", "The general model: unified labels, trained on several corpora"),
         ("general-search", "The general model: every variant tried"),
         ("cross", "Across corpora"),
-        ("adaptive", "Speaker-adaptive mode: features standardised per speaker from their own clips (apart)"),
+        ("adaptive", "Adaptive mode: inputs standardised per speaker (or corpus) from its own unlabelled clips"),
         ("search", "Every variant tried (the recipe search)"),
         ("whisper-search", "The accurate family: head variants screened on 2 folds (chosen on validation actors)"),
         ("emobox", "EmoBox's own folds (RAVDESS, 6 folds by speaker), beside EmoBox's published frozen-encoder table"),

@@ -54,8 +54,20 @@ class DataConfig(_Section):
     common_only: bool = False  # keep only labels every corpus has
     exclude_labels: list[str] = []  # unified labels left out (e.g. boredom for the general model)
     speaker_adaptive: bool = False  # standardise features per speaker from their own clips (reported apart)
+    corpus_adaptive: bool = False  # standardise per corpus from all of its clips in the split (reported apart)
     user_data: str | None = None  # fine-tuning on a user's own clips: their description (corpus is then unused)
     sampling_rate: int | None = None  # decode/augment rate; None = the feature extractor's
+
+    @model_validator(mode="after")
+    def _one_adaptation(self):
+        if self.speaker_adaptive and self.corpus_adaptive:
+            raise ValueError("data.speaker_adaptive and data.corpus_adaptive exclude each other: choose one group")
+        return self
+
+    @property
+    def adaptive_group(self) -> str | None:
+        """The column whose groups' own statistics standardise the inputs (speaker, corpus), or None."""
+        return "speaker" if self.speaker_adaptive else "corpus" if self.corpus_adaptive else None
 
     @field_validator("corpus")
     @classmethod

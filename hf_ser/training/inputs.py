@@ -9,8 +9,8 @@ import logging
 import numpy as np
 from datasets import DatasetDict
 
-from ..data.encoder_cache import EncoderCacheStats, cache_encoder_states
-from ..data.features import extract_features, feature_column, standardize_per_speaker
+from ..data.encoder_cache import EncoderCacheStats, cache_encoder_states, standardize_states
+from ..data.features import extract_features, feature_column, standardize_per_group
 from .config import Experiment
 
 logger = logging.getLogger("hf_ser.training")
@@ -34,7 +34,9 @@ def encoder_id(exp: Experiment, model) -> str:
 
 
 def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model) -> DatasetDict:
-    """The model's inputs for every split: cached encoder states, or extracted (and standardised) features."""
+    """The model's inputs for every split: cached encoder states, or extracted features; adaptive variants
+    standardise each split's rows with their own speaker's or corpus's statistics in that split."""
+    group = exp.data.adaptive_group
     if exp.family.encoder_cache:
         stats = EncoderCacheStats(skipped=[])
         feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model), stats=stats)
@@ -46,9 +48,9 @@ def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model) -> DatasetD
             stats.bytes / 1e6,
             len(stats.skipped),
         )
-        return feats
+        return DatasetDict({k: standardize_states(v, group) for k, v in feats.items()}) if group else feats
     feats = extract_features(splits, fe, num_proc=exp.training.num_proc)
-    if exp.data.speaker_adaptive:
+    if group:
         column = feature_column(fe)
-        feats = DatasetDict({k: standardize_per_speaker(v, column) for k, v in feats.items()})
+        feats = DatasetDict({k: standardize_per_group(v, column, group) for k, v in feats.items()})
     return feats

@@ -127,11 +127,15 @@ def run_split(
             teacher = exp.training.teacher.replace("{fold}", fold)
             targets = distillation_targets(teacher, splits, exp, labels)
             feats["train"] = feats["train"].add_column(SOFT_LABELS, [t.tolist() for t in targets])
-        if exp.data.speaker_adaptive:
-            fe.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker
+        adaptive_extractor = exp.data.adaptive_group is not None and not exp.family.encoder_cache
+        if adaptive_extractor:
+            fe.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker (or corpus)
+        elif exp.data.adaptive_group:
+            model.config.adaptive_states = True  # the saved model refuses audio until given a group's statistics
     trainer, result = fit(model, fe, feats, args, exp.training, resume=resume)
     if exp.evaluation.corruptions:
-        fe.speaker_adaptive = False  # corrupted clips take the same path as the clean ones did
+        if adaptive_extractor:
+            fe.speaker_adaptive = False  # corrupted clips take the same path as the clean ones did
         babble = any("babble" in c for c in exp.evaluation.corruptions)
         sources = babble_sources(splits["train"], fe.sampling_rate) if babble else None  # decoded once
         result.corrupted = _score_corrupted(exp, trainer, model, fe, splits, feats, "test", sources)
@@ -139,7 +143,8 @@ def run_split(
             result.corrupted_validation = _score_corrupted(
                 exp, trainer, model, fe, splits, feats, "validation", sources
             )
-        fe.speaker_adaptive = exp.data.speaker_adaptive
+        if adaptive_extractor:
+            fe.speaker_adaptive = True
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))
         write_run(output_dir, exp, result, trainer.state.log_history)

@@ -39,6 +39,11 @@ class SERWhisperConfig(PreTrainedConfig):
             Softmax temperature of the scores (temperature scaling, fitted on validation speakers when a model is
             trained with them): the pipeline's scores are ``softmax(logits / temperature)``; 1.0 = uncalibrated.
             Never changes the top label.
+        adaptive_states (`bool`, defaults to `False`):
+            The head was trained on encoder states standardised per speaker or per corpus with that group's own
+            (unlabelled) statistics: an adaptive research variant, reported apart. Such a model refuses audio
+            until [`SERWhisperForAudioClassification.adapt_states`] has given it the statistics of the speaker or
+            recording set it will hear (``hf-ser predict --adapt-on FOLDER``).
         uncertain_below (`float`, *optional*):
             Calibrated top score below which hf-ser's front-ends (CLI, batch rows, timeline, Space) answer
             "uncertain" (scores kept); None = hf-ser's documented default (``hf_ser.confidence.ConfidenceRule``).
@@ -53,6 +58,7 @@ class SERWhisperConfig(PreTrainedConfig):
     encoder_weights: str = "included"
     encoder_provenance: str | None = None
     temperature: float = 1.0
+    adaptive_states: bool = False
     uncertain_below: float | None = None
 
     def __post_init__(self, **kwargs):

@@ -79,6 +79,18 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         self.head = SERForAudioClassification(config.head_config())
         self.post_init()
         self.freeze_encoder()
+        self.state_statistics: tuple[torch.Tensor, torch.Tensor] | None = None  # set by adapt_states
+
+    def adapt_states(self, states: list[torch.Tensor]) -> None:
+        """Adapt an ``adaptive_states`` model to a speaker (or recording set) from the encoder states of their
+        unlabelled clips, each (frames, layers, width): the mean and std of every (layer, dimension) over all
+        frames, float64 sums, variance floored at 1e-8 (as training's statistics)."""
+        frames = torch.cat([s.reshape(-1, *s.shape[-2:]).double() for s in states])
+        if frames.shape[0] == 0:
+            raise ValueError("adapt_states needs at least one frame of encoder states")
+        mean = frames.mean(dim=0)
+        std = (frames.square().mean(dim=0) - mean.square()).clamp(min=1e-8).sqrt()
+        self.state_statistics = (mean.float(), std.float())
 
     def _init_weights(self, module):  # the encoder is pretrained and the head initialises itself
         return
@@ -115,6 +127,16 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
             if input_features is None:
                 raise ValueError("pass input_features (log-mel) or encoder_states (cached encoder output)")
             encoder_states, attention_mask = self.encode(input_features, attention_mask)
+            if self.config.adaptive_states:
+                if self.state_statistics is None:
+                    raise ValueError(
+                        "this model was trained on encoder states standardised per speaker or corpus "
+                        "(adaptive_states): call adapt_states() with the encoder states of the speaker's clips "
+                        "first (hf-ser predict --adapt-on FOLDER)"
+                    )
+                mean, std = self.state_statistics
+                encoder_states = (encoder_states - mean) / std
+        # cached encoder_states of an adaptive model arrive standardised (the training cache does it)
         states = encoder_states.float()
         if self.config.normalize_states:
             states = nn.functional.layer_norm(states, (self.width,))
