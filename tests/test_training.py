@@ -415,6 +415,39 @@ def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path):
         tiny(data__corpus=["ravdess", "emodb"], protocol__name="cross-corpus", protocol__test_corpus="tess")
 
 
+def test_training_only_corpora_add_clips_but_neither_labels_nor_test_folds(corpus_dir, tmp_path):
+    from hf_ser.training.protocols import get_protocol
+    from hf_ser.training.run import load_experiment_data
+
+    dirs = {"ravdess": corpus_dir, "emodb": make_emodb(tmp_path / "emodb")}
+    exp = tiny(data__corpus=["ravdess", "emodb"], protocol__name="leave-one-corpus-out")
+    both = load_experiment_data(exp, dirs)
+    assert both.features["emotion"].names == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
+    extra = tiny(
+        data__corpus=["ravdess", "emodb"], protocol__name="leave-one-corpus-out", protocol__training_only=["ravdess"]
+    )
+    data = load_experiment_data(extra, dirs)
+    assert data.features["emotion"].names == [*both.features["emotion"].names, "boredom"]  # all of EMO-DB's
+    ravdess = load_corpus("ravdess", corpus_dir)
+    kept = sum(ravdess.features["emotion"].names[e] not in ("calm", "surprised") for e in ravdess["emotion"])
+    assert data["corpus"].count("ravdess") == kept  # its clips of EMO-DB's labels only
+    folds = get_protocol("leave-one-corpus-out").folds(data, extra.protocol.settings(), None)
+    assert [name for name, _ in folds] == ["ravdess->emodb"]  # never a test corpus
+    cross = tiny(
+        data__corpus=["ravdess", "emodb"],
+        protocol__name="cross-corpus",
+        protocol__test_corpus="ravdess",
+        protocol__training_only=["ravdess"],
+    )
+    with pytest.raises(ValueError, match="test_corpus 'ravdess' is also in protocol.training_only"):
+        get_protocol("cross-corpus").folds(data, cross.protocol.settings(), None)
+    with pytest.raises(ValueError, match="protocol.training_only is for the cross-corpus protocols"):
+        load_experiment_data(tiny(data__corpus=["ravdess", "emodb"], protocol__training_only=["ravdess"]), dirs)
+    with pytest.raises(ValueError, match=r"protocol.training_only: \['tess'\] not in data.corpus"):
+        bad = tiny(data__corpus=["ravdess", "emodb"], protocol__name="cross-corpus", protocol__training_only=["tess"])
+        load_experiment_data(bad, dirs)
+
+
 @pytest.mark.slow
 def test_accelerate_two_cpu_processes(corpus_dir, tmp_path):
     config = tmp_path / "tiny.yaml"

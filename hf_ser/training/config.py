@@ -85,6 +85,9 @@ class ProtocolConfig(_Section):
     val_size: float = Field(0.1, ge=0, lt=1)  # fraction of (training) speakers held out for early stopping
     seed: int = 0
     test_corpus: str | None = None  # cross-corpus: the corpus of data.corpus that is tested; the others train
+    # cross-corpus protocols: corpora of data.corpus that only add training clips: never tested, and they do not
+    # narrow the labels the tested corpora share (their clips of other labels are left out, and logged)
+    training_only: list[str] = []
 
     @field_validator("name")
     @classmethod
@@ -94,7 +97,9 @@ class ProtocolConfig(_Section):
         return value
 
     def settings(self) -> ProtocolSettings:
-        return ProtocolSettings(self.folds, self.test_size, self.val_size, self.seed, self.test_corpus)
+        return ProtocolSettings(
+            self.folds, self.test_size, self.val_size, self.seed, self.test_corpus, tuple(self.training_only)
+        )
 
 
 class AugmentationConfig(_Section):

@@ -35,6 +35,7 @@ class ProtocolSettings:
     val_size: float = 0.1
     seed: int = 0
     test_corpus: str | None = None  # cross-corpus: the corpus tested (all of it); the others train
+    training_only: tuple[str, ...] = ()  # cross-corpus: corpora that only add training clips (never tested)
 
 
 @dataclass(frozen=True)
@@ -208,11 +209,13 @@ def corpus_held_out(dataset: Dataset, test_corpus: str, val_size: float, seed: i
 def _cross_corpus(dataset: Dataset, p: ProtocolSettings, a: AugmentSettings) -> Folds:
     if not p.test_corpus:
         raise ValueError("protocol 'cross-corpus' needs protocol.test_corpus (one of data.corpus)")
+    if p.test_corpus in p.training_only:
+        raise ValueError(f"protocol.test_corpus {p.test_corpus!r} is also in protocol.training_only")
     return [corpus_held_out(dataset, p.test_corpus, p.val_size, p.seed)]
 
 
 def _leave_one_corpus_out(dataset: Dataset, p: ProtocolSettings, a: AugmentSettings) -> Folds:
-    corpora = dict.fromkeys(_corpus_column(dataset).tolist())
+    corpora = [c for c in dict.fromkeys(_corpus_column(dataset).tolist()) if c not in p.training_only]
     return [corpus_held_out(dataset, c, p.val_size, p.seed) for c in corpora]
 
 
