@@ -346,3 +346,35 @@ def test_random_eq_is_a_smooth_zero_mean_curve_within_its_size():
     assert torch.allclose(offset, offset[0].expand_as(offset), atol=1e-5)  # one curve for every frame
     with pytest.raises(ValueError, match="random_eq_db\n  Input should be greater than or equal to 0"):
         ItemAugmentation(random_eq_db=-1.0)
+
+
+def test_cache_prune_removes_least_recently_used_entries_whole(tmp_path, capsys):
+    import os
+
+    from hf_ser.cli import main as cli_main
+    from hf_ser.data.cache_usage import cache_usage, prune_cache
+
+    def write(relative: str, size: int, used: float):
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+        os.utime(path, (used, used))
+
+    write("encoder_states/old.npy", 100, 1_000)
+    write("encoder_states/statistics/mid.npz", 10, 2_000)
+    write("features/features-abc_00000_of_00002.arrow", 50, 3_000)  # one entry of two shards
+    write("features/features-abc_00001_of_00002.arrow", 50, 1_500)
+    write("augment/augment-new.arrow", 30, 4_000)
+    usage = {u.kind: (u.entries, u.bytes) for u in cache_usage(tmp_path)}
+    assert usage == {"encoder_states": (2, 110), "features": (1, 100), "augment": (1, 30)}
+    dry = prune_cache(150, tmp_path, dry_run=True)
+    assert (dry.removed, dry.freed, dry.remaining) == (1, 100, 140) and (tmp_path / "encoder_states/old.npy").exists()
+    report = prune_cache(50, tmp_path)  # old.npy (1000), mid.npz (2000), then both shards (last used 3000)
+    assert (report.removed, report.freed, report.remaining) == (3, 210, 30)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["augment-new.arrow"]
+    assert cli_main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    assert "augment" in capsys.readouterr().out
+    assert cli_main(["cache", "prune", "--cache-dir", str(tmp_path)]) == 2
+    assert "prune needs --max-gb" in capsys.readouterr().err
+    assert cli_main(["cache", "prune", "--max-gb", "0", "--cache-dir", str(tmp_path)]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out and not list(tmp_path.rglob("*.arrow"))

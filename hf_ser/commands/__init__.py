@@ -13,4 +13,5 @@ COMMANDS = (
     "finetune",
     "export",
     "example",
+    "cache",
 )

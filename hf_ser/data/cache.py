@@ -44,9 +44,14 @@ def file_stamps(paths: list[str]) -> list[tuple[str, int, int]]:
     return stamps
 
 
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """hf-ser's cache folder: ``cache_dir``, else ``$HF_SER_CACHE``, else ~/.cache/hf_ser."""
+    return Path(cache_dir or os.environ.get("HF_SER_CACHE") or Path.home() / ".cache" / "hf_ser")
+
+
 def cache_path(kind: str, key: str, cache_dir: str | Path | None) -> str:
-    """Where a derived dataset is cached (``HF_SER_CACHE`` or ~/.cache/hf_ser)."""
-    root = Path(cache_dir or os.environ.get("HF_SER_CACHE", Path.home() / ".cache" / "hf_ser")) / kind
+    """Where a derived dataset is cached (``<cache root>/<kind>/<kind>-<key>.arrow``)."""
+    root = cache_root(cache_dir) / kind
     root.mkdir(parents=True, exist_ok=True)
     return str(root / f"{kind}-{key}.arrow")
 

@@ -22,6 +22,7 @@ from datasets import Dataset, DatasetDict
 
 from ..audio import AudioDecodeError, decode_row
 from ..models.ser.mfcc_features_ser import speaker_statistics as frame_statistics
+from .cache import cache_root
 
 logger = logging.getLogger("hf_ser.data")
 STATES_COLUMN = "encoder_states"
@@ -29,8 +30,7 @@ STATISTICS_COLUMN = "state_statistics"  # per row: the .npz of its group's (mean
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("HF_SER_CACHE") or Path.home() / ".cache" / "hf_ser"
-    return Path(root) / "encoder_states"
+    return cache_root() / "encoder_states"
 
 
 @dataclass

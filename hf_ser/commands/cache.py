@@ -1,0 +1,37 @@
+"""`hf-ser cache`: what the cache holds (`info`) and trimming it to a size, least recently used first (`prune`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    cache = sub.add_parser("cache", help="show or trim hf-ser's cache (encoder states, features, augmented audio)")
+    cache.add_argument("action", choices=["info", "prune"])
+    cache.add_argument("--max-gb", type=float, default=None, help="prune: keep at most this many GB")
+    cache.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
+    cache.add_argument("--cache-dir", default=None, help="default: $HF_SER_CACHE or ~/.cache/hf_ser")
+    cache.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.cache import cache_root
+    from ..data.cache_usage import cache_usage, prune_cache
+
+    if args.action == "prune":
+        if args.max_gb is None or args.max_gb < 0:
+            raise ValueError("prune needs --max-gb, a size in GB >= 0 (e.g. --max-gb 20)")
+        report = prune_cache(int(args.max_gb * 1e9), args.cache_dir, dry_run=args.dry_run)
+        verb = "would remove" if report.dry_run else "removed"
+        print(
+            f"{verb} {report.removed} entries ({report.freed / 1e9:.2f} GB), least recently used first; "
+            f"{report.remaining / 1e9:.2f} GB left in {cache_root(args.cache_dir)}"
+        )
+        return 0
+    usage = cache_usage(args.cache_dir)
+    print(f"{cache_root(args.cache_dir)}")
+    print(f"{'kind':<16}{'entries':>10}{'GB':>10}")
+    for u in usage:
+        print(f"{u.kind:<16}{u.entries:>10}{u.bytes / 1e9:>10.2f}")
+    print(f"{'total':<16}{sum(u.entries for u in usage):>10}{sum(u.bytes for u in usage) / 1e9:>10.2f}")
+    return 0
