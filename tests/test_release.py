@@ -182,3 +182,24 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     text = "\n".join(robustness_lines({"r-model": full, "r-aug": aug}, ["r-model", "r-aug"]))
     assert "r-aug against r-model, on the validation actors of fold_1 (the folds both ran)" in text
     assert "| condition | r-model | r-aug | change |" in text and "| telephone | 50.00 | 80.00 | +30.0 |" in text
+
+
+def test_target_table_shows_each_target_beside_its_variants():
+    from types import SimpleNamespace
+
+    from hf_ser.publish.results_page import target_lines
+
+    def record(uar: float):
+        return SimpleNamespace(metric=lambda name: SimpleNamespace(mean=uar, percent=lambda: f"{100 * uar:.2f}"))
+
+    records = {
+        "whisper-lococ-tess": record(0.487),
+        "whisper-lococ-tess-corpus": record(0.601),
+        "whisper-lococ-emodb": record(0.56),
+        "general-lococ-tess": record(0.25),
+    }
+    lines = target_lines(records)
+    assert "| task | Whisper-base family | tiny | target | | per-corpus standardised (adaptive, apart) |" in lines
+    assert "| trained on RAVDESS + EMO-DB → TESS | 48.70 | 25.00 | 55 | missed by 6.3 | 60.10 |" in lines
+    assert "| trained on RAVDESS + TESS → EMO-DB | 56.00 | – | 55 | met | – |" in lines
+    assert not any("ASED" in line for line in lines)  # no ASED variant was run: no column for it
