@@ -489,3 +489,7 @@ def test_adaptive_states_model_refuses_audio_until_adapted_then_equals_the_stand
     assert mean.shape == std.shape == frames.shape[1:] and (std > 0).all()
     assert not torch.allclose(mean, frames.mean(0).float())  # adapted to the folder's speaker, not the old one
     assert abs(sum(r["score"] for r in classifier(clips[0], top_k=None)) - 1) < 1e-5
+    from hf_ser.onnx.export import export_onnx
+
+    with pytest.raises(ValueError, match="adaptive_states.*use the torch backend with --adapt-on"):
+        export_onnx(tmp_path / "adaptive", tmp_path / "onnx")

