@@ -489,7 +489,10 @@ def test_adaptive_states_model_refuses_audio_until_adapted_then_equals_the_stand
     assert mean.shape == std.shape == frames.shape[1:] and (std > 0).all()
     assert not torch.allclose(mean, frames.mean(0).float())  # adapted to the folder's speaker, not the old one
     assert abs(sum(r["score"] for r in classifier(clips[0], top_k=None)) - 1) < 1e-5
+    from hf_ser.models.families import family_of
     from hf_ser.onnx.export import export_onnx
 
+    architecture, _ = family_of("ser_whisper").card_text(model.config.to_dict(), fe.to_dict())
+    assert "standardised per speaker or corpus: adaptive, adapt it first" in architecture
     with pytest.raises(ValueError, match="adaptive_states.*use the torch backend with --adapt-on"):
         export_onnx(tmp_path / "adaptive", tmp_path / "onnx")

@@ -65,7 +65,10 @@ def _whisper_card_text(config: dict, extractor: dict) -> tuple[str, str]:
         f"Whisper encoder ({whisper['encoder_layers']} layers, width {whisper['d_model']}; "
         + ("frozen" if not trainable else f"top {trainable} layers fine-tuned")
         + f"; weights: {config.get('encoder_provenance') or 'see config'}) → softmax-weighted sum of its "
-        f"{whisper['encoder_layers'] + 1} hidden states → " + _ser_head_text(head)
+        f"{whisper['encoder_layers'] + 1} hidden states"
+        + (" (standardised per speaker or corpus: adaptive, adapt it first)" if config.get("adaptive_states") else "")
+        + " → "
+        + _ser_head_text(head)
     )
     features = (
         f"Whisper's log-mel ({extractor['feature_size']} bands, n_fft {extractor['n_fft']}, hop "
