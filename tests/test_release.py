@@ -203,3 +203,14 @@ def test_target_table_shows_each_target_beside_its_variants():
     assert "| trained on RAVDESS + EMO-DB → TESS | 48.70 | 25.00 | 55 | missed by 6.3 | 60.10 |" in lines
     assert "| trained on RAVDESS + TESS → EMO-DB | 56.00 | – | 55 | met | – |" in lines
     assert not any("ASED" in line for line in lines)  # no ASED variant was run: no column for it
+
+
+def test_cross_corpus_folds_pair_by_the_corpus_they_test():
+    from types import SimpleNamespace
+
+    from hf_ser.publish.results_page import _runs_of
+
+    record = SimpleNamespace(seeds={"0": SimpleNamespace(folds={"ravdess+tess+ased->emodb": "x"})})
+    other = SimpleNamespace(seeds={"0": SimpleNamespace(folds={"ravdess+tess->emodb": "y", "fold_0": "z"})})
+    assert set(_runs_of(record)) & set(_runs_of(other)) == {("0", "emodb")}
+    assert ("0", "fold_0") in _runs_of(other)  # other folds keep their names

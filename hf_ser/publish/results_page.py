@@ -121,8 +121,9 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
 
 
 def _runs_of(record) -> dict[tuple[str, str], Scores]:
-    """``(seed, fold) -> test scores`` over every seed run."""
-    return {(seed, f): scores for seed, r in record.seeds.items() for f, scores in r.folds.items()}
+    """``(seed, fold) -> test scores`` over every seed run. A cross-corpus fold (``train+train->test``) is keyed by
+    what it tests, so a row that adds a training corpus still pairs with the row it changes."""
+    return {(seed, f.split("->")[-1]): scores for seed, r in record.seeds.items() for f, scores in r.folds.items()}
 
 
 def comparison_lines(plan, records: dict) -> list[str]:
