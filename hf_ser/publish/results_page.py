@@ -247,7 +247,7 @@ def update_readme(readme: Path, plan_path: Path, results_dir: Path) -> None:
         if spec.group in ("headline", "general", "adaptive", "paper") and name in records:
             r = records[name]
             scope = f"{len(next(iter(r.seeds.values())).folds)} × {len(r.seeds)} seed(s)"
-            apart = "(speaker-adaptive, apart) " if spec.group == "adaptive" else ""
+            apart = "(adaptive, apart) " if spec.group == "adaptive" else ""
             scores = f"{r.metric('accuracy').percent()} | {r.metric('uar').percent()}"
             rows.append(f"| {apart}{name}: {spec.what} | {scope} | {scores} |")
     block = "\n".join([README_START, "", *rows, "", README_END])
