@@ -62,14 +62,12 @@ def adapt_classifier(classifier, inputs: Iterable[str | Path] | str | Path):
 
 
 def _adapt_states(classifier, model, extractor, inputs):
-    """An ``adaptive_states`` Whisper-family model: the statistics of the encoder states of the clips."""
-    import torch
+    """An ``adaptive_states`` Whisper-family model: the statistics of the encoder states of the clips, encoded as
+    the training cache encodes them."""
+    from .training.inputs import state_encoder
 
-    clips = speaker_clips(inputs, extractor.sampling_rate)
-    states = []
-    with torch.no_grad():
-        for clip in clips:
-            mel = torch.from_numpy(extractor(clip, sampling_rate=extractor.sampling_rate)["input_features"][0])
-            states.append(model.encode(mel[None].to(model.device, model.dtype))[0][0].cpu())
-    model.adapt_states(states)
+    encode, rate = state_encoder(model), extractor.sampling_rate
+    model.adapt_states(
+        encode(extractor(clip, sampling_rate=rate)["input_features"][0]) for clip in speaker_clips(inputs, rate)
+    )
     return classifier

@@ -102,7 +102,8 @@ def test_registered_experiments_all_validate():
     plan = ReleasePlan.load(path)
     assert plan.experiments
     for name, spec in {**plan.experiments, **plan.checkpoints}.items():
-        exp = load_experiment(path.parent / spec.config, spec.set)
+        overrides = spec.overrides() if name in plan.experiments else spec.set  # as the runner applies them
+        exp = load_experiment(path.parent / spec.config, overrides)
         assert exp.training.trainer_arguments(), name
 
 

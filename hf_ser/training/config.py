@@ -205,6 +205,9 @@ class Experiment(_Section):
         test_corpus = self.protocol.test_corpus
         if test_corpus is not None and test_corpus not in self.corpora:
             raise ValueError(f"'protocol.test_corpus': {test_corpus!r} is not one of data.corpus {self.corpora}")
+        unknown = sorted(set(self.protocol.training_only) - set(self.corpora))
+        if unknown:
+            raise ValueError(f"protocol.training_only: {unknown} not in data.corpus {self.corpora}")
         for section, build in (("features", self.feature_extractor), ("model", lambda: self.build_model_config(["a"]))):
             try:
                 build()

@@ -22,8 +22,8 @@ def state_encoder(model):
 
     def encode(mel: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            states, _ = model.encode(torch.from_numpy(mel)[None])
-        return states[0].numpy()
+            states, _ = model.encode(torch.from_numpy(mel)[None].to(model.device))
+        return states[0].cpu().numpy()
 
     return encode
 

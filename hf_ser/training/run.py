@@ -59,9 +59,6 @@ def load_experiment_data(exp: Experiment, data_dir: DataDirs, protocol: str | No
         return load_corpus(corpora[0], _dir_for(data_dir, corpora[0]))
     if exp.protocol.training_only and not get_protocol(protocol or exp.protocol.name).across_corpora:
         raise ValueError("protocol.training_only is for the cross-corpus protocols (their other corpora are tested)")
-    unknown = sorted(set(exp.protocol.training_only) - set(corpora))
-    if unknown:
-        raise ValueError(f"protocol.training_only: {unknown} not in data.corpus {corpora}")
     labels = unified_labels(exp, [c for c in corpora if c not in exp.protocol.training_only], common)
     dirs = {c: _dir_for(data_dir, c) for c in corpora}
     return load_corpora(corpora, dirs, merge_calm=d.merge_calm, labels=labels)

@@ -17,6 +17,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_ser_whisper import SERWhisperConfig
+from .mfcc_features_ser import speaker_statistics
 from .modeling_ser import SERForAudioClassification, save_with_pipeline
 
 
@@ -81,16 +82,12 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         self.freeze_encoder()
         self.state_statistics: tuple[torch.Tensor, torch.Tensor] | None = None  # set by adapt_states
 
-    def adapt_states(self, states: list[torch.Tensor]) -> None:
+    def adapt_states(self, states) -> None:
         """Adapt an ``adaptive_states`` model to a speaker (or recording set) from the encoder states of their
         unlabelled clips, each (frames, layers, width): the mean and std of every (layer, dimension) over all
-        frames, float64 sums, variance floored at 1e-8 (as training's statistics)."""
-        frames = torch.cat([s.reshape(-1, *s.shape[-2:]).double() for s in states])
-        if frames.shape[0] == 0:
-            raise ValueError("adapt_states needs at least one frame of encoder states")
-        mean = frames.mean(dim=0)
-        std = (frames.square().mean(dim=0) - mean.square()).clamp(min=1e-8).sqrt()
-        self.state_statistics = (mean.float(), std.float())
+        frames, computed by ``speaker_statistics``, the definition training's statistics use too."""
+        mean, std = speaker_statistics(states)
+        self.state_statistics = (torch.from_numpy(mean), torch.from_numpy(std))
 
     def _init_weights(self, module):  # the encoder is pretrained and the head initialises itself
         return
