@@ -35,8 +35,11 @@ footer {visibility: hidden;}
 
 
 def _speaker_adaptive(folder: Path) -> bool:
-    settings = folder / "preprocessor_config.json"
-    return settings.is_file() and bool(json.loads(settings.read_text()).get("speaker_adaptive"))
+    """Adaptive on its features (the tiny family's extractor) or on its encoder states (the Whisper family)."""
+    settings, config = folder / "preprocessor_config.json", folder / "config.json"
+    return (settings.is_file() and bool(json.loads(settings.read_text()).get("speaker_adaptive"))) or (
+        config.is_file() and bool(json.loads(config.read_text()).get("adaptive_states"))
+    )
 
 
 def available_models() -> dict[str, str]:

@@ -95,6 +95,9 @@ def test_the_space_leaves_out_speaker_adaptive_checkpoints(model_dir, adaptive_d
     bundle = tmp_path / "bundle"
     shutil.copytree(model_dir, bundle / "ser-general")
     shutil.copytree(adaptive_dir, bundle / "ser-general-adaptive")
+    states = shutil.copytree(model_dir, bundle / "ser-states-adaptive")  # adaptive on its encoder states
+    config = json.loads((states / "config.json").read_text())
+    (states / "config.json").write_text(json.dumps({**config, "adaptive_states": True}))
     monkeypatch.setenv("HF_SER_CHECKPOINTS", str(bundle))
     monkeypatch.delenv("HF_SER_MODEL", raising=False)
     assert list(available_models()) == ["ser-general"]

@@ -119,7 +119,10 @@ FAST = [
     "training.feature_masks=2",
 ]
 SHIPPED_RECIPES = {
-    "ser-general": ("v0.1/multi_corpus.yaml", [*FAST, "features.mean_normalization=level"]),
+    "ser-general": (
+        "v0.1/multi_corpus.yaml",
+        [*FAST, "features.mean_normalization=level", "data.corpus=[ravdess, emodb, tess, ased]"],
+    ),
     "ser-ravdess": (
         "v0.1/ravdess.yaml",
         [*FAST, "features.feature_type=log_mel", "features.mean_normalization=level", "model.ensemble_size=3"],
@@ -139,6 +142,16 @@ SHIPPED_RECIPES = {
             "data.merge_calm=true",
             "data.exclude_labels=[boredom]",
             "training.num_train_epochs=15",
+        ],
+    ),
+    "ser-whisper-general-adaptive": (  # the whisper-lococ-*-speaker rows' recipe, on the three corpora
+        "whisper.yaml",
+        [
+            "data.corpus=[ravdess, emodb, tess]",
+            "data.merge_calm=true",
+            "data.exclude_labels=[boredom]",
+            "training.num_train_epochs=15",
+            "data.speaker_adaptive=true",
         ],
     ),
 }

@@ -135,8 +135,8 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         labels=", ".join(result.labels),
         features=features,
         sampling_rate=extractor["sampling_rate"],
-        language_name=" and ".join(i.language_name for i in infos),
-        training_data="Trained on " + " ".join(i.description for i in infos),
+        language_name=_spoken_list(list(dict.fromkeys(i.language_name for i in infos))),
+        training_data="Trained on " + "; ".join(i.description.rstrip(".") for i in infos) + ".",
         data_license=" ".join(i.license_text for i in infos),
         protocol=protocol.name,
         protocol_description=protocol.description,
@@ -206,6 +206,11 @@ def save_coverage_figure(curve: list[tuple[float, float, float]], path: Path) ->
 
 
 COVERAGE_FIGURE = "coverage_accuracy.png"
+
+
+def _spoken_list(names: list[str]) -> str:
+    """``["a", "b", "c"]`` → ``"a, b and c"``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def write_card(run_dir: str | Path, repo_id: str | None = None, model_name: str | None = None) -> Path:
