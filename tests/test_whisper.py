@@ -496,3 +496,28 @@ def test_adaptive_states_model_refuses_audio_until_adapted_then_equals_the_stand
     assert "standardised per speaker or corpus: adaptive, adapt it first" in architecture
     with pytest.raises(ValueError, match="adaptive_states.*use the torch backend with --adapt-on"):
         export_onnx(tmp_path / "adaptive", tmp_path / "onnx")
+
+
+def test_a_full_disk_stops_the_encoder_cache_and_says_how_to_free_it(tmp_path, voice, monkeypatch):
+    """A full disk is the machine's error, not a clip's: skipping every clip from there on would train on what
+    little was cached. Nothing half-written is left behind."""
+    import errno
+    from pathlib import Path
+
+    from datasets import Dataset
+
+    from hf_ser.data import encoder_cache
+
+    sf.write(tmp_path / "a.wav", voice(1.0, 16000), 16000)
+    data = Dataset.from_dict({"audio": [str(tmp_path / "a.wav")]})
+
+    def full_disk(path, *args, **kwargs):
+        Path(path).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(encoder_cache.np, "save", full_disk)
+    with pytest.raises(encoder_cache.CacheFullError, match="hf-ser cache prune"):
+        encoder_cache.cache_encoder_states(
+            data, SERWhisperFeatureExtractor(), lambda mel: np.zeros((4, 2, 8)), "test-encoder", tmp_path / "cache"
+        )
+    assert list((tmp_path / "cache").iterdir()) == []

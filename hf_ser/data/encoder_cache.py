@@ -9,6 +9,7 @@ loads them. Files that cannot be decoded are reported with their reason (log lin
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -55,6 +56,29 @@ def _clip_key(encoder_id: str, path: str | None, array, rate) -> str:
     return digest.hexdigest()
 
 
+class CacheFullError(OSError):
+    """The cache's disk is full: an error of the machine, not of a clip, so it stops the run (skipping every
+    clip from there on would train on what little was cached)."""
+
+
+def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """``write(temporary path)`` beside ``target``, then rename: a reader never sees half a file, and a failed
+    write leaves nothing behind."""
+    tmp = target.with_suffix(f".{os.getpid()}.tmp{target.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno == errno.ENOSPC:
+            raise CacheFullError(
+                errno.ENOSPC,
+                f"no space left for {target.name} in {target.parent}: free some, e.g. "
+                "`hf-ser cache prune --max-gb N` (see `hf-ser cache info`)",
+            ) from err
+        raise
+
+
 def cache_encoder_states(
     data: Dataset | DatasetDict,
     feature_extractor,
@@ -92,13 +116,13 @@ def cache_encoder_states(
                 mel = feature_extractor(wave)["input_features"][0]
                 states = np.asarray(encode(mel), dtype=np.float16)
                 stats.seconds += time.perf_counter() - started
-                tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
-                np.save(tmp, states)
-                os.replace(tmp, target)
+                _write_atomically(target, lambda tmp, states=states: np.save(tmp, states))
                 stats.encoded += 1
             else:
                 stats.cached += 1
             stats.bytes += target.stat().st_size
+        except CacheFullError:
+            raise
         except (AudioDecodeError, ValueError, OSError) as err:
             message = str(err) if str(path) in str(err) else f"{path}: {err}"
             logger.warning("encoder cache: skipped %s", message)
@@ -133,9 +157,7 @@ def standardize_states(data: Dataset, group: str = "speaker", cache_dir: str | P
         target = folder / f"{hashlib.sha1(chr(0).join([group, key, *members]).encode()).hexdigest()}.npz"
         if not target.is_file():
             mean, std = frame_statistics(load_states(f) for f in members)
-            tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, mean=mean, std=std)
-            os.replace(tmp, target)
+            _write_atomically(target, lambda tmp, mean=mean, std=std: np.savez(tmp, mean=mean, std=std))
         for i in rows:
             column[i] = str(target)
     out = data.remove_columns([STATISTICS_COLUMN]) if STATISTICS_COLUMN in data.column_names else data
