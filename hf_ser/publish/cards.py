@@ -95,9 +95,11 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
     family = family_of(config["model_type"])
     architecture, features = family.card_text(config, extractor)
     extra = []
-    if extractor.get("speaker_adaptive"):
+    adaptive = bool(extractor.get("speaker_adaptive") or config.get("adaptive_states"))
+    if adaptive:
+        inputs = "encoder states" if config.get("adaptive_states") else "features"
         extra.append(
-            "- **Speaker-adaptive**: it reads features standardised with the speaker's own statistics, so it must "
+            f"- **Speaker-adaptive**: it reads {inputs} standardised with the speaker's own statistics, so it must "
             "be adapted to each speaker from a few of their (unlabelled) clips first: "
             "`hf_ser.load_classifier(model, adapt_on=folder)` or `hf-ser predict --adapt-on FOLDER`; it refuses "
             "audio until then. Its test figures adapt to each test speaker from all of that speaker's clips."
@@ -135,6 +137,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         labels=", ".join(result.labels),
         features=features,
         sampling_rate=extractor["sampling_rate"],
+        adaptive=adaptive,
         language_name=_spoken_list(list(dict.fromkeys(i.language_name for i in infos))),
         training_data="Trained on " + "; ".join(i.description.rstrip(".") for i in infos) + ".",
         data_license=" ".join(i.license_text for i in infos),
