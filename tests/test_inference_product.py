@@ -139,7 +139,8 @@ def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speec
 @pytest.mark.slow
 @pytest.mark.parametrize("model, kept_at_least", [("ser-general", 0.95), ("ser-whisper-general", 0.90)])
 def test_real_clips_keep_their_label_from_minus_30_to_plus_10_db(tmp_path, model, kept_at_least):
-    """Held-out real clips played quieter or louder (clipped) are never "no speech" and keep the model's label.
+    """Real clips (RAVDESS actors 20-24) played quieter or louder (clipped) are never "no speech" and keep the
+    model's label.
 
     The tiny model's features are gain-normalised: it keeps its label on >= 95 %. The Whisper family's log-mel is
     not (Whisper floors it at the clip's max - 8 but keeps the absolute level): measured 84 % at -30 dB, 96 % at
