@@ -83,6 +83,11 @@ def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
     assert (run_dir / "coverage_accuracy.png").is_file() and "](coverage_accuracy.png)" in text
     assert "temperature 1.80, fitted on validation speakers" in text and "0.120 before, 0.050 after" in text
     assert "answers 75 % of clips at that threshold, 71.0 % of them correctly (all clips: 62.0 %)" in text
+    assert "worse on these speakers" not in text
+    result.calibration = result.calibration.model_copy(update={"test_ece_raw": 0.03, "test_ece": 0.08})
+    result.save(run_dir / "metrics.json")
+    text = write_card(run_dir).read_text()  # a temperature that made the test speakers worse says so
+    assert "0.030 before, 0.080 after: worse on these speakers than the raw scores" in text
 
 
 def test_push_dry_run_lists_files_sizes_and_front_matter(run_dir, capsys):

@@ -175,10 +175,16 @@ def _confidence_text(result: RunResult, config: dict) -> str:
         if answered and 0.0 in curve
         else ""
     )
+    worse = (
+        ": worse on these speakers than the raw scores; the temperature was fitted on the validation speakers "
+        "alone, as it must be, and too few of them can mislead it"
+        if calibration.test_ece > calibration.test_ece_raw
+        else ""
+    )
     return (
         f"- **Calibrated scores**: temperature {calibration.temperature:.2f}, fitted on validation speakers "
         f"(expected calibration error on the test speakers {calibration.test_ece_raw:.3f} before, "
-        f"{calibration.test_ece:.3f} after). {rule}{trade} The trade-off as the threshold rises: "
+        f"{calibration.test_ece:.3f} after{worse}). {rule}{trade} The trade-off as the threshold rises: "
         f"![coverage against accuracy]({COVERAGE_FIGURE})"
     )
 
