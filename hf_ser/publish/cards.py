@@ -10,6 +10,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..data.corpora import CORPORA, CorpusFacts
 from ..models.families import family_of
+from ..models.loading import adaptive_inputs
 from ..training.protocols import PROTOCOLS
 from ..training.reports import class_report_markdown
 from ..training.results import RunResult
@@ -95,9 +96,8 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
     family = family_of(config["model_type"])
     architecture, features = family.card_text(config, extractor)
     extra = []
-    adaptive = bool(extractor.get("speaker_adaptive") or config.get("adaptive_states"))
-    if adaptive:
-        inputs = "encoder states" if config.get("adaptive_states") else "features"
+    inputs = adaptive_inputs(config, extractor)
+    if inputs:
         extra.append(
             f"- **Speaker-adaptive**: it reads {inputs} standardised with the speaker's own statistics, so it must "
             "be adapted to each speaker from a few of their (unlabelled) clips first: "
@@ -137,7 +137,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         labels=", ".join(result.labels),
         features=features,
         sampling_rate=extractor["sampling_rate"],
-        adaptive=adaptive,
+        adaptive=inputs is not None,
         language_name=_spoken_list(list(dict.fromkeys(i.language_name for i in infos))),
         training_data="Trained on " + "; ".join(i.description.rstrip(".") for i in infos) + ".",
         data_license=" ".join(i.license_text for i in infos),
