@@ -56,8 +56,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """Mean |accuracy − confidence| over equal-width bins of the top score, weighted by the bins' sizes."""
     probs, labels = np.asarray(probs), np.asarray(labels)
-    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
-    correct = (predicted == labels).astype(float)
+    return _binned_ece(probs.max(axis=1), probs.argmax(axis=1) == labels, bins)
+
+
+def _binned_ece(confidence: np.ndarray, correct: np.ndarray, bins: int) -> float:
+    correct = np.asarray(correct, dtype=float)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
     ece = 0.0
@@ -79,6 +82,38 @@ def coverage_curve(probs: np.ndarray, labels: np.ndarray, thresholds=None) -> li
         if kept.any():
             rows.append((float(t), float(kept.mean()), float(correct[kept].mean())))
     return rows
+
+
+def ece_sampling_floor(
+    coverage: list[tuple[float, float, float]], clips: int, bins: int = 15, draws: int = 2000, seed: int = 0
+) -> float:
+    """The ECE a *perfectly* calibrated model would still show on ``clips`` test clips whose top scores are spread
+    as in ``coverage`` (a :func:`coverage_curve`): each clip is right with probability equal to its score, so
+    a bin's accuracy differs from its confidence by sampling alone. Monte Carlo mean over ``draws``.
+
+    It puts the measured ECE in proportion: on a few hundred clips a flawless model scores a few hundredths, not 0.
+    Scores inside each 0.05 step of the curve are taken as evenly spread (the curve keeps no finer detail).
+    """
+    if clips <= 0:
+        raise ValueError(f"clips must be a positive number of test clips, got {clips}")
+    if not coverage:
+        raise ValueError("coverage is empty: need the (threshold, coverage, accuracy) rows of coverage_curve")
+    thresholds = [t for t, _, _ in coverage]
+    step = thresholds[1] - thresholds[0] if len(thresholds) > 1 else 0.05
+    thresholds.append(min(1.0, thresholds[-1] + step))
+    shares = [c for _, c, _ in coverage] + [0.0]
+    confidence = []
+    for low, high, share, next_share in zip(thresholds, thresholds[1:], shares, shares[1:]):
+        count = round(clips * (share - next_share))
+        confidence.extend(low + (high - low) * (np.arange(count) + 0.5) / max(count, 1))
+    confidence = np.asarray(confidence)
+    correct = np.random.default_rng(seed).random((draws, confidence.size)) < confidence
+    which = np.clip(np.digitize(confidence, np.linspace(0.0, 1.0, bins + 1)[1:-1], right=True), 0, bins - 1)
+    ece = np.zeros(draws)
+    for b in np.unique(which):  # the same 15-bin ECE as expected_calibration_error, for every draw at once
+        members = which == b
+        ece += members.mean() * np.abs(correct[:, members].mean(axis=1) - confidence[members].mean())
+    return float(ece.mean())
 
 
 def clipped_fraction(wave: np.ndarray) -> float:

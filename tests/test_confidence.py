@@ -13,6 +13,7 @@ from hf_ser.confidence import (
     UNCERTAIN,
     ConfidenceRule,
     coverage_curve,
+    ece_sampling_floor,
     expected_calibration_error,
     fit_temperature,
     high_band_share,
@@ -59,6 +60,25 @@ def test_ece_and_coverage_against_hand_computed_values():
     assert curve[0.0] == (1.0, 0.75) and curve[0.7] == (0.5, 1.0)
     with pytest.raises(ValueError, match="need logits"):
         fit_temperature(np.zeros(3), np.zeros(3))
+
+
+def test_ece_sampling_floor_matches_a_simulated_perfectly_calibrated_model():
+    # one score bin, 0.60-0.65, 300 clips: |mean of Bernoulli(c) - mean c| ~ sqrt(2/pi) * sqrt(c(1 - c) / n)
+    normal = np.sqrt(2 / np.pi) * np.sqrt(0.625 * 0.375 / 300)
+    assert ece_sampling_floor([(0.6, 1.0, 0.6)], 300) == pytest.approx(normal, rel=0.06)
+    assert ece_sampling_floor([(0.6, 1.0, 0.6)], 1200) == pytest.approx(normal / 2, rel=0.06)  # 1 / sqrt(n)
+    # scores spread over 0.2-1.0: the same as scoring a calibrated model's Bernoulli draws with the real ECE
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0.2, 1.0, 300)
+    probs = np.c_[confidence, np.tile(((1 - confidence) / 7)[:, None], (1, 7))]
+    simulated = np.mean(
+        [expected_calibration_error(probs, (rng.random(300) >= confidence).astype(int)) for _ in range(1000)]
+    )
+    floor = ece_sampling_floor(coverage_curve(probs, np.zeros(300, int)), 300)
+    assert floor == pytest.approx(simulated, rel=0.05) and floor > 0.05  # a flawless model misses 0.05 here
+    assert ece_sampling_floor([(0.95, 1.0, 1.0)], 300) < 0.02  # near-certain scores leave little to chance
+    with pytest.raises(ValueError, match="clips"):
+        ece_sampling_floor([(0.6, 1.0, 0.6)], 0)
 
 
 def test_the_rule_answers_uncertain_below_its_threshold_and_keeps_the_scores(speech):

@@ -119,6 +119,7 @@ def test_per_class_rows_come_from_the_summed_confusion_matrix():
 
 
 def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_path):
+    from hf_ser.confidence import ece_sampling_floor
     from hf_ser.publish.robustness_page import robustness_lines
     from hf_ser.training.results import Calibration, ConditionScores
 
@@ -130,6 +131,7 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     runs = {}
     for fold, (phone_uar, agree) in enumerate([(0.50, 0.80), (0.60, 0.90)]):
         run = _run(0.71, {})  # clean UAR 0.70
+        run.confusion_matrix = [[200]]  # 200 test clips in each fold
         run.corrupted = {
             "telephone": ConditionScores(accuracy=0.6, uar=phone_uar, agreement=agree, ece=0.10),
             "white SNR 10": ConditionScores(accuracy=0.7, uar=0.66, agreement=0.95, ece=0.05),
@@ -162,8 +164,10 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     assert "| r-model | UAR lost, telephone | 15.0 points | ≤ 5 | missed by 10.0 |" in text
     assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met |" in text
     assert "| r-model | agreement, telephone | 85.0 % | ≥ 90 % | missed by 5.0 |" in text
-    assert "| r-model | ECE, clean test | 0.040 | ≤ 0.05 | met |" in text
-    assert "| r-model | 1.50 | 0.150 ± 0.000 | 0.040 ± 0.000 | 0.100 | 0.050 | 80 % | 80.0 % | 71.0 % |" in text
+    assert "| r-model | ECE, clean test | 0.040 | ≤ 0.05 | met (perfectly calibrated on these clips: 0." in text
+    floor = ece_sampling_floor(coverage, 200)  # per fold: the run's 400 clips over its 2 folds
+    assert f"| r-model | 1.50 | 0.150 ± 0.000 | 0.040 ± 0.000 | {floor:.3f} ± 0.000 | 0.100 | 0.050 | 80 % |" in text
+    assert "| telephone | 0.100 ± 0.000 |" in text and "| clean | 0.040 ± 0.000 |" in text  # ECE per condition
     assert figure.is_file() and "![coverage against accuracy](results/coverage.png)" in text
     # a screen on fold_1 only is compared with the full run on the validation actors of fold_1 alone
     for fold, run in runs.items():

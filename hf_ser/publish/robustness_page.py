@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..confidence import DEFAULT_RULE
+from ..confidence import DEFAULT_RULE, ece_sampling_floor
 from ..training.results import MeanStd, ProtocolResult
 
 # issue 18's targets on the default model: (condition, most UAR points lost)
@@ -132,6 +132,8 @@ def _target_lines(records: dict, names: list[str], clean: dict[str, float]) -> l
         ece = _ece(records[n])
         if ece is not None:
             verdict = "met" if ece.mean <= ECE_TARGET else f"missed by {ece.mean - ECE_TARGET:.3f}"
+            if (floor := _ece_floor(records[n])) is not None:
+                verdict += f" (perfectly calibrated on these clips: {floor.mean:.3f})"
             rows.append(f"| {n} | ECE, clean test | {ece.mean:.3f} | ≤ {ECE_TARGET} | {verdict} |")
     return [
         "### Against the targets",
@@ -145,6 +147,16 @@ def _target_lines(records: dict, names: list[str], clean: dict[str, float]) -> l
 
 def _ece(record, raw: bool = False) -> MeanStd | None:
     values = [c.test_ece_raw if raw else c.test_ece for r in _runs(record) for c in r.calibration.values()]
+    return MeanStd.of(values) if values else None
+
+
+def _ece_floor(record) -> MeanStd | None:
+    """Per fold, the ECE a perfectly calibrated model would show on as many test clips with the same spread of top
+    scores (:func:`~hf_ser.confidence.ece_sampling_floor`; clips per fold: the run's total over its folds)."""
+    values = []
+    for run in _runs(record):
+        clips = round(float(np.sum(run.confusion_matrix)) / max(len(run.folds), 1))
+        values += [ece_sampling_floor(c.test_coverage, clips) for c in run.calibration.values() if c.test_coverage]
     return MeanStd.of(values) if values else None
 
 
@@ -169,9 +181,13 @@ def _calibration_lines(records: dict, names: list[str], figure: Path | None) -> 
         "answers *uncertain* on the rest: *answered* is the share of clean test clips that get an emotion, "
         "*accuracy answered* the accuracy on those.",
         "",
-        "| experiment | temperature | ECE raw | ECE calibrated | ECE telephone | ECE white SNR 10 | answered | "
-        "accuracy answered | accuracy all |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "*ECE if calibrated perfectly*: what a flawless model would still score on as many test clips with the same "
+        "spread of top scores, from sampling alone (each clip right with probability equal to its score; "
+        "`hf_ser.confidence.ece_sampling_floor`): the part of the measured ECE that no calibration can remove.",
+        "",
+        "| experiment | temperature | ECE raw | ECE calibrated | ECE if calibrated perfectly | ECE telephone | "
+        "ECE white SNR 10 | answered | accuracy answered | accuracy all |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n in names:
         record = records[n]
@@ -183,17 +199,43 @@ def _calibration_lines(records: dict, names: list[str], figure: Path | None) -> 
         answered = curve.get(round(DEFAULT_RULE.threshold, 2))
         everything = curve.get(0.0)
         phone, noise = _condition(record, "telephone", "ece"), _condition(record, "white SNR 10", "ece")
+        floor = _ece_floor(record)
+        floor_cell = f"{floor.mean:.3f} ± {floor.std:.3f}" if floor else "–"
         lines.append(
             f"| {n} | {np.mean(temps):.2f} | {raw.mean:.3f} ± {raw.std:.3f} | {ece.mean:.3f} ± {ece.std:.3f} | "
+            f"{floor_cell} | "
             f"{phone.mean if phone else float('nan'):.3f} | {noise.mean if noise else float('nan'):.3f} | "
             f"{100 * answered[0]:.0f} % | {100 * answered[1]:.1f} % | {100 * everything[1]:.1f} % |"
             if answered and everything
-            else f"| {n} | {np.mean(temps):.2f} | {raw.mean:.3f} | {ece.mean:.3f} | – | – | – | – | – |"
+            else f"| {n} | {np.mean(temps):.2f} | {raw.mean:.3f} | {ece.mean:.3f} | {floor_cell} | – | – | – | – | – |"
         )
+    lines += ["", *_condition_ece_lines(records, names)]
     if figure is not None and _plot_coverage(records, names, figure):
         lines += ["", f"![coverage against accuracy](results/{figure.name})", ""]
     lines.append("")
     return lines
+
+
+def _condition_ece_lines(records: dict, names: list[str]) -> list[str]:
+    """ECE (calibrated, mean ± std over folds) on the clean test clips and under every recording condition."""
+    names = [n for n in names if _ece(records[n]) is not None]
+    if not names:
+        return []
+    conditions = list(_runs(records[names[0]])[0].corrupted)
+    lines = [
+        "ECE with the fitted temperature under every recording condition (mean ± std over folds; the temperature "
+        "is fitted on clean validation actors only).",
+        "",
+        "| condition | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        "| clean | " + " | ".join(f"{_ece(records[n]).mean:.3f} ± {_ece(records[n]).std:.3f}" for n in names) + " |",
+    ]
+    for condition in conditions:
+        cells = [_condition(records[n], condition, "ece") for n in names]
+        lines.append(
+            f"| {condition} | " + " | ".join(f"{c.mean:.3f} ± {c.std:.3f}" if c else "–" for c in cells) + " |"
+        )
+    return [*lines, ""]
 
 
 def _plot_coverage(records: dict, names: list[str], figure: Path) -> bool:
