@@ -118,6 +118,29 @@ def test_augment_rows_sources_and_determinism(ravdess):
     assert np.asarray(other[1]["array"]).tobytes() != np.asarray(train[1]["array"]).tobytes()
 
 
+def test_babble_copies_mix_other_clips_of_the_training_speakers_at_the_drawn_snr(ravdess):
+    from hf_ser.data.corruptions import babble_sources
+
+    train = speaker_independent_split(ravdess, seed=0)["train"]
+    babble = [[{"name": "AddNoise", "kind": "babble", "snr_db": 5, "max_snr_db": 20, "talkers": 3, "seed": None}]]
+    out = augment(train, babble, seed=3, sampling_rate=16000, cache_dir=None)
+    copies = [r for r in out if r["augmentation"] == "AddNoise"]
+    originals = {r["utterance_id"]: np.asarray(r["array"], np.float32) for r in out if r["augmentation"] == "none"}
+    snrs = []
+    for row in copies:
+        clean = originals[row["source_id"]]
+        noise = np.asarray(row["array"], np.float32) - clean
+        snrs.append(10 * np.log10(np.mean(clean**2) / np.mean(noise**2)))
+    assert len(copies) == len(train) and 5 - 0.05 <= min(snrs) < max(snrs) <= 20 + 0.05  # drawn per clip
+    # the same seed gives the same audio with two worker processes; the test suite's babble clips are not used
+    again = augment(train, babble, seed=3, sampling_rate=16000, num_proc=2, batch_size=3, cache_dir=None)
+    assert np.asarray(again[1]["array"]).tobytes() == np.asarray(out[1]["array"]).tobytes()
+    first, last = babble_sources(train, 16000), babble_sources(train, 16000, last=True)
+    assert not any(np.array_equal(a, b) for a in first for b in last)
+    with pytest.raises(ValueError, match="needs a sampling_rate"):
+        augment(train, babble, seed=3)
+
+
 def test_paper_noise_follows_the_rule():
     wave = (0.5 * np.sin(np.linspace(0, 400, 8000))).astype(np.float32)
     transform = build_transform({"name": "PeakRelativeGaussianNoise", "max_factor": 0.035})

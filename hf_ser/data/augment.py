@@ -30,6 +30,7 @@ from datasets import Dataset, Sequence, Value
 from ..audio import AudioDecodeError, decode_row
 from .cache import cached_map, check_on_error
 from .corruptions import TRANSFORMS as CORRUPTIONS
+from .corruptions import babble_sources
 
 
 class PeakRelativeGaussianNoise(BaseWaveformTransform):
@@ -109,14 +110,32 @@ class AugmentConfig:
             raise ValueError(f"augmentation: unknown keys {sorted(unknown)} (expected copies, keep_original)")
         copies = [c if isinstance(c, list) else [c] for c in value.get("copies", [])]
         config = cls(copies=copies, keep_original=bool(value.get("keep_original", True)))
-        config.pipelines()  # validate now, not inside a worker process
-        return config
+        return config.validate()
 
-    def pipelines(self) -> list[am.Compose]:
-        return [am.Compose([build_transform(s) for s in copy], p=1.0, shuffle=False) for copy in self.copies]
+    def validate(self) -> AugmentConfig:
+        """Build every step once, so a bad step fails here and not inside a worker process (silent stand-ins
+        for the babble clips that :func:`augment` finds in the training split)."""
+        self.pipelines(babble=[np.zeros(1, np.float32)] * 64 if self.needs_babble() else None)
+        return self
+
+    def needs_babble(self) -> bool:
+        """Whether a step mixes babble without clips of its own (it then takes the training split's speakers)."""
+        return any(_is_open_babble(step) for copy in self.copies for step in copy)
+
+    def pipelines(self, babble: list[np.ndarray] | None = None) -> list[am.Compose]:
+        """The copies' transform chains; ``babble`` feeds the babble steps that name no clips of their own."""
+
+        def step(spec: dict) -> dict:
+            return {**spec, "babble_sources": babble} if babble is not None and _is_open_babble(spec) else spec
+
+        return [am.Compose([build_transform(step(s)) for s in copy], p=1.0, shuffle=False) for copy in self.copies]
 
     def names(self) -> list[str]:
         return ["+".join(s["name"] for s in copy) for copy in self.copies]
+
+
+def _is_open_babble(spec: dict) -> bool:
+    return spec.get("name") == "AddNoise" and spec.get("kind") == "babble" and not spec.get("babble_sources")
 
 
 def copy_seed(seed: int, utterance_id: str, copy_index: int) -> int:
@@ -124,8 +143,8 @@ def copy_seed(seed: int, utterance_id: str, copy_index: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def _augment_fn(config: AugmentConfig, seed: int, sampling_rate: int | None, on_error: str):
-    pipelines = config.pipelines()
+def _augment_fn(config: AugmentConfig, seed: int, sampling_rate: int | None, on_error: str, babble=None):
+    pipelines = config.pipelines(babble)
     names = config.names()
 
     def apply(batch):
@@ -198,6 +217,11 @@ def augment(
         )
     check_on_error(on_error)
     config = AugmentConfig.from_value(config)
+    babble = None
+    if config.needs_babble():  # the split's own speakers, their last clips (the test suite mixes their first)
+        if sampling_rate is None:
+            raise ValueError("augmentation: a babble copy mixes decoded clips, so augment() needs a sampling_rate")
+        babble = babble_sources(dataset, sampling_rate, last=True)
     features = dataset.features.copy()
     features["array"] = Sequence(Value("float32"))
     features["sampling_rate"] = Value("int32")
@@ -205,7 +229,7 @@ def augment(
         features[column] = Value("string")
     augmented, _ = cached_map(
         dataset,
-        _augment_fn(config, seed, sampling_rate, on_error),
+        _augment_fn(config, seed, sampling_rate, on_error, babble),
         kind="augment",
         settings=(config.copies, config.keep_original, seed, sampling_rate, on_error),
         features=features,

@@ -82,43 +82,57 @@ class Codec(BaseWaveformTransform):
 
 class AddNoise(BaseWaveformTransform):
     """Additive noise at ``snr_db``: ``white`` Gaussian noise, or ``babble`` (``talkers`` other speakers'
-    clips summed, taken from ``babble_sources``, the training side of the same corpus in the test suite)."""
+    clips summed, taken from ``babble_sources``, the training side of the same corpus in the test suite).
+
+    With ``max_snr_db`` the SNR of each clip is drawn from ``[snr_db, max_snr_db]``. ``seed=None`` draws from
+    numpy's global generator, which training augmentation seeds per (seed, utterance, copy); a fixed ``seed``
+    (the test suite) gives the same noise sequence whatever else ran before. As a training copy, a babble step
+    without ``babble_sources`` is given clips of the training split's own speakers (:mod:`hf_ser.data.augment`).
+    """
 
     def __init__(
         self,
         snr_db: float = 10.0,
         kind: str = "white",
         talkers: int = 4,
-        seed: int = 0,
+        seed: int | None = 0,
         babble_sources: list | None = None,
+        max_snr_db: float | None = None,
         p: float = 1.0,
     ):
         super().__init__(p)
         self.snr_db, self.kind, self.talkers, self.seed = snr_db, kind, talkers, seed
+        self.max_snr_db = max_snr_db
         self.babble_sources = list(babble_sources or [])
         _check(-10 <= self.snr_db <= 60, f"snr_db must be in [-10, 60], got {self.snr_db}")
+        _check(
+            max_snr_db is None or self.snr_db <= max_snr_db <= 60,
+            f"max_snr_db must be in [snr_db={self.snr_db}, 60], got {max_snr_db}",
+        )
         _check(self.kind in ("white", "babble"), f"kind must be 'white' or 'babble', got {self.kind!r}")
         _check(
             self.kind == "white" or len(self.babble_sources) >= self.talkers,
             f"babble needs babble_sources with at least talkers={self.talkers} clips, got {len(self.babble_sources)}",
         )
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = np.random.default_rng(self.seed) if self.seed is not None else None
 
     def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        rng = self._rng or np.random.default_rng(np.random.randint(0, 2**31))  # per copy, from the global seed
         samples = np.asarray(samples, np.float32)
+        snr_db = self.snr_db if self.max_snr_db is None else float(rng.uniform(self.snr_db, self.max_snr_db))
         if self.kind == "white":
-            noise = self._rng.standard_normal(len(samples)).astype(np.float32)
+            noise = rng.standard_normal(len(samples)).astype(np.float32)
         else:
             noise = np.zeros(len(samples), np.float32)
-            for i in self._rng.choice(len(self.babble_sources), self.talkers, replace=False):
+            for i in rng.choice(len(self.babble_sources), self.talkers, replace=False):
                 source = np.asarray(self.babble_sources[i], np.float32)
                 source = np.tile(source, int(np.ceil(len(samples) / max(len(source), 1))))
-                start = self._rng.integers(0, len(source) - len(samples) + 1)
+                start = rng.integers(0, len(source) - len(samples) + 1)
                 piece = source[start : start + len(samples)]
                 noise += piece / (np.sqrt(np.mean(piece**2)) + 1e-9)
         signal_power = np.mean(samples**2) + 1e-12
         noise_power = np.mean(noise**2) + 1e-12
-        return samples + noise * np.sqrt(signal_power / (noise_power * 10 ** (self.snr_db / 10)))
+        return samples + noise * np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
 
 
 class Reverb(BaseWaveformTransform):
@@ -212,16 +226,17 @@ def condition_names() -> list[str]:
     return list(suite(babble_sources=[np.zeros(1, np.float32)] * 4))
 
 
-def babble_sources(train, sampling_rate: int, speakers: int = 16) -> list[np.ndarray]:
-    """One clip each of up to ``speakers`` training speakers (the first of each by utterance id), decoded."""
+def babble_sources(train, sampling_rate: int, speakers: int = 16, last: bool = False) -> list[np.ndarray]:
+    """One clip each of up to ``speakers`` training speakers (the first of each by utterance id, or the ``last``:
+    training augmentation takes those, so its babble is never the test suite's own clips), decoded."""
     from ..audio import decode_row
     from .splits import speaker_keys
 
-    first: dict[str, int] = {}
+    chosen: dict[str, int] = {}
     speakers_of, ids = speaker_keys(train), train["utterance_id"]
-    for index in sorted(range(len(train)), key=ids.__getitem__):
-        first.setdefault(speakers_of[index], index)
-    rows = [train[i] for i in list(first.values())[:speakers]]
+    for index in sorted(range(len(train)), key=ids.__getitem__, reverse=last):
+        chosen.setdefault(speakers_of[index], index)
+    rows = [train[i] for i in list(chosen.values())[:speakers]]
     return [decode_row(r["audio"], r.get("array"), r.get("sampling_rate"), sampling_rate) for r in rows]
 
 

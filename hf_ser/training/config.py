@@ -108,7 +108,7 @@ class AugmentationConfig(_Section):
 
     @model_validator(mode="after")
     def _buildable(self):
-        self.build().pipelines()
+        self.build().validate()
         return self
 
     def build(self) -> AugmentConfig:
