@@ -65,6 +65,7 @@ def test_card_has_metadata_and_sections(run_dir, capsys):
 
 
 def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
+    from hf_ser.confidence import ece_sampling_floor
     from hf_ser.training.results import Calibration
 
     result = RunResult.load(run_dir / "metrics.json")
@@ -82,12 +83,15 @@ def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
     text = write_card(run_dir).read_text()
     assert (run_dir / "coverage_accuracy.png").is_file() and "](coverage_accuracy.png)" in text
     assert "temperature 1.80, fitted on validation speakers" in text and "0.120 before, 0.050 after" in text
+    floor = ece_sampling_floor(result.calibration.test_coverage, result.rows["test"])
+    assert f"a perfectly calibrated model would still measure about {floor:.3f} on these {result.rows['test']} " in text
     assert "answers 75 % of clips at that threshold, 71.0 % of them correctly (all clips: 62.0 %)" in text
     assert "worse on these speakers" not in text
     result.calibration = result.calibration.model_copy(update={"test_ece_raw": 0.03, "test_ece": 0.08})
     result.save(run_dir / "metrics.json")
     text = write_card(run_dir).read_text()  # a temperature that made the test speakers worse says so
     assert "0.030 before, 0.080 after: worse on these speakers than the raw scores" in text
+    assert "can mislead it; a perfectly calibrated model" in text
 
 
 def test_push_dry_run_lists_files_sizes_and_front_matter(run_dir, capsys):

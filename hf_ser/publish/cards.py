@@ -153,7 +153,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
 
 def _confidence_text(result: RunResult, config: dict) -> str:
     """What the scores mean (calibrated or not) and when hf-ser answers "uncertain", with the measured trade-off."""
-    from ..confidence import DEFAULT_RULE
+    from ..confidence import DEFAULT_RULE, ece_sampling_floor
 
     threshold = config.get("uncertain_below") or DEFAULT_RULE.threshold
     rule = (
@@ -181,10 +181,17 @@ def _confidence_text(result: RunResult, config: dict) -> str:
         if calibration.test_ece > calibration.test_ece_raw
         else ""
     )
+    clips = result.rows.get("test", 0)
+    floor = (
+        f"; a perfectly calibrated model would still measure about "
+        f"{ece_sampling_floor(calibration.test_coverage, clips):.3f} on these {clips} clips, by chance alone"
+        if clips and calibration.test_coverage
+        else ""
+    )
     return (
         f"- **Calibrated scores**: temperature {calibration.temperature:.2f}, fitted on validation speakers "
         f"(expected calibration error on the test speakers {calibration.test_ece_raw:.3f} before, "
-        f"{calibration.test_ece:.3f} after{worse}). {rule}{trade} The trade-off as the threshold rises: "
+        f"{calibration.test_ece:.3f} after{worse}{floor}). {rule}{trade} The trade-off as the threshold rises: "
         f"![coverage against accuracy]({COVERAGE_FIGURE})"
     )
 
