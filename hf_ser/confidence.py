@@ -157,7 +157,8 @@ class ConfidenceRule:
 
     threshold: calibrated top score below which the answer is uncertain.
     max_clipped: largest share of samples at the clip's extreme before it counts as heavily clipped.
-    min_high_band: smallest share of energy above ``band_cutoff_hz`` before the clip counts as band-limited.
+    min_high_band: smallest share of energy above ``band_cutoff_hz`` before the clip counts as band-limited
+      (0 turns the check off: a model trained on telephone-band copies, ``config.trained_band_limited``).
     """
 
     threshold: float = 0.4

@@ -164,16 +164,20 @@ def load_classifier(
 
 def confidence_rule(classifier, threshold: float | None = None):
     """The "uncertain" rule for a classifier of either backend: ``threshold``, else the model's own
-    ``uncertain_below``, else hf-ser's default (:data:`hf_ser.confidence.DEFAULT_RULE`)."""
+    ``uncertain_below``, else hf-ser's default (:data:`hf_ser.confidence.DEFAULT_RULE`); without the band check
+    for a model trained on telephone-band copies (``trained_band_limited``)."""
     from dataclasses import replace
 
     from .confidence import DEFAULT_RULE
 
+    model = getattr(classifier, "model", None)
+    settings = model.config if model is not None else classifier  # transformers config, or the ONNX runtime
     if threshold is None:
-        model = getattr(classifier, "model", None)
-        threshold = getattr(model.config, "uncertain_below", None) if model is not None else None
-        threshold = threshold if threshold is not None else getattr(classifier, "uncertain_below", None)
-    return DEFAULT_RULE if threshold is None else replace(DEFAULT_RULE, threshold=float(threshold))
+        threshold = getattr(settings, "uncertain_below", None)
+    rule = DEFAULT_RULE if threshold is None else replace(DEFAULT_RULE, threshold=float(threshold))
+    if getattr(settings, "trained_band_limited", False):  # trained on phone-line copies: band-limited is in range
+        rule = replace(rule, min_high_band=0.0)
+    return rule
 
 
 def announce(model: str | Path | None, folder: Path | None = None) -> None:

@@ -92,6 +92,11 @@ def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
     text = write_card(run_dir).read_text()  # a temperature that made the test speakers worse says so
     assert "0.030 before, 0.080 after: worse on these speakers than the raw scores" in text
     assert "can mislead it; a perfectly calibrated model" in text
+    assert "heavily clipped or band-limited (a telephone line" in text
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "trained_band_limited": True}))
+    text = write_card(run_dir).read_text()  # trained on phone-line copies: the band check stands down
+    assert "band-limited clips (a telephone line: no energy above 3.8 kHz) are answered, since it was trained" in text
 
 
 def test_push_dry_run_lists_files_sizes_and_front_matter(run_dir, capsys):

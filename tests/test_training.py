@@ -699,3 +699,33 @@ def test_the_test_split_is_also_scored_under_recording_conditions(corpus_dir, tm
     assert set(summary.corrupted_validation) == set(summary.corrupted)  # validation speakers too, for choosing
     with pytest.raises(ValueError, match="unknown corruption 'phone'"):
         tiny(**{"evaluation__corruptions": ["phone"]})
+
+
+def test_a_model_trained_on_telephone_copies_answers_band_limited_clips(corpus_dir, tmp_path, speech, model_dir):
+    """The "uncertain" rule flags band-limited clips as out of range, unless the model was trained on them."""
+    import soundfile as sf
+
+    from hf_ser.confidence import high_band_share
+    from hf_ser.data.corruptions import TelephoneBand
+    from hf_ser.inference import confidence_rule
+
+    out = tmp_path / "run"
+    train(tiny(augmentation__copies=[[{"name": "TelephoneBand", "p": 1.0}]]), corpus_dir, out)
+    assert json.loads((out / "config.json").read_text())["trained_band_limited"] is True
+    assert json.loads((model_dir / "config.json").read_text()).get("trained_band_limited", False) is False
+    phone = TelephoneBand()(speech(2.0, 16000), 16000)
+    assert high_band_share(phone, 16000) < 1e-6
+    sure = {"angry": 0.9, "sad": 0.1}
+    assert confidence_rule(load_classifier(out)).decide(sure, phone, 16000).label == "angry"
+    assert "band-limited" in confidence_rule(load_classifier(model_dir)).decide(sure, phone, 16000).reason
+    clipped = np.clip(10 * speech(2.0, 16000), -1, 1)  # the clipping check stays
+    assert "clipped" in confidence_rule(load_classifier(out)).decide(sure, clipped, 16000).reason
+    # the ONNX export carries it, and the CLI answers the phone-line clip (input checks only: threshold 0)
+    assert cli_main(["export", "--onnx", str(tmp_path / "onnx"), "--model", str(out)]) == 0
+    assert confidence_rule(load_classifier(tmp_path / "onnx", backend="onnx")).min_high_band == 0.0
+    sf.write(tmp_path / "phone.wav", phone, 16000)
+    for model, uncertain in ((out, False), (model_dir, True)):
+        rows = tmp_path / f"rows_{uncertain}.jsonl"
+        argv = ["predict", str(tmp_path / "phone.wav"), "--model", str(model), "--uncertain-below", "0"]
+        assert cli_main([*argv, "--output", str(rows)]) == 0
+        assert (json.loads(rows.read_text())["label"] == "uncertain") is uncertain

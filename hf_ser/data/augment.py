@@ -118,6 +118,10 @@ class AugmentConfig:
         self.pipelines(babble=[np.zeros(1, np.float32)] * 64 if self.needs_babble() else None)
         return self
 
+    def includes(self, name: str) -> bool:
+        """Whether any copy has a step of this transform class (e.g. ``TelephoneBand``)."""
+        return any(step.get("name") == name for copy in self.copies for step in copy)
+
     def needs_babble(self) -> bool:
         """Whether a step mixes babble without clips of its own (it then takes the training split's speakers)."""
         return any(_is_open_babble(step) for copy in self.copies for step in copy)

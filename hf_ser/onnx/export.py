@@ -69,6 +69,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     (out_dir / "labels.json").write_text(json.dumps(labels))
     calibration = {k: getattr(model.config, k, None) for k in ("temperature", "uncertain_below")}
+    calibration["trained_band_limited"] = bool(getattr(model.config, "trained_band_limited", False))
     (out_dir / "calibration.json").write_text(json.dumps(calibration))
     if quantize == "int8":
         import onnx

@@ -107,6 +107,7 @@ class OnnxClassifier:
         settings = json.loads(calibration.read_text()) if calibration.is_file() else {}
         self.temperature = float(settings.get("temperature") or 1.0)
         self.uncertain_below = settings.get("uncertain_below")
+        self.trained_band_limited = bool(settings.get("trained_band_limited", False))
         self.sampling_rate = self.features.sampling_rate
 
     def adapt(self, clips: list) -> OnnxClassifier:

@@ -156,10 +156,16 @@ def _confidence_text(result: RunResult, config: dict) -> str:
     from ..confidence import DEFAULT_RULE, ece_sampling_floor
 
     threshold = config.get("uncertain_below") or DEFAULT_RULE.threshold
+    band = f"a telephone line: no energy above {DEFAULT_RULE.band_cutoff_hz / 1000:.1f} kHz"
     rule = (
-        f'hf-ser\'s CLI, batch rows, timeline and Space answer **"uncertain"** (scores kept) when the top score is '
-        f"below {threshold}, or when the clip is heavily clipped or band-limited (a telephone line: no energy above "
-        f"{DEFAULT_RULE.band_cutoff_hz / 1000:.1f} kHz), conditions this model was not trained for."
+        'hf-ser\'s CLI, batch rows, timeline and Space answer **"uncertain"** (scores kept) when the top score is '
+        + (
+            f"below {threshold}, or when the clip is heavily clipped, a condition this model was not trained for; "
+            f"band-limited clips ({band}) are answered, since it was trained on telephone-band copies."
+            if config.get("trained_band_limited")
+            else f"below {threshold}, or when the clip is heavily clipped or band-limited ({band}), conditions "
+            "this model was not trained for."
+        )
     )
     calibration = result.calibration
     if calibration is None:

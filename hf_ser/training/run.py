@@ -124,6 +124,8 @@ def run_split(
         labels = splits["train"].features["emotion"].names
         weights = _class_weights(splits["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
         model = model if model is not None else build_model(exp, labels, weights)
+        if copies.includes("TelephoneBand"):  # the "uncertain" rule's band check then stands down for it
+            model.config.trained_band_limited = True
         feats = model_inputs_of(exp, splits, fe, model)
         if exp.training.teacher:  # distillation: the teacher of this fold labels the training clips
             teacher = exp.training.teacher.replace("{fold}", fold)

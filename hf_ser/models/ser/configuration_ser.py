@@ -87,6 +87,11 @@ class SERConfig(PreTrainedConfig):
         uncertain_below (`float`, *optional*):
             Calibrated top score below which hf-ser's front-ends (CLI, batch rows, timeline, Space) answer
             "uncertain" (scores kept); None = hf-ser's documented default (``hf_ser.confidence.ConfidenceRule``).
+        trained_band_limited (`bool`, defaults to `False`):
+            The training clips included telephone-band copies (a ``TelephoneBand`` augmentation step), so
+            band-limited input is within what the model was trained for: hf-ser's "uncertain" rule then does not
+            answer "uncertain" for a clip only because it has no energy above 3.8 kHz (clipping and a low top score
+            still count).
         initializer_range (`float`, defaults to 0.02):
             Standard deviation of the normal init of the dense layers (convs use Kaiming init).
     """
@@ -119,6 +124,7 @@ class SERConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     temperature: float = 1.0
     uncertain_below: float | None = None
+    trained_band_limited: bool = False
 
     def validate_architecture(self):
         """Part of `@strict`-powered validation: rejects inconsistent settings with the field named."""

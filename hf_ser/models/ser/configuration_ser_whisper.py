@@ -47,6 +47,11 @@ class SERWhisperConfig(PreTrainedConfig):
         uncertain_below (`float`, *optional*):
             Calibrated top score below which hf-ser's front-ends (CLI, batch rows, timeline, Space) answer
             "uncertain" (scores kept); None = hf-ser's documented default (``hf_ser.confidence.ConfidenceRule``).
+        trained_band_limited (`bool`, defaults to `False`):
+            The training clips included telephone-band copies (a ``TelephoneBand`` augmentation step), so
+            band-limited input is within what the model was trained for: hf-ser's "uncertain" rule then does not
+            answer "uncertain" for a clip only because it has no energy above 3.8 kHz (clipping and a low top score
+            still count).
     """
 
     model_type = "ser_whisper"
@@ -60,6 +65,7 @@ class SERWhisperConfig(PreTrainedConfig):
     temperature: float = 1.0
     adaptive_states: bool = False
     uncertain_below: float | None = None
+    trained_band_limited: bool = False
 
     def __post_init__(self, **kwargs):
         if self.whisper is None:
