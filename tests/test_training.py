@@ -118,6 +118,14 @@ FAST = [
     "training.time_masks=2",
     "training.feature_masks=2",
 ]
+
+
+def _copies_of(row: str) -> str:
+    """The ``augmentation.copies`` --set string of a registered row (for the recipes that adopted its copies)."""
+    spec = yaml.safe_load((ROOT / "configs" / "experiments.yaml").read_text())["experiments"][row]
+    return next(s for s in spec["set"] if s.startswith("augmentation.copies="))
+
+
 SHIPPED_RECIPES = {
     "ser-general": (
         "v0.1/multi_corpus.yaml",
@@ -135,13 +143,14 @@ SHIPPED_RECIPES = {
         "v0.1/multi_corpus.yaml",
         [*FAST, "features.mean_normalization=level", "data.speaker_adaptive=true"],
     ),
-    "ser-whisper-general": (
+    "ser-whisper-general": (  # + the conditioned copies robust-whisper-ravdess-aug confirmed on 5 folds
         "whisper.yaml",
         [
             "data.corpus=[ravdess, emodb, tess]",
             "data.merge_calm=true",
             "data.exclude_labels=[boredom]",
             "training.num_train_epochs=15",
+            _copies_of("robust-whisper-ravdess-aug"),
         ],
     ),
     "ser-whisper-general-adaptive": (  # the whisper-lococ-*-speaker rows' recipe, on the three corpora

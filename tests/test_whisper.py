@@ -274,6 +274,7 @@ def test_a_second_family_trains_evaluates_and_cards_through_the_cli(tmp_path, ti
             },
         },
         "protocol": {"name": "holdout", "test_size": 0.34, "val_size": 0.0, "seed": 0},
+        "evaluation": {"corruptions": ["telephone", "clipping +12 dB"]},
         "training": {
             "learning_rate": 0.01,
             "num_train_epochs": 30,
@@ -294,7 +295,9 @@ def test_a_second_family_trains_evaluates_and_cards_through_the_cli(tmp_path, ti
     metrics = RunResult.load(out / "metrics.json")
     assert metrics.test.accuracy > 0.3  # 8 classes: chance is 0.125
     cached = list((tmp_path / "cache" / "encoder_states").glob("*.npy"))
-    assert len(cached) == metrics.rows["train"] + metrics.rows["test"]  # one cache file per clip
+    # one cache file per clip; the test clips scored under the two conditions are encoded but not kept
+    assert len(cached) == metrics.rows["train"] + metrics.rows["test"]
+    assert set(metrics.corrupted) == {"telephone", "clipping +12 dB"}
     assert json.loads((out / "config.json").read_text())["model_type"] == "ser_whisper"
     model = AutoModelForAudioClassification.from_pretrained(out)
     assert isinstance(model, SERWhisperForAudioClassification)
@@ -515,9 +518,40 @@ def test_a_full_disk_stops_the_encoder_cache_and_says_how_to_free_it(tmp_path, v
         Path(path).write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(encoder_cache.np, "save", full_disk)
-    with pytest.raises(encoder_cache.CacheFullError, match="hf-ser cache prune"):
-        encoder_cache.cache_encoder_states(
+    def encode():
+        return encoder_cache.cache_encoder_states(
             data, SERWhisperFeatureExtractor(), lambda mel: np.zeros((4, 2, 8)), "test-encoder", tmp_path / "cache"
         )
+
+    monkeypatch.setattr(encoder_cache.np, "save", full_disk)
+    with pytest.raises(encoder_cache.CacheFullError, match="hf-ser cache prune"):
+        encode()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+    # numpy's own words for a short write on a full disk carry no errno: the disk's free space decides
+    def short_write(path, *args, **kwargs):
+        Path(path).write_bytes(b"half")
+        raise OSError("688128 requested and 16320 written")
+
+    monkeypatch.setattr(encoder_cache.np, "save", short_write)
+    disk = encoder_cache.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(encoder_cache.shutil, "disk_usage", lambda path: disk._replace(free=16320))
+    with pytest.raises(encoder_cache.CacheFullError, match="no space left"):
+        encode()
+    monkeypatch.setattr(encoder_cache.shutil, "disk_usage", lambda path: disk._replace(free=2**40))
+    skipped = encoder_cache.EncoderCacheStats(skipped=[])  # a failed write with room to spare is the clip's
+    assert (
+        len(
+            encoder_cache.cache_encoder_states(
+                data,
+                SERWhisperFeatureExtractor(),
+                lambda mel: np.zeros((4, 2, 8)),
+                "test-encoder",
+                tmp_path / "cache",
+                stats=skipped,
+            )
+        )
+        == 0
+        and "16320 written" in skipped.skipped[0][1]
+    )
     assert list((tmp_path / "cache").iterdir()) == []

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ def _clip_key(encoder_id: str, path: str | None, array, rate) -> str:
     return digest.hexdigest()
 
 
+FULL_DISK_BYTES = 16 * 2**20  # a failed write with less than this free on the cache's disk: the disk is full
+
+
 class CacheFullError(OSError):
     """The cache's disk is full: an error of the machine, not of a clip, so it stops the run (skipping every
     clip from there on would train on what little was cached)."""
@@ -70,7 +74,8 @@ def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, target)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        if err.errno == errno.ENOSPC:
+        # numpy reports a short write on a full disk as "N requested and M written", without ENOSPC
+        if err.errno == errno.ENOSPC or shutil.disk_usage(target.parent).free < FULL_DISK_BYTES:
             raise CacheFullError(
                 errno.ENOSPC,
                 f"no space left for {target.name} in {target.parent}: free some, e.g. "

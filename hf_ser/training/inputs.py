@@ -33,13 +33,15 @@ def encoder_id(exp: Experiment, model) -> str:
     return f"{exp.encoder_source}|{model.config.encoder_provenance}|{json.dumps(model.config.whisper, sort_keys=True)}"
 
 
-def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model) -> DatasetDict:
+def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model, cache_dir: str | None = None) -> DatasetDict:
     """The model's inputs for every split: cached encoder states, or extracted features; adaptive variants
-    standardise each split's rows with their own speaker's or corpus's statistics in that split."""
+    standardise each split's rows with their own speaker's or corpus's statistics in that split. ``cache_dir``:
+    where the encoder states go (hf-ser's cache unless given; a temporary folder for single-use clips)."""
     group = exp.data.adaptive_group
     if exp.family.encoder_cache:
         stats = EncoderCacheStats(skipped=[])
-        feats = cache_encoder_states(splits, fe, state_encoder(model), encoder_id(exp, model), stats=stats)
+        encode, name = state_encoder(model), encoder_id(exp, model)
+        feats = cache_encoder_states(splits, fe, encode, name, cache_dir=cache_dir, stats=stats)
         logger.info(
             "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",
             stats.encoded,

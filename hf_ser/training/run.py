@@ -160,11 +160,17 @@ def _score_corrupted(
     exp: Experiment, trainer, model, fe, splits: DatasetDict, feats: DatasetDict, part: str, sources
 ) -> dict:
     """Split ``part`` under each of ``evaluation.corruptions``; ``sources``: the babble clips (training side)."""
+    import tempfile
+
     conditions = {}
-    for condition in exp.evaluation.corruptions:
-        corrupted = corrupt_split(splits[part], condition, fe.sampling_rate, sources, seed=exp.protocol.seed)
-        conditions[condition] = model_inputs_of(exp, DatasetDict({part: corrupted}), fe, model)[part]
-    return score_conditions(trainer, model, feats[part], conditions)
+    # a corrupted clip's encoder states serve this scoring once: kept in a temporary folder, not hf-ser's cache
+    # (Whisper-base states are ~1 MB a clip: 13 conditions of one RAVDESS fold filled 6 GB of cache)
+    with tempfile.TemporaryDirectory(prefix="hf-ser-corrupted-") as scratch:
+        for condition in exp.evaluation.corruptions:
+            corrupted = corrupt_split(splits[part], condition, fe.sampling_rate, sources, seed=exp.protocol.seed)
+            inputs = model_inputs_of(exp, DatasetDict({part: corrupted}), fe, model, cache_dir=scratch)
+            conditions[condition] = inputs[part]
+        return score_conditions(trainer, model, feats[part], conditions)
 
 
 def write_run(output_dir: Path, exp: Experiment, result: RunResult, log_history: list[dict]) -> None:

@@ -298,6 +298,8 @@ def score_conditions(
     clean_preds = predict(clean)[0].argmax(-1)
     scores = {}
     for name, data in conditions.items():
+        if len(data) != len(clean):  # clip-by-clip agreement needs every clip (a skipped one is reported above)
+            raise ValueError(f"condition {name!r}: {len(data)} clips have inputs, the clean split {len(clean)}")
         logits, refs = predict(data)
         preds = logits.argmax(-1)
         report = metric.compute(predictions=preds, references=refs, num_labels=len(labels), label_names=labels)
