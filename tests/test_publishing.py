@@ -97,6 +97,12 @@ def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
     (run_dir / "config.json").write_text(json.dumps({**config, "trained_band_limited": True}))
     text = write_card(run_dir).read_text()  # trained on phone-line copies: the band check stands down
     assert "band-limited clips (a telephone line: no energy above 3.8 kHz) are answered, since it was trained" in text
+    assert "augmented copies" not in text
+    copies = [[{"name": "TelephoneBand", "p": 1.0}], [{"name": "Reverb"}, {"name": "Clipping", "gain_db": 6}]]
+    experiment = {"data": {"corpus": "ravdess"}, "augmentation": {"copies": copies}}
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment))
+    text = write_card(run_dir).read_text()
+    assert "Each training clip was also trained as 2 augmented copies: TelephoneBand, Reverb+Clipping." in text
 
 
 def test_push_dry_run_lists_files_sizes_and_front_matter(run_dir, capsys):
