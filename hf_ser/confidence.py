@@ -59,10 +59,14 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return _binned_ece(probs.max(axis=1), probs.argmax(axis=1) == labels, bins)
 
 
+def _bin_index(confidence: np.ndarray, bins: int) -> np.ndarray:
+    """Each score's equal-width bin in [0, 1] (right edges inclusive), as the ECE counts them."""
+    return np.clip(np.digitize(confidence, np.linspace(0.0, 1.0, bins + 1)[1:-1], right=True), 0, bins - 1)
+
+
 def _binned_ece(confidence: np.ndarray, correct: np.ndarray, bins: int) -> float:
     correct = np.asarray(correct, dtype=float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    which = _bin_index(confidence, bins)
     ece = 0.0
     for b in range(bins):
         members = which == b
@@ -108,7 +112,7 @@ def ece_sampling_floor(
         confidence.extend(low + (high - low) * (np.arange(count) + 0.5) / max(count, 1))
     confidence = np.asarray(confidence)
     correct = np.random.default_rng(seed).random((draws, confidence.size)) < confidence
-    which = np.clip(np.digitize(confidence, np.linspace(0.0, 1.0, bins + 1)[1:-1], right=True), 0, bins - 1)
+    which = _bin_index(confidence, bins)
     ece = np.zeros(draws)
     for b in np.unique(which):  # the same 15-bin ECE as expected_calibration_error, for every draw at once
         members = which == b

@@ -139,7 +139,10 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         sampling_rate=extractor["sampling_rate"],
         adaptive=inputs is not None,
         language_name=_spoken_list(list(dict.fromkeys(i.language_name for i in infos))),
-        training_data="Trained on " + "; ".join(i.description.rstrip(".") for i in infos) + "." + _copies_text(run_dir),
+        training_data="Trained on "
+        + "; ".join(i.description.rstrip(".") for i in infos)
+        + "."
+        + _copies_text(experiment),
         data_license=" ".join(i.license_text for i in infos),
         protocol=protocol.name,
         protocol_description=protocol.description,
@@ -151,14 +154,9 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
     )
 
 
-def _copies_text(run_dir: Path) -> str:
-    """The augmented copies each training clip was also trained as (from the run's ``experiment.yaml``)."""
-    import yaml
-
-    path = Path(run_dir) / "experiment.yaml"
-    copies = (
-        ((yaml.safe_load(path.read_text()) or {}).get("augmentation") or {}).get("copies") if path.is_file() else None
-    )
+def _copies_text(experiment: dict) -> str:
+    """The augmented copies each training clip was also trained as (the run's ``experiment.yaml``)."""
+    copies = (experiment.get("augmentation") or {}).get("copies")
     if not copies:
         return ""
     names = ["+".join(step["name"] for step in copy) for copy in copies]
