@@ -110,7 +110,15 @@ def ece_sampling_floor(
     for low, high, share, next_share in zip(thresholds, thresholds[1:], shares, shares[1:]):
         count = round(clips * (share - next_share))
         confidence.extend(low + (high - low) * (np.arange(count) + 0.5) / max(count, 1))
-    confidence = np.asarray(confidence)
+    return ece_floor_of_scores(np.asarray(confidence), bins, draws, seed)
+
+
+def ece_floor_of_scores(confidence: np.ndarray, bins: int = 15, draws: int = 2000, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model would still show on clips with these top scores (each clip right
+    with probability equal to its score): :func:`ece_sampling_floor` when every clip's score is known."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if confidence.ndim != 1 or confidence.size == 0:
+        raise ValueError(f"confidence must be a non-empty 1-D array of top scores, got shape {confidence.shape}")
     correct = np.random.default_rng(seed).random((draws, confidence.size)) < confidence
     which = _bin_index(confidence, bins)
     ece = np.zeros(draws)
@@ -118,6 +126,15 @@ def ece_sampling_floor(
         members = which == b
         ece += members.mean() * np.abs(correct[:, members].mean(axis=1) - confidence[members].mean())
     return float(ece.mean())
+
+
+def pooled_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """:func:`expected_calibration_error` from each clip's (calibrated) top score and whether its label was right:
+    what pools clips scored by several models (the folds of a protocol, each clip tested once)."""
+    confidence, correct = np.asarray(confidence, np.float64), np.asarray(correct, bool)
+    if confidence.shape != correct.shape or confidence.ndim != 1 or confidence.size == 0:
+        raise ValueError(f"need as many top scores as right/wrong flags, got {confidence.shape} and {correct.shape}")
+    return _binned_ece(confidence, correct, bins)
 
 
 def clipped_fraction(wave: np.ndarray) -> float:

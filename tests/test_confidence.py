@@ -13,10 +13,12 @@ from hf_ser.confidence import (
     UNCERTAIN,
     ConfidenceRule,
     coverage_curve,
+    ece_floor_of_scores,
     ece_sampling_floor,
     expected_calibration_error,
     fit_temperature,
     high_band_share,
+    pooled_ece,
     softmax,
 )
 from hf_ser.data.augment import AugmentConfig
@@ -79,6 +81,25 @@ def test_ece_sampling_floor_matches_a_simulated_perfectly_calibrated_model():
     assert ece_sampling_floor([(0.95, 1.0, 1.0)], 300) < 0.02  # near-certain scores leave little to chance
     with pytest.raises(ValueError, match="clips"):
         ece_sampling_floor([(0.6, 1.0, 0.6)], 0)
+
+
+def test_ece_pools_clips_of_several_models_and_its_floor_falls_with_more_clips():
+    rng = np.random.default_rng(3)
+    confidence = rng.uniform(0.3, 1.0, 1500)
+    correct = rng.random(1500) < confidence  # a perfectly calibrated model's right/wrong draws
+    probs = np.c_[confidence, np.tile(((1 - confidence) / 7)[:, None], (1, 7))]
+    labels = np.where(correct, 0, 1)
+    assert pooled_ece(confidence, correct) == pytest.approx(expected_calibration_error(probs, labels))
+    # five folds of 300 clips: each fold's floor is that of 300 clips, the pooled floor that of 1,500 (1/sqrt(n))
+    fold, pooled = ece_floor_of_scores(confidence[:300]), ece_floor_of_scores(confidence)
+    assert pooled == pytest.approx(fold / np.sqrt(5), rel=0.15) and pooled < 0.05 < fold
+    assert ece_floor_of_scores(confidence[:300]) == pytest.approx(
+        ece_sampling_floor(coverage_curve(probs[:300], labels[:300]), 300), rel=0.1
+    )  # the exact scores and their 0.05-step coverage curve agree
+    with pytest.raises(ValueError, match="as many top scores"):
+        pooled_ece(confidence, correct[:10])
+    with pytest.raises(ValueError, match="non-empty"):
+        ece_floor_of_scores(np.array([]))
 
 
 def test_the_rule_answers_uncertain_below_its_threshold_and_keeps_the_scores(speech):

@@ -119,7 +119,7 @@ def test_per_class_rows_come_from_the_summed_confusion_matrix():
 
 
 def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_path):
-    from hf_ser.confidence import ece_sampling_floor
+    from hf_ser.confidence import ece_floor_of_scores, ece_sampling_floor
     from hf_ser.publish.robustness_page import robustness_lines
     from hf_ser.training.results import Calibration, ConditionScores
 
@@ -144,6 +144,9 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
             test_ece_raw=0.15,
             test_ece=0.04,
             test_coverage=coverage,
+            # fold 0: 200 clips at 0.8, 160 right (calibrated); fold 1: 200 at 0.6, 110 right (0.05 off)
+            test_confidence=[0.8 - 0.2 * fold] * 200,
+            test_correct=[True] * (160 - 50 * fold) + [False] * (40 + 50 * fold),
         )
         runs[f"fold_{fold}"] = run
     record = ExperimentRecord(
@@ -166,7 +169,15 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     assert "| r-model | agreement, telephone | 85.0 % | ≥ 90 % | missed by 5.0 |" in text
     assert "| r-model | ECE, clean test | 0.040 | ≤ 0.05 | met (perfectly calibrated on these clips: 0." in text
     floor = ece_sampling_floor(coverage, 200)  # per fold: the run's 400 clips over its 2 folds
-    assert f"| r-model | 1.50 | 0.150 ± 0.000 | 0.040 ± 0.000 | {floor:.3f} ± 0.000 | 0.100 | 0.050 | 80 % |" in text
+    pooled = ece_floor_of_scores([0.8] * 200 + [0.6] * 200)  # both folds' 400 clips as one set
+    assert (
+        f"| r-model | 1.50 | 0.150 ± 0.000 | 0.040 ± 0.000 | {floor:.3f} ± 0.000 | 0.025 ({pooled:.3f}; 400 clips) | "
+        "0.100 | 0.050 | 80 % |" in text
+    )  # pooled: half the clips 0.05 off their score
+    assert (
+        f"| r-model | ECE, clean test, all folds' 400 clips pooled | 0.025 | ≤ 0.05 | met (perfectly calibrated on "
+        f"these clips: {pooled:.3f}) |" in text
+    )
     assert "| telephone | 0.100 ± 0.000 |" in text and "| clean | 0.040 ± 0.000 |" in text  # ECE per condition
     assert figure.is_file() and "![coverage against accuracy](results/coverage.png)" in text
     # a screen on fold_1 only is compared with the full run on the validation actors of fold_1 alone

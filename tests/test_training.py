@@ -389,6 +389,36 @@ def test_speaker_kfold_reports_folds_and_mean_std(corpus_dir, tmp_path):
     assert (tmp_path / "cv" / "fold_2" / "model.safetensors").is_file()
 
 
+def test_ece_pools_over_folds_and_older_runs_get_their_clip_scores_back(corpus_dir, tmp_path):
+    from hf_ser.confidence import pooled_ece
+    from hf_ser.training.rescore import rescore_folds
+
+    exp = tiny(training__num_train_epochs=2, protocol__name="speaker-kfold", protocol__folds=2)
+    summary = train(exp, corpus_dir, tmp_path / "cv").summary
+    runs = {f: RunResult.load(tmp_path / "cv" / f / "metrics.json") for f in ("fold_0", "fold_1")}
+    for run in runs.values():  # each test clip once, its right/wrong flag agreeing with the run's accuracy
+        assert len(run.calibration.test_confidence) == len(run.calibration.test_correct) == run.rows["test"]
+        assert np.mean(run.calibration.test_correct) == pytest.approx(run.test.accuracy)
+    pooled = summary.pooled_calibration()
+    assert pooled.clips == np.sum(summary.confusion_matrix) == 6 * 15
+    scores = [c for r in runs.values() for c in r.calibration.test_confidence]
+    flags = [c for r in runs.values() for c in r.calibration.test_correct]
+    assert pooled.ece == pytest.approx(pooled_ece(np.array(scores), np.array(flags))) and 0 < pooled.floor < 0.5
+    # a run from before the scores were kept: re-scoring its saved model gives them back, checked and saved
+    kept = runs["fold_1"].calibration
+    old = runs["fold_1"].model_copy(deep=True)
+    old.calibration.test_confidence, old.calibration.test_correct = [], []
+    old.save(tmp_path / "cv" / "fold_1" / "metrics.json")
+    assert list(rescore_folds(exp, corpus_dir, tmp_path / "cv")) == ["fold_1"]  # fold_0 had them
+    back = RunResult.load(tmp_path / "cv" / "fold_1" / "metrics.json").calibration
+    assert back.test_correct == kept.test_correct
+    assert np.allclose(back.test_confidence, kept.test_confidence, atol=2e-4)
+    old.test.accuracy += 0.2  # not what this model scores on these clips: refused, naming the run
+    old.save(tmp_path / "cv" / "fold_1" / "metrics.json")
+    with pytest.raises(ValueError, match="fold_1: re-scoring gives accuracy .* not the same model or clips"):
+        rescore_folds(exp, corpus_dir, tmp_path / "cv")
+
+
 def test_loso_utterance_and_paper_protocols(tmp_path):
     emodb = make_emodb(tmp_path / "emodb")
     exp = tiny(data__corpus="emodb", training__num_train_epochs=1, protocol__val_size=0.0)

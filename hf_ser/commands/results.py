@@ -10,7 +10,7 @@ from ._common import release_args
 
 def register(sub) -> None:
     results = sub.add_parser("results", help="run registered experiments and/or regenerate docs/RESULTS.md")
-    results.add_argument("action", choices=["run", "collect", "report"])
+    results.add_argument("action", choices=["run", "collect", "rescore", "report"])
     release_args(results)
     results.add_argument("--out", default="runs/results", help="run folders (models, per-fold reports)")
     results.add_argument("--report", default="docs/RESULTS.md")
@@ -21,14 +21,23 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..publish.release import ReleasePlan, collect_partial, run_experiment
+    from ..publish.release import ReleasePlan, collect_partial, rescore_record, run_experiment
     from ..publish.results_page import update_readme, write_report
 
     plan = Path(args.experiments)
     if args.action == "collect":  # an interrupted run: summarise the folds it finished
+        if not args.only:
+            raise ValueError("results collect needs --only NAME[,NAME…]")
         for name in args.only.split(","):
             record = collect_partial(plan, name, Path(args.out), Path(args.results))
             print(f"{name}: {len(record.only_folds)} folds collected, accuracy {record.metric('accuracy').percent()}")
+    if args.action == "rescore":  # runs made before per-clip scores were kept: score their test clips again
+        if not args.only:
+            raise ValueError("results rescore needs --only NAME[,NAME…] (the experiments whose runs to re-score)")
+        for name in args.only.split(","):
+            record = rescore_record(plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results))
+            pooled = [p for r in record.seeds.values() if (p := r.pooled_calibration())]
+            print(f"{name}: " + ", ".join(f"ECE {p.ece:.3f} pooled over {p.clips} clips" for p in pooled))
     if args.action == "run":
         names = args.only.split(",") if args.only else list(ReleasePlan.load(plan).experiments)
         seeds = [int(s) for s in args.seeds.split(",")]

@@ -158,6 +158,27 @@ def collect_partial(plan_path: Path, name: str, out: Path, results_dir: Path) ->
     return record
 
 
+def rescore_record(plan_path: Path, name: str, corpora_dir: Path, out: Path, results_dir: Path) -> ExperimentRecord:
+    """Keep each test clip's calibrated score in an experiment run before they were kept
+    (:func:`~hf_ser.training.rescore.rescore_folds`: the saved fold models score their test splits again, checked
+    against the stored numbers), and re-summarise its record so its ECE pools over folds. Nothing is retrained."""
+    from ..training.rescore import rescore_folds
+
+    spec = ReleasePlan.load(plan_path).experiments[name]
+    path = results_dir / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"{path}: no result file for {name!r} (run it first: hf-ser results run --only {name})")
+    record = ExperimentRecord.model_validate_json(path.read_text())
+    for seed, summary in record.seeds.items():
+        exp = load_experiment(plan_path.parent / spec.config, [*spec.overrides(), f"training.seed={seed}"])
+        folder = out / name / f"seed_{seed}"
+        rescore_folds(exp, {c: corpora_dir / c for c in exp.corpora}, folder)
+        runs = {fold: RunResult.load(folder / fold / "metrics.json") for fold in summary.folds}
+        record.seeds[seed] = summarize(summary.protocol, summary.corpora, runs)
+    path.write_text(record.model_dump_json(indent=2))
+    return record
+
+
 def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str, ExperimentRecord]:
     """Result files by name; with ``plan``, each record's group, description, baseline and ``compare_with`` are the
     plan's current ones."""
@@ -244,4 +265,12 @@ def _copy_card(plan_path: Path, folder: Path, name: str) -> None:
         shutil.copyfile(folder / "README.md", cards / f"{name}.md")
 
 
-__all__ = ["ExperimentRecord", "ReleasePlan", "build_checkpoints", "collect_partial", "refresh_cards", "run_experiment"]
+__all__ = [
+    "ExperimentRecord",
+    "ReleasePlan",
+    "build_checkpoints",
+    "collect_partial",
+    "refresh_cards",
+    "rescore_record",
+    "run_experiment",
+]

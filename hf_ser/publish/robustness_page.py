@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..confidence import DEFAULT_RULE, ece_sampling_floor
-from ..training.results import MeanStd, ProtocolResult
+from ..training.results import MeanStd, PooledCalibration, ProtocolResult
 
 # issue 18's targets on the default model: (condition, most UAR points lost)
 DROP_TARGETS = {
@@ -135,6 +135,12 @@ def _target_lines(records: dict, names: list[str], clean: dict[str, float]) -> l
             if (floor := _ece_floor(records[n])) is not None:
                 verdict += f" (perfectly calibrated on these clips: {floor.mean:.3f})"
             rows.append(f"| {n} | ECE, clean test | {ece.mean:.3f} | ≤ {ECE_TARGET} | {verdict} |")
+        if (pooled := _pooled(records[n])) is not None:
+            verdict = "met" if pooled.ece <= ECE_TARGET else f"missed by {pooled.ece - ECE_TARGET:.3f}"
+            rows.append(
+                f"| {n} | ECE, clean test, all folds' {pooled.clips} clips pooled | {pooled.ece:.3f} | ≤ {ECE_TARGET} "
+                f"| {verdict} (perfectly calibrated on these clips: {pooled.floor:.3f}) |"
+            )
     return [
         "### Against the targets",
         "",
@@ -158,6 +164,16 @@ def _ece_floor(record) -> MeanStd | None:
         clips = round(float(np.sum(run.confusion_matrix)) / max(len(run.folds), 1))
         values += [ece_sampling_floor(c.test_coverage, clips) for c in run.calibration.values() if c.test_coverage]
     return MeanStd.of(values) if values else None
+
+
+def _pooled(record) -> PooledCalibration | None:
+    """ECE over every fold's test clips together (each clip scored once, by the fold that never heard its speaker),
+    averaged over seeds; None unless the runs kept their clips' scores (``hf-ser results rescore`` adds them)."""
+    pooled = [p for r in _runs(record) if (p := r.pooled_calibration()) is not None]
+    if not pooled or len(pooled) != len(_runs(record)):
+        return None
+    mean = {k: float(np.mean([getattr(p, k) for p in pooled])) for k in ("ece", "floor")}
+    return PooledCalibration(clips=pooled[0].clips, **mean)
 
 
 def _coverage(record) -> list[tuple[float, float, float]]:
@@ -185,9 +201,13 @@ def _calibration_lines(records: dict, names: list[str], figure: Path | None) -> 
         "spread of top scores, from sampling alone (each clip right with probability equal to its score; "
         "`hf_ser.confidence.ece_sampling_floor`): the part of the measured ECE that no calibration can remove.",
         "",
-        "| experiment | temperature | ECE raw | ECE calibrated | ECE if calibrated perfectly | ECE telephone | "
-        "ECE white SNR 10 | answered | accuracy answered | accuracy all |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "*ECE pooled*: the same over all folds' test clips together (each scored once, by the fold that never heard "
+        "its speaker; 15 bins), with the perfectly calibrated model's ECE on as many clips in brackets: five times "
+        "the clips, so sampling hides less.",
+        "",
+        "| experiment | temperature | ECE raw | ECE calibrated | ECE if calibrated perfectly | ECE pooled | "
+        "ECE telephone | ECE white SNR 10 | answered | accuracy answered | accuracy all |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n in names:
         record = records[n]
@@ -201,6 +221,8 @@ def _calibration_lines(records: dict, names: list[str], figure: Path | None) -> 
         phone, noise = _condition(record, "telephone", "ece"), _condition(record, "white SNR 10", "ece")
         floor = _ece_floor(record)
         floor_cell = f"{floor.mean:.3f} ± {floor.std:.3f}" if floor else "–"
+        pooled = _pooled(record)
+        floor_cell += f" | {pooled.ece:.3f} ({pooled.floor:.3f}; {pooled.clips} clips)" if pooled else " | –"
         lines.append(
             f"| {n} | {np.mean(temps):.2f} | {raw.mean:.3f} ± {raw.std:.3f} | {ece.mean:.3f} ± {ece.std:.3f} | "
             f"{floor_cell} | "

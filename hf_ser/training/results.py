@@ -6,10 +6,13 @@ field is named in one place. They are pydantic models: ``model_dump_json`` / ``m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from ..confidence import ece_floor_of_scores, pooled_ece
 
 HEADLINE = ("accuracy", "uar", "macro_f1", "weighted_f1")
 
@@ -68,6 +71,20 @@ class Calibration(_Result):
     validation_nll: float | None = None
     # (threshold on the calibrated top score, share of test clips answered, accuracy on those)
     test_coverage: list[tuple[float, float, float]] = []
+    # each test clip's calibrated top score (4 decimals) and whether its label was right, in the split's order:
+    # what pools the ECE of a protocol's folds (every clip tested once, by the fold that never heard its speaker)
+    test_confidence: list[float] = []
+    test_correct: list[bool] = []
+
+
+@dataclass(frozen=True)
+class PooledCalibration:
+    """The test clips of every fold as one set: ECE over all of them, and what a perfectly calibrated model would
+    score on as many clips with the same top scores (:func:`~hf_ser.confidence.ece_floor_of_scores`)."""
+
+    clips: int
+    ece: float
+    floor: float
 
 
 class ConditionScores(_Result):
@@ -122,6 +139,15 @@ class ProtocolResult(_Result):
         if not self.calibration:
             return None
         return MeanStd.of([c.test_ece_raw if raw else c.test_ece for c in self.calibration.values()])
+
+    def pooled_calibration(self) -> PooledCalibration | None:
+        """ECE over the test clips of all folds together; None unless every fold kept its clips' scores."""
+        folds = list(self.calibration.values())
+        if not folds or not all(c.test_confidence for c in folds):
+            return None
+        confidence = np.concatenate([c.test_confidence for c in folds])
+        correct = np.concatenate([c.test_correct for c in folds])
+        return PooledCalibration(len(confidence), pooled_ece(confidence, correct), ece_floor_of_scores(confidence))
 
     def headline(self, key: str) -> MeanStd:
         return getattr(self, key)

@@ -276,6 +276,8 @@ def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Ca
         test_ece_raw=ece(softmax(test.predictions), test.label_ids),
         test_ece=ece(calibrated, test.label_ids),
         test_coverage=coverage_curve(calibrated, test.label_ids),
+        test_confidence=np.round(calibrated.max(axis=1), 4).tolist(),
+        test_correct=(calibrated.argmax(axis=1) == test.label_ids).tolist(),
         validation_nll_raw=negative_log_likelihood(val_logits, val_labels),
         validation_nll=negative_log_likelihood(val_logits, val_labels, temperature),
     )
