@@ -183,6 +183,27 @@ def test_reverb_has_the_requested_reverberation_time(speech):
         Reverb(rt60=5.0)
 
 
+def test_a_range_of_rooms_draws_one_room_per_clip(speech):
+    pra = pytest.importorskip("pyroomacoustics")
+    reverb = Reverb(rt60=0.2, max_rt60=1.0, rooms=3, room=(5.0, 4.0, 2.8), distance=1.5, seed=1)
+    settings = reverb.room_settings()
+    assert [round(r, 2) for r, _, _ in settings] == [0.2, 0.6, 1.0]  # evenly spaced over the range
+    assert settings == Reverb(rt60=0.2, max_rt60=1.0, rooms=3, room=(5.0, 4.0, 2.8), distance=1.5).room_settings()
+    for _, size, distance in settings:  # sizes scaled 0.8-1.3, the talker within the distance and the room
+        assert all(0.8 * a - 0.01 <= b <= 1.3 * a + 0.01 for a, b in zip((5.0, 4.0, 2.8), size))
+        assert 0.5 <= distance <= min(1.5, min(size[:2]) - 1.05)
+    decay = [pra.experimental.measure_rt60(reverb.impulse_response(RATE, i), fs=RATE) for i in range(3)]
+    assert decay[0] < decay[1] < decay[2]  # longer reverberation up the range
+    click = np.zeros(RATE, np.float32)
+    click[1000] = 0.5
+    tails = {round(float(np.abs(reverb(click, RATE)[4000:]).sum()), 3) for _ in range(12)}
+    assert len(tails) == 3  # each clip through one of the three rooms, all three used
+    with pytest.raises(ValueError, match="max_rt60"):
+        Reverb(rt60=0.6, max_rt60=0.3)
+    with pytest.raises(ValueError, match="rooms"):
+        Reverb(max_rt60=1.0, rooms=0)
+
+
 def test_clipping_saturates_at_full_scale(speech):
     out = Clipping(12.0)(speech(2.0, RATE), RATE)
     assert np.abs(out).max() == 1.0 and np.mean(np.abs(out) == 1.0) > 0.01

@@ -137,33 +137,72 @@ class AddNoise(BaseWaveformTransform):
 
 class Reverb(BaseWaveformTransform):
     """A simulated shoebox room (pyroomacoustics, image method) with reverberation time ``rt60`` seconds;
-    the talker and the microphone ``distance`` metres apart. The output keeps the input's peak level."""
+    the talker and the microphone ``distance`` metres apart. The output keeps the input's peak level.
 
-    def __init__(self, rt60: float = 0.6, room: tuple = (6.0, 4.5, 3.0), distance: float = 2.0, p: float = 1.0):
+    With ``max_rt60`` it is a range of rooms, for training: ``rooms`` rooms whose RT60s are evenly spaced over
+    ``[rt60, max_rt60]``, each ``room``'s sizes scaled by a factor in [0.8, 1.3] and its own distance in
+    [0.5 m, ``distance``] (drawn once, from ``room_seed``); each clip goes through one of them, drawn like
+    :class:`AddNoise` draws its SNR (``seed=None``: numpy's global generator, seeded per training copy).
+    """
+
+    def __init__(
+        self,
+        rt60: float = 0.6,
+        room: tuple = (6.0, 4.5, 3.0),
+        distance: float = 2.0,
+        max_rt60: float | None = None,
+        rooms: int = 8,
+        room_seed: int = 0,
+        seed: int | None = None,
+        p: float = 1.0,
+    ):
         super().__init__(p)
         self.rt60, self.room, self.distance = rt60, tuple(room), distance
+        self.max_rt60, self.rooms, self.room_seed, self.seed = max_rt60, rooms, room_seed, seed
         _check(len(self.room) == 3 and min(self.room) > 1.5, f"room must be 3 sizes > 1.5 m, got {room}")
         _check(0.1 <= self.rt60 <= 2.0, f"rt60 must be in [0.1, 2.0] s, got {self.rt60}")
         _check(0.2 <= self.distance < min(self.room[:2]) - 1, f"distance must fit in the room, got {self.distance}")
+        _check(
+            max_rt60 is None or self.rt60 <= max_rt60 <= 2.0, f"max_rt60 must be in [rt60={rt60}, 2.0], got {max_rt60}"
+        )
+        _check(1 <= self.rooms <= 64, f"rooms must be in [1, 64], got {self.rooms}")
+        _check(
+            max_rt60 is None or 0.8 * min(self.room) > 1.7,
+            f"a range of rooms scales room down to 0.8 of its sizes: each must exceed 2.125 m, got {room}",
+        )
+        self._rng = np.random.default_rng(seed) if seed is not None else None
 
-    def impulse_response(self, sample_rate: int) -> np.ndarray:
-        """The room's impulse response at ``sample_rate`` (simulated once per rate, then reused)."""
+    def room_settings(self) -> list[tuple[float, tuple, float]]:
+        """``(rt60, room sizes, distance)`` of every room this transform uses (one without ``max_rt60``)."""
+        if self.max_rt60 is None:
+            return [(self.rt60, self.room, self.distance)]
+        draw = np.random.default_rng(self.room_seed)
+        settings = []
+        for rt60 in np.linspace(self.rt60, self.max_rt60, self.rooms):
+            size = tuple(float(x) for x in np.round(np.asarray(self.room) * draw.uniform(0.8, 1.3, 3), 2))
+            distance = float(draw.uniform(0.5, min(self.distance, min(size[:2]) - 1.05)))
+            settings.append((float(rt60), size, distance))
+        return settings
+
+    def impulse_response(self, sample_rate: int, index: int = 0) -> np.ndarray:
+        """Room ``index``'s impulse response at ``sample_rate`` (simulated once per room and rate, then reused)."""
         cached = getattr(self, "_rirs", {})
-        if sample_rate not in cached:
-            cached[sample_rate] = self._simulate(sample_rate)
+        if (sample_rate, index) not in cached:
+            cached[sample_rate, index] = self._simulate(sample_rate, *self.room_settings()[index])
             self._rirs = cached
-        return cached[sample_rate]
+        return cached[sample_rate, index]
 
-    def _simulate(self, sample_rate: int) -> np.ndarray:
+    @staticmethod
+    def _simulate(sample_rate: int, rt60: float, size: tuple, distance: float) -> np.ndarray:
         try:
             import pyroomacoustics as pra
         except ImportError as err:
             raise ImportError("Reverb needs pyroomacoustics: pip install 'hf-ser[bench]'") from err
-        absorption, max_order = pra.inverse_sabine(self.rt60, list(self.room))
-        room = pra.ShoeBox(list(self.room), fs=sample_rate, materials=pra.Material(absorption), max_order=max_order)
-        source = [self.room[0] / 2 - self.distance / 2, self.room[1] / 2, 1.6]
+        absorption, max_order = pra.inverse_sabine(rt60, list(size))
+        room = pra.ShoeBox(list(size), fs=sample_rate, materials=pra.Material(absorption), max_order=max_order)
+        source = [size[0] / 2 - distance / 2, size[1] / 2, 1.6]
         room.add_source(source)
-        room.add_microphone([source[0] + self.distance, source[1], 1.2])
+        room.add_microphone([source[0] + distance, source[1], 1.2])
         room.compute_rir()
         return np.asarray(room.rir[0][0], np.float32)
 
@@ -171,7 +210,10 @@ class Reverb(BaseWaveformTransform):
         from scipy.signal import fftconvolve
 
         samples = np.asarray(samples, np.float32)
-        rir = self.impulse_response(sample_rate)
+        index = 0
+        if self.max_rt60 is not None:  # one room of the range per clip
+            index = int(self._rng.integers(self.rooms) if self._rng is not None else np.random.randint(self.rooms))
+        rir = self.impulse_response(sample_rate, index)
         delay = int(np.argmax(np.abs(rir)))  # the direct path: keep the clip aligned
         wet = fftconvolve(samples, rir)[delay : delay + len(samples)].astype(np.float32)
         peak_in, peak_out = np.abs(samples).max(), np.abs(wet).max()
