@@ -65,7 +65,7 @@ def test_card_has_metadata_and_sections(run_dir, capsys):
 
 
 def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
-    from hf_ser.confidence import ece_sampling_floor
+    from hf_ser.confidence import ece_floor_of_scores, ece_sampling_floor
     from hf_ser.training.results import Calibration
 
     result = RunResult.load(run_dir / "metrics.json")
@@ -92,6 +92,12 @@ def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
     text = write_card(run_dir).read_text()  # a temperature that made the test speakers worse says so
     assert "0.030 before, 0.080 after: worse on these speakers than the raw scores" in text
     assert "can mislead it; a perfectly calibrated model" in text
+    clips = result.rows["test"]  # a run that kept each clip's score: the floor comes from those scores
+    result.calibration.test_confidence, result.calibration.test_correct = [0.9] * clips, [True] * clips
+    result.save(run_dir / "metrics.json")
+    exact = ece_floor_of_scores([0.9] * clips)
+    assert exact != pytest.approx(floor, abs=1e-3)
+    assert f"would still measure about {exact:.3f} on these {clips} clips" in write_card(run_dir).read_text()
     assert "heavily clipped or band-limited (a telephone line" in text
     config = json.loads((run_dir / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps({**config, "trained_band_limited": True}))
