@@ -1,8 +1,10 @@
 """Does the top label depend on recording gain or on the microphone's frequency response?
 
-    python bench/bench_robustness.py [--model FOLDER] [--clips 120]
+    python bench/bench_robustness.py [--model FOLDER] [--clips 120] [--held-out]
 
-Takes real clips (RAVDESS, every actor and emotion, from ../shared/corpora), classifies each at 0 dB and
+Takes real clips (RAVDESS, every actor and emotion, from ../shared/corpora; with ``--held-out``, each model's own
+test speakers from its ``metrics.json``, of any corpus there, so no clip was heard in its training or
+calibration; two models then get different clips), classifies each at 0 dB and
 again after a gain of -30 … +10 dB, after fixed equaliser curves (telephone band-pass, a bright and a
 dull microphone: audiomentations filters with fixed settings), and under every recording condition of the
 corrupted suite (``hf_ser.data.corruptions.suite()``: phone line, codecs, white and babble noise, a room,
@@ -61,6 +63,35 @@ def sample_clips(corpora_dir: Path, n: int, seed: int = 0) -> tuple[list[str], l
     return [ds[int(i)]["audio"] for i in order[:n]], [ds[int(i)]["audio"] for i in order[n : n + 16]]
 
 
+def held_out_clips(model: str | None, corpora_dir: Path, n: int, seed: int = 0, corpus: str = "ravdess") -> list[str]:
+    """Up to ``n`` clips (seeded) of the speakers ``model`` was tested on and never trained or calibrated on
+    (its ``metrics.json`` speakers: ``corpus:speaker`` keys where it mixed corpora, else speakers of ``corpus``)."""
+    from hf_ser.data.corpora import load_corpus
+    from hf_ser.inference import resolve_model
+    from hf_ser.training.results import RunResult
+
+    folder = resolve_model(model)
+    speakers = RunResult.load(folder / "metrics.json").speakers
+    heard = {*speakers.get("train", []), *speakers.get("validation", [])}
+    tested = [s for s in speakers.get("test", []) if s not in heard]
+    if not tested:
+        raise ValueError(f"{folder}: its metrics.json names no test speakers, so no clip is known to be held out")
+    by_corpus: dict[str, set[str]] = {}
+    for key in tested:
+        name, _, speaker = key.rpartition(":")
+        by_corpus.setdefault(name or corpus, set()).add(speaker)
+    clips = []
+    for name, wanted in sorted(by_corpus.items()):
+        if not (corpora_dir / name).is_dir():
+            continue
+        ds = load_corpus(name, corpora_dir / name)
+        clips += [a for a, sp in zip(ds["audio"], ds["speaker"]) if str(sp) in wanted]
+    if not clips:
+        raise ValueError(f"{folder}: none of its test speakers' corpora ({sorted(by_corpus)}) is in {corpora_dir}")
+    order = np.random.default_rng(seed).permutation(len(clips))
+    return [clips[int(i)] for i in order[:n]]
+
+
 def agreement(
     model: str | None, clips: list[str], others: list[str] | None = None
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -100,25 +131,37 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model folder or bundled name (default: the default model)")
     parser.add_argument("--compare", default=None, help="a second model to measure in the same run")
     parser.add_argument("--clips", type=int, default=120)
+    parser.add_argument(
+        "--held-out", action="store_true", help="each model on clips of its own test speakers (metrics.json)"
+    )
     parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
     args = parser.parse_args()
     clips, others = sample_clips(args.corpora_dir, args.clips)
-    models = [args.model] + ([args.compare] if args.compare else [])
-    measured = {str(m or "default"): agreement(m, clips, others) for m in models}
+    names = {str(m or "default"): m for m in [args.model] + ([args.compare] if args.compare else [])}
+    sets = {n: held_out_clips(m, args.corpora_dir, args.clips) if args.held_out else clips for n, m in names.items()}
+    measured = {n: agreement(m, sets[n], others) for n, m in names.items()}
     results = {m: a for m, (a, _) in measured.items()}
     flagged = {m: u for m, (_, u) in measured.items()}
     conditions = list(next(iter(results.values())))
     rows = [[c, *[f"{100 * results[m][c]:.1f} % ({100 * flagged[m][c]:.0f} %)" for m in results]] for c in conditions]
-    print_table(
-        f"top-label agreement with 0 dB (share answered 'uncertain'), {len(clips)} RAVDESS clips",
-        ["condition", *results],
-        rows,
+    which = (
+        ", ".join(f"{len(v)} clips of {n}'s test speakers" for n, v in sets.items())
+        if args.held_out
+        else f"{len(clips)} RAVDESS clips"
     )
+    print_table(f"top-label agreement with 0 dB (share answered 'uncertain'), {which}", ["condition", *results], rows)
     target = {m: min(r[f"gain {g:+d} dB"] for g in GAINS_DB if -24 <= g <= 6) for m, r in results.items()}
     for model, worst in target.items():
         print(f"{model}: worst agreement from -24 to +6 dB {100 * worst:.1f} % (target >= 95 %)")
     print_json_line(
-        "robustness", {"clips": len(clips), "agreement": results, "uncertain": flagged, "worst_-24_to_+6": target}
+        "robustness",
+        {
+            "clips": {n: len(v) for n, v in sets.items()},
+            "held_out": args.held_out,
+            "agreement": results,
+            "uncertain": flagged,
+            "worst_-24_to_+6": target,
+        },
     )
 
 

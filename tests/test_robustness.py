@@ -83,3 +83,27 @@ def test_shipped_models_ignore_recording_gain(model, bound):
     result, _ = agreement(model, clips)
     worst = min(result[f"gain {g:+d} dB"] for g in GAINS_DB if -24 <= g <= 6)
     assert worst >= bound, result
+
+
+@pytest.mark.real_data
+def test_the_bench_can_take_only_clips_of_speakers_a_model_never_heard():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_robustness import held_out_clips
+
+    from hf_ser.data.corpora import load_corpus
+    from hf_ser.inference import resolve_model
+    from hf_ser.training.results import RunResult
+
+    speakers = RunResult.load(resolve_model("ser-whisper-general") / "metrics.json").speakers
+    clips = held_out_clips("ser-whisper-general", SHARED_CORPORA, 40)
+    assert len(clips) == 40 == len(set(clips))
+    speaker_of = {}
+    for corpus in {Path(c).relative_to(SHARED_CORPORA).parts[0] for c in clips}:
+        ds = load_corpus(corpus, SHARED_CORPORA / corpus)
+        speaker_of |= {a: f"{corpus}:{s}" for a, s in zip(ds["audio"], ds["speaker"])}
+    for clip in clips:
+        key = speaker_of[clip]
+        assert key in speakers["test"] and key not in speakers["train"] + speakers["validation"], clip
