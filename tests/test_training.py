@@ -656,6 +656,46 @@ def test_mixup_trains_and_never_mixes_evaluation(corpus_dir, tmp_path, monkeypat
         tiny(training__mixup_alpha=-1.0)
 
 
+def test_jensen_shannon_consistency_against_hand_computed_values():
+    import torch
+
+    from hf_ser.training.trainer import ClipBatches, jensen_shannon
+
+    # clip 0: p = (0.8, 0.2) and (0.2, 0.8), mean (0.5, 0.5): KL of each = 0.8 ln 1.6 + 0.2 ln 0.4; clip 1 alone
+    logits = torch.log(torch.tensor([[0.8, 0.2], [0.2, 0.8], [0.9, 0.1]]))
+    expected = 0.8 * np.log(1.6) + 0.2 * np.log(0.4)
+    assert float(jensen_shannon(logits, torch.tensor([0, 0, 1]))) == pytest.approx(expected, rel=1e-5)
+    same = torch.log(torch.tensor([[0.7, 0.3], [0.7, 0.3]]))
+    assert float(jensen_shannon(same, torch.tensor([4, 4]))) == pytest.approx(0.0, abs=1e-6)
+    assert float(jensen_shannon(logits, torch.tensor([0, 1, 2]))) == 0.0  # no clip with a copy in the batch
+    groups = [i // 4 for i in range(40)] + [10, 10]  # 10 clips of 4 rows, one of 2
+    batches = list(ClipBatches(groups, batch_size=16))
+    assert len(batches) == len(ClipBatches(groups, 16)) == 3  # 4 clips a batch (16 rows / 4), 11 clips
+    assert sorted(i for b in batches for i in b) == list(range(42))  # every row once an epoch
+    for batch in batches:  # whole clips only
+        clips = {groups[i] for i in batch}
+        assert sorted(batch) == sorted(i for i, g in enumerate(groups) if g in clips)
+
+
+def test_consistency_training_batches_a_clip_with_its_copies(corpus_dir, tmp_path, monkeypatch):
+    from hf_ser.training import trainer as trainer_module
+
+    seen = []
+    original = trainer_module.jensen_shannon
+    monkeypatch.setattr(trainer_module, "jensen_shannon", lambda lg, g: seen.append(g.tolist()) or original(lg, g))
+    copies = [[{"name": "Gain", "min_gain_db": -3, "max_gain_db": -3, "p": 1.0}], [{"name": "TelephoneBand"}]]
+    exp = tiny(training__consistency_weight=1.0, training__num_train_epochs=2, augmentation__copies=copies)
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    result = run_split(exp, splits, tmp_path / "run")
+    assert result.rows["train"] == 3 * len(splits["train"]) and len(seen) > 0
+    for groups in seen:  # every batch: whole clips, each the original and its 2 copies
+        assert all(groups.count(g) == 3 for g in groups)
+    with pytest.raises(ValueError, match="needs augmentation.copies"):
+        run_split(tiny(training__consistency_weight=1.0, augmentation__copies=[]), splits, tmp_path / "none")
+    with pytest.raises(ValueError, match="cannot go with mixup"):
+        run_split(tiny(training__consistency_weight=1.0, training__mixup_alpha=0.2), splits, tmp_path / "mixed")
+
+
 def test_spectral_augmentations_refuse_mfcc_features(corpus_dir, tmp_path):
     splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
     with pytest.raises(ValueError, match="frequency_warp needs features.feature_type=log_mel"):

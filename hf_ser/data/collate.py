@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .encoder_cache import STATES_COLUMN, STATISTICS_COLUMN, load_states, load_statistics
 
+CONSISTENCY_GROUP = "consistency_group"  # a batch key: rows with one value are one clip and its augmented copies
 SOFT_LABELS = "soft_labels"  # a training column of class-probability targets (distillation) used instead of labels
 
 
@@ -41,6 +42,8 @@ class SERDataCollator:
             batch[i, : f.shape[0]] = f
             mask[i, : f.shape[0]] = 1
         out = {self.input_name: batch, "attention_mask": mask}
+        if CONSISTENCY_GROUP in rows[0]:  # which rows are one clip and its copies (consistency training)
+            out[CONSISTENCY_GROUP] = torch.tensor([int(r[CONSISTENCY_GROUP]) for r in rows], dtype=torch.long)
         if self.label_column in rows[0]:
             labels = [r[self.label_column] for r in rows]
             if np.ndim(labels[0]) == 1:  # class probabilities (distillation targets)
@@ -100,6 +103,7 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         else:
             self.labels = [int(v) for v in table[label_column]]
         self.augmentation = augmentation or ItemAugmentation()
+        self.groups: list[int] | None = None  # per row, its clip (consistency training; set by the trainer)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -116,7 +120,10 @@ class InMemoryFeatures(torch.utils.data.Dataset):
             feats = feats + random_eq_curve(feats.shape[1], a.random_eq_db)
         if a.time_masks or a.feature_masks:
             feats = self._mask(feats.clone())
-        return {self.input_name: feats, "labels": self.labels[index]}
+        item = {self.input_name: feats, "labels": self.labels[index]}
+        if self.groups is not None:
+            item[CONSISTENCY_GROUP] = self.groups[index]
+        return item
 
     def _mask(self, feats: torch.Tensor) -> torch.Tensor:
         mean, a = feats.mean(dim=0), self.augmentation

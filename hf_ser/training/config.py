@@ -137,6 +137,9 @@ class TrainingConfig(ItemAugmentation):
     # ("{fold}" is replaced by the fold's name, so each fold gets the teacher that never heard its test speakers)
     teacher: str | None = None
     distillation_weight: float = Field(0.5, ge=0, le=1)  # target = w * teacher + (1 - w) * one-hot label
+    # consistency between a clip and its augmented copies (AugMix's Jensen-Shannon term, Hendrycks et al. 2020):
+    # batches hold whole clips with all their copies, and the loss adds w * JS divergence of their predictions
+    consistency_weight: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _pass_through(self):

@@ -23,7 +23,7 @@ from ..confidence import (
     negative_log_likelihood,
     softmax,
 )
-from ..data.collate import InMemoryFeatures, ItemAugmentation, SERDataCollator
+from ..data.collate import CONSISTENCY_GROUP, InMemoryFeatures, ItemAugmentation, SERDataCollator
 from ..data.encoder_cache import STATES_COLUMN
 from ..data.features import feature_column
 from ..data.splits import speaker_keys
@@ -84,14 +84,33 @@ class SERTrainer(Trainer):
         mixup_alpha: float = 0.0,
         sample_weights: list[float] | None = None,
         input_name: str = "input_features",
+        consistency_weight: float = 0.0,
         **kwargs,
     ):
         if mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0, got {mixup_alpha}")
+        if consistency_weight and (mixup_alpha or sample_weights is not None):
+            raise ValueError("training.consistency_weight batches whole clips: it cannot go with mixup or balance")
         super().__init__(*args, **kwargs)
         self.mixup_alpha = mixup_alpha
         self.sample_weights = sample_weights
         self.input_name = input_name
+        self.consistency_weight = consistency_weight
+        if consistency_weight and getattr(self.train_dataset, "groups", None) is None:
+            raise ValueError("training.consistency_weight needs training items that know their clip (groups)")
+
+    def get_train_dataloader(self):
+        """With consistency training, batches of whole clips (each with all its augmented copies)."""
+        if not self.consistency_weight:
+            return super().get_train_dataloader()
+        batches = ClipBatches(self.train_dataset.groups, self._train_batch_size)
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset,
+            batch_sampler=batches,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+        )
+        return self.accelerator.prepare(loader)
 
     def _get_train_sampler(self, train_dataset=None):
         """With ``sample_weights``, draw an epoch's rows with replacement in proportion to them."""
@@ -99,10 +118,49 @@ class SERTrainer(Trainer):
             return super()._get_train_sampler(train_dataset)
         return torch.utils.data.WeightedRandomSampler(self.sample_weights, len(self.sample_weights))
 
-    def compute_loss(self, model, inputs, *args, **kwargs):
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        groups = inputs.pop(CONSISTENCY_GROUP, None)
         if self.mixup_alpha > 0 and model.training and "labels" in inputs:
             inputs = mix_batch(inputs, self.mixup_alpha, self.model.config.num_labels, self.input_name)
-        return super().compute_loss(model, inputs, *args, **kwargs)
+        if groups is None or not self.consistency_weight or not model.training:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
+        loss = loss + self.consistency_weight * jensen_shannon(outputs.logits, groups)
+        return (loss, outputs) if return_outputs else loss
+
+
+class ClipBatches(torch.utils.data.Sampler):
+    """Batches of whole clips: every row of about ``batch_size`` rows' worth of clips (a clip and its augmented
+    copies share a group), clips shuffled each epoch by torch's generator (which the Trainer seeds)."""
+
+    def __init__(self, groups: list[int], batch_size: int):
+        rows: dict[int, list[int]] = {}
+        for index, group in enumerate(groups):
+            rows.setdefault(group, []).append(index)
+        self.clips = list(rows.values())
+        size = max(len(c) for c in self.clips)
+        self.clips_per_batch = max(1, batch_size // size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.clips)).tolist()
+        for start in range(0, len(order), self.clips_per_batch):
+            yield [i for c in order[start : start + self.clips_per_batch] for i in self.clips[c]]
+
+    def __len__(self) -> int:
+        return -(-len(self.clips) // self.clips_per_batch)
+
+
+def jensen_shannon(logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Mean over the rows of clips with two or more rows in the batch of ``KL(p_row || mean p of its clip)``:
+    the generalised Jensen-Shannon divergence of AugMix, 0 when a clip and its copies get the same prediction."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    _, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+    mean = torch.zeros(len(counts), probs.shape[1], device=probs.device).index_add_(0, inverse, probs)
+    mean = mean / counts[:, None]
+    log_mean = mean.clamp_min(1e-7).log()[inverse]
+    divergence = (probs * (probs.clamp_min(1e-7).log() - log_mean)).sum(dim=-1)
+    shared = counts[inverse] > 1
+    return divergence[shared].mean() if shared.any() else logits.sum() * 0.0
 
 
 def mix_batch(
@@ -120,6 +178,17 @@ def mix_batch(
         mask = inputs["attention_mask"]
         mixed["attention_mask"] = torch.maximum(mask, mask[perm])
     return mixed
+
+
+def clip_groups(train: Dataset) -> list[int]:
+    """Per training row, the index of the clip it is a copy of (``source_id``, written by augmentation)."""
+    if "source_id" not in train.column_names:
+        raise ValueError(
+            "training.consistency_weight compares each clip with its augmented copies: it needs augmentation.copies"
+        )
+    ids = train["source_id"]
+    index = {clip: i for i, clip in enumerate(dict.fromkeys(ids))}
+    return [index[clip] for clip in ids]
 
 
 def classification_heads(model) -> list:
@@ -212,7 +281,11 @@ def fit(
     weights = sample_weights(splits["train"], options.balance)
     if weights is not None and len(items) > len(weights):  # the repeated row 0 (see _training_items)
         weights.append(weights[0])
+    if options.consistency_weight:
+        items.groups = clip_groups(splits["train"])
+        items.groups += items.groups[: len(items) - len(items.groups)]  # the repeated row 0, if any
     trainer = SERTrainer(
+        consistency_weight=options.consistency_weight,
         mixup_alpha=options.mixup_alpha,
         sample_weights=weights,
         input_name=input_name,
