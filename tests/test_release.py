@@ -196,7 +196,9 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     )
     text = "\n".join(robustness_lines({"r-model": full, "r-aug": aug}, ["r-model", "r-aug"]))
     assert "r-aug against r-model, on the validation actors of fold_1 (the folds both ran)" in text
-    assert "| condition | r-model | r-aug | change |" in text and "| telephone | 50.00 | 80.00 | +30.0 |" in text
+    assert "| condition | r-model | r-aug | change | test lost, base | variant | agree, base | variant |" in text
+    # on the test actors of fold_1 alone (clean 70, telephone 60 and 90 % agreement in both runs)
+    assert "| telephone | 50.00 | 80.00 | +30.0 | 10.0 | 10.0 | 90.0 | 90.0 |" in text
 
 
 def test_target_table_shows_each_target_beside_its_variants():

@@ -86,24 +86,43 @@ def robustness_lines(
 
 def _validation_lines(records: dict, names: list[str]) -> list[str]:
     """Validation UAR per condition of each variant beside the row it changes (``compare_with``), on the folds both
-    ran (first seed): where training variants are chosen, never on test actors."""
+    ran (first seed): where training variants are chosen, never on test actors. Beside it, for the report only,
+    the test actors' UAR lost and agreement on those same folds (a screen's folds, not the base's five)."""
     pairs = [(n, records[n].spec.compare_with) for n in names if records[n].spec.compare_with in names]
     lines = []
     for name, base in pairs:
-        mine, theirs = (_runs(records[n])[0].validation_conditions for n in (name, base))
-        shared = sorted(set(mine) & set(theirs))
+        mine, theirs = (_runs(records[n])[0] for n in (name, base))
+        shared = sorted(set(mine.validation_conditions) & set(theirs.validation_conditions))
         if not shared:
             continue
+        tested = all(f in r.test_conditions for r in (mine, theirs) for f in shared)
         lines += [
             f"Validation UAR (%) under each condition, {name} against {base}, on the validation actors of "
-            f"{', '.join(shared)} (the folds both ran): where a training variant is chosen.",
+            f"{', '.join(shared)} (the folds both ran): where a training variant is chosen."
+            + (
+                " Then, on the test actors of the same folds: UAR points lost against the clean clips, and top-label "
+                "agreement with them (%)."
+                if tested
+                else ""
+            ),
             "",
-            f"| condition | {base} | {name} | change |",
-            "|---|---|---|---|",
+            f"| condition | {base} | {name} | change |"
+            + (" test lost, base | variant | agree, base | variant |" if tested else ""),
+            "|---|---|---|---|" + ("---|---|---|---|" if tested else ""),
         ]
-        for condition in mine[shared[0]]:
-            a, b = (100 * np.mean([v[f][condition].uar for f in shared]) for v in (theirs, mine))
-            lines.append(f"| {condition} | {a:.2f} | {b:.2f} | {b - a:+.1f} |")
+        for condition in mine.validation_conditions[shared[0]]:
+            a, b = (100 * np.mean([r.validation_conditions[f][condition].uar for f in shared]) for r in (theirs, mine))
+            row = f"| {condition} | {a:.2f} | {b:.2f} | {b - a:+.1f} |"
+            if tested:
+                lost = [
+                    100 * np.mean([r.folds[f].uar - r.test_conditions[f][condition].uar for f in shared])
+                    for r in (theirs, mine)
+                ]
+                agree = [
+                    100 * np.mean([r.test_conditions[f][condition].agreement for f in shared]) for r in (theirs, mine)
+                ]
+                row += f" {lost[0]:.1f} | {lost[1]:.1f} | {agree[0]:.1f} | {agree[1]:.1f} |"
+            lines.append(row)
         lines.append("")
     return lines
 

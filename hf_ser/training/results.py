@@ -133,6 +133,8 @@ class ProtocolResult(_Result):
     corrupted_validation: dict[str, ConditionSummary] = {}  # the same on validation speakers (for choosing)
     # per fold: the validation speakers under each condition (variants are compared on the folds they share)
     validation_conditions: dict[str, dict[str, ConditionScores]] = {}
+    # per fold: the test speakers under each condition (a screen is reported beside its base on the same folds)
+    test_conditions: dict[str, dict[str, ConditionScores]] = {}
 
     def ece(self, raw: bool = False) -> MeanStd | None:
         """Test ECE over folds, calibrated (or ``raw``: the softmax of the logits); None without calibration."""
@@ -205,6 +207,7 @@ def summarize(protocol: str, corpora: list[str], runs: dict[str, RunResult]) -> 
         corrupted=_condition_summaries([r.corrupted for r in runs.values()]),
         corrupted_validation=_condition_summaries([r.corrupted_validation for r in runs.values()]),
         validation_conditions={n: r.corrupted_validation for n, r in runs.items() if r.corrupted_validation},
+        test_conditions={n: r.corrupted for n, r in runs.items() if r.corrupted},
     )
 
 
