@@ -101,7 +101,7 @@ def test_the_bench_can_take_only_clips_of_speakers_a_model_never_heard():
     clips = held_out_clips("ser-whisper-general", SHARED_CORPORA, 40)
     assert len(clips) == 40 == len(set(clips))
     speaker_of = {}
-    for corpus in {Path(c).relative_to(SHARED_CORPORA).parts[0] for c in clips}:
+    for corpus in {key.split(":")[0] for key in speakers["test"]}:  # clips' paths may be resolved (links)
         ds = load_corpus(corpus, SHARED_CORPORA / corpus)
         speaker_of |= {a: f"{corpus}:{s}" for a, s in zip(ds["audio"], ds["speaker"])}
     for clip in clips:
