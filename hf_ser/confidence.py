@@ -128,6 +128,13 @@ def ece_floor_of_scores(confidence: np.ndarray, bins: int = 15, draws: int = 200
     return float(ece.mean())
 
 
+def clip_scores(probs: np.ndarray, labels: np.ndarray) -> tuple[list[float], list[bool]]:
+    """Each clip's top score (4 decimals) and whether its top label is ``labels``'s: what a run keeps so that
+    :func:`pooled_ece` can pool its clips with other folds'."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    return np.round(probs.max(axis=1), 4).tolist(), (probs.argmax(axis=1) == labels).tolist()
+
+
 def pooled_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     """:func:`expected_calibration_error` from each clip's (calibrated) top score and whether its label was right:
     what pools clips scored by several models (the folds of a protocol, each clip tested once)."""

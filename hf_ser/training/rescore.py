@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..confidence import expected_calibration_error
+from ..confidence import clip_scores, expected_calibration_error
 from .config import Experiment
 from .distill import teacher_probabilities
 from .results import RunResult
@@ -40,30 +40,30 @@ def rescore_run(run_dir: Path, splits) -> RunResult:
     probabilities, model_labels = teacher_probabilities(run_dir, splits, "test")
     names = splits["test"].features["emotion"].names
     truth = np.asarray([model_labels.index(names[i]) for i in splits["test"]["emotion"]])
-    correct = probabilities.argmax(axis=1) == truth
-    accuracy, ece = float(correct.mean()), expected_calibration_error(probabilities, truth)
+    confidence, correct = clip_scores(probabilities, truth)
+    accuracy, ece = float(np.mean(correct)), expected_calibration_error(probabilities, truth)
     if abs(accuracy - result.test.accuracy) > TOLERANCE or abs(ece - result.calibration.test_ece) > TOLERANCE:
         raise ValueError(
             f"{run_dir}: re-scoring gives accuracy {accuracy:.4f} and ECE {ece:.4f}, the run stored "
             f"{result.test.accuracy:.4f} and {result.calibration.test_ece:.4f}: not the same model or clips"
         )
-    result.calibration.test_confidence = np.round(probabilities.max(axis=1), 4).tolist()
-    result.calibration.test_correct = correct.tolist()
+    result.calibration.test_confidence, result.calibration.test_correct = confidence, correct
     result.save(run_dir / "metrics.json")
     logger.info("%s: %d test clips re-scored (accuracy %.4f, ECE %.4f, as stored)", run_dir, len(truth), accuracy, ece)
     return result
 
 
 def rescore_folds(exp: Experiment, data: DataDirs, output_dir: Path) -> dict[str, RunResult]:
-    """:func:`rescore_run` for every fold folder under ``output_dir`` that lacks the per-clip scores."""
-    dataset = load_experiment_data(exp, data)
-    fold_splits, _ = protocol_folds(exp, dataset)
-    done = {}
-    for name, splits in fold_splits:
-        metrics = output_dir / name / "metrics.json"
-        if not metrics.is_file():
-            continue
-        calibration = RunResult.load(metrics).calibration
-        if calibration is not None and not calibration.test_confidence:
-            done[name] = rescore_run(output_dir / name, splits)
-    return done
+    """:func:`rescore_run` for every fold folder under ``output_dir`` that lacks the per-clip scores (the corpus is
+    loaded and split only when one does)."""
+    pending = {
+        folder.name
+        for folder in sorted(output_dir.iterdir() if output_dir.is_dir() else [])
+        if (folder / "metrics.json").is_file()
+        and (calibration := RunResult.load(folder / "metrics.json").calibration) is not None
+        and not calibration.test_confidence
+    }
+    if not pending:
+        return {}
+    fold_splits, _ = protocol_folds(exp, load_experiment_data(exp, data))
+    return {name: rescore_run(output_dir / name, splits) for name, splits in fold_splits if name in pending}

@@ -17,6 +17,7 @@ from datasets import Dataset, DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from ..confidence import (
+    clip_scores,
     coverage_curve,
     expected_calibration_error,
     fit_temperature,
@@ -342,6 +343,7 @@ def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Ca
     model.config.temperature = temperature
     ece = expected_calibration_error
     calibrated = softmax(test.predictions, temperature)
+    confidence, correct = clip_scores(calibrated, test.label_ids)
     return Calibration(
         temperature=temperature,
         validation_ece_raw=ece(softmax(val_logits), val_labels),
@@ -349,8 +351,8 @@ def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Ca
         test_ece_raw=ece(softmax(test.predictions), test.label_ids),
         test_ece=ece(calibrated, test.label_ids),
         test_coverage=coverage_curve(calibrated, test.label_ids),
-        test_confidence=np.round(calibrated.max(axis=1), 4).tolist(),
-        test_correct=(calibrated.argmax(axis=1) == test.label_ids).tolist(),
+        test_confidence=confidence,
+        test_correct=correct,
         validation_nll_raw=negative_log_likelihood(val_logits, val_labels),
         validation_nll=negative_log_likelihood(val_logits, val_labels, temperature),
     )
