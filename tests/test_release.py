@@ -94,7 +94,7 @@ def test_report_and_readme_come_from_result_files(plan, tmp_path):
     assert record.seeds["0"].collapsed_speakers == ["2"]  # all 5 clips of speaker 2 got one label
 
 
-def test_collect_partial_marks_a_screen(plan, tmp_path):
+def test_collect_partial_marks_a_screen_until_every_fold_ran(plan, tmp_path):
     out = tmp_path / "runs"
     for fold, acc in [("fold_0", 0.5), ("fold_2", 0.7)]:
         (out / "b-try" / "seed_0" / fold).mkdir(parents=True)
@@ -102,6 +102,11 @@ def test_collect_partial_marks_a_screen(plan, tmp_path):
     (tmp_path / "results").mkdir()
     record = collect_partial(plan, "b-try", out, tmp_path / "results")
     assert record.only_folds == [0, 2] and record.metric("accuracy").mean == pytest.approx(0.6)
+    (out / "b-try" / "seed_0" / "fold_1").mkdir()  # the screen's other folds, run later: the whole 3-fold protocol
+    _run(0.9, {}).save(out / "b-try" / "seed_0" / "fold_1" / "metrics.json")
+    record = collect_partial(plan, "b-try", out, tmp_path / "results")
+    assert record.only_folds is None and record.metric("accuracy").mean == pytest.approx(0.7)
+    assert ExperimentRecord.model_validate_json((tmp_path / "results" / "b-try.json").read_text()).only_folds is None
     with pytest.raises(ValueError, match="no finished fold"):
         collect_partial(plan, "a-head", out, tmp_path / "results")
 

@@ -153,7 +153,10 @@ def collect_partial(plan_path: Path, name: str, out: Path, results_dir: Path) ->
     if not seeds:
         raise ValueError(f"{out / name}: no finished fold to collect")
     wall = sum(r.wall_seconds for r in seeds.values())
-    record = ExperimentRecord(name=name, spec=spec, only_folds=sorted(indices), seeds=seeds, wall_seconds=wall)
+    # screens run fold by fold (``--only-folds 0,1`` then ``2,3,4``) add up to the whole protocol: not a screen then
+    every_fold = exp.protocol.name == "speaker-kfold" and indices == set(range(exp.protocol.folds))
+    only = None if every_fold else sorted(indices)
+    record = ExperimentRecord(name=name, spec=spec, only_folds=only, seeds=seeds, wall_seconds=wall)
     (results_dir / f"{name}.json").write_text(record.model_dump_json(indent=2))
     return record
 
