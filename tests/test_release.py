@@ -126,7 +126,7 @@ def test_per_class_rows_come_from_the_summed_confusion_matrix():
 def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_path):
     from hf_ser.confidence import ece_floor_of_scores, ece_sampling_floor
     from hf_ser.publish.robustness_page import robustness_lines
-    from hf_ser.training.results import Calibration, ConditionScores
+    from hf_ser.training.results import Calibration, ConditionScores, MeanStd
 
     (tmp_path / "exp.yaml").write_text("data: {corpus: ravdess}\n")
     (tmp_path / "experiments.yaml").write_text(
@@ -173,11 +173,13 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met |" in text
     assert "| r-model | agreement, telephone | 85.0 % | ≥ 90 % | missed by 5.0 |" in text
     assert "| r-model | ECE, clean test | 0.040 | ≤ 0.05 | met (perfectly calibrated on these clips: 0." in text
-    floor = ece_sampling_floor(coverage, 200)  # per fold: the run's 400 clips over its 2 folds
+    # per fold: from the fold's own clips' scores (all 0.8 in fold 0, all 0.6 in fold 1), as the cards do
+    per_fold = MeanStd.of([ece_floor_of_scores([0.8] * 200), ece_floor_of_scores([0.6] * 200)])
+    assert per_fold.mean != pytest.approx(ece_sampling_floor(coverage, 200), abs=1e-3)  # not the coverage curve's
     pooled = ece_floor_of_scores([0.8] * 200 + [0.6] * 200)  # both folds' 400 clips as one set
     assert (
-        f"| r-model | 1.50 | 0.150 ± 0.000 | 0.040 ± 0.000 | {floor:.3f} ± 0.000 | 0.025 ({pooled:.3f}; 400 clips) | "
-        "0.100 | 0.050 | 80 % |" in text
+        f"| r-model | 1.50 | 0.150 ± 0.000 | 0.040 ± 0.000 | {per_fold.mean:.3f} ± {per_fold.std:.3f} | "
+        f"0.025 ({pooled:.3f}; 400 clips) | 0.100 | 0.050 | 80 % |" in text
     )  # pooled: half the clips 0.05 off their score
     assert (
         f"| r-model | ECE, clean test, all folds' 400 clips pooled | 0.025 | ≤ 0.05 | met (perfectly calibrated on "

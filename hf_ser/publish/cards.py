@@ -202,7 +202,7 @@ def _confidence_text(result: RunResult, config: dict) -> str:
     clips = result.rows.get("test", 0)
     floor = (
         f"; a perfectly calibrated model would still measure about "
-        f"{_ece_floor(calibration, clips):.3f} on these {clips} clips, by chance alone"
+        f"{calibration.ece_floor(clips):.3f} on these {clips} clips, by chance alone"
         if clips and calibration.test_coverage
         else ""
     )
@@ -212,16 +212,6 @@ def _confidence_text(result: RunResult, config: dict) -> str:
         f"{calibration.test_ece:.3f} after{worse}{floor}). {rule}{trade} The trade-off as the threshold rises: "
         f"![coverage against accuracy]({COVERAGE_FIGURE})"
     )
-
-
-def _ece_floor(calibration, clips: int) -> float:
-    """A perfectly calibrated model's ECE on the test clips: from each clip's score where the run kept them,
-    else from the coverage curve (runs before they were kept)."""
-    from ..confidence import ece_floor_of_scores, ece_sampling_floor
-
-    if calibration.test_confidence:
-        return ece_floor_of_scores(calibration.test_confidence)
-    return ece_sampling_floor(calibration.test_coverage, clips)
 
 
 def save_coverage_figure(curve: list[tuple[float, float, float]], path: Path) -> Path:

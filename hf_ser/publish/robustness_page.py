@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..confidence import DEFAULT_RULE, ece_sampling_floor
+from ..confidence import DEFAULT_RULE
 from ..training.results import MeanStd, PooledCalibration, ProtocolResult
 
 # issue 18's targets on the default model: (condition, most UAR points lost)
@@ -176,12 +176,12 @@ def _ece(record, raw: bool = False) -> MeanStd | None:
 
 
 def _ece_floor(record) -> MeanStd | None:
-    """Per fold, the ECE a perfectly calibrated model would show on as many test clips with the same spread of top
-    scores (:func:`~hf_ser.confidence.ece_sampling_floor`; clips per fold: the run's total over its folds)."""
+    """Per fold, the ECE a perfectly calibrated model would show on its test clips
+    (:meth:`~hf_ser.training.results.Calibration.ece_floor`, as the cards compute it)."""
     values = []
     for run in _runs(record):
         clips = round(float(np.sum(run.confusion_matrix)) / max(len(run.folds), 1))
-        values += [ece_sampling_floor(c.test_coverage, clips) for c in run.calibration.values() if c.test_coverage]
+        values += [c.ece_floor(clips) for c in run.calibration.values() if c.test_coverage or c.test_confidence]
     return MeanStd.of(values) if values else None
 
 
@@ -216,9 +216,10 @@ def _calibration_lines(records: dict, names: list[str], figure: Path | None) -> 
         "answers *uncertain* on the rest: *answered* is the share of clean test clips that get an emotion, "
         "*accuracy answered* the accuracy on those.",
         "",
-        "*ECE if calibrated perfectly*: what a flawless model would still score on as many test clips with the same "
-        "spread of top scores, from sampling alone (each clip right with probability equal to its score; "
-        "`hf_ser.confidence.ece_sampling_floor`): the part of the measured ECE that no calibration can remove.",
+        "*ECE if calibrated perfectly*: what a flawless model would still score on the fold's test clips with the "
+        "same top scores, from sampling alone (each clip right with probability equal to its score; "
+        "`Calibration.ece_floor`, from each clip's score where the run kept them, else from the coverage curve): "
+        "the part of the measured ECE that no calibration can remove.",
         "",
         "*ECE pooled*: the same over all folds' test clips together (each scored once, by the fold that never heard "
         "its speaker; 15 bins), with the perfectly calibrated model's ECE on as many clips in brackets: five times "

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ..confidence import ece_floor_of_scores, pooled_ece
+from ..confidence import ece_floor_of_scores, ece_sampling_floor, pooled_ece
 
 HEADLINE = ("accuracy", "uar", "macro_f1", "weighted_f1")
 
@@ -75,6 +75,13 @@ class Calibration(_Result):
     # what pools the ECE of a protocol's folds (every clip tested once, by the fold that never heard its speaker)
     test_confidence: list[float] = []
     test_correct: list[bool] = []
+
+    def ece_floor(self, clips: int) -> float:
+        """A perfectly calibrated model's ECE on the ``clips`` test clips, by chance alone: from each clip's score
+        where the run kept them, else from the coverage curve (runs before they were kept)."""
+        if self.test_confidence:
+            return ece_floor_of_scores(np.asarray(self.test_confidence))
+        return ece_sampling_floor(self.test_coverage, clips)
 
 
 @dataclass(frozen=True)
