@@ -143,14 +143,14 @@ SHIPPED_RECIPES = {
         "v0.1/multi_corpus.yaml",
         [*FAST, "features.mean_normalization=level", "data.speaker_adaptive=true"],
     ),
-    "ser-whisper-general": (  # + the conditioned copies robust-whisper-ravdess-aug confirmed on 5 folds
+    "ser-whisper-general": (  # + the conditioned copies robust-whisper-ravdess-babble confirmed on 5 folds
         "whisper.yaml",
         [
             "data.corpus=[ravdess, emodb, tess]",
             "data.merge_calm=true",
             "data.exclude_labels=[boredom]",
             "training.num_train_epochs=15",
-            _copies_of("robust-whisper-ravdess-aug"),
+            _copies_of("robust-whisper-ravdess-babble"),
         ],
     ),
     "ser-whisper-general-adaptive": (  # the whisper-lococ-*-speaker rows' recipe, on the three corpora
