@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("results collect needs --only NAME[,NAME…]")
         for name in args.only.split(","):
             record = collect_partial(plan, name, Path(args.out), Path(args.results))
-            folds = sum(len(r.folds) for r in record.seeds.values())
             scope = "a screen" if record.only_folds is not None else "every fold"
-            print(f"{name}: {folds} fold runs collected ({scope}), accuracy {record.metric('accuracy').percent()}")
+            accuracy = record.metric("accuracy").percent()
+            print(f"{name}: {record.fold_runs} fold runs collected ({scope}), accuracy {accuracy}")
     if args.action == "rescore":  # runs made before per-clip scores were kept: score their test clips again
         if not args.only:
             raise ValueError("results rescore needs --only NAME[,NAME…] (the experiments whose runs to re-score)")

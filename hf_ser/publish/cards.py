@@ -200,10 +200,11 @@ def _confidence_text(result: RunResult, config: dict) -> str:
         else ""
     )
     clips = result.rows.get("test", 0)
+    perfect = calibration.ece_floor(clips) if clips else None
     floor = (
-        f"; a perfectly calibrated model would still measure about "
-        f"{calibration.ece_floor(clips):.3f} on these {clips} clips, by chance alone"
-        if clips and calibration.test_coverage
+        f"; a perfectly calibrated model would still measure about {perfect:.3f} on these {clips} clips, by chance "
+        "alone"
+        if perfect is not None
         else ""
     )
     return (

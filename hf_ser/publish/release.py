@@ -99,6 +99,11 @@ class ExperimentRecord(_Spec):
     seeds: dict[str, ProtocolResult]
     wall_seconds: float
 
+    @property
+    def fold_runs(self) -> int:
+        """Fold runs over all seeds."""
+        return sum(len(r.folds) for r in self.seeds.values())
+
     def metric(self, key: str) -> MeanStd:
         """Mean ± std over all folds of all seeds."""
         return MeanStd.of([getattr(f, key) for r in self.seeds.values() for f in r.folds.values()])

@@ -19,7 +19,7 @@ def _baseline_uar(baselines: dict, key: str | None) -> float | None:
 
 
 def _row(record: ExperimentRecord, baselines: dict) -> str:
-    folds = sum(len(r.folds) for r in record.seeds.values())
+    folds = record.fold_runs
     first = next(iter(record.seeds.values()))
     scope = f"{len(first.folds)} folds × {len(record.seeds)} seed(s)"
     if record.only_folds is not None:

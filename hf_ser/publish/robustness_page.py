@@ -181,7 +181,7 @@ def _ece_floor(record) -> MeanStd | None:
     values = []
     for run in _runs(record):
         clips = round(float(np.sum(run.confusion_matrix)) / max(len(run.folds), 1))
-        values += [c.ece_floor(clips) for c in run.calibration.values() if c.test_coverage or c.test_confidence]
+        values += [f for c in run.calibration.values() if (f := c.ece_floor(clips)) is not None]
     return MeanStd.of(values) if values else None
 
 

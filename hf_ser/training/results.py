@@ -76,12 +76,12 @@ class Calibration(_Result):
     test_confidence: list[float] = []
     test_correct: list[bool] = []
 
-    def ece_floor(self, clips: int) -> float:
+    def ece_floor(self, clips: int) -> float | None:
         """A perfectly calibrated model's ECE on the ``clips`` test clips, by chance alone: from each clip's score
-        where the run kept them, else from the coverage curve (runs before they were kept)."""
+        where the run kept them, else from the coverage curve (runs before they were kept); None without either."""
         if self.test_confidence:
             return ece_floor_of_scores(np.asarray(self.test_confidence))
-        return ece_sampling_floor(self.test_coverage, clips)
+        return ece_sampling_floor(self.test_coverage, clips) if self.test_coverage and clips else None
 
 
 @dataclass(frozen=True)
