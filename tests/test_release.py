@@ -202,10 +202,23 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
         wall_seconds=1,
     )
     text = "\n".join(robustness_lines({"r-model": full, "r-aug": aug}, ["r-model", "r-aug"]))
-    assert "r-aug against r-model, on the validation actors of fold_1 (the folds both ran)" in text
+    assert "r-aug against r-model, on the validation actors of fold_1, seed 0 (the runs both have)" in text
     assert "| condition | r-model | r-aug | change | test lost, base | variant | agree, base | variant |" in text
     # on the test actors of fold_1 alone (clean 70, telephone 60 and 90 % agreement in both runs)
     assert "| telephone | 50.00 | 80.00 | +30.0 | 10.0 | 10.0 | 90.0 | 90.0 |" in text
+    assert "| **mean over conditions** | 50.00 | 80.00 | +30.0 | 10.0 | 10.0 | 90.0 | 90.0 |" in text
+    # a second seed of both on fold_1 is averaged in; a seed only one of them ran is not
+    second = screen.model_copy(deep=True)
+    second.corrupted_validation = {"telephone": ConditionScores(accuracy=0, uar=0.6, agreement=0, ece=0)}
+    aug.seeds["1"] = summarize("k", ["ravdess"], {"fold_1": second})
+    full.seeds["1"] = summarize("k", ["ravdess"], {"fold_1": runs["fold_1"]})  # validation 50 again
+    aug.seeds["2"] = summarize("k", ["ravdess"], {"fold_1": screen})
+    text = "\n".join(robustness_lines({"r-model": full, "r-aug": aug}, ["r-model", "r-aug"]))
+    assert "on the validation actors of fold_1, seeds 0, 1 (the runs both have)" in text
+    assert "| telephone | 50.00 | 70.00 | +20.0 |" in text
+    # every variant of one recipe file side by side on the runs all of them have, lowest condition named
+    assert "Every variant of `exp.yaml` on the validation actors of fold_1, seeds 0, 1" in text
+    assert "| r-model | 50.00 | 50.00 (telephone) |" in text and "| r-aug | 70.00 | 70.00 (telephone) |" in text
 
 
 def test_target_table_shows_each_target_beside_its_variants():
