@@ -251,3 +251,12 @@ def test_cross_corpus_folds_pair_by_the_corpus_they_test():
     other = SimpleNamespace(seeds={"0": SimpleNamespace(folds={"ravdess+tess->emodb": "y", "fold_0": "z"})})
     assert set(_runs_of(record)) & set(_runs_of(other)) == {("0", "emodb")}
     assert ("0", "fold_0") in _runs_of(other)  # other folds keep their names
+
+
+def test_a_target_missed_by_less_than_the_table_shows_says_so():
+    from hf_ser.publish.robustness_page import _missed_by
+
+    assert _missed_by(0.0002, 3) == "missed by less than 0.001"  # ECE 0.0502 against 0.05: not "missed by 0.000"
+    assert _missed_by(0.0123, 3) == "missed by 0.012"
+    assert _missed_by(0.04, 1) == "missed by less than 0.1"
+    assert _missed_by(1.96, 1) == "missed by 2.0"

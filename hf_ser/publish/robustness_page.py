@@ -182,6 +182,12 @@ def _smile_name(baseline: dict) -> str:
     return baseline["method"].split(" functionals")[0].replace("openSMILE ", "") + " + SVM"
 
 
+def _missed_by(gap: float, digits: int) -> str:
+    """A positive shortfall at the table's precision; one too small to show says so instead of "missed by 0.000"."""
+    step = 10.0**-digits
+    return f"missed by {gap:.{digits}f}" if round(gap, digits) > 0 else f"missed by less than {step:.{digits}f}"
+
+
 def _target_lines(records: dict, names: list[str], clean: dict[str, float]) -> list[str]:
     rows = []
     for n in names:
@@ -190,23 +196,23 @@ def _target_lines(records: dict, names: list[str], clean: dict[str, float]) -> l
             if uar is None:
                 continue
             lost = clean[n] - 100 * uar.mean
-            verdict = "met" if lost <= most else f"missed by {lost - most:.1f}"
+            verdict = "met" if lost <= most else _missed_by(lost - most, 1)
             rows.append(f"| {n} | UAR lost, {condition} | {lost:.1f} points | ≤ {most:.0f} | {verdict} |")
         condition, least = AGREEMENT_TARGET
         agree = _condition(records[n], condition, "agreement")
         if agree is not None:
-            verdict = "met" if agree.mean >= least else f"missed by {100 * (least - agree.mean):.1f}"
+            verdict = "met" if agree.mean >= least else _missed_by(100 * (least - agree.mean), 1)
             rows.append(
                 f"| {n} | agreement, {condition} | {100 * agree.mean:.1f} % | ≥ {100 * least:.0f} % | {verdict} |"
             )
         ece = _ece(records[n])
         if ece is not None:
-            verdict = "met" if ece.mean <= ECE_TARGET else f"missed by {ece.mean - ECE_TARGET:.3f}"
+            verdict = "met" if ece.mean <= ECE_TARGET else _missed_by(ece.mean - ECE_TARGET, 3)
             if (floor := _ece_floor(records[n])) is not None:
                 verdict += f" (perfectly calibrated on these clips: {floor.mean:.3f})"
             rows.append(f"| {n} | ECE, clean test | {ece.mean:.3f} | ≤ {ECE_TARGET} | {verdict} |")
         if (pooled := _pooled(records[n])) is not None:
-            verdict = "met" if pooled.ece <= ECE_TARGET else f"missed by {pooled.ece - ECE_TARGET:.3f}"
+            verdict = "met" if pooled.ece <= ECE_TARGET else _missed_by(pooled.ece - ECE_TARGET, 3)
             rows.append(
                 f"| {n} | ECE, clean test, all folds' {pooled.clips} clips pooled | {pooled.ece:.3f} | ≤ {ECE_TARGET} "
                 f"| {verdict} (perfectly calibrated on these clips: {pooled.floor:.3f}) |"
