@@ -9,7 +9,7 @@ import numpy as np
 
 from ..training.results import MeanStd, Scores
 from .release import ExperimentRecord, ReleasePlan, load_records
-from .robustness_page import robustness_lines
+from .robustness_page import robustness_lines, runs_by_seed_fold
 
 
 def _baseline_uar(baselines: dict, key: str | None) -> float | None:
@@ -123,7 +123,7 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
 def _runs_of(record) -> dict[tuple[str, str], Scores]:
     """``(seed, fold) -> test scores`` over every seed run. A cross-corpus fold (``train+train->test``) is keyed by
     what it tests, so a row that adds a training corpus still pairs with the row it changes."""
-    return {(seed, f.split("->")[-1]): scores for seed, r in record.seeds.items() for f, scores in r.folds.items()}
+    return {(seed, fold.split("->")[-1]): scores for (seed, fold), scores in runs_by_seed_fold(record, "folds").items()}
 
 
 def comparison_lines(plan, records: dict) -> list[str]:

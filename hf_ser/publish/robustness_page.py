@@ -84,9 +84,9 @@ def robustness_lines(
     return [*lines, *_calibration_lines(records, names, figure)]
 
 
-def _by_run(record, field: str) -> dict[tuple[str, str], object]:
+def runs_by_seed_fold(record, field: str) -> dict[tuple[str, str], object]:
     """``(seed, fold) -> value`` of a per-fold field of every seed's summary (``folds``, ``validation_conditions``,
-    ``test_conditions``)."""
+    ``test_conditions``): how two records' runs are paired."""
     return {(seed, fold): v for seed, r in record.seeds.items() for fold, v in getattr(r, field).items()}
 
 
@@ -103,13 +103,12 @@ def _validation_lines(records: dict, names: list[str]) -> list[str]:
     pairs = [(n, records[n].spec.compare_with) for n in names if records[n].spec.compare_with in names]
     lines = []
     for name, base in pairs:
-        mine, theirs = (records[n] for n in (name, base))
-        validation = {n: _by_run(records[n], "validation_conditions") for n in (name, base)}
+        validation = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in (name, base)}
         shared = sorted(set(validation[name]) & set(validation[base]))
         if not shared:
             continue
-        tests = {n: _by_run(records[n], "test_conditions") for n in (name, base)}
-        clean = {n: _by_run(records[n], "folds") for n in (name, base)}
+        tests = {n: runs_by_seed_fold(records[n], "test_conditions") for n in (name, base)}
+        clean = {n: runs_by_seed_fold(records[n], "folds") for n in (name, base)}
         tested = all(k in tests[n] for n in (name, base) for k in shared)
         lines += [
             f"Validation UAR (%) under each condition, {name} against {base}, on the validation actors of "
@@ -158,7 +157,7 @@ def _family_lines(records: dict, names: list[str]) -> list[str]:
             families.setdefault(records[n].spec.config, []).append(n)
     lines = []
     for config, members in families.items():
-        validation = {n: _by_run(records[n], "validation_conditions") for n in members}
+        validation = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in members}
         shared = sorted(set.intersection(*(set(v) for v in validation.values())))
         if len(members) < 2 or not shared:
             continue
