@@ -109,6 +109,12 @@ def test_collect_partial_marks_a_screen_until_every_fold_ran(plan, tmp_path):
     assert ExperimentRecord.model_validate_json((tmp_path / "results" / "b-try.json").read_text()).only_folds is None
     with pytest.raises(ValueError, match="no finished fold"):
         collect_partial(plan, "a-head", out, tmp_path / "results")
+    (out / "b-try" / "seed_1" / "fold_0").mkdir(parents=True)  # a second seed, one fold in: not the whole protocol
+    _run(0.4, {}).save(out / "b-try" / "seed_1" / "fold_0" / "metrics.json")
+    with pytest.raises(ValueError, match=r"seed 0: folds 0,1,2; seed 1: folds 0\)"):
+        collect_partial(plan, "b-try", out, tmp_path / "results")
+    record = collect_partial(plan, "b-try", out, tmp_path / "results", only_seeds=[0])
+    assert list(record.seeds) == ["0"] and record.only_folds is None
 
 
 def test_per_class_rows_come_from_the_summed_confusion_matrix():

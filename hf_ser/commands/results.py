@@ -15,7 +15,9 @@ def register(sub) -> None:
     results.add_argument("--out", default="runs/results", help="run folders (models, per-fold reports)")
     results.add_argument("--report", default="docs/RESULTS.md")
     results.add_argument("--readme", default="README.md", help="its generated results block is updated too")
-    results.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    results.add_argument(
+        "--seeds", default=None, help="comma-separated training seeds (run: default 0; collect: default every seed)"
+    )
     results.add_argument("--only-folds", default=None, help="screen on these fold indices only")
     results.set_defaults(func=run)
 
@@ -25,11 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from ..publish.results_page import update_readme, write_report
 
     plan = Path(args.experiments)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     if args.action == "collect":  # an interrupted run: summarise the folds it finished
         if not args.only:
             raise ValueError("results collect needs --only NAME[,NAME…]")
         for name in args.only.split(","):
-            record = collect_partial(plan, name, Path(args.out), Path(args.results))
+            record = collect_partial(plan, name, Path(args.out), Path(args.results), seeds)
             scope = "a screen" if record.only_folds is not None else "every fold"
             accuracy = record.metric("accuracy").percent()
             print(f"{name}: {record.fold_runs} fold runs collected ({scope}), accuracy {accuracy}")
@@ -42,11 +45,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: " + ", ".join(f"ECE {p.ece:.3f} pooled over {p.clips} clips" for p in pooled))
     if args.action == "run":
         names = args.only.split(",") if args.only else list(ReleasePlan.load(plan).experiments)
-        seeds = [int(s) for s in args.seeds.split(",")]
         folds = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
         for name in names:
             record = run_experiment(
-                plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results), seeds, folds
+                plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results), seeds or [0], folds
             )
             print(f"{name}: accuracy {record.metric('accuracy').percent()}, UAR {record.metric('uar').percent()}")
     print(f"wrote {write_report(plan, Path(args.results), Path(args.report))}")

@@ -144,19 +144,36 @@ def run_experiment(
     return record
 
 
-def collect_partial(plan_path: Path, name: str, out: Path, results_dir: Path) -> ExperimentRecord:
-    """The record of an interrupted run, from the fold runs it finished (marked as a screen on those folds)."""
+def collect_partial(
+    plan_path: Path, name: str, out: Path, results_dir: Path, only_seeds: list[int] | None = None
+) -> ExperimentRecord:
+    """The record of an interrupted run, from the fold runs it finished (marked as a screen on those folds).
+
+    Every collected seed must have finished the same folds: one record has one fold list, and a seed with fewer folds
+    would otherwise be summarised as if it covered the others'. ``only_seeds`` collects those seeds alone.
+    """
     spec = ReleasePlan.load(plan_path).experiments[name]
-    seeds, indices = {}, set()
+    seeds: dict[str, ProtocolResult] = {}
+    folds_of: dict[str, set[int]] = {}
     for seed_dir in sorted((out / name).glob("seed_*")):
+        seed = seed_dir.name.removeprefix("seed_")
+        if only_seeds is not None and int(seed) not in only_seeds:
+            continue
         runs = {p.parent.name: RunResult.load(p) for p in sorted(seed_dir.glob("*/metrics.json"))}
         if not runs:
             continue
         exp = load_experiment(plan_path.parent / spec.config, spec.overrides())
-        seeds[seed_dir.name.removeprefix("seed_")] = summarize(exp.protocol.name, exp.corpora, runs)
-        indices |= {int(f.split("_")[1]) if f.startswith("fold_") else i for i, f in enumerate(sorted(runs))}
+        seeds[seed] = summarize(exp.protocol.name, exp.corpora, runs)
+        folds_of[seed] = {int(f.split("_")[1]) if f.startswith("fold_") else i for i, f in enumerate(sorted(runs))}
     if not seeds:
         raise ValueError(f"{out / name}: no finished fold to collect")
+    if len({frozenset(f) for f in folds_of.values()}) > 1:
+        ran = "; ".join(f"seed {s}: folds {','.join(map(str, sorted(f)))}" for s, f in folds_of.items())
+        raise ValueError(
+            f"{out / name}: the seeds finished different folds ({ran}); finish the missing folds, "
+            "or collect the seeds that match with --seeds"
+        )
+    indices = next(iter(folds_of.values()))
     wall = sum(r.wall_seconds for r in seeds.values())
     # screens run fold by fold (``--only-folds 0,1`` then ``2,3,4``) add up to the whole protocol: not a screen then
     every_fold = exp.protocol.name == "speaker-kfold" and indices == set(range(exp.protocol.folds))
