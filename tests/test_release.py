@@ -117,6 +117,18 @@ def test_collect_partial_marks_a_screen_until_every_fold_ran(plan, tmp_path):
     assert list(record.seeds) == ["0"] and record.only_folds is None
 
 
+def test_results_kept_elsewhere_get_their_own_report_and_leave_the_project_pages_alone(plan, tmp_path, monkeypatch):
+    from hf_ser.cli import main
+
+    monkeypatch.chdir(tmp_path)  # docs/RESULTS.md and README.md would be written here
+    (tmp_path / "README.md").write_text("intro\n<!-- results:start -->\nkept\n<!-- results:end -->\n")
+    screen = tmp_path / "screen"
+    screen.mkdir()
+    assert main(["results", "report", "--experiments", str(plan), "--results", str(screen)]) == 0
+    assert "b-try" in (screen / "RESULTS.md").read_text()  # the screen's own page (b-try registered, not run)
+    assert not (tmp_path / "docs").exists() and "kept" in (tmp_path / "README.md").read_text()
+
+
 def test_per_class_rows_come_from_the_summed_confusion_matrix():
     from types import SimpleNamespace
 

@@ -13,8 +13,14 @@ def register(sub) -> None:
     results.add_argument("action", choices=["run", "collect", "rescore", "report"])
     release_args(results)
     results.add_argument("--out", default="runs/results", help="run folders (models, per-fold reports)")
-    results.add_argument("--report", default="docs/RESULTS.md")
-    results.add_argument("--readme", default="README.md", help="its generated results block is updated too")
+    results.add_argument(
+        "--report", default=None, help="docs/RESULTS.md; with another --results, RESULTS.md in that folder"
+    )
+    results.add_argument(
+        "--readme",
+        default=None,
+        help="its generated results block is updated too (README.md; none with another --results)",
+    )
     results.add_argument(
         "--seeds", default=None, help="comma-separated training seeds (run: default 0; collect: default every seed)"
     )
@@ -51,6 +57,19 @@ def run(args: argparse.Namespace) -> int:
                 plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results), seeds or [0], folds
             )
             print(f"{name}: accuracy {record.metric('accuracy').percent()}, UAR {record.metric('uar').percent()}")
-    print(f"wrote {write_report(plan, Path(args.results), Path(args.report))}")
-    update_readme(Path(args.readme), plan, Path(args.results))
+    report, readme = _outputs(args)
+    print(f"wrote {write_report(plan, Path(args.results), report)}")
+    if readme is not None:
+        update_readme(readme, plan, Path(args.results))
     return 0
+
+
+def _outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """Where the report and README block go. Results kept elsewhere (a screen's ``--results /tmp/x``) hold only
+    some experiments: their report stays beside them, so docs/RESULTS.md and the README never lose the rest."""
+    project = Path(args.results) == Path("docs/results")
+    report = (
+        Path(args.report) if args.report else Path("docs/RESULTS.md" if project else Path(args.results) / "RESULTS.md")
+    )
+    readme = Path(args.readme) if args.readme else (Path("README.md") if project else None)
+    return report, readme
