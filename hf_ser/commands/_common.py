@@ -19,10 +19,13 @@ def experiment_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+RESULTS_DIR = "docs/results"  # the project's result files, from which docs/RESULTS.md and the README are made
+
+
 def release_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiments", default="configs/experiments.yaml", help="the registered experiments")
     p.add_argument("--corpora-dir", default="../shared/corpora", help="folder with one folder per corpus")
-    p.add_argument("--results", default="docs/results", help="where result files are read and written")
+    p.add_argument("--results", default=RESULTS_DIR, help="where result files are read and written")
     p.add_argument("--only", default=None, help="comma-separated names")
 
 

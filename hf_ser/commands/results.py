@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import release_args
+from ._common import RESULTS_DIR, release_args
 
 
 def register(sub) -> None:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 def _outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """Where the report and README block go. Results kept elsewhere (a screen's ``--results /tmp/x``) hold only
     some experiments: their report stays beside them, so docs/RESULTS.md and the README never lose the rest."""
-    project = Path(args.results) == Path("docs/results")
+    project = Path(args.results) == Path(RESULTS_DIR)
     report = (
         Path(args.report) if args.report else Path("docs/RESULTS.md" if project else Path(args.results) / "RESULTS.md")
     )

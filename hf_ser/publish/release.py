@@ -153,6 +153,7 @@ def collect_partial(
     would otherwise be summarised as if it covered the others'. ``only_seeds`` collects those seeds alone.
     """
     spec = ReleasePlan.load(plan_path).experiments[name]
+    exp = load_experiment(plan_path.parent / spec.config, spec.overrides())  # the same for every seed
     seeds: dict[str, ProtocolResult] = {}
     folds_of: dict[str, set[int]] = {}
     for seed_dir in sorted((out / name).glob("seed_*")):
@@ -162,7 +163,6 @@ def collect_partial(
         runs = {p.parent.name: RunResult.load(p) for p in sorted(seed_dir.glob("*/metrics.json"))}
         if not runs:
             continue
-        exp = load_experiment(plan_path.parent / spec.config, spec.overrides())
         seeds[seed] = summarize(exp.protocol.name, exp.corpora, runs)
         folds_of[seed] = {int(f.split("_")[1]) if f.startswith("fold_") else i for i, f in enumerate(sorted(runs))}
     if not seeds:
