@@ -143,7 +143,7 @@ SHIPPED_RECIPES = {
         "v0.1/multi_corpus.yaml",
         [*FAST, "features.mean_normalization=level", "data.speaker_adaptive=true"],
     ),
-    "ser-whisper-general": (  # + the conditioned copies robust-whisper-ravdess-babble confirmed on 5 folds
+    "ser-whisper-general": (  # + the copies and consistency robust-whisper-ravdess-babble-consistency confirmed
         "whisper.yaml",
         [
             "data.corpus=[ravdess, emodb, tess]",
@@ -151,6 +151,7 @@ SHIPPED_RECIPES = {
             "data.exclude_labels=[boredom]",
             "training.num_train_epochs=15",
             _copies_of("robust-whisper-ravdess-babble"),
+            "training.consistency_weight=2.0",
         ],
     ),
     "ser-whisper-general-adaptive": (  # the whisper-lococ-*-speaker rows' recipe, on the three corpora
