@@ -160,7 +160,14 @@ def _copies_text(experiment: dict) -> str:
     if not copies:
         return ""
     names = ["+".join(step["name"] for step in copy) for copy in copies]
-    return f" Each training clip was also trained as {len(copies)} augmented copies: {', '.join(names)}."
+    text = f" Each training clip was also trained as {len(copies)} augmented copies: {', '.join(names)}."
+    weight = (experiment.get("training") or {}).get("consistency_weight") or 0.0
+    if weight:
+        text += (
+            f" Its scores were held close to its copies' (AugMix's Jensen-Shannon consistency, weight {weight:g}),"
+            " so a recording condition changes the answer less."
+        )
+    return text
 
 
 def _confidence_text(result: RunResult, config: dict) -> str:
