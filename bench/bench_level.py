@@ -1,0 +1,103 @@
+"""Would setting every clip to one level before the model make it ignore recording gain, and at what cost?
+
+    python bench/bench_level.py [--model ser-whisper-general] [--reference-clips 300]
+
+The Whisper family's log-mel keeps the absolute level (bench_robustness.py: its top label moves at -24 dB), the
+tiny family's features are gain-normalised. This measures one remedy on the model's **validation** speakers (its
+``metrics.json`` split, rebuilt from its ``experiment.yaml``; never its test speakers, so a choice made on these
+numbers is not made on them): each clip scaled to the median RMS level of ``--reference-clips`` of its training
+clips (inference only; the model was trained at recorded levels). Prints accuracy and UAR as recorded and after a
+gain of -24, -12 and +6 dB (clipped to [-1, 1]), each with and without the level step, and top-label agreement with
+the same pipeline's clip at 0 dB, as a table and a BENCH_JSON line. A diagnostic for the next recipe, not a
+shipped option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import print_json_line, print_table  # noqa: E402
+
+GAINS_DB = (0, -24, -12, 6)
+
+
+def rms_dbfs(wave: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(wave, dtype=np.float64))) + 1e-12))
+
+
+def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
+    return np.clip(wave * 10 ** ((level_dbfs - rms_dbfs(wave)) / 20), -1, 1).astype(np.float32)
+
+
+def main() -> None:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    from hf_ser import load_classifier
+    from hf_ser.audio import load_audio
+    from hf_ser.inference import resolve_model
+    from hf_ser.training.config import load_experiment
+    from hf_ser.training.results import RunResult
+    from hf_ser.training.run import load_experiment_data, protocol_folds
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ser-whisper-general")
+    parser.add_argument("--reference-clips", type=int, default=300)
+    parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
+    args = parser.parse_args()
+
+    folder = resolve_model(args.model)
+    exp = load_experiment(folder / "experiment.yaml")
+    result = RunResult.load(folder / "metrics.json")  # the protocol it was built with (a release: holdout)
+    data = load_experiment_data(exp, {c: args.corpora_dir / c for c in exp.corpora}, result.protocol)
+    (_, split), *others = protocol_folds(exp, data, result.protocol)[0]
+    if others or "validation" not in split:
+        raise ValueError(f"{folder}: bench_level needs a model trained on one split with validation speakers")
+    speakers = sorted({f"{c}:{s}" for c, s in zip(split["validation"]["corpus"], split["validation"]["speaker"])})
+    if speakers != sorted(result.speakers.get("validation", [])):
+        raise ValueError(f"{folder}: the rebuilt validation speakers {speakers} are not its metrics.json's")
+    clf = load_classifier(args.model)
+    rate = clf.feature_extractor.sampling_rate
+    train = split["train"].shuffle(seed=0).select(range(min(args.reference_clips, len(split["train"]))))
+    level = float(np.median([rms_dbfs(load_audio(a, rate)[0]) for a in train["audio"]]))
+    validation = split["validation"]
+    names = validation.features["emotion"].names
+    truth = [names[i] for i in validation["emotion"]]
+    waves = [load_audio(a, rate)[0] for a in validation["audio"]]
+
+    def labels(batch: list[np.ndarray]) -> list[str]:
+        return [r[0]["label"] for r in clf(batch, top_k=1, batch_size=16)]
+
+    measured: dict[str, dict[str, float]] = {}
+    reference: dict[str, list[str]] = {}
+    for gain in GAINS_DB:
+        gained = [np.clip(w * 10 ** (gain / 20), -1, 1).astype(np.float32) for w in waves]
+        for step, batch in (("as recorded", gained), ("one level", [at_level(w, level) for w in gained])):
+            predicted = labels(batch)
+            reference.setdefault(step, predicted)  # gain 0 comes first
+            measured[f"gain {gain:+d} dB, {step}"] = {
+                "accuracy": 100 * accuracy_score(truth, predicted),
+                "uar": 100 * balanced_accuracy_score(truth, predicted),
+                "agreement": 100 * float(np.mean([a == b for a, b in zip(reference[step], predicted)])),
+            }
+    rows = [[k, f"{v['accuracy']:.1f}", f"{v['uar']:.1f}", f"{v['agreement']:.1f} %"] for k, v in measured.items()]
+    levels = np.percentile([rms_dbfs(w) for w in waves], [0, 50, 100])
+    print_table(
+        f"{args.model} on its {len(waves)} validation clips; one level = {level:.1f} dBFS RMS, the median of "
+        f"{len(train)} training clips (validation clips: {levels[0]:.1f} / {levels[1]:.1f} / {levels[2]:.1f} dBFS "
+        "min / median / max)",
+        ["condition", "accuracy", "UAR", "agreement with 0 dB"],
+        rows,
+    )
+    print_json_line("level", {"model": args.model, "clips": len(waves), "level_dbfs": level, "results": measured})
+
+
+if __name__ == "__main__":
+    main()
