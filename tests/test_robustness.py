@@ -109,3 +109,19 @@ def test_the_bench_can_take_only_clips_of_speakers_a_model_never_heard():
     for clip in clips:
         key = speaker_of[clip]
         assert key in speakers["test"] and key not in speakers["train"] + speakers["validation"], clip
+
+
+def test_bench_level_sets_a_clip_to_one_rms_level():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_level import at_level, rms_dbfs
+
+    t = np.arange(16000) / 16000
+    sine = 0.5 * np.sin(2 * np.pi * 440 * t)  # RMS 0.5 / sqrt(2): -9.03 dBFS
+    assert rms_dbfs(sine) == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=1e-6)
+    quiet = at_level(sine, -30.0)
+    assert quiet.dtype == np.float32 and rms_dbfs(quiet) == pytest.approx(-30.0, abs=1e-3)
+    np.testing.assert_allclose(at_level(sine * 10 ** (-24 / 20), -30.0), quiet, rtol=1e-5, atol=1e-7)  # gain gone
+    assert np.abs(at_level(sine, 0.0)).max() == 1.0  # a level above full scale clips, as a recording would
