@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import print_json_line, print_table  # noqa: E402
+from bench_robustness import with_gain  # noqa: E402
 
 GAINS_DB = (0, -24, -12, 6)
 
@@ -34,7 +35,7 @@ def rms_dbfs(wave: np.ndarray) -> float:
 
 
 def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
-    return np.clip(wave * 10 ** ((level_dbfs - rms_dbfs(wave)) / 20), -1, 1).astype(np.float32)
+    return with_gain(wave, level_dbfs - rms_dbfs(wave)).astype(np.float32)
 
 
 def main() -> None:
@@ -78,7 +79,7 @@ def main() -> None:
     measured: dict[str, dict[str, float]] = {}
     reference: dict[str, list[str]] = {}
     for gain in GAINS_DB:
-        gained = [np.clip(w * 10 ** (gain / 20), -1, 1).astype(np.float32) for w in waves]
+        gained = [with_gain(w, gain).astype(np.float32) for w in waves]
         for step, batch in (("as recorded", gained), ("one level", [at_level(w, level) for w in gained])):
             predicted = labels(batch)
             reference.setdefault(step, predicted)  # gain 0 comes first

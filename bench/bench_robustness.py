@@ -32,6 +32,11 @@ from _common import print_json_line, print_table  # noqa: E402
 GAINS_DB = (-30, -24, -18, -12, -6, 6, 10)
 
 
+def with_gain(wave: np.ndarray, gain_db: float) -> np.ndarray:
+    """``wave`` played ``gain_db`` louder, clipped to [-1, 1] as a recording would be."""
+    return np.clip(wave * 10 ** (gain_db / 20), -1, 1)
+
+
 def equalisers():
     import audiomentations as am
 
@@ -113,7 +118,7 @@ def agreement(
         return [v.emotion for v in verdicts], [v.uncertain for v in verdicts]
 
     reference, _ = tops(waves)
-    conditions = {f"gain {gain:+d} dB": lambda w, g=gain: np.clip(w * 10 ** (g / 20), -1, 1) for gain in GAINS_DB}
+    conditions = {f"gain {gain:+d} dB": lambda w, g=gain: with_gain(w, g) for gain in GAINS_DB}
     conditions |= {name: (lambda w, t=t: t(samples=w, sample_rate=rate)) for name, t in equalisers().items()}
     if others is not None:
         babble = [load_audio(c, rate)[0] for c in others]
