@@ -67,9 +67,8 @@ def run(args: argparse.Namespace) -> int:
 def _outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """Where the report and README block go. Results kept elsewhere (a screen's ``--results /tmp/x``) hold only
     some experiments: their report stays beside them, so docs/RESULTS.md and the README never lose the rest."""
-    project = Path(args.results) == Path(RESULTS_DIR)
-    report = (
-        Path(args.report) if args.report else Path("docs/RESULTS.md" if project else Path(args.results) / "RESULTS.md")
-    )
+    results = Path(args.results)
+    project = results == Path(RESULTS_DIR)
+    report = Path(args.report) if args.report else (results.parent if project else results) / "RESULTS.md"
     readme = Path(args.readme) if args.readme else (Path("README.md") if project else None)
     return report, readme
