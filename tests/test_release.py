@@ -127,6 +127,10 @@ def test_results_kept_elsewhere_get_their_own_report_and_leave_the_project_pages
     assert main(["results", "report", "--experiments", str(plan), "--results", str(screen)]) == 0
     assert "b-try" in (screen / "RESULTS.md").read_text()  # the screen's own page (b-try registered, not run)
     assert not (tmp_path / "docs").exists() and "kept" in (tmp_path / "README.md").read_text()
+    (tmp_path / "docs" / "results").mkdir(parents=True)  # the project's own results: its page and README block
+    assert main(["results", "report", "--experiments", str(plan)]) == 0
+    assert "b-try" in (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert "kept" not in (tmp_path / "README.md").read_text()
 
 
 def test_per_class_rows_come_from_the_summed_confusion_matrix():
