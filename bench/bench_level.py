@@ -8,8 +8,8 @@ tiny family's features are gain-normalised. This measures one remedy on the mode
 numbers is not made on them): each clip scaled to the median RMS level of ``--reference-clips`` of its training
 clips (inference only; the model was trained at recorded levels). Prints accuracy and UAR as recorded and after a
 gain of -24, -12 and +6 dB (clipped to [-1, 1]), each with and without the level step, and top-label agreement with
-the same pipeline's clip at 0 dB, as a table and a BENCH_JSON line. A diagnostic for the next recipe, not a
-shipped option.
+the same pipeline's clip at 0 dB, as a table and a BENCH_JSON line. A diagnostic for a recipe trained with the
+Whisper extractor's ``level_dbfs`` setting (the same step in training and inference).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import print_json_line, print_table  # noqa: E402
 from bench_robustness import with_gain  # noqa: E402
 
+from hf_ser.models.ser.whisper_features_ser import rms_dbfs  # noqa: E402
+
 GAINS_DB = (0, -24, -12, 6)
 
 
-def rms_dbfs(wave: np.ndarray) -> float:
-    return float(20 * np.log10(np.sqrt(np.mean(np.square(wave, dtype=np.float64))) + 1e-12))
-
-
 def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
+    """The clip played at ``level_dbfs`` RMS: the extractor's ``level_dbfs`` step, but clipped to [-1, 1] as a
+    recording made at that level would be (the extractor's own step never clips)."""
     return with_gain(wave, level_dbfs - rms_dbfs(wave)).astype(np.float32)
 
 

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from hf_ser import SERFeatureExtractor
 
 from .conftest import SHARED_CORPORA
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def bench(module: str, *names: str) -> tuple:
+    """Names from a script in bench/ (not a package: its folder goes on sys.path, as running the script does)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    loaded = importlib.import_module(module)
+    return tuple(getattr(loaded, name) for name in names)
 
 
 @pytest.mark.parametrize("feature_type", ["mfcc", "log_mel"])
@@ -69,11 +83,7 @@ def test_shipped_models_ignore_recording_gain(model, bound):
     copies, 97.5 % with the babble copy and 91.7 % with the consistency term (bench/results/robustness.txt, 120
     clips; 88.3 % on this test's 60); on its own test speakers lower still (robustness-held-out.txt): a known miss,
     and the bound here is what the shipped build does."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from bench_robustness import GAINS_DB, agreement, sample_clips
+    GAINS_DB, agreement, sample_clips = bench("bench_robustness", "GAINS_DB", "agreement", "sample_clips")
 
     from hf_ser.inference import resolve_model
 
@@ -89,11 +99,7 @@ def test_shipped_models_ignore_recording_gain(model, bound):
 
 @pytest.mark.real_data
 def test_the_bench_can_take_only_clips_of_speakers_a_model_never_heard():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from bench_robustness import held_out_clips
+    (held_out_clips,) = bench("bench_robustness", "held_out_clips")
 
     from hf_ser.data.corpora import load_corpus
     from hf_ser.inference import resolve_model
@@ -112,11 +118,7 @@ def test_the_bench_can_take_only_clips_of_speakers_a_model_never_heard():
 
 
 def test_bench_level_sets_a_clip_to_one_rms_level():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from bench_level import at_level, rms_dbfs
+    at_level, rms_dbfs = bench("bench_level", "at_level", "rms_dbfs")  # rms_dbfs: the extractor's own
 
     t = np.arange(16000) / 16000
     sine = 0.5 * np.sin(2 * np.pi * 440 * t)  # RMS 0.5 / sqrt(2): -9.03 dBFS

@@ -105,6 +105,57 @@ def test_log_mel_errors_name_the_problem(voice):
         fe(np.zeros(16000 * 31, dtype=np.float32))
 
 
+def test_rms_level_of_a_sine_and_a_clip_set_to_a_level(voice):
+    from hf_ser.models.ser.whisper_features_ser import at_level, rms_dbfs
+
+    sine = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)  # RMS 0.5 / sqrt(2): -9.03 dBFS
+    assert rms_dbfs(sine) == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=1e-6)
+    loud = at_level(voice(1.0, 16000), -3.0)
+    assert loud.dtype == np.float32 and rms_dbfs(loud) == pytest.approx(-3.0, abs=1e-3)
+    assert np.abs(loud).max() > 1.0  # never clipped: features need no [-1, 1] range
+    silence = np.zeros(4000, np.float32)
+    np.testing.assert_array_equal(at_level(silence, -30.0), silence)  # no gain gives silence a level
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_level_setting_makes_the_log_mel_independent_of_the_recording_gain(voice, backend):
+    wave = voice(2.0, 16000) * 0.3
+    levelled, plain = SERWhisperFeatureExtractor(level_dbfs=-30.0, backend=backend), SERWhisperFeatureExtractor()
+    reference = levelled(wave)["input_features"][0]
+    for gain_db in (-24, -12, 6):
+        gained = wave * 10 ** (gain_db / 20)
+        np.testing.assert_allclose(levelled(gained)["input_features"][0], reference, atol=1e-4)
+        # Whisper's own features move by 2 * gain_db / 20 / 4 wherever the floor does not hold them
+        assert np.abs(plain(gained)["input_features"][0] - plain(wave)["input_features"][0]).max() > 0.1
+    np.testing.assert_allclose(  # the step is at_level, then Whisper's features
+        reference,
+        plain(wave * 10 ** ((-30.0 - 20 * np.log10(np.sqrt(np.mean(wave**2)))) / 20))["input_features"][0],
+        atol=1e-4,
+    )
+
+
+def test_level_setting_round_trips_and_is_validated(tmp_path):
+    SERWhisperFeatureExtractor(level_dbfs=-31.0).save_pretrained(tmp_path)
+    assert SERWhisperFeatureExtractor.from_pretrained(tmp_path).level_dbfs == -31.0
+    assert SERWhisperFeatureExtractor().level_dbfs is None
+    with pytest.raises(ValueError, match="level_dbfs must be between -80 and 0 dBFS"):
+        SERWhisperFeatureExtractor(level_dbfs=12)
+
+
+def test_encoder_cache_key_names_the_level_setting_and_keeps_old_keys():
+    """A levelled model's states are another cache entry; without the setting the key is the one every cache
+    made before it has (so those caches stay valid)."""
+    from types import SimpleNamespace
+
+    from hf_ser.training.inputs import encoder_id
+
+    exp = SimpleNamespace(encoder_source="pypi")
+    model = SimpleNamespace(config=SimpleNamespace(encoder_provenance="whisper-base 1.0", whisper={"d_model": 512}))
+    before = 'pypi|whisper-base 1.0|{"d_model": 512}'
+    assert encoder_id(exp, model, SERWhisperFeatureExtractor()) == before
+    assert encoder_id(exp, model, SERWhisperFeatureExtractor(level_dbfs=-31.0)) == before + "|level_dbfs=-31.0"
+
+
 # ------------------------------------------------------------------------------------------ encoder loading
 def test_transformers_folder_loads_through_the_loader(tiny_whisper_dir):
     loaded = load_whisper_encoder(tiny_whisper_dir)
@@ -409,24 +460,27 @@ def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_
         assert abs(remote[label] - float(local[index])) < 1e-4
 
 
-def test_onnx_export_of_the_whole_chain_equals_torch(tmp_path, tiny_whisper_dir, speech):
-    """Waveform → numpy log-mel → ONNX (encoder + head) equals the torch pipeline within 1e-4 (fp32)."""
+@pytest.mark.parametrize("level_dbfs", [None, -31.0])
+def test_onnx_export_of_the_whole_chain_equals_torch(tmp_path, tiny_whisper_dir, speech, level_dbfs):
+    """Waveform → numpy log-mel → ONNX (encoder + head) equals the torch pipeline within 1e-4 (fp32), with the
+    extractor's level step too (the export's preprocessor_config.json carries it)."""
     from hf_ser.onnx.export import export_onnx
     from hf_ser.onnx.runtime import OnnxClassifier
 
     model = tiny_model(tiny_whisper_dir)
     folder = tmp_path / "saved"
     model.save_pretrained(folder)
-    SERWhisperFeatureExtractor().save_pretrained(folder)
+    SERWhisperFeatureExtractor(level_dbfs=level_dbfs).save_pretrained(folder)
     export_onnx(folder, folder / "onnx")
     onnx = OnnxClassifier(folder / "onnx")
     waves = [speech(s, 16000, seed=i) for i, s in enumerate((0.8, 2.3, 4.1))]
-    fe = SERWhisperFeatureExtractor()
+    fe = SERWhisperFeatureExtractor(level_dbfs=level_dbfs)
     with torch.no_grad():
         expected = torch.cat([model(**fe(w, return_tensors="pt")).logits for w in waves]).numpy()
     np.testing.assert_allclose(onnx.logits(waves), expected, atol=1e-4)  # batched, padded: as alone
     np.testing.assert_allclose(  # the numpy log-mel is the extractor's own numpy path
-        onnx.features(waves[1]), SERWhisperFeatureExtractor(backend="numpy")(waves[1])["input_features"][0]
+        onnx.features(waves[1]),
+        SERWhisperFeatureExtractor(backend="numpy", level_dbfs=level_dbfs)(waves[1])["input_features"][0],
     )
 
 

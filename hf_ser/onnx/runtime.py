@@ -19,7 +19,7 @@ import numpy as np
 from ..confidence import softmax
 from ..models.ser.audio_ser import decode_input
 from ..models.ser.mfcc_features_ser import features_numpy, speaker_statistics
-from ..models.ser.whisper_features_ser import whisper_log_mel
+from ..models.ser.whisper_features_ser import at_level, whisper_log_mel
 
 
 class NumpyFeatures:
@@ -76,6 +76,8 @@ class WhisperNumpyFeatures:
         s = self.settings
         if len(wave) > s["max_duration"] * self.sampling_rate:
             raise ValueError(f"clip of {len(wave) / self.sampling_rate:.1f} s; at most {s['max_duration']} s")
+        if s.get("level_dbfs") is not None:
+            wave = at_level(wave, s["level_dbfs"])
         return whisper_log_mel(wave, self.mel_filters, s["n_fft"], s["hop_length"])
 
 

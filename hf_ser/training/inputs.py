@@ -28,9 +28,12 @@ def state_encoder(model):
     return encode
 
 
-def encoder_id(exp: Experiment, model) -> str:
-    """The cache identity of an encoder: its weights' source and config."""
-    return f"{exp.encoder_source}|{model.config.encoder_provenance}|{json.dumps(model.config.whisper, sort_keys=True)}"
+def encoder_id(exp: Experiment, model, fe) -> str:
+    """The cache identity of an encoder and its input: its weights' source and config, and the extractor's
+    ``level_dbfs`` when set (without it the key is what it was before that setting existed, so caches stay valid)."""
+    name = f"{exp.encoder_source}|{model.config.encoder_provenance}|{json.dumps(model.config.whisper, sort_keys=True)}"
+    level = getattr(fe, "level_dbfs", None)
+    return name if level is None else f"{name}|level_dbfs={level}"
 
 
 def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model, cache_dir: str | None = None) -> DatasetDict:
@@ -40,7 +43,7 @@ def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model, cache_dir: 
     group = exp.data.adaptive_group
     if exp.family.encoder_cache:
         stats = EncoderCacheStats(skipped=[])
-        encode, name = state_encoder(model), encoder_id(exp, model)
+        encode, name = state_encoder(model), encoder_id(exp, model, fe)
         feats = cache_encoder_states(splits, fe, encode, name, cache_dir=cache_dir, stats=stats)
         logger.info(
             "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",

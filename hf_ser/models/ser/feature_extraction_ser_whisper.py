@@ -15,7 +15,7 @@ from transformers.audio_utils import mel_filter_bank
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
-from .whisper_features_ser import whisper_log_mel, whisper_log_mel_torch
+from .whisper_features_ser import at_level, whisper_log_mel, whisper_log_mel_torch
 
 
 def _torch_available() -> bool:
@@ -39,6 +39,9 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         max_duration (`float`, defaults to 30.0): longest clip in seconds (Whisper's position embeddings).
         padding_value (`float`, defaults to 0.0): value of padded frames (the conv stem's own zero padding).
         backend (`str`, defaults to `"auto"`): ``"torch"``, ``"numpy"`` or ``"auto"`` (torch when installed).
+        level_dbfs (`float`, *optional*): when set, every clip is first scaled to this RMS level (dBFS), so the
+            features no longer depend on the recording's gain; ``None`` (the default) keeps Whisper's own features.
+            A model must be trained with the setting it is used with (the encoder's states differ).
     """
 
     model_input_names = ["input_features", "attention_mask"]
@@ -52,12 +55,16 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         max_duration: float = 30.0,
         padding_value: float = 0.0,
         backend: str = "auto",
+        level_dbfs: float | None = None,
         **kwargs,
     ):
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
         if backend not in ("auto", "torch", "numpy"):
             raise ValueError(f"backend must be 'auto', 'torch' or 'numpy', got {backend!r}")
         self.n_fft, self.hop_length, self.max_duration, self.backend = n_fft, hop_length, max_duration, backend
+        if level_dbfs is not None and not -80.0 <= level_dbfs <= 0.0:
+            raise ValueError(f"level_dbfs must be between -80 and 0 dBFS (or None), got {level_dbfs!r}")
+        self.level_dbfs = None if level_dbfs is None else float(level_dbfs)
         self.return_attention_mask = True
         self.mel_filters = mel_filter_bank(
             num_frequency_bins=1 + n_fft // 2,
@@ -78,6 +85,8 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         """(frames, bins) log-mel of one clip at ``sampling_rate``."""
         use_torch = self.backend == "torch" or (self.backend == "auto" and _torch_available())
         compute = whisper_log_mel_torch if use_torch else whisper_log_mel
+        if self.level_dbfs is not None:
+            wave = at_level(wave, self.level_dbfs)
         return compute(wave, self.mel_filters, self.n_fft, self.hop_length)
 
     def __call__(self, raw_speech, sampling_rate: int | None = None, return_tensors=None, **kwargs) -> BatchFeature:

@@ -6,11 +6,29 @@ call it. :func:`whisper_log_mel_torch` is the same in torch (imported when calle
 Steps, as Whisper's own extractor: centred STFT (reflect padding, periodic Hann window of ``n_fft``), power, mel
 filters (given: the extractor computes them once and an ONNX export stores them), log10 with a 1e-10 floor, the
 last frame dropped, floor at the clip's max − 8, then (x + 4) / 4.
+
+:func:`at_level` is the optional step before them (``level_dbfs`` of the extractor): Whisper's log-mel keeps the
+recording's absolute level (its floor is relative, its scale is not), so the same speech 24 dB quieter is another
+input; set to one RMS level, every gain of a clip gives the same features (clipping aside).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def rms_dbfs(wave: np.ndarray) -> float:
+    """The clip's RMS level in dB relative to full scale (a full-scale square wave is 0 dBFS)."""
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(wave, dtype=np.float64))) + 1e-12))
+
+
+def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
+    """The clip scaled to an RMS of ``level_dbfs`` (not clipped: features need no [-1, 1] range). Digital silence
+    (no sample above 1e-9) is returned as it is: no gain gives it a level."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if not np.abs(wave).max(initial=0.0) > 1e-9:
+        return wave
+    return (wave * 10 ** ((level_dbfs - rms_dbfs(wave)) / 20)).astype(np.float32)
 
 
 def whisper_log_mel(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int = 400, hop_length: int = 160) -> np.ndarray:
