@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import print_json_line, print_table  # noqa: E402
 from bench_robustness import with_gain  # noqa: E402
 
+from hf_ser.models.ser.whisper_features_ser import at_level as scaled_to_level  # noqa: E402
 from hf_ser.models.ser.whisper_features_ser import rms_dbfs  # noqa: E402
 
 GAINS_DB = (0, -24, -12, 6)
@@ -35,7 +36,7 @@ GAINS_DB = (0, -24, -12, 6)
 def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
     """The clip played at ``level_dbfs`` RMS: the extractor's ``level_dbfs`` step, but clipped to [-1, 1] as a
     recording made at that level would be (the extractor's own step never clips)."""
-    return with_gain(wave, level_dbfs - rms_dbfs(wave)).astype(np.float32)
+    return with_gain(scaled_to_level(wave, level_dbfs), 0.0).astype(np.float32)
 
 
 def main() -> None:
