@@ -222,8 +222,12 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
         spec=spec.model_copy(update={"compare_with": "r-model"}),
         seeds={"0": summarize("k", ["ravdess"], {"fold_1": screen})},
         wall_seconds=1,
+        only_folds=[1],
     )
     text = "\n".join(robustness_lines({"r-model": full, "r-aug": aug}, ["r-model", "r-aug"]))
+    # beside a target, a screen's figure says it is one (the full record's does not)
+    assert "| r-aug | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met (screen: fold 1; 1 seed(s)) |" in text
+    assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met |" in text
     assert "r-aug against r-model, on the validation actors of fold_1, seed 0 (the runs both have)" in text
     assert "| condition | r-model | r-aug | change | test lost, base | variant | agree, base | variant |" in text
     # on the test actors of fold_1 alone (clean 70, telephone 60 and 90 % agreement in both runs)

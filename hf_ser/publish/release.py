@@ -109,6 +109,15 @@ class ExperimentRecord(_Spec):
         return MeanStd.of([getattr(f, key) for r in self.seeds.values() for f in r.folds.values()])
 
 
+def _screen_folds(exp, folds: set[int] | list[int] | None) -> list[int] | None:
+    """The folds a record is a screen on, or None when it covers the whole protocol: screens run fold by fold
+    (``--only-folds 0,1`` then ``2,3,4``), or every fold named at once, add up to the whole protocol."""
+    if folds is None:
+        return None
+    every_fold = exp.protocol.name == "speaker-kfold" and set(folds) == set(range(exp.protocol.folds))
+    return None if every_fold else sorted(folds)
+
+
 def run_experiment(
     plan_path: Path,
     name: str,
@@ -119,6 +128,7 @@ def run_experiment(
     only_folds: list[int] | None = None,
 ) -> ExperimentRecord:
     spec = ReleasePlan.load(plan_path).experiments[name]
+    only_folds = _screen_folds(load_experiment(plan_path.parent / spec.config, spec.overrides()), only_folds)
     started = time.time()
     runs, earlier = {}, 0.0
     previous = results_dir / f"{name}.json"
@@ -175,10 +185,9 @@ def collect_partial(
         )
     indices = next(iter(folds_of.values()))
     wall = sum(r.wall_seconds for r in seeds.values())
-    # screens run fold by fold (``--only-folds 0,1`` then ``2,3,4``) add up to the whole protocol: not a screen then
-    every_fold = exp.protocol.name == "speaker-kfold" and indices == set(range(exp.protocol.folds))
-    only = None if every_fold else sorted(indices)
-    record = ExperimentRecord(name=name, spec=spec, only_folds=only, seeds=seeds, wall_seconds=wall)
+    record = ExperimentRecord(
+        name=name, spec=spec, only_folds=_screen_folds(exp, indices), seeds=seeds, wall_seconds=wall
+    )
     (results_dir / f"{name}.json").write_text(record.model_dump_json(indent=2))
     return record
 
