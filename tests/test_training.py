@@ -14,6 +14,7 @@ from hf_ser.cli import main as cli_main
 from hf_ser.data import speaker_independent_split
 from hf_ser.data.corpora import load_corpus
 from hf_ser.metrics import SER_METRICS_PATH
+from hf_ser.publish.release import ReleasePlan
 from hf_ser.training.config import ExperimentConfigError, experiment_from_dict, load_experiment
 from hf_ser.training.results import ProtocolResult, RunResult
 from hf_ser.training.run import run_split, train
@@ -120,10 +121,11 @@ FAST = [
 ]
 
 
-def _copies_of(row: str) -> str:
-    """The ``augmentation.copies`` --set string of a registered row (for the recipes that adopted its copies)."""
-    spec = yaml.safe_load((ROOT / "configs" / "experiments.yaml").read_text())["experiments"][row]
-    return next(s for s in spec["set"] if s.startswith("augmentation.copies="))
+def _copies_of(row: str) -> list[str]:
+    """The ``augmentation.copies`` --set strings (a list, then its appends) of a registered row, in order (for the
+    recipes that adopted its copies)."""
+    spec = ReleasePlan.load(ROOT / "configs" / "experiments.yaml").experiments[row]
+    return [s for s in spec.set if s.startswith("augmentation.copies")]
 
 
 SHIPPED_RECIPES = {
@@ -150,7 +152,7 @@ SHIPPED_RECIPES = {
             "data.merge_calm=true",
             "data.exclude_labels=[boredom]",
             "training.num_train_epochs=15",
-            _copies_of("robust-whisper-ravdess-babble"),
+            *_copies_of("robust-whisper-ravdess-babble"),
             "training.consistency_weight=2.0",
         ],
     ),
@@ -276,6 +278,22 @@ def test_overrides(tmp_path, capsys):
         load_experiment(path, ["training.learning_rate=fast"])
     assert cli_main(["train", "--config", str(path), "--data-dir", str(tmp_path), "--set", "training.bogus=1"]) == 2
     assert "unknown key 'training.bogus'" in capsys.readouterr().err
+
+
+def test_override_appends_to_a_list(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    extra = "augmentation.copies+=[[{name: AddGaussianSNR, min_snr_db: 5, max_snr_db: 20, p: 1.0}]]"
+    exp = load_experiment(path, [extra, "augmentation.copies+=[[{name: Clipping, gain_db: 6}]]"])
+    names = [[t["name"] for t in copy] for copy in exp.augmentation.copies]
+    assert names == [["Gain"], ["AddGaussianSNR"], ["Clipping"]]  # the file's copy first, then each append in order
+    assert load_experiment(path, ["augmentation.copies=[]", extra]).augmentation.copies == [
+        [{"name": "AddGaussianSNR", "min_snr_db": 5, "max_snr_db": 20, "p": 1.0}]
+    ]
+    with pytest.raises(ExperimentConfigError, match=r"training.learning_rate is 0.01, not a list to append to"):
+        load_experiment(path, ["training.learning_rate+=[1]"])
+    with pytest.raises(ExperimentConfigError, match=r"augmentation.copies\+=: expected a YAML list .* got 'Gain'"):
+        load_experiment(path, ["augmentation.copies+=Gain"])
 
 
 # ---------------------------------------------------------------------------------------------- training

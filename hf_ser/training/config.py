@@ -318,17 +318,31 @@ def experiment_from_dict(raw: dict) -> Experiment:
 
 
 def apply_override(raw: dict, assignment: str) -> dict:
-    """Apply ``section.key=value`` (value parsed as YAML) to a raw experiment dict, in place."""
+    """Apply ``section.key=value`` (value parsed as YAML) to a raw experiment dict, in place.
+
+    ``section.key+=[...]`` appends the items of a YAML list to the list already there (from the files or an
+    earlier override), so "one more augmentation copy" is one value rather than the whole list spelt out again.
+    """
     if "=" not in assignment:
-        raise ExperimentConfigError(f"--set expects section.key=value, got {assignment!r}")
+        raise ExperimentConfigError(f"--set expects section.key=value or section.key+=[...], got {assignment!r}")
     path, text = assignment.split("=", 1)
-    keys = path.strip().split(".")
+    append = path.endswith("+")
+    keys = path.removesuffix("+").strip().split(".")
     target = raw
     for key in keys[:-1]:
         target = target.setdefault(key, {})
         if not isinstance(target, dict):
             raise ExperimentConfigError(f"--set {path}: '{key}' is not a section")
-    target[keys[-1]] = yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if append:
+        name = ".".join(keys)
+        current = target.get(keys[-1], [])
+        if not isinstance(current, list):
+            raise ExperimentConfigError(f"--set {name}+=: {name} is {current!r}, not a list to append to")
+        if not isinstance(value, list):
+            raise ExperimentConfigError(f"--set {name}+=: expected a YAML list of items to append, got {text!r}")
+        value = [*current, *value]
+    target[keys[-1]] = value
     return raw
 
 
