@@ -3,13 +3,14 @@
     python bench/bench_level.py [--model ser-whisper-general] [--reference-clips 300]
 
 The Whisper family's log-mel keeps the absolute level (bench_robustness.py: its top label moves at -24 dB), the
-tiny family's features are gain-normalised. This measures one remedy on the model's **validation** speakers (its
-``metrics.json`` split, rebuilt from its ``experiment.yaml``; never its test speakers, so a choice made on these
-numbers is not made on them): each clip scaled to the median RMS level of ``--reference-clips`` of its training
-clips (inference only; the model was trained at recorded levels). Prints accuracy and UAR as recorded and after a
-gain of -24, -12 and +6 dB (clipped to [-1, 1]), each with and without the level step, and top-label agreement with
-the same pipeline's clip at 0 dB, as a table and a BENCH_JSON line. A diagnostic for a recipe trained with the
-Whisper extractor's ``level_dbfs`` setting (the same step in training and inference).
+tiny family's features are gain-normalised. This measures one remedy on the model's **validation** speakers (those
+its ``metrics.json`` names; never its test speakers, so a choice made on these numbers is not made on them): each
+clip scaled to the median RMS level of ``--reference-clips`` of its training clips (inference only; the model was
+trained at recorded levels). ``--model`` may also be a fold model of a k-fold run
+(``runs/results/<experiment>/seed_0/fold_0``). Prints accuracy and UAR as recorded and after a gain of -24, -12 and
++6 dB (clipped to [-1, 1]), each with and without the level step, and top-label agreement with the same pipeline's
+clip at 0 dB, as a table and a BENCH_JSON line. A diagnostic for a recipe trained with the Whisper extractor's
+``level_dbfs`` setting (the same step in training and inference), and for one trained with gain copies.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
     return with_gain(scaled_to_level(wave, level_dbfs), 0.0).astype(np.float32)
 
 
+def _of_speakers(data, speakers: list[str]):
+    """The rows of ``speakers``, named as metrics.json names them: ``corpus:speaker`` when corpora are mixed, else
+    the bare speaker."""
+    wanted = set(speakers)
+    return data.filter(
+        lambda c, s: f"{c}:{s}" in wanted or s in wanted, input_columns=["corpus", "speaker"], desc="speakers"
+    )
+
+
 def main() -> None:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
@@ -47,7 +57,7 @@ def main() -> None:
     from hf_ser.inference import resolve_model
     from hf_ser.training.config import load_experiment
     from hf_ser.training.results import RunResult
-    from hf_ser.training.run import load_experiment_data, protocol_folds
+    from hf_ser.training.run import load_experiment_data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ser-whisper-general")
@@ -57,19 +67,18 @@ def main() -> None:
 
     folder = resolve_model(args.model)
     exp = load_experiment(folder / "experiment.yaml")
-    result = RunResult.load(folder / "metrics.json")  # the protocol it was built with (a release: holdout)
+    result = RunResult.load(folder / "metrics.json")
+    # the speakers come from metrics.json, so a fold model of a k-fold run (runs/results/<name>/seed_0/fold_2)
+    # works as a release does, without rebuilding (and re-augmenting) its protocol's splits
     data = load_experiment_data(exp, {c: args.corpora_dir / c for c in exp.corpora}, result.protocol)
-    (_, split), *others = protocol_folds(exp, data, result.protocol)[0]
-    if others or "validation" not in split:
-        raise ValueError(f"{folder}: bench_level needs a model trained on one split with validation speakers")
-    speakers = sorted({f"{c}:{s}" for c, s in zip(split["validation"]["corpus"], split["validation"]["speaker"])})
-    if speakers != sorted(result.speakers.get("validation", [])):
-        raise ValueError(f"{folder}: the rebuilt validation speakers {speakers} are not its metrics.json's")
+    validation = _of_speakers(data, result.speakers.get("validation", []))
+    train = _of_speakers(data, result.speakers.get("train", []))
+    if not len(validation) or not len(train):
+        raise ValueError(f"{folder}: its metrics.json names no validation (or training) speakers found in the data")
     clf = load_classifier(args.model)
     rate = clf.feature_extractor.sampling_rate
-    train = split["train"].shuffle(seed=0).select(range(min(args.reference_clips, len(split["train"]))))
+    train = train.shuffle(seed=0).select(range(min(args.reference_clips, len(train))))
     level = float(np.median([rms_dbfs(load_audio(a, rate)[0]) for a in train["audio"]]))
-    validation = split["validation"]
     names = validation.features["emotion"].names
     truth = [names[i] for i in validation["emotion"]]
     waves = [load_audio(a, rate)[0] for a in validation["audio"]]
