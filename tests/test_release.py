@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from hf_ser.publish.release import ExperimentRecord, ReleasePlan, collect_partial
 from hf_ser.publish.results_page import update_readme, write_report
@@ -115,6 +116,36 @@ def test_collect_partial_marks_a_screen_until_every_fold_ran(plan, tmp_path):
         collect_partial(plan, "b-try", out, tmp_path / "results")
     record = collect_partial(plan, "b-try", out, tmp_path / "results", only_seeds=[0])
     assert list(record.seeds) == ["0"] and record.only_folds is None
+
+
+def test_adding_a_seed_keeps_the_seeds_run_with_the_same_resolved_experiment(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from hf_ser.publish import release
+
+    trained: list[int] = []
+
+    def fake_train(exp, dirs, folder, only_folds=None):
+        trained.append(exp.training.seed)
+        return SimpleNamespace(summary=summarize("speaker-kfold", ["ravdess"], {"fold_0": _run(0.5, {})}))
+
+    monkeypatch.setattr(release, "train", fake_train)
+    (tmp_path / "exp.yaml").write_text("data: {corpus: ravdess}\nprotocol: {name: speaker-kfold, folds: 3}\n")
+    plan, results = tmp_path / "experiments.yaml", tmp_path / "results"
+    noise = "{name: AddGaussianSNR, min_snr_db: 5, max_snr_db: 20, p: 1.0}"
+
+    def register(*overrides: str) -> None:
+        plan.write_text(yaml.safe_dump({"experiments": {"b": {"config": "exp.yaml", "set": list(overrides)}}}))
+
+    def run(seeds: list[int]) -> ExperimentRecord:
+        return release.run_experiment(plan, "b", tmp_path, tmp_path / "runs", results, seeds)
+
+    register(f"augmentation.copies=[[{noise}], [{noise}]]")
+    run([0])
+    register(f"augmentation.copies=[[{noise}]]", f"augmentation.copies+=[[{noise}]]")  # spelt otherwise: the same
+    assert list(run([0, 1]).seeds) == ["0", "1"] and trained == [0, 1]
+    register(f"augmentation.copies=[[{noise}]]")  # one copy fewer: a new experiment, its seeds run again
+    assert list(run([0]).seeds) == ["0"] and trained == [0, 1, 0]
 
 
 def test_results_kept_elsewhere_get_their_own_report_and_leave_the_project_pages_alone(plan, tmp_path, monkeypatch):

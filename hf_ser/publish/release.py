@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..encoders.whisper import save_without_encoder
 from ..models.remote_code import strip_remote_code
-from ..training.config import load_experiment
+from ..training.config import ExperimentConfigError, load_experiment
 from ..training.protocols import cross_corpus_overrides
 from ..training.results import MeanStd, ProtocolResult, RunResult, summarize
 from ..training.run import train
@@ -118,6 +118,17 @@ def _screen_folds(exp, folds: set[int] | list[int] | None) -> list[int] | None:
     return None if every_fold else sorted(folds)
 
 
+def _same_experiment(plan_path: Path, recorded: ExperimentSpec, current: ExperimentSpec) -> bool:
+    """Whether a record was run with the experiment the plan names now: the same resolved config, however its
+    overrides are spelt (a copy list written out whole or as ``copies+=[...]`` is the same experiment). A recorded
+    spec that no longer resolves (a renamed config file or key) is not the current one."""
+    try:
+        before = load_experiment(plan_path.parent / recorded.config, recorded.overrides())
+    except ExperimentConfigError:
+        return False
+    return before == load_experiment(plan_path.parent / current.config, current.overrides())
+
+
 def run_experiment(
     plan_path: Path,
     name: str,
@@ -134,10 +145,7 @@ def run_experiment(
     previous = results_dir / f"{name}.json"
     if previous.is_file():  # adding seeds to an unchanged experiment keeps the seeds already run
         record = ExperimentRecord.model_validate_json(previous.read_text())
-        same = record.spec.model_dump(include={"config", "set", "cross"}) == spec.model_dump(
-            include={"config", "set", "cross"}
-        )
-        if same and record.only_folds == only_folds:
+        if _same_experiment(plan_path, record.spec, spec) and record.only_folds == only_folds:
             runs, earlier = dict(record.seeds), record.wall_seconds
     for seed in seeds:
         if str(seed) in runs:
