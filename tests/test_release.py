@@ -148,6 +148,36 @@ def test_adding_a_seed_keeps_the_seeds_run_with_the_same_resolved_experiment(tmp
     assert list(run([0]).seeds) == ["0"] and trained == [0, 1, 0]
 
 
+def test_a_screens_next_folds_grow_its_record(plan, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from hf_ser.publish import release
+
+    accuracy = {0: 0.5, 1: 0.6, 2: 0.9}
+
+    def fake_train(exp, dirs, folder, only_folds=None):  # writes its fold runs as train does
+        runs = {f"fold_{k}": _run(accuracy[k], {}) for k in only_folds}
+        for fold, run in runs.items():
+            (folder / fold).mkdir(parents=True)
+            run.save(folder / fold / "metrics.json")
+        return SimpleNamespace(summary=summarize("speaker-kfold", ["ravdess"], runs))
+
+    monkeypatch.setattr(release, "train", fake_train)
+    out, results = tmp_path / "runs", tmp_path / "results"
+    record = release.run_experiment(plan, "b-try", tmp_path, out, results, [0], only_folds=[0])
+    assert record.only_folds == [0]
+    record = release.run_experiment(plan, "b-try", tmp_path, out, results, [0], only_folds=[1])
+    assert record.only_folds == [0, 1] and record.metric("accuracy").mean == pytest.approx(0.55)
+    record = release.run_experiment(plan, "b-try", tmp_path, out, results, [0], only_folds=[2])
+    assert record.only_folds is None and record.metric("accuracy").mean == pytest.approx(2.0 / 3)
+    saved = ExperimentRecord.model_validate_json((results / "b-try.json").read_text())
+    assert saved.only_folds is None and sorted(saved.seeds["0"].folds) == ["fold_0", "fold_1", "fold_2"]
+    record = release.run_experiment(plan, "c-diff", tmp_path, out, results, [0], only_folds=[0])
+    assert record.only_folds == [0]
+    (out / "c-diff" / "seed_0" / "fold_0" / "metrics.json").unlink()  # the screen's runs gone: the new folds alone
+    assert release.run_experiment(plan, "c-diff", tmp_path, out, results, [0], only_folds=[1]).only_folds == [1]
+
+
 def test_results_kept_elsewhere_get_their_own_report_and_leave_the_project_pages_alone(plan, tmp_path, monkeypatch):
     from hf_ser.cli import main
 

@@ -129,6 +129,19 @@ def _same_experiment(plan_path: Path, recorded: ExperimentSpec, current: Experim
     return before == load_experiment(plan_path.parent / current.config, current.overrides())
 
 
+def _next_folds_of(record: ExperimentRecord, runs_dir: Path, seeds: list[int], only_folds: list[int] | None) -> bool:
+    """Whether ``--only-folds`` runs a screen's other folds (``0,1`` recorded, ``2,3`` now) with the same seeds, the
+    screen's fold runs still on disk: then the record grows to cover both rather than being replaced by the new
+    folds alone."""
+    if not record.only_folds or not only_folds or set(record.only_folds) & set(only_folds):
+        return False
+    if set(record.seeds) != {str(s) for s in seeds}:
+        return False
+    return all(
+        (runs_dir / f"seed_{s}" / f"fold_{k}" / "metrics.json").is_file() for s in seeds for k in record.only_folds
+    )
+
+
 def run_experiment(
     plan_path: Path,
     name: str,
@@ -141,12 +154,14 @@ def run_experiment(
     spec = ReleasePlan.load(plan_path).experiments[name]
     only_folds = _screen_folds(load_experiment(plan_path.parent / spec.config, spec.overrides()), only_folds)
     started = time.time()
-    runs, earlier = {}, 0.0
+    runs, earlier, grows_a_screen = {}, 0.0, False
     previous = results_dir / f"{name}.json"
     if previous.is_file():  # adding seeds to an unchanged experiment keeps the seeds already run
         record = ExperimentRecord.model_validate_json(previous.read_text())
         if _same_experiment(plan_path, record.spec, spec) and record.only_folds == only_folds:
             runs, earlier = dict(record.seeds), record.wall_seconds
+        elif _same_experiment(plan_path, record.spec, spec):
+            grows_a_screen = _next_folds_of(record, out / name, seeds, only_folds)
     for seed in seeds:
         if str(seed) in runs:
             continue  # already run with this exact spec
@@ -154,6 +169,8 @@ def run_experiment(
         folder = out / name / f"seed_{seed}"
         dirs = {c: corpora_dir / c for c in exp.corpora}
         runs[str(seed)] = train(exp, dirs, folder, only_folds=only_folds).summary
+    if grows_a_screen:  # the screen's earlier folds and these, from the fold runs on disk
+        return collect_partial(plan_path, name, out, results_dir, only_seeds=seeds)
     record = ExperimentRecord(
         name=name, spec=spec, only_folds=only_folds, seeds=runs, wall_seconds=earlier + time.time() - started
     )
