@@ -158,10 +158,11 @@ def run_experiment(
     previous = results_dir / f"{name}.json"
     if previous.is_file():  # adding seeds to an unchanged experiment keeps the seeds already run
         record = ExperimentRecord.model_validate_json(previous.read_text())
-        if _same_experiment(plan_path, record.spec, spec) and record.only_folds == only_folds:
-            runs, earlier = dict(record.seeds), record.wall_seconds
-        elif _same_experiment(plan_path, record.spec, spec):
-            grows_a_screen = _next_folds_of(record, out / name, seeds, only_folds)
+        if _same_experiment(plan_path, record.spec, spec):
+            if record.only_folds == only_folds:
+                runs, earlier = dict(record.seeds), record.wall_seconds
+            else:
+                grows_a_screen = _next_folds_of(record, out / name, seeds, only_folds)
     for seed in seeds:
         if str(seed) in runs:
             continue  # already run with this exact spec
