@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..encoders.whisper import save_without_encoder
 from ..models.remote_code import strip_remote_code
-from ..training.config import ExperimentConfigError, load_experiment
+from ..training.config import Experiment, ExperimentConfigError, load_experiment
 from ..training.protocols import cross_corpus_overrides
 from ..training.results import MeanStd, ProtocolResult, RunResult, summarize
 from ..training.run import train
@@ -118,15 +118,14 @@ def _screen_folds(exp, folds: set[int] | list[int] | None) -> list[int] | None:
     return None if every_fold else sorted(folds)
 
 
-def _same_experiment(plan_path: Path, recorded: ExperimentSpec, current: ExperimentSpec) -> bool:
-    """Whether a record was run with the experiment the plan names now: the same resolved config, however its
-    overrides are spelt (a copy list written out whole or as ``copies+=[...]`` is the same experiment). A recorded
-    spec that no longer resolves (a renamed config file or key) is not the current one."""
+def _same_experiment(plan_path: Path, recorded: ExperimentSpec, current: Experiment) -> bool:
+    """Whether a record was run with the experiment the plan names now (``current``, resolved): the same resolved
+    config, however its overrides are spelt (a copy list written out whole or as ``copies+=[...]`` is the same
+    experiment). A recorded spec that no longer resolves (a renamed config file or key) is not the current one."""
     try:
-        before = load_experiment(plan_path.parent / recorded.config, recorded.overrides())
+        return load_experiment(plan_path.parent / recorded.config, recorded.overrides()) == current
     except ExperimentConfigError:
         return False
-    return before == load_experiment(plan_path.parent / current.config, current.overrides())
 
 
 def _next_folds_of(record: ExperimentRecord, runs_dir: Path, seeds: list[int], only_folds: list[int] | None) -> bool:
@@ -152,13 +151,14 @@ def run_experiment(
     only_folds: list[int] | None = None,
 ) -> ExperimentRecord:
     spec = ReleasePlan.load(plan_path).experiments[name]
-    only_folds = _screen_folds(load_experiment(plan_path.parent / spec.config, spec.overrides()), only_folds)
+    current = load_experiment(plan_path.parent / spec.config, spec.overrides())
+    only_folds = _screen_folds(current, only_folds)
     started = time.time()
     runs, earlier, grows_a_screen = {}, 0.0, False
     previous = results_dir / f"{name}.json"
     if previous.is_file():  # adding seeds to an unchanged experiment keeps the seeds already run
         record = ExperimentRecord.model_validate_json(previous.read_text())
-        if _same_experiment(plan_path, record.spec, spec):
+        if _same_experiment(plan_path, record.spec, current):
             if record.only_folds == only_folds:
                 runs, earlier = dict(record.seeds), record.wall_seconds
             else:
