@@ -41,8 +41,9 @@ def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
 
 
 def _of_speakers(data, speakers: list[str]):
-    """The rows of ``speakers``, named as metrics.json names them: ``corpus:speaker`` when corpora are mixed, else
-    the bare speaker."""
+    """The rows of ``speakers``, named as metrics.json names them: ``speaker_keys`` of each split, so ``corpus:speaker``
+    when that split mixes corpora, else the bare speaker (hence both forms are matched here, not
+    ``speaker_keys`` of the whole dataset)."""
     wanted = set(speakers)
     return data.filter(
         lambda c, s: f"{c}:{s}" in wanted or s in wanted, input_columns=["corpus", "speaker"], desc="speakers"
