@@ -7,6 +7,8 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -59,3 +61,42 @@ def ravdess_folder(corpora_dir, files: int, folder) -> tuple[list[str], float]:
     for p in paths:
         shutil.copy(p, Path(folder) / Path(p).name)
     return paths, sum(sf.info(p).duration for p in paths) / 3600
+
+
+def of_speakers(data, speakers: list[str]):
+    """The rows of ``speakers``, named as metrics.json names them: ``speaker_keys`` of each split, so ``corpus:speaker``
+    when that split mixes corpora, else the bare speaker (hence both forms are matched here, not
+    ``speaker_keys`` of the whole dataset)."""
+    wanted = set(speakers)
+    return data.filter(
+        lambda c, s: f"{c}:{s}" in wanted or s in wanted, input_columns=["corpus", "speaker"], desc="speakers"
+    )
+
+
+@dataclass
+class ModelSpeakers:
+    """A trained model's own validation and training clips (datasets rows), as its metrics.json names them."""
+
+    folder: Path
+    validation: object
+    train: object
+
+
+def model_speakers(model: str, corpora_dir: Path) -> ModelSpeakers:
+    """The validation and training speakers' clips of ``model`` (a bundled name, a release or a fold model of a k-fold
+    run: ``runs/results/<experiment>/seed_0/fold_0``), read from its metrics.json rather than by rebuilding (and
+    re-augmenting) its protocol's splits. Diagnostics that may inform a choice use these, never the test speakers."""
+    from hf_ser.inference import resolve_model
+    from hf_ser.training.config import load_experiment
+    from hf_ser.training.results import RunResult
+    from hf_ser.training.run import load_experiment_data
+
+    folder = resolve_model(model)
+    exp = load_experiment(folder / "experiment.yaml")
+    result = RunResult.load(folder / "metrics.json")
+    data = load_experiment_data(exp, {c: Path(corpora_dir) / c for c in exp.corpora}, result.protocol)
+    validation = of_speakers(data, result.speakers.get("validation", []))
+    train = of_speakers(data, result.speakers.get("train", []))
+    if not len(validation) or not len(train):
+        raise ValueError(f"{folder}: its metrics.json names no validation (or training) speakers found in the data")
+    return ModelSpeakers(folder, validation, train)

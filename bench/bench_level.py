@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import print_json_line, print_table  # noqa: E402
+from _common import model_speakers, print_json_line, print_table  # noqa: E402
 from bench_robustness import with_gain  # noqa: E402
 
 from hf_ser.models.ser.whisper_features_ser import at_level as scaled_to_level  # noqa: E402
@@ -40,25 +40,11 @@ def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
     return with_gain(scaled_to_level(wave, level_dbfs), 0.0).astype(np.float32)
 
 
-def _of_speakers(data, speakers: list[str]):
-    """The rows of ``speakers``, named as metrics.json names them: ``speaker_keys`` of each split, so ``corpus:speaker``
-    when that split mixes corpora, else the bare speaker (hence both forms are matched here, not
-    ``speaker_keys`` of the whole dataset)."""
-    wanted = set(speakers)
-    return data.filter(
-        lambda c, s: f"{c}:{s}" in wanted or s in wanted, input_columns=["corpus", "speaker"], desc="speakers"
-    )
-
-
 def main() -> None:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
     from hf_ser import load_classifier
     from hf_ser.audio import load_audio
-    from hf_ser.inference import resolve_model
-    from hf_ser.training.config import load_experiment
-    from hf_ser.training.results import RunResult
-    from hf_ser.training.run import load_experiment_data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ser-whisper-general")
@@ -66,16 +52,8 @@ def main() -> None:
     parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
     args = parser.parse_args()
 
-    folder = resolve_model(args.model)
-    exp = load_experiment(folder / "experiment.yaml")
-    result = RunResult.load(folder / "metrics.json")
-    # the speakers come from metrics.json, so a fold model of a k-fold run (runs/results/<name>/seed_0/fold_2)
-    # works as a release does, without rebuilding (and re-augmenting) its protocol's splits
-    data = load_experiment_data(exp, {c: args.corpora_dir / c for c in exp.corpora}, result.protocol)
-    validation = _of_speakers(data, result.speakers.get("validation", []))
-    train = _of_speakers(data, result.speakers.get("train", []))
-    if not len(validation) or not len(train):
-        raise ValueError(f"{folder}: its metrics.json names no validation (or training) speakers found in the data")
+    speakers = model_speakers(args.model, args.corpora_dir)
+    validation, train = speakers.validation, speakers.train
     clf = load_classifier(args.model)
     rate = clf.feature_extractor.sampling_rate
     train = train.shuffle(seed=0).select(range(min(args.reference_clips, len(train))))
