@@ -1,4 +1,5 @@
 import logging
+import os
 from collections import Counter
 
 import numpy as np
@@ -239,8 +240,12 @@ def test_feature_map_matches_extractor_and_caches(tmp_path, monkeypatch):
         raise AssertionError("feature extractor called on a cache hit")
 
     monkeypatch.setattr(SERFeatureExtractor, "__call__", must_not_run)
+    for cache_file in feats.cache_files:
+        os.utime(cache_file["filename"], (1_000, 1_000))  # written long ago
     again = extract_features(load_corpus("crema_d", tmp_path / "c"), fe)
     assert again.cache_files == feats.cache_files and len(again) == len(feats)
+    # the hit is a use, so `hf-ser cache prune` (least recently used first) keeps it over older entries
+    assert all(os.stat(f["filename"]).st_mtime > 1_000 for f in again.cache_files)
 
 
 def test_feature_map_on_augmented_rows_uses_the_array(ravdess):

@@ -609,3 +609,36 @@ def test_a_full_disk_stops_the_encoder_cache_and_says_how_to_free_it(tmp_path, v
         and "16320 written" in skipped.skipped[0][1]
     )
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_an_encoder_cache_hit_counts_as_a_use_so_prune_keeps_what_a_run_just_found(tmp_path, voice):
+    """`hf-ser cache prune` removes the least recently used entries: states a run found cached (its head reads them
+    later) must count as just used, not as last written."""
+    import os
+    from pathlib import Path
+
+    from datasets import Dataset
+
+    from hf_ser.data import encoder_cache
+    from hf_ser.data.cache_usage import cache_entries, prune_cache
+
+    for name in ("a", "b"):
+        sf.write(tmp_path / f"{name}.wav", voice(1.0, 16000, seed=len(name) + ord(name)), 16000)
+
+    states_dir = tmp_path / "cache" / "encoder_states"  # the layout cache_usage reads
+
+    def cached(names: list[str]) -> list[str]:
+        data = Dataset.from_dict({"audio": [str(tmp_path / f"{n}.wav") for n in names]})
+        out = encoder_cache.cache_encoder_states(
+            data, SERWhisperFeatureExtractor(), lambda mel: np.zeros((4, 2, 8)), "test-encoder", states_dir
+        )
+        return out["encoder_states"]
+
+    found, other = cached(["a"])[0], cached(["b"])[0]
+    os.utime(found, (1_000, 1_000))  # both written long ago, "a" the earlier
+    os.utime(other, (2_000, 2_000))
+    assert cached(["a"]) == [found]  # a hit: "a" is now the most recently used
+    assert max(e.last_used for e in cache_entries(tmp_path / "cache") if e.paths[0] == Path(found)) > 2_000
+    one = os.path.getsize(found)
+    prune_cache(one, tmp_path / "cache")
+    assert os.path.exists(found) and not os.path.exists(other)

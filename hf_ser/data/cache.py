@@ -102,4 +102,6 @@ def cached_map(
         new_fingerprint=key,
         desc=kind,
     )
+    for cache_file in mapped.cache_files:  # a hit is a use: `hf-ser cache prune` goes by last use (cache_usage)
+        os.utime(cache_file["filename"])
     return drop_failed(mapped, error_column, kind)

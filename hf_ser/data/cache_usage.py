@@ -3,7 +3,9 @@ tens of GB: Whisper-base states are about 1 MB per 3 s clip and per augmented co
 
 An *entry* is what one computation wrote: one encoder-state ``.npy`` or statistics ``.npz``, or every shard of
 one cached ``Dataset.map`` (``<kind>-<key>[_NNNNN_of_NNNNN].arrow``); it is removed whole. "Last used" is the
-latest of the files' access and modification times, as the filesystem records them.
+latest of the files' access and modification times, as the filesystem records them; a cache hit touches them
+(:func:`~hf_ser.data.cache.cached_map`, :func:`~hf_ser.data.encoder_cache.cache_encoder_states`), since a
+filesystem mounted ``relatime`` records a read only once a day.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def cache_usage(cache_dir: str | Path | None = None) -> list[KindUsage]:
 
 def prune_cache(max_bytes: int, cache_dir: str | Path | None = None, dry_run: bool = False) -> PruneReport:
     """Remove the least recently used entries until the cache holds at most ``max_bytes`` (``dry_run``: only
-    report what would go). Entries are recomputed when next needed. Do not prune while a training job runs: its
-    encoder states are read from the cache when its head starts training."""
+    report what would go). Entries are recomputed when next needed. A running job's hits are the newest entries,
+    but a limit below its own working set would still remove states its head has yet to read: prune between runs."""
     if max_bytes < 0:
         raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
     entries = sorted(cache_entries(cache_dir), key=lambda e: e.last_used)

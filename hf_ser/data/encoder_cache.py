@@ -124,6 +124,9 @@ def cache_encoder_states(
                 _write_atomically(target, lambda tmp, states=states: np.save(tmp, states))
                 stats.encoded += 1
             else:
+                # a hit is a use: without the touch, "last used" (cache_usage) is the file's write or last
+                # read, so `hf-ser cache prune` could take the states a run has just found, before its head reads them
+                os.utime(target)
                 stats.cached += 1
             stats.bytes += target.stat().st_size
         except CacheFullError:
