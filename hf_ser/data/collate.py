@@ -32,7 +32,11 @@ class SERDataCollator:
     input_name: str = "input_features"
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        feats = [torch.as_tensor(np.asarray(r[self.input_name], dtype=np.float32)) for r in rows]
+        # tensors (float16 encoder states included) are copied straight into the float32 batch: one conversion
+        feats = [
+            f if isinstance(f, torch.Tensor) else torch.as_tensor(np.asarray(f, dtype=np.float32))
+            for f in (r[self.input_name] for r in rows)
+        ]
         lengths = [f.shape[0] for f in feats]
         if min(lengths) == 0:
             raise ValueError("a row has no feature frames (was a failed file left in the dataset?)")
