@@ -138,7 +138,9 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         if self.config.normalize_states:
             states = nn.functional.layer_norm(states, (self.width,))
         weights = self.layer_weights.softmax(dim=0)
-        mixed = torch.matmul(states.transpose(2, 3), weights[:, None]).squeeze(-1)  # weighted sum over layers
+        # the weighted sum over layers as one matmul (a training step 0.74x the time of multiply-and-sum); the
+        # weights as a column: with a 1-D operand the exported ONNX graph gave other logits in onnxruntime
+        mixed = torch.matmul(states.transpose(2, 3), weights[:, None]).squeeze(-1)
         output = self.head(mixed, attention_mask=attention_mask, labels=labels, return_dict=True)
         return_dict = self.config.return_dict if return_dict is None else return_dict
         return output if return_dict else output.to_tuple()
