@@ -611,7 +611,7 @@ def test_a_full_disk_stops_the_encoder_cache_and_says_how_to_free_it(tmp_path, v
     assert list((tmp_path / "cache").iterdir()) == []
 
 
-def test_an_encoder_cache_hit_counts_as_a_use_so_prune_keeps_what_a_run_just_found(tmp_path, voice):
+def test_an_encoder_cache_hit_counts_as_a_use_so_prune_keeps_what_a_run_just_found(tmp_path, voice, monkeypatch):
     """`hf-ser cache prune` removes the least recently used entries: states a run found cached (its head reads them
     later) must count as just used, not as last written."""
     import os
@@ -642,3 +642,9 @@ def test_an_encoder_cache_hit_counts_as_a_use_so_prune_keeps_what_a_run_just_fou
     one = os.path.getsize(found)
     prune_cache(one, tmp_path / "cache")
     assert os.path.exists(found) and not os.path.exists(other)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr(encoder_cache.os, "utime", read_only)
+    assert cached(["a"]) == [found]  # a shared, read-only cache is still read

@@ -7,6 +7,7 @@ record per-row failures in an error column, and then drop (and report) the faile
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -103,5 +104,6 @@ def cached_map(
         desc=kind,
     )
     for cache_file in mapped.cache_files:  # a hit is a use: `hf-ser cache prune` goes by last use (cache_usage)
-        os.utime(cache_file["filename"])
+        with contextlib.suppress(OSError):  # a read-only (shared) cache is still read
+            os.utime(cache_file["filename"])
     return drop_failed(mapped, error_column, kind)

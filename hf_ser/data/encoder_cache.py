@@ -9,6 +9,7 @@ loads them. Files that cannot be decoded are reported with their reason (log lin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -126,7 +127,8 @@ def cache_encoder_states(
             else:
                 # a hit is a use: without the touch, "last used" (cache_usage) is the file's write or last
                 # read, so `hf-ser cache prune` could take the states a run has just found, before its head reads them
-                os.utime(target)
+                with contextlib.suppress(OSError):  # a read-only (shared) cache is still read
+                    os.utime(target)
                 stats.cached += 1
             stats.bytes += target.stat().st_size
         except CacheFullError:
