@@ -57,6 +57,14 @@ def cache_path(kind: str, key: str, cache_dir: str | Path | None) -> str:
     return str(root / f"{kind}-{key}.arrow")
 
 
+def mark_used(path: str | Path) -> None:
+    """Touch a cache file on a hit: `hf-ser cache prune` goes by last use (cache_usage), and a filesystem mounted
+    ``relatime`` records a read at most once a day, so without this a prune could take what a run has just found.
+    Best-effort: a read-only (shared) cache is still read."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
 def single_threaded_if_forked(parent_pid: int) -> None:
     """In a ``num_proc`` worker, keep torch to one thread: an OpenMP pool inherited through fork deadlocks."""
     if os.getpid() != parent_pid and torch.get_num_threads() != 1:
@@ -103,7 +111,6 @@ def cached_map(
         new_fingerprint=key,
         desc=kind,
     )
-    for cache_file in mapped.cache_files:  # a hit is a use: `hf-ser cache prune` goes by last use (cache_usage)
-        with contextlib.suppress(OSError):  # a read-only (shared) cache is still read
-            os.utime(cache_file["filename"])
+    for cache_file in mapped.cache_files:
+        mark_used(cache_file["filename"])
     return drop_failed(mapped, error_column, kind)

@@ -9,7 +9,6 @@ loads them. Files that cannot be decoded are reported with their reason (log lin
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
@@ -25,7 +24,7 @@ from datasets import Dataset, DatasetDict
 
 from ..audio import AudioDecodeError, decode_row
 from ..models.ser.mfcc_features_ser import speaker_statistics as frame_statistics
-from .cache import cache_root
+from .cache import cache_root, mark_used
 
 logger = logging.getLogger("hf_ser.data")
 STATES_COLUMN = "encoder_states"
@@ -125,10 +124,7 @@ def cache_encoder_states(
                 _write_atomically(target, lambda tmp, states=states: np.save(tmp, states))
                 stats.encoded += 1
             else:
-                # a hit is a use: without the touch, "last used" (cache_usage) is the file's write or last
-                # read, so `hf-ser cache prune` could take the states a run has just found, before its head reads them
-                with contextlib.suppress(OSError):  # a read-only (shared) cache is still read
-                    os.utime(target)
+                mark_used(target)  # before its head reads them, a prune must not take what this run found
                 stats.cached += 1
             stats.bytes += target.stat().st_size
         except CacheFullError:
