@@ -50,38 +50,40 @@ def robustness_lines(
         "Every test fold (RAVDESS, 8 classes, 5 folds by actor) scored again under each recording condition of "
         "`hf_ser.data.corruptions.suite()` at a fixed seed: a phone line (8 kHz, 300–3400 Hz), MP3 at 16 kbit/s, "
         "Opus at 8 kbit/s, μ-law, white noise and babble (4 training-side speakers) at SNR 20/10/5 dB, a simulated "
-        "room (pyroomacoustics, Sabine RT60 0.6 s, talker 2 m away) and +12 dB of clipping. UAR (%) and, in "
-        "brackets, the change from the clean test clips in points; *agree*: share of clips whose top label is the "
-        "clean clip's. Training variants are compared on the 2 validation actors of each fold under the same "
-        "conditions (`corrupted_validation` in the result files), never on test actors.",
+        "room (pyroomacoustics, Sabine RT60 0.6 s, talker 2 m away) and +12 dB of clipping. One row per experiment (a "
+        "screen, run on some folds only, says so) and per baseline; a cell is the UAR (%) under the condition, in "
+        "brackets its change from the clean test clips in points, and after the dot the agreement: the share (%) of "
+        "clips whose top label is the clean clip's. Training variants are compared on the 2 validation actors of each "
+        "fold under the same conditions (`corrupted_validation` in the result files), never on test actors.",
         "",
-        "| condition | "
-        + " | ".join(f"{n} UAR (change) | agree" for n in [*names, *(_smile_name(b) for b in smile.values())])
-        + " |",
-        "|---|" + "---|---|" * (len(names) + len(smile)),
+        "| experiment | clean | " + " | ".join(conditions) + " |",
+        "|---|---|" + "---|" * len(conditions),
     ]
     clean = {n: 100 * np.mean([r.uar.mean for r in _runs(records[n])]) for n in names}
-    smile_clean = {k: 100 * b["uar"]["mean"] for k, b in smile.items()}
-    cells = [f"{clean[n]:.2f} | 100" for n in names] + [f"{v:.2f} | 100" for v in smile_clean.values()]
-    lines.append("| clean | " + " | ".join(cells) + " |")
-    for condition in conditions:
+    for n in names:
         cells = []
-        for n in names:
+        for condition in conditions:
             uar, agree = _condition(records[n], condition, "uar"), _condition(records[n], condition, "agreement")
-            if uar is None:
-                cells.append("– | –")
-                continue
-            cells.append(f"{100 * uar.mean:.2f} ({100 * uar.mean - clean[n]:+.1f}) | {100 * agree.mean:.0f}")
-        for k, b in smile.items():
+            cells.append("–" if uar is None else _suite_cell(100 * uar.mean, clean[n], 100 * agree.mean))
+        lines.append(f"| {n}{_screen_scope(records[n])} | {clean[n]:.2f} | " + " | ".join(cells) + " |")
+    for b in smile.values():
+        base_clean = 100 * b["uar"]["mean"]
+        cells = []
+        for condition in conditions:
             scores = b["corrupted"].get(condition)
-            if scores is None:
-                cells.append("– | –")
-                continue
-            uar, agree = 100 * scores["uar"]["mean"], 100 * scores["agreement"]["mean"]
-            cells.append(f"{uar:.2f} ({uar - smile_clean[k]:+.1f}) | {agree:.0f}")
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+            cells.append(
+                "–"
+                if scores is None
+                else _suite_cell(100 * scores["uar"]["mean"], base_clean, 100 * scores["agreement"]["mean"])
+            )
+        lines.append(f"| {_smile_name(b)} (baseline) | {base_clean:.2f} | " + " | ".join(cells) + " |")
     lines += ["", *_validation_lines(records, names), *_target_lines(records, names, clean)]
     return [*lines, *_calibration_lines(records, names, figure)]
+
+
+def _suite_cell(uar: float, clean: float, agreement: float) -> str:
+    """``"55.00 (-15.0) · 85"``: UAR under a condition (%), its change from clean (points), top-label agreement (%)."""
+    return f"{uar:.2f} ({uar - clean:+.1f}) · {agreement:.0f}"
 
 
 def runs_by_seed_fold(record, field: str) -> dict[tuple[str, str], object]:
