@@ -251,10 +251,16 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     # mean over folds: 15 points lost, 85 % agree; the baseline is a row of its own, "–" where it was not scored
     assert "| r-model | 70.00 | 55.00 (-15.0) · 85 | 66.00 (-4.0) · 95 |" in text
     assert "| eGeMAPSv02 + SVM (baseline) | 50.00 | 30.00 (-20.0) · 60 | – |" in text
-    assert "| r-model | UAR lost, telephone | 15.0 points | ≤ 5 | missed by 10.0 |" in text
-    assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met |" in text
-    assert "| r-model | agreement, telephone | 85.0 % | ≥ 90 % | missed by 5.0 |" in text
-    assert "| r-model | ECE, clean test | 0.040 | ≤ 0.05 | met (perfectly calibrated on these clips: 0." in text
+    assert (
+        "| r-model | UAR lost, telephone | 15.0 points | ± 5.0 (10.0 to 20.0, 2 runs) | ≤ 5 | missed by 10.0 |"
+    ) in text
+    assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ± 0.0 (4.0 to 4.0, 2 runs) | ≤ 8 | met |" in text
+    assert (
+        "| r-model | agreement, telephone | 85.0 % | ± 5.0 (80.0 to 90.0, 2 runs) | ≥ 90 % | missed by 5.0 |"
+    ) in text
+    assert (
+        "| r-model | ECE, clean test | 0.040 | ± 0.000 | ≤ 0.05 | met (perfectly calibrated on these clips: 0."
+    ) in text
     # per fold: from the fold's own clips' scores (all 0.8 in fold 0, all 0.6 in fold 1), as the cards do
     per_fold = MeanStd.of([ece_floor_of_scores([0.8] * 200), ece_floor_of_scores([0.6] * 200)])
     assert per_fold.mean != pytest.approx(ece_sampling_floor(coverage, 200), abs=1e-3)  # not the coverage curve's
@@ -264,7 +270,7 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
         f"0.025 ({pooled:.3f}; 400 clips) | 0.100 | 0.050 | 80 % |" in text
     )  # pooled: half the clips 0.05 off their score
     assert (
-        f"| r-model | ECE, clean test, all folds' 400 clips pooled | 0.025 | ≤ 0.05 | met (perfectly calibrated on "
+        f"| r-model | ECE, clean test, all folds' 400 clips pooled | 0.025 | – | ≤ 0.05 | met (perfectly calibrated on "
         f"these clips: {pooled:.3f}) |" in text
     )
     assert "| telephone | 0.100 ± 0.000 |" in text and "| clean | 0.040 ± 0.000 |" in text  # ECE per condition
@@ -286,9 +292,12 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     )
     text = "\n".join(robustness_lines({"r-model": full, "r-aug": aug}, ["r-model", "r-aug"]))
     # beside a target, a screen's figure says it is one (the full record's does not)
-    assert "| r-aug | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met (screen: fold 1; 1 seed(s)) |" in text
+    assert (
+        "| r-aug | UAR lost, white SNR 10 | 4.0 points"
+        " | ± 0.0 (4.0 to 4.0, 1 run) | ≤ 8 | met (screen: fold 1; 1 seed(s)) |"
+    ) in text
     assert "| r-aug (screen: fold 1; 1 seed(s)) | 70.00 | 60.00 (-10.0) · 90 | 66.00 (-4.0) · 95 |" in text
-    assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ≤ 8 | met |" in text
+    assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ± 0.0 (4.0 to 4.0, 2 runs) | ≤ 8 | met |" in text
     assert "r-aug against r-model, on the validation actors of fold_1, seed 0 (the runs both have)" in text
     assert "| condition | r-model | r-aug | change | test lost, base | variant | agree, base | variant |" in text
     # on the test actors of fold_1 alone (clean 70, telephone 60 and 90 % agreement in both runs)
