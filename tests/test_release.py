@@ -296,6 +296,9 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
         "| r-aug | UAR lost, white SNR 10 | 4.0 points"
         " | ± 0.0 (4.0 to 4.0, 1 run) | ≤ 8 | met (screen: fold 1; 1 seed(s)) |"
     ) in text
+    from hf_ser.publish.robustness_page import _spread
+
+    assert _spread([-0.03, 1.0]) == "± 0.5 (0.0 to 1.0, 2 runs)" and _spread([]) == "–"  # no "-0.0"
     assert "| r-aug (screen: fold 1; 1 seed(s)) | 70.00 | 60.00 (-10.0) · 90 | 66.00 (-4.0) · 95 |" in text
     assert "| r-model | UAR lost, white SNR 10 | 4.0 points | ± 0.0 (4.0 to 4.0, 2 runs) | ≤ 8 | met |" in text
     assert "r-aug against r-model, on the validation actors of fold_1, seed 0 (the runs both have)" in text

@@ -262,7 +262,8 @@ def _spread(values: list[float]) -> str:
     if not values:
         return "–"
     runs = f"{len(values)} run{'s' if len(values) > 1 else ''}"
-    return f"± {np.std(values):.1f} ({min(values):.1f} to {max(values):.1f}, {runs})"
+    low, high = (round(v, 1) + 0.0 for v in (min(values), max(values)))  # + 0.0: -0.03 shows as 0.0, not -0.0
+    return f"± {np.std(values):.1f} ({low:.1f} to {high:.1f}, {runs})"
 
 
 def _ece(record, raw: bool = False) -> MeanStd | None:
