@@ -359,3 +359,33 @@ def test_a_target_missed_by_less_than_the_table_shows_says_so():
     assert _missed_by(0.0123, 3) == "missed by 0.012"
     assert _missed_by(0.04, 1) == "missed by less than 0.1"
     assert _missed_by(1.96, 1) == "missed by 2.0"
+
+
+def test_the_choice_check_sets_validation_changes_beside_test_changes_of_the_same_runs():
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    from hf_ser.publish.variant_page import variant_lines
+
+    def record(compare_with, val, test):  # one seed, a fold per value; two conditions each
+        def scores(values):
+            return {
+                f"fold_{k}": {"a": NS(uar=v, agreement=1), "b": NS(uar=v + 0.02, agreement=1)}
+                for k, v in enumerate(values)
+            }
+
+        clean = {f"fold_{k}": NS(uar=0.7) for k in range(len(val))}
+        seed = NS(validation_conditions=scores(val), test_conditions=scores(test), folds=clean)
+        return NS(spec=NS(compare_with=compare_with, config="x.yaml"), seeds={"0": seed})
+
+    base = record(None, [0.5, 0.5, 0.5], [0.6, 0.6, 0.6])
+    # against the base, validation +10, -5, +2 points; test +8, -4, -1 (the third run's signs differ)
+    variant = record("base", [0.6, 0.45, 0.52], [0.68, 0.56, 0.59])
+    text = "\n".join(variant_lines({"base": base, "variant": variant}, ["base", "variant"]))
+    assert "| variant | base | 3 | +2.3 | +1.0 | 2 of 3 |" in text
+    r = np.corrcoef([10, -5, 2], [8, -4, -1])[0, 1]
+    assert f"Over all 3 runs the two changes correlate at r = {r:.2f} and share their sign in 2 of 3" in text
+    # a fold the base did not run is left out of the pairing, and under 3 runs there is no check
+    short = record("base", [0.6], [0.68])
+    assert "Does choosing" not in "\n".join(variant_lines({"base": base, "variant": short}, ["base", "variant"]))

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..training.results import MeanStd, Scores
 from .release import ExperimentRecord, ReleasePlan, load_records
-from .robustness_page import robustness_lines, runs_by_seed_fold
+from .robustness_page import robustness_lines
+from .variant_page import runs_by_seed_fold
 
 
 def _baseline_uar(baselines: dict, key: str | None) -> float | None:

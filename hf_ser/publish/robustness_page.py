@@ -9,6 +9,7 @@ import numpy as np
 
 from ..confidence import DEFAULT_RULE
 from ..training.results import MeanStd, PooledCalibration, ProtocolResult
+from .variant_page import runs_by_seed_fold, variant_lines
 
 # issue 18's targets on the default model: (condition, most UAR points lost)
 DROP_TARGETS = {
@@ -77,106 +78,13 @@ def robustness_lines(
                 else _suite_cell(100 * scores["uar"]["mean"], base_clean, 100 * scores["agreement"]["mean"])
             )
         lines.append(f"| {_smile_name(b)} (baseline) | {base_clean:.2f} | " + " | ".join(cells) + " |")
-    lines += ["", *_validation_lines(records, names), *_target_lines(records, names, clean)]
+    lines += ["", *variant_lines(records, names), *_target_lines(records, names, clean)]
     return [*lines, *_calibration_lines(records, names, figure)]
 
 
 def _suite_cell(uar: float, clean: float, agreement: float) -> str:
     """``"55.00 (-15.0) · 85"``: UAR under a condition (%), its change from clean (points), top-label agreement (%)."""
     return f"{uar:.2f} ({uar - clean:+.1f}) · {agreement:.0f}"
-
-
-def runs_by_seed_fold(record, field: str) -> dict[tuple[str, str], object]:
-    """``(seed, fold) -> value`` of a per-fold field of every seed's summary (``folds``, ``validation_conditions``,
-    ``test_conditions``): how two records' runs are paired."""
-    return {(seed, fold): v for seed, r in record.seeds.items() for fold, v in getattr(r, field).items()}
-
-
-def _runs_named(keys: list[tuple[str, str]]) -> str:
-    seeds, folds = sorted({s for s, _ in keys}), sorted({f for _, f in keys})
-    return f"{', '.join(folds)}, {'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)}"
-
-
-def _validation_lines(records: dict, names: list[str]) -> list[str]:
-    """Validation UAR per condition of each variant beside the row it changes (``compare_with``), averaged over the
-    (seed, fold) runs both have: where training variants are chosen (on the mean over conditions), never on test
-    actors. Beside it, for the report only, the test actors' UAR lost and agreement on those same runs (a screen's
-    folds, not the base's five)."""
-    pairs = [(n, records[n].spec.compare_with) for n in names if records[n].spec.compare_with in names]
-    lines = []
-    for name, base in pairs:
-        validation = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in (name, base)}
-        shared = sorted(set(validation[name]) & set(validation[base]))
-        if not shared:
-            continue
-        tests = {n: runs_by_seed_fold(records[n], "test_conditions") for n in (name, base)}
-        clean = {n: runs_by_seed_fold(records[n], "folds") for n in (name, base)}
-        tested = all(k in tests[n] for n in (name, base) for k in shared)
-        lines += [
-            f"Validation UAR (%) under each condition, {name} against {base}, on the validation actors of "
-            f"{_runs_named(shared)} (the runs both have): where a training variant is chosen, on the mean over "
-            "conditions."
-            + (
-                " Then, on the test actors of the same runs: UAR points lost against the clean clips, and top-label "
-                "agreement with them (%)."
-                if tested
-                else ""
-            ),
-            "",
-            f"| condition | {base} | {name} | change |"
-            + (" test lost, base | variant | agree, base | variant |" if tested else ""),
-            "|---|---|---|---|" + ("---|---|---|---|" if tested else ""),
-        ]
-        rows = []
-        for condition in validation[name][shared[0]]:
-            row = [100 * np.mean([validation[n][k][condition].uar for k in shared]) for n in (base, name)]
-            if tested:
-                row += [
-                    100 * np.mean([clean[n][k].uar - tests[n][k][condition].uar for k in shared]) for n in (base, name)
-                ]
-                row += [100 * np.mean([tests[n][k][condition].agreement for k in shared]) for n in (base, name)]
-            rows.append(row)
-            lines.append(_validation_row(condition, row))
-        lines += [_validation_row("**mean over conditions**", list(np.mean(rows, axis=0))), ""]
-    return [*lines, *_family_lines(records, names)]
-
-
-def _validation_row(label: str, row: list[float]) -> str:
-    a, b, *test = row
-    cells = f"| {label} | {a:.2f} | {b:.2f} | {b - a:+.1f} |"
-    if test:
-        cells += f" {test[0]:.1f} | {test[1]:.1f} | {test[2]:.1f} | {test[3]:.1f} |"
-    return cells
-
-
-def _family_lines(records: dict, names: list[str]) -> list[str]:
-    """Every variant of one recipe file (``config``: a model family) side by side on the validation actors of the
-    (seed, fold) runs all of them have: a pairwise table compares a variant with its base only, this one with the
-    others too (such as the recipe a default ships)."""
-    families: dict[str, list[str]] = {}
-    for n in names:
-        if any(r.validation_conditions for r in records[n].seeds.values()):
-            families.setdefault(records[n].spec.config, []).append(n)
-    lines = []
-    for config, members in families.items():
-        validation = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in members}
-        shared = sorted(set.intersection(*(set(v) for v in validation.values())))
-        if len(members) < 2 or not shared:
-            continue
-        conditions = list(validation[members[0]][shared[0]])
-        lines += [
-            f"Every variant of `{config}` on the validation actors of {_runs_named(shared)} (the runs all of them "
-            f"have): validation UAR (%) averaged over the {len(conditions)} conditions, and its lowest condition.",
-            "",
-            "| experiment | mean over conditions | lowest condition |",
-            "|---|---|---|",
-        ]
-        for n in members:
-            uar = {c: 100 * np.mean([validation[n][k][c].uar for k in shared]) for c in conditions}
-            low = min(uar, key=uar.get)
-            lines.append(f"| {n} | {np.mean(list(uar.values())):.2f} | {uar[low]:.2f} ({low}) |")
-        lines.append("")
-    return lines
 
 
 def _smile_name(baseline: dict) -> str:

@@ -1,0 +1,151 @@
+"""Training variants against the rows they change, from the ``validation_conditions`` and ``test_conditions`` of
+result files: where a variant is chosen (validation actors, mean over the corrupted conditions), every variant of a
+family side by side, and whether choosing on validation actors picks what the test actors would."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def variant_lines(records: dict, names: list[str]) -> list[str]:
+    """The pairwise tables, the family tables and the check of the choice, for the experiments ``names``."""
+    return [*_validation_lines(records, names), *_family_lines(records, names), *_choice_check_lines(records, names)]
+
+
+def runs_by_seed_fold(record, field: str) -> dict[tuple[str, str], object]:
+    """``(seed, fold) -> value`` of a per-fold field of every seed's summary (``folds``, ``validation_conditions``,
+    ``test_conditions``): how two records' runs are paired."""
+    return {(seed, fold): v for seed, r in record.seeds.items() for fold, v in getattr(r, field).items()}
+
+
+def _runs_named(keys: list[tuple[str, str]]) -> str:
+    seeds, folds = sorted({s for s, _ in keys}), sorted({f for _, f in keys})
+    return f"{', '.join(folds)}, {'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)}"
+
+
+def _validation_lines(records: dict, names: list[str]) -> list[str]:
+    """Validation UAR per condition of each variant beside the row it changes (``compare_with``), averaged over the
+    (seed, fold) runs both have: where training variants are chosen (on the mean over conditions), never on test
+    actors. Beside it, for the report only, the test actors' UAR lost and agreement on those same runs (a screen's
+    folds, not the base's five)."""
+    pairs = [(n, records[n].spec.compare_with) for n in names if records[n].spec.compare_with in names]
+    lines = []
+    for name, base in pairs:
+        validation = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in (name, base)}
+        shared = sorted(set(validation[name]) & set(validation[base]))
+        if not shared:
+            continue
+        tests = {n: runs_by_seed_fold(records[n], "test_conditions") for n in (name, base)}
+        clean = {n: runs_by_seed_fold(records[n], "folds") for n in (name, base)}
+        tested = all(k in tests[n] for n in (name, base) for k in shared)
+        lines += [
+            f"Validation UAR (%) under each condition, {name} against {base}, on the validation actors of "
+            f"{_runs_named(shared)} (the runs both have): where a training variant is chosen, on the mean over "
+            "conditions."
+            + (
+                " Then, on the test actors of the same runs: UAR points lost against the clean clips, and top-label "
+                "agreement with them (%)."
+                if tested
+                else ""
+            ),
+            "",
+            f"| condition | {base} | {name} | change |"
+            + (" test lost, base | variant | agree, base | variant |" if tested else ""),
+            "|---|---|---|---|" + ("---|---|---|---|" if tested else ""),
+        ]
+        rows = []
+        for condition in validation[name][shared[0]]:
+            row = [100 * np.mean([validation[n][k][condition].uar for k in shared]) for n in (base, name)]
+            if tested:
+                row += [
+                    100 * np.mean([clean[n][k].uar - tests[n][k][condition].uar for k in shared]) for n in (base, name)
+                ]
+                row += [100 * np.mean([tests[n][k][condition].agreement for k in shared]) for n in (base, name)]
+            rows.append(row)
+            lines.append(_validation_row(condition, row))
+        lines += [_validation_row("**mean over conditions**", list(np.mean(rows, axis=0))), ""]
+    return lines
+
+
+def _validation_row(label: str, row: list[float]) -> str:
+    a, b, *test = row
+    cells = f"| {label} | {a:.2f} | {b:.2f} | {b - a:+.1f} |"
+    if test:
+        cells += f" {test[0]:.1f} | {test[1]:.1f} | {test[2]:.1f} | {test[3]:.1f} |"
+    return cells
+
+
+def _family_lines(records: dict, names: list[str]) -> list[str]:
+    """Every variant of one recipe file (``config``: a model family) side by side on the validation actors of the
+    (seed, fold) runs all of them have: a pairwise table compares a variant with its base only, this one with the
+    others too (such as the recipe a default ships)."""
+    families: dict[str, list[str]] = {}
+    for n in names:
+        if any(r.validation_conditions for r in records[n].seeds.values()):
+            families.setdefault(records[n].spec.config, []).append(n)
+    lines = []
+    for config, members in families.items():
+        validation = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in members}
+        shared = sorted(set.intersection(*(set(v) for v in validation.values())))
+        if len(members) < 2 or not shared:
+            continue
+        conditions = list(validation[members[0]][shared[0]])
+        lines += [
+            f"Every variant of `{config}` on the validation actors of {_runs_named(shared)} (the runs all of them "
+            f"have): validation UAR (%) averaged over the {len(conditions)} conditions, and its lowest condition.",
+            "",
+            "| experiment | mean over conditions | lowest condition |",
+            "|---|---|---|",
+        ]
+        for n in members:
+            uar = {c: 100 * np.mean([validation[n][k][c].uar for k in shared]) for c in conditions}
+            low = min(uar, key=uar.get)
+            lines.append(f"| {n} | {np.mean(list(uar.values())):.2f} | {uar[low]:.2f} ({low}) |")
+        lines.append("")
+    return lines
+
+
+def _mean_change(scores: dict, name: str, base: str, run: tuple[str, str]) -> float:
+    """UAR points of ``name`` over ``base`` on one (seed, fold) run, averaged over the conditions both scored."""
+    ours, theirs = scores[name][run], scores[base][run]
+    return 100 * float(np.mean([ours[c].uar - theirs[c].uar for c in ours if c in theirs]))
+
+
+def _choice_check_lines(records: dict, names: list[str]) -> list[str]:
+    """For the report only (nothing is chosen on test actors): for each variant, its change over the row it changes
+    on the validation actors (where it is chosen) beside the same change on the test actors of the same runs. If the
+    two move together run by run, a fold's change is the trained model's own and validation picks what the test
+    actors would; if they do not, the 2 validation actors are too few to choose on."""
+    rows, points = [], []
+    for name in names:
+        base = records[name].spec.compare_with
+        if base not in names:
+            continue
+        val = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in (name, base)}
+        test = {n: runs_by_seed_fold(records[n], "test_conditions") for n in (name, base)}
+        shared = sorted(set(val[name]) & set(val[base]) & set(test[name]) & set(test[base]))
+        pairs = [(_mean_change(val, name, base, k), _mean_change(test, name, base, k)) for k in shared]
+        if not pairs:
+            continue
+        points += pairs
+        same = sum(np.sign(v) == np.sign(t) for v, t in pairs)
+        dv, dt = np.mean(pairs, axis=0)
+        rows.append(f"| {name} | {base} | {len(pairs)} | {dv:+.1f} | {dt:+.1f} | {same} of {len(pairs)} |")
+    if len(points) < 3:
+        return []
+    v, t = np.array(points).T
+    same = int(np.sum(np.sign(v) == np.sign(t)))
+    return [
+        "Does choosing on the validation actors pick what the test actors would? For the report only: each "
+        "variant's change over the row it changes, UAR points averaged over the conditions, on the validation "
+        "actors and on the test actors of the same (seed, fold) runs, and the runs where both changes have the same "
+        f"sign. Over all {len(points)} runs the two changes correlate at r = {np.corrcoef(v, t)[0, 1]:.2f} and "
+        f"share their sign in {same} of {len(points)}: where they move together, a fold's swing is the trained "
+        "model's own (its validation and test actors gain or lose together), and more folds and seeds, not more "
+        "validation actors, are what narrow a comparison.",
+        "",
+        "| variant | against | runs | change, validation | change, test | same sign |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
