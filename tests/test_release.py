@@ -385,7 +385,8 @@ def test_the_choice_check_sets_validation_changes_beside_test_changes_of_the_sam
     text = "\n".join(variant_lines({"base": base, "variant": variant}, ["base", "variant"]))
     assert "| variant | base | 3 | +2.3 | +1.0 | 2 of 3 |" in text
     r = np.corrcoef([10, -5, 2], [8, -4, -1])[0, 1]
-    assert f"Over all 3 runs the two changes correlate at r = {r:.2f} and share their sign in 2 of 3" in text
+    assert f"Over all runs the two changes correlate at r = {r:.2f}, the same sign in 2 of 3 runs;" in text
+    assert f"`x.yaml` alone at r = {r:.2f}, the same sign in 2 of 3 runs." in text  # one recipe file here
     # a fold the base did not run is left out of the pairing, and under 3 runs there is no check
     short = record("base", [0.6], [0.68])
     assert "Does choosing" not in "\n".join(variant_lines({"base": base, "variant": short}, ["base", "variant"]))

@@ -116,7 +116,7 @@ def _choice_check_lines(records: dict, names: list[str]) -> list[str]:
     on the validation actors (where it is chosen) beside the same change on the test actors of the same runs. If the
     two move together run by run, a fold's change is the trained model's own and validation picks what the test
     actors would; if they do not, the 2 validation actors are too few to choose on."""
-    rows, points = [], []
+    rows, points, by_family = [], [], {}
     for name in names:
         base = records[name].spec.compare_with
         if base not in names:
@@ -128,24 +128,30 @@ def _choice_check_lines(records: dict, names: list[str]) -> list[str]:
         if not pairs:
             continue
         points += pairs
+        by_family.setdefault(records[name].spec.config, []).extend(pairs)
         same = sum(np.sign(v) == np.sign(t) for v, t in pairs)
         dv, dt = np.mean(pairs, axis=0)
         rows.append(f"| {name} | {base} | {len(pairs)} | {dv:+.1f} | {dt:+.1f} | {same} of {len(pairs)} |")
     if len(points) < 3:
         return []
-    v, t = np.array(points).T
-    same = int(np.sum(np.sign(v) == np.sign(t)))
     return [
         "Does choosing on the validation actors pick what the test actors would? For the report only: each "
         "variant's change over the row it changes, UAR points averaged over the conditions, on the validation "
         "actors and on the test actors of the same (seed, fold) runs, and the runs where both changes have the same "
-        f"sign. Over all {len(points)} runs the two changes correlate at r = {np.corrcoef(v, t)[0, 1]:.2f} and "
-        f"share their sign in {same} of {len(points)}: where they move together, a fold's swing is the trained "
-        "model's own (its validation and test actors gain or lose together), and more folds and seeds, not more "
-        "validation actors, are what narrow a comparison.",
+        f"sign. Over all runs the two changes correlate at {_agreement(points)}"
+        + "".join(f"; `{config}` alone at {_agreement(p)}" for config, p in by_family.items() if len(p) >= 3)
+        + ". Where they move together, a fold's swing is the trained model's own (its validation and test actors "
+        "gain or lose together), and more folds and seeds, not more validation actors, are what narrow a comparison.",
         "",
         "| variant | against | runs | change, validation | change, test | same sign |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
     ]
+
+
+def _agreement(pairs: list[tuple[float, float]]) -> str:
+    """``"r = 0.85, the same sign in 42 of 52 runs"``: how a variant's validation change and test change go together."""
+    v, t = np.array(pairs).T
+    same = int(np.sum(np.sign(v) == np.sign(t)))
+    return f"r = {np.corrcoef(v, t)[0, 1]:.2f}, the same sign in {same} of {len(pairs)} runs"
