@@ -646,5 +646,5 @@ def test_an_encoder_cache_hit_counts_as_a_use_so_prune_keeps_what_a_run_just_fou
     def read_only(*args, **kwargs):
         raise PermissionError(30, "Read-only file system")
 
-    monkeypatch.setattr(encoder_cache.os, "utime", read_only)
+    monkeypatch.setattr(os, "utime", read_only)  # the touch (cache.mark_used) is refused
     assert cached(["a"]) == [found]  # a shared, read-only cache is still read

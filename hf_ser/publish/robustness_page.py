@@ -62,29 +62,22 @@ def robustness_lines(
     ]
     clean = {n: 100 * np.mean([r.uar.mean for r in _runs(records[n])]) for n in names}
     for n in names:
-        cells = []
-        for condition in conditions:
-            uar, agree = _condition(records[n], condition, "uar"), _condition(records[n], condition, "agreement")
-            cells.append("–" if uar is None else _suite_cell(100 * uar.mean, clean[n], 100 * agree.mean))
-        lines.append(f"| {n}{_screen_scope(records[n])} | {clean[n]:.2f} | " + " | ".join(cells) + " |")
+        scores = [(_condition(records[n], c, "uar"), _condition(records[n], c, "agreement")) for c in conditions]
+        percent = [None if uar is None else (100 * uar.mean, 100 * agree.mean) for uar, agree in scores]
+        lines.append(_suite_row(f"{n}{_screen_scope(records[n])}", clean[n], percent))
     for b in smile.values():
-        base_clean = 100 * b["uar"]["mean"]
-        cells = []
-        for condition in conditions:
-            scores = b["corrupted"].get(condition)
-            cells.append(
-                "–"
-                if scores is None
-                else _suite_cell(100 * scores["uar"]["mean"], base_clean, 100 * scores["agreement"]["mean"])
-            )
-        lines.append(f"| {_smile_name(b)} (baseline) | {base_clean:.2f} | " + " | ".join(cells) + " |")
+        scores = [b["corrupted"].get(c) for c in conditions]
+        percent = [None if s is None else (100 * s["uar"]["mean"], 100 * s["agreement"]["mean"]) for s in scores]
+        lines.append(_suite_row(f"{_smile_name(b)} (baseline)", 100 * b["uar"]["mean"], percent))
     lines += ["", *variant_lines(records, names), *_target_lines(records, names, clean)]
     return [*lines, *_calibration_lines(records, names, figure)]
 
 
-def _suite_cell(uar: float, clean: float, agreement: float) -> str:
-    """``"55.00 (-15.0) · 85"``: UAR under a condition (%), its change from clean (points), top-label agreement (%)."""
-    return f"{uar:.2f} ({uar - clean:+.1f}) · {agreement:.0f}"
+def _suite_row(label: str, clean: float, scores: list[tuple[float, float] | None]) -> str:
+    """One experiment's or baseline's row of the suite table: clean UAR (%), then per condition
+    ``"55.00 (-15.0) · 85"`` (UAR, its change from clean in points, top-label agreement %) or "–" if not scored."""
+    cells = ["–" if s is None else f"{s[0]:.2f} ({s[0] - clean:+.1f}) · {s[1]:.0f}" for s in scores]
+    return f"| {label} | {clean:.2f} | " + " | ".join(cells) + " |"
 
 
 def _smile_name(baseline: dict) -> str:

@@ -18,6 +18,11 @@ def runs_by_seed_fold(record, field: str) -> dict[tuple[str, str], object]:
     return {(seed, fold): v for seed, r in record.seeds.items() for fold, v in getattr(r, field).items()}
 
 
+def _variant_pairs(records: dict, names: list[str]) -> list[tuple[str, str]]:
+    """``(variant, base)`` for each experiment of ``names`` whose ``compare_with`` row is among them too."""
+    return [(n, records[n].spec.compare_with) for n in names if records[n].spec.compare_with in names]
+
+
 def _runs_named(keys: list[tuple[str, str]]) -> str:
     seeds, folds = sorted({s for s, _ in keys}), sorted({f for _, f in keys})
     return f"{', '.join(folds)}, {'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)}"
@@ -28,9 +33,8 @@ def _validation_lines(records: dict, names: list[str]) -> list[str]:
     (seed, fold) runs both have: where training variants are chosen (on the mean over conditions), never on test
     actors. Beside it, for the report only, the test actors' UAR lost and agreement on those same runs (a screen's
     folds, not the base's five)."""
-    pairs = [(n, records[n].spec.compare_with) for n in names if records[n].spec.compare_with in names]
     lines = []
-    for name, base in pairs:
+    for name, base in _variant_pairs(records, names):
         validation = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in (name, base)}
         shared = sorted(set(validation[name]) & set(validation[base]))
         if not shared:
@@ -117,10 +121,7 @@ def _choice_check_lines(records: dict, names: list[str]) -> list[str]:
     two move together run by run, a fold's change is the trained model's own and validation picks what the test
     actors would; if they do not, the 2 validation actors are too few to choose on."""
     rows, points, by_family = [], [], {}
-    for name in names:
-        base = records[name].spec.compare_with
-        if base not in names:
-            continue
+    for name, base in _variant_pairs(records, names):
         val = {n: runs_by_seed_fold(records[n], "validation_conditions") for n in (name, base)}
         test = {n: runs_by_seed_fold(records[n], "test_conditions") for n in (name, base)}
         shared = sorted(set(val[name]) & set(val[base]) & set(test[name]) & set(test[base]))
