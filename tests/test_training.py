@@ -696,6 +696,29 @@ def test_jensen_shannon_consistency_against_hand_computed_values():
         assert sorted(batch) == sorted(i for i, g in enumerate(groups) if g in clips)
 
 
+def test_divergence_from_original_against_hand_computed_values():
+    import torch
+
+    from hf_ser.training.trainer import divergence_from_original
+
+    # clip 0: original (0.8, 0.2), copies (0.2, 0.8) and (0.5, 0.5); clip 1: an original alone
+    logits = torch.log(torch.tensor([[0.8, 0.2], [0.2, 0.8], [0.5, 0.5], [0.9, 0.1]])).requires_grad_()
+    groups, originals = torch.tensor([0, 0, 0, 1]), torch.tensor([True, False, False, True])
+    kl = [0.8 * np.log(0.8 / q) + 0.2 * np.log(0.2 / (1 - q)) for q in (0.2, 0.5)]
+    value = divergence_from_original(logits, groups, originals)
+    assert float(value.detach()) == pytest.approx(np.mean(kl), rel=1e-5)
+    value.backward()
+    assert torch.equal(logits.grad[0], torch.zeros(2)) and torch.equal(logits.grad[3], torch.zeros(2))  # no pull
+    # d KL / d logit of a copy is (q - p): the copy (0.2, 0.8) is pushed towards (0.8, 0.2), over 2 copies
+    torch.testing.assert_close(logits.grad[1], torch.tensor([-0.3, 0.3]))
+    copies_only = torch.tensor([False, False, False, False])  # no original in the batch: nothing to pull towards
+    assert float(divergence_from_original(logits.detach(), groups, copies_only)) == 0.0
+    twice = torch.log(torch.tensor([[0.8, 0.2], [0.6, 0.4], [0.7, 0.3]]))  # two originals: their mean anchors
+    assert float(divergence_from_original(twice, torch.tensor([0, 0, 0]), torch.tensor([True, True, False]))) == (
+        pytest.approx(0.0, abs=1e-6)
+    )
+
+
 def test_consistency_training_batches_a_clip_with_its_copies(corpus_dir, tmp_path, monkeypatch):
     from hf_ser.training import trainer as trainer_module
 
@@ -709,6 +732,27 @@ def test_consistency_training_batches_a_clip_with_its_copies(corpus_dir, tmp_pat
     assert result.rows["train"] == 3 * len(splits["train"]) and len(seen) > 0
     for groups in seen:  # every batch: whole clips, each the original and its 2 copies
         assert all(groups.count(g) == 3 for g in groups)
+    anchored = []
+    original_fn = trainer_module.divergence_from_original
+    monkeypatch.setattr(
+        trainer_module,
+        "divergence_from_original",
+        lambda lg, g, o: anchored.append((g.tolist(), o.tolist())) or original_fn(lg, g, o),
+    )
+    exp = tiny(
+        training__consistency_weight=1.0,
+        training__consistency_target="clean",
+        training__num_train_epochs=1,
+        augmentation__copies=copies,
+    )
+    run_split(exp, splits, tmp_path / "clean")
+    assert len(anchored) > 0
+    for groups, originals in anchored:  # each clip: its original row (twice for a repeated row 0) and 2 copies
+        for clip in set(groups):
+            flags = [o for g, o in zip(groups, originals) if g == clip]
+            assert sum(flags) >= 1 and flags.count(False) == 2
+    with pytest.raises(ExperimentConfigError, match="consistency_target"):
+        tiny(training__consistency_target="median")
     with pytest.raises(ValueError, match="needs augmentation.copies"):
         run_split(tiny(training__consistency_weight=1.0, augmentation__copies=[]), splits, tmp_path / "none")
     with pytest.raises(ValueError, match="cannot go with mixup"):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .encoder_cache import STATES_COLUMN, STATISTICS_COLUMN, load_states, load_statistics
 
 CONSISTENCY_GROUP = "consistency_group"  # a batch key: rows with one value are one clip and its augmented copies
+CONSISTENCY_ORIGINAL = "consistency_original"  # a batch key: True on the rows that are an original clip, not a copy
 SOFT_LABELS = "soft_labels"  # a training column of class-probability targets (distillation) used instead of labels
 
 
@@ -48,6 +49,8 @@ class SERDataCollator:
         out = {self.input_name: batch, "attention_mask": mask}
         if CONSISTENCY_GROUP in rows[0]:  # which rows are one clip and its copies (consistency training)
             out[CONSISTENCY_GROUP] = torch.tensor([int(r[CONSISTENCY_GROUP]) for r in rows], dtype=torch.long)
+        if CONSISTENCY_ORIGINAL in rows[0]:
+            out[CONSISTENCY_ORIGINAL] = torch.tensor([bool(r[CONSISTENCY_ORIGINAL]) for r in rows])
         if self.label_column in rows[0]:
             labels = [r[self.label_column] for r in rows]
             if np.ndim(labels[0]) == 1:  # class probabilities (distillation targets)
@@ -108,6 +111,7 @@ class InMemoryFeatures(torch.utils.data.Dataset):
             self.labels = [int(v) for v in table[label_column]]
         self.augmentation = augmentation or ItemAugmentation()
         self.groups: list[int] | None = None  # per row, its clip (consistency training; set by the trainer)
+        self.originals: list[bool] | None = None  # per row, whether it is the clip itself (anchored consistency)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -127,6 +131,8 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         item = {self.input_name: feats, "labels": self.labels[index]}
         if self.groups is not None:
             item[CONSISTENCY_GROUP] = self.groups[index]
+        if self.originals is not None:
+            item[CONSISTENCY_ORIGINAL] = self.originals[index]
         return item
 
     def _mask(self, feats: torch.Tensor) -> torch.Tensor:

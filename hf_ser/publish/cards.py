@@ -161,8 +161,14 @@ def _copies_text(experiment: dict) -> str:
         return ""
     names = ["+".join(step["name"] for step in copy) for copy in copies]
     text = f" Each training clip was also trained as {len(copies)} augmented copies: {', '.join(names)}."
-    weight = (experiment.get("training") or {}).get("consistency_weight") or 0.0
-    if weight:
+    training = experiment.get("training") or {}
+    weight = training.get("consistency_weight") or 0.0
+    if weight and training.get("consistency_target") == "clean":
+        text += (
+            f" Each copy's scores were held close to its clean clip's (consistency weight {weight:g}),"
+            " so a recording condition changes the answer less."
+        )
+    elif weight:
         text += (
             f" Its scores were held close to its copies' (AugMix's Jensen-Shannon consistency, weight {weight:g}),"
             " so a recording condition changes the answer less."

@@ -140,6 +140,10 @@ class TrainingConfig(ItemAugmentation):
     # consistency between a clip and its augmented copies (AugMix's Jensen-Shannon term, Hendrycks et al. 2020):
     # batches hold whole clips with all their copies, and the loss adds w * JS divergence of their predictions
     consistency_weight: float = Field(0.0, ge=0)
+    # what the copies are held to: "mean", AugMix's JS (every row, the clip too, pulled to their mean prediction);
+    # "clean", KL(p_clip || p_copy) with no gradient through the clip's own p (each copy pulled to the clean
+    # clip's answer, which is what top-label agreement with the clean clip measures; the clip learns from its label)
+    consistency_target: Literal["mean", "clean"] = "mean"
 
     @model_validator(mode="after")
     def _pass_through(self):

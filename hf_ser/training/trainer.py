@@ -24,7 +24,7 @@ from ..confidence import (
     negative_log_likelihood,
     softmax,
 )
-from ..data.collate import CONSISTENCY_GROUP, InMemoryFeatures, ItemAugmentation, SERDataCollator
+from ..data.collate import CONSISTENCY_GROUP, CONSISTENCY_ORIGINAL, InMemoryFeatures, ItemAugmentation, SERDataCollator
 from ..data.encoder_cache import STATES_COLUMN
 from ..data.features import feature_column
 from ..data.splits import speaker_keys
@@ -52,6 +52,7 @@ class FitOptions:
 
 
 BALANCE_MODES = ("none", "class", "corpus", "corpus_class")
+CONSISTENCY_TARGETS = ("mean", "clean")  # training.consistency_target: see TrainingConfig
 
 
 def sample_weights(train: Dataset, balance: str) -> list[float] | None:
@@ -86,6 +87,7 @@ class SERTrainer(Trainer):
         sample_weights: list[float] | None = None,
         input_name: str = "input_features",
         consistency_weight: float = 0.0,
+        consistency_target: str = "mean",
         **kwargs,
     ):
         if mixup_alpha < 0:
@@ -97,6 +99,11 @@ class SERTrainer(Trainer):
         self.sample_weights = sample_weights
         self.input_name = input_name
         self.consistency_weight = consistency_weight
+        if consistency_target not in CONSISTENCY_TARGETS:
+            raise ValueError(
+                f"consistency_target must be one of {sorted(CONSISTENCY_TARGETS)}, got {consistency_target!r}"
+            )
+        self.consistency_target = consistency_target
         if consistency_weight and getattr(self.train_dataset, "groups", None) is None:
             raise ValueError("training.consistency_weight needs training items that know their clip (groups)")
 
@@ -121,12 +128,19 @@ class SERTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
         groups = inputs.pop(CONSISTENCY_GROUP, None)
+        originals = inputs.pop(CONSISTENCY_ORIGINAL, None)
         if self.mixup_alpha > 0 and model.training and "labels" in inputs:
             inputs = mix_batch(inputs, self.mixup_alpha, self.model.config.num_labels, self.input_name)
         if groups is None or not self.consistency_weight or not model.training:
             return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
-        loss = loss + self.consistency_weight * jensen_shannon(outputs.logits, groups)
+        if self.consistency_target == "clean":
+            if originals is None:
+                raise ValueError("consistency_target 'clean' needs training items that know their originals")
+            divergence = divergence_from_original(outputs.logits, groups, originals)
+        else:
+            divergence = jensen_shannon(outputs.logits, groups)
+        loss = loss + self.consistency_weight * divergence
         return (loss, outputs) if return_outputs else loss
 
 
@@ -164,6 +178,26 @@ def jensen_shannon(logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     return divergence[shared].mean() if shared.any() else logits.sum() * 0.0
 
 
+def divergence_from_original(logits: torch.Tensor, groups: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
+    """Mean over the copies whose clip has its original in the batch of ``KL(p_original || p_copy)``, with no
+    gradient through ``p_original`` (the mean over a clip's original rows, should it have two): each copy is pulled
+    to the clean clip's answer and the clip itself is left to its label; 0 when every copy answers as its clip."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    _, inverse = torch.unique(groups, return_inverse=True)
+    clips = int(inverse.max()) + 1
+    weight = originals.to(probs.dtype)
+    anchor = torch.zeros(clips, probs.shape[1], device=probs.device).index_add_(
+        0, inverse, probs.detach() * weight[:, None]
+    )
+    count = torch.zeros(clips, device=probs.device).index_add_(0, inverse, weight)
+    anchor = (anchor / count.clamp_min(1.0)[:, None])[inverse]
+    copies = ~originals.bool() & (count[inverse] > 0)
+    if not copies.any():
+        return logits.sum() * 0.0
+    log_ratio = anchor.clamp_min(1e-7).log() - probs.clamp_min(1e-7).log()
+    return (anchor * log_ratio).sum(dim=-1)[copies].mean()
+
+
 def mix_batch(
     inputs: dict[str, torch.Tensor], alpha: float, num_labels: int, input_name: str = "input_features"
 ) -> dict[str, torch.Tensor]:
@@ -179,6 +213,11 @@ def mix_batch(
         mask = inputs["attention_mask"]
         mixed["attention_mask"] = torch.maximum(mask, mask[perm])
     return mixed
+
+
+def original_rows(train: Dataset) -> list[bool]:
+    """Per training row, whether it is an original clip (``augmentation`` "none") rather than a copy of one."""
+    return [kind == "none" for kind in train["augmentation"]]
 
 
 def clip_groups(train: Dataset) -> list[int]:
@@ -285,8 +324,12 @@ def fit(
     if options.consistency_weight:
         items.groups = clip_groups(splits["train"])
         items.groups += items.groups[: len(items) - len(items.groups)]  # the repeated row 0, if any
+        if options.consistency_target == "clean":
+            items.originals = original_rows(splits["train"])
+            items.originals += items.originals[: len(items) - len(items.originals)]
     trainer = SERTrainer(
         consistency_weight=options.consistency_weight,
+        consistency_target=options.consistency_target,
         mixup_alpha=options.mixup_alpha,
         sample_weights=weights,
         input_name=input_name,
