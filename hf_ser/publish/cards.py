@@ -163,16 +163,13 @@ def _copies_text(experiment: dict) -> str:
     text = f" Each training clip was also trained as {len(copies)} augmented copies: {', '.join(names)}."
     training = experiment.get("training") or {}
     weight = training.get("consistency_weight") or 0.0
-    if weight and training.get("consistency_target") == "clean":
-        text += (
-            f" Each copy's scores were held close to its clean clip's (consistency weight {weight:g}),"
-            " so a recording condition changes the answer less."
+    if weight:
+        held = (
+            f"Each copy's scores were held close to its clean clip's (consistency weight {weight:g})"
+            if training.get("consistency_target") == "clean"
+            else f"Its scores were held close to its copies' (AugMix's Jensen-Shannon consistency, weight {weight:g})"
         )
-    elif weight:
-        text += (
-            f" Its scores were held close to its copies' (AugMix's Jensen-Shannon consistency, weight {weight:g}),"
-            " so a recording condition changes the answer less."
-        )
+        text += f" {held}, so a recording condition changes the answer less."
     return text
 
 

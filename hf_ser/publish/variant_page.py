@@ -130,9 +130,8 @@ def _choice_check_lines(records: dict, names: list[str]) -> list[str]:
             continue
         points += pairs
         by_family.setdefault(records[name].spec.config, []).extend(pairs)
-        same = sum(np.sign(v) == np.sign(t) for v, t in pairs)
         dv, dt = np.mean(pairs, axis=0)
-        rows.append(f"| {name} | {base} | {len(pairs)} | {dv:+.1f} | {dt:+.1f} | {same} of {len(pairs)} |")
+        rows.append(f"| {name} | {base} | {len(pairs)} | {dv:+.1f} | {dt:+.1f} | {_same_sign(pairs)} of {len(pairs)} |")
     if len(points) < 3:
         return []
     return [
@@ -154,5 +153,9 @@ def _choice_check_lines(records: dict, names: list[str]) -> list[str]:
 def _agreement(pairs: list[tuple[float, float]]) -> str:
     """``"r = 0.85, the same sign in 42 of 52 runs"``: how a variant's validation change and test change go together."""
     v, t = np.array(pairs).T
-    same = int(np.sum(np.sign(v) == np.sign(t)))
-    return f"r = {np.corrcoef(v, t)[0, 1]:.2f}, the same sign in {same} of {len(pairs)} runs"
+    return f"r = {np.corrcoef(v, t)[0, 1]:.2f}, the same sign in {_same_sign(pairs)} of {len(pairs)} runs"
+
+
+def _same_sign(pairs: list[tuple[float, float]]) -> int:
+    """In how many (validation change, test change) pairs both changes have the same sign."""
+    return int(sum(np.sign(v) == np.sign(t) for v, t in pairs))

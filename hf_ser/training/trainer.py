@@ -165,16 +165,24 @@ class ClipBatches(torch.utils.data.Sampler):
         return -(-len(self.clips) // self.clips_per_batch)
 
 
+def _clip_means(probs: torch.Tensor, groups: torch.Tensor, rows: torch.Tensor | None = None):
+    """Per row, the mean of ``probs`` over its clip's rows (only the rows ``rows`` selects, if given) and how many
+    rows that mean is over."""
+    _, inverse = torch.unique(groups, return_inverse=True)
+    weight = probs.new_ones(len(probs)) if rows is None else rows.to(probs.dtype)
+    clips = int(inverse.max()) + 1
+    total = probs.new_zeros(clips, probs.shape[1]).index_add_(0, inverse, probs * weight[:, None])
+    count = probs.new_zeros(clips).index_add_(0, inverse, weight)
+    return (total / count.clamp_min(1.0)[:, None])[inverse], count[inverse]
+
+
 def jensen_shannon(logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """Mean over the rows of clips with two or more rows in the batch of ``KL(p_row || mean p of its clip)``:
     the generalised Jensen-Shannon divergence of AugMix, 0 when a clip and its copies get the same prediction."""
     probs = torch.softmax(logits.float(), dim=-1)
-    _, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
-    mean = torch.zeros(len(counts), probs.shape[1], device=probs.device).index_add_(0, inverse, probs)
-    mean = mean / counts[:, None]
-    log_mean = mean.clamp_min(1e-7).log()[inverse]
-    divergence = (probs * (probs.clamp_min(1e-7).log() - log_mean)).sum(dim=-1)
-    shared = counts[inverse] > 1
+    mean, count = _clip_means(probs, groups)
+    divergence = (probs * (probs.clamp_min(1e-7).log() - mean.clamp_min(1e-7).log())).sum(dim=-1)
+    shared = count > 1
     return divergence[shared].mean() if shared.any() else logits.sum() * 0.0
 
 
@@ -183,15 +191,8 @@ def divergence_from_original(logits: torch.Tensor, groups: torch.Tensor, origina
     gradient through ``p_original`` (the mean over a clip's original rows, should it have two): each copy is pulled
     to the clean clip's answer and the clip itself is left to its label; 0 when every copy answers as its clip."""
     probs = torch.softmax(logits.float(), dim=-1)
-    _, inverse = torch.unique(groups, return_inverse=True)
-    clips = int(inverse.max()) + 1
-    weight = originals.to(probs.dtype)
-    anchor = torch.zeros(clips, probs.shape[1], device=probs.device).index_add_(
-        0, inverse, probs.detach() * weight[:, None]
-    )
-    count = torch.zeros(clips, device=probs.device).index_add_(0, inverse, weight)
-    anchor = (anchor / count.clamp_min(1.0)[:, None])[inverse]
-    copies = ~originals.bool() & (count[inverse] > 0)
+    anchor, count = _clip_means(probs.detach(), groups, originals)
+    copies = ~originals.bool() & (count > 0)
     if not copies.any():
         return logits.sum() * 0.0
     log_ratio = anchor.clamp_min(1e-7).log() - probs.clamp_min(1e-7).log()
@@ -213,6 +214,12 @@ def mix_batch(
         mask = inputs["attention_mask"]
         mixed["attention_mask"] = torch.maximum(mask, mask[perm])
     return mixed
+
+
+def _per_item(values: list, items) -> list:
+    """A per-row list of the training split made as long as ``items``: with row 0's value again for the repeated row
+    0 that ``_training_items`` may add."""
+    return values + values[: len(items) - len(values)]
 
 
 def original_rows(train: Dataset) -> list[bool]:
@@ -319,14 +326,12 @@ def fit(
     batch = args.per_device_train_batch_size * args.world_size
     items = _training_items(splits["train"], column, options, batch, input_name)
     weights = sample_weights(splits["train"], options.balance)
-    if weights is not None and len(items) > len(weights):  # the repeated row 0 (see _training_items)
-        weights.append(weights[0])
+    if weights is not None:
+        weights = _per_item(weights, items)
     if options.consistency_weight:
-        items.groups = clip_groups(splits["train"])
-        items.groups += items.groups[: len(items) - len(items.groups)]  # the repeated row 0, if any
+        items.groups = _per_item(clip_groups(splits["train"]), items)
         if options.consistency_target == "clean":
-            items.originals = original_rows(splits["train"])
-            items.originals += items.originals[: len(items) - len(items.originals)]
+            items.originals = _per_item(original_rows(splits["train"]), items)
     trainer = SERTrainer(
         consistency_weight=options.consistency_weight,
         consistency_target=options.consistency_target,
