@@ -759,6 +759,68 @@ def test_consistency_training_batches_a_clip_with_its_copies(corpus_dir, tmp_pat
         run_split(tiny(training__consistency_weight=1.0, training__mixup_alpha=0.2), splits, tmp_path / "mixed")
 
 
+def test_weight_averaging_keeps_the_mean_of_the_late_steps_weights():
+    import torch
+    from transformers import TrainerControl, TrainerState
+
+    from hf_ser.training.weight_averaging import WeightAveraging
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    callback = WeightAveraging(0.5)
+    state, control = TrainerState(max_steps=4), TrainerControl()
+    assert callback.first_step(4) == 3  # steps 3 and 4 of 4
+    weights, means = [], []
+    for step in range(1, 5):
+        with torch.no_grad():
+            model[0].weight.fill_(float(step))
+            model[1].running_mean.fill_(10.0 * step)
+        weights.append(float(step)), means.append(10.0 * step)
+        state.global_step = step
+        callback.on_step_end(None, state, control, model=model)
+    callback.on_train_end(None, state, control, model=model)
+    assert torch.allclose(model[0].weight, torch.full((2, 3), (3.0 + 4.0) / 2))
+    assert torch.allclose(model[1].running_mean, torch.full((2,), (30.0 + 40.0) / 2))
+    with pytest.raises(ValueError, match=r"average_weights_from must be in \[0, 1\)"):
+        WeightAveraging(1.0)
+
+
+def test_training_with_weight_averaging_ends_on_the_average(corpus_dir, tmp_path, monkeypatch):
+    import torch
+
+    from hf_ser.training import trainer as trainer_module
+    from hf_ser.training.weight_averaging import WeightAveraging
+
+    snapshots, final = [], {}
+
+    def floats(model):
+        return {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    class Recording(WeightAveraging):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            super().on_step_end(args, state, control, model=model, **kwargs)
+            if state.global_step >= self.first_step(state.max_steps):
+                snapshots.append(floats(model))
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            super().on_train_end(args, state, control, model=model, **kwargs)
+            final.update(floats(model))
+
+    monkeypatch.setattr(trainer_module, "WeightAveraging", Recording)
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    exp = tiny(training__average_weights_from=0.5, training__num_train_epochs=4)
+    run_split(exp, splits, tmp_path / "run")
+    assert len(snapshots) >= 2 and final
+    for name, value in final.items():
+        assert torch.allclose(value, torch.stack([s[name] for s in snapshots]).mean(0), atol=1e-5), name
+    moved = [n for n in final if not torch.allclose(snapshots[-1][n], final[n])]
+    assert moved  # the average is not the last step's weights
+    saved = AutoModelForAudioClassification.from_pretrained(tmp_path / "run")
+    name = next(n for n in moved if n in saved.state_dict())
+    assert torch.allclose(saved.state_dict()[name], final[name])  # what is saved and tested is the average
+    with pytest.raises(ExperimentConfigError, match="average_weights_from"):
+        tiny(training__average_weights_from=1.0)
+
+
 def test_spectral_augmentations_refuse_mfcc_features(corpus_dir, tmp_path):
     splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
     with pytest.raises(ValueError, match="frequency_warp needs features.feature_type=log_mel"):

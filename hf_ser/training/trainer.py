@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,24 +31,7 @@ from ..metrics import load_ser_metrics
 from ..models.families import family_of_model
 from .config import TrainingConfig
 from .results import HEADLINE, Calibration, ClassScores, ConditionScores, Hardware, RunResult, Scores
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """What ``fit`` needs beyond ``TrainingArguments`` (see ``training`` in the experiment config)."""
-
-    early_stopping_patience: int | None = None
-    max_train_frames: int | None = None
-    time_masks: int = 0
-    time_mask_width: int = 20
-    feature_masks: int = 0
-    feature_mask_width: int = 4
-    frequency_warp: float = 0.0
-    random_eq_db: float = 0.0
-    body_learning_rate_scale: float = 1.0
-    mixup_alpha: float = 0.0
-    balance: str = "none"
-
+from .weight_averaging import WeightAveraging
 
 BALANCE_MODES = ("none", "class", "corpus", "corpus_class")
 CONSISTENCY_TARGETS = ("mean", "clean")  # training.consistency_target: see TrainingConfig
@@ -311,6 +293,8 @@ def fit(
     callbacks = []
     if has_val and options.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+    if options.average_weights_from is not None:
+        callbacks.append(WeightAveraging(options.average_weights_from))
     metric = load_ser_metrics()
     optimizers = (None, None)
     if options.body_learning_rate_scale != 1.0:  # fine-tuning: a slower pretrained body, a faster head
