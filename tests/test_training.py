@@ -769,12 +769,10 @@ def test_weight_averaging_keeps_the_mean_of_the_late_steps_weights():
     callback = WeightAveraging(0.5)
     state, control = TrainerState(max_steps=4), TrainerControl()
     assert callback.first_step(4) == 3  # steps 3 and 4 of 4
-    weights, means = [], []
     for step in range(1, 5):
         with torch.no_grad():
             model[0].weight.fill_(float(step))
             model[1].running_mean.fill_(10.0 * step)
-        weights.append(float(step)), means.append(10.0 * step)
         state.global_step = step
         callback.on_step_end(None, state, control, model=model)
     callback.on_train_end(None, state, control, model=model)

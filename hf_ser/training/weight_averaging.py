@@ -9,7 +9,6 @@ The averaging itself is torch's ``AveragedModel``; this callback only decides wh
 
 from __future__ import annotations
 
-import torch
 from torch.optim.swa_utils import AveragedModel
 from transformers import TrainerCallback
 
@@ -38,6 +37,5 @@ class WeightAveraging(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if model is None or self.average is None:
             return
-        with torch.no_grad():
-            model.load_state_dict(self.average.module.state_dict())
+        model.load_state_dict(self.average.module.state_dict())
         self.average = None  # free the copy; the model now holds the average
