@@ -931,3 +931,34 @@ def test_a_model_trained_on_telephone_copies_answers_band_limited_clips(corpus_d
         argv = ["predict", str(tmp_path / "phone.wav"), "--model", str(model), "--uncertain-below", "0"]
         assert cli_main([*argv, "--output", str(rows)]) == 0
         assert (json.loads(rows.read_text())["label"] == "uncertain") is uncertain
+
+
+def test_adapt_per_condition_needs_an_adaptive_group():
+    with pytest.raises(ExperimentConfigError, match="adapt_per_condition splits the adaptive groups"):
+        experiment_from_dict({"data": {"adapt_per_condition": True}})
+
+
+@pytest.mark.parametrize("per_condition", [True, False])
+def test_adapting_per_condition_gives_each_copy_its_own_statistics(corpus_dir, per_condition):
+    from datasets import DatasetDict
+
+    from hf_ser.data.augment import augment
+    from hf_ser.data.features import feature_column
+    from hf_ser.training.inputs import model_inputs_of
+
+    exp = tiny(data__speaker_adaptive=True, data__adapt_per_condition=per_condition)
+    fe = exp.feature_extractor()
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    splits["train"] = augment(splits["train"], exp.augmentation.build(), sampling_rate=fe.sampling_rate)
+    train = model_inputs_of(exp, DatasetDict(splits), fe, model=None)["train"]
+    frames = dict(zip(train["utterance_id"], train[feature_column(fe)]))
+    pairs = [(np.asarray(frames[u]), np.asarray(frames[f"{u}#aug1"])) for u in frames if "#" not in u]
+    assert len(pairs) == len(train) // 2
+    # the copy is the clip 3 dB quieter: an offset of every log-mel band, so of the first cepstral coefficient only
+    offsets = [np.abs(clean[:, 0] - quiet[:, 0]).mean() for clean, quiet in pairs]
+    for clean, quiet in pairs:
+        np.testing.assert_allclose(clean[:, 1:], quiet[:, 1:], atol=1e-4)
+    if per_condition:  # its own statistics take the offset away: the copy's inputs are the clip's
+        assert max(offsets) < 1e-4
+    else:  # one speaker's statistics for both: the offset stays, in units of the pooled standard deviation
+        assert min(offsets) > 0.5

@@ -55,6 +55,9 @@ class DataConfig(_Section):
     exclude_labels: list[str] = []  # unified labels left out (e.g. boredom for the general model)
     speaker_adaptive: bool = False  # standardise features per speaker from their own clips (reported apart)
     corpus_adaptive: bool = False  # standardise per corpus from all of its clips in the split (reported apart)
+    # adaptive variants: a training clip's augmented copies form groups of their own, one per copy (speaker x
+    # condition), as a test speaker recorded through one line does; off, a group pools its clean clips and copies
+    adapt_per_condition: bool = False
     user_data: str | None = None  # fine-tuning on a user's own clips: their description (corpus is then unused)
     sampling_rate: int | None = None  # decode/augment rate; None = the feature extractor's
 
@@ -62,6 +65,11 @@ class DataConfig(_Section):
     def _one_adaptation(self):
         if self.speaker_adaptive and self.corpus_adaptive:
             raise ValueError("data.speaker_adaptive and data.corpus_adaptive exclude each other: choose one group")
+        if self.adapt_per_condition and not (self.speaker_adaptive or self.corpus_adaptive):
+            raise ValueError(
+                "data.adapt_per_condition splits the adaptive groups by augmentation: it needs "
+                "data.speaker_adaptive or data.corpus_adaptive"
+            )
         return self
 
     @property

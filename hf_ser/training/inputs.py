@@ -36,11 +36,28 @@ def encoder_id(exp: Experiment, model, fe) -> str:
     return name if level is None else f"{name}|level_dbfs={level}"
 
 
+CONDITION_GROUP = "adaptation_group"
+
+
+def with_condition_groups(data, group: str):
+    """``data`` with a column that keys each row by its ``group`` and its augmented copy (``augmentation``; rows
+    without the column, a test or validation split, are one condition per group): a speaker's clean clips and
+    each of their copies are standardised with their own statistics, as a test speaker heard through one
+    recording condition is."""
+    conditions = data["augmentation"] if "augmentation" in data.column_names else ["none"] * len(data)
+    keys = [f"{key}|{condition}" for key, condition in zip(data[group], conditions)]
+    out = data.remove_columns([CONDITION_GROUP]) if CONDITION_GROUP in data.column_names else data
+    return out.add_column(CONDITION_GROUP, keys)
+
+
 def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model, cache_dir: str | None = None) -> DatasetDict:
     """The model's inputs for every split: cached encoder states, or extracted features; adaptive variants
     standardise each split's rows with their own speaker's or corpus's statistics in that split. ``cache_dir``:
     where the encoder states go (hf-ser's cache unless given; a temporary folder for single-use clips)."""
     group = exp.data.adaptive_group
+    if group and exp.data.adapt_per_condition:
+        splits = DatasetDict({k: with_condition_groups(v, group) for k, v in splits.items()})
+        group = CONDITION_GROUP
     if exp.family.encoder_cache:
         stats = EncoderCacheStats(skipped=[])
         encode, name = state_encoder(model), encoder_id(exp, model, fe)
