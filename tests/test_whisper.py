@@ -648,3 +648,26 @@ def test_an_encoder_cache_hit_counts_as_a_use_so_prune_keeps_what_a_run_just_fou
 
     monkeypatch.setattr(os, "utime", read_only)  # the touch (cache.mark_used) is refused
     assert cached(["a"]) == [found]  # a shared, read-only cache is still read
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_centering_states_over_time_takes_away_what_every_frame_shares(tiny_whisper_dir, center):
+    model = tiny_model(tiny_whisper_dir)
+    model.config.normalize_states = False  # an offset of the raw states is then an offset of their weighted sum
+    model.config.center_states_over_time = center
+    torch.manual_seed(1)
+    states = torch.randn(2, 40, model.config.num_hidden_states, model.width)
+    mask = torch.ones(2, 40, dtype=torch.long)
+    mask[1, 30:] = 0  # the second clip is 30 frames long, padded to 40
+    offset = 3 * torch.randn(1, 1, model.config.num_hidden_states, model.width)  # one per (layer, dimension), every frame
+    with torch.no_grad():
+        logits = model(encoder_states=states, attention_mask=mask).logits
+        shifted = model(encoder_states=states + offset, attention_mask=mask).logits
+        garbage = states.clone()
+        garbage[1, 30:] = 100.0  # what the padding holds must not move the clip's mean
+        padded = model(encoder_states=garbage, attention_mask=mask).logits
+    torch.testing.assert_close(padded, logits)
+    if center:
+        torch.testing.assert_close(shifted, logits, atol=1e-4, rtol=1e-4)
+    else:
+        assert (shifted - logits).abs().max() > 0.1

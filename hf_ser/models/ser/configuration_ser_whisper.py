@@ -27,6 +27,11 @@ class SERWhisperConfig(PreTrainedConfig):
         normalize_states (`bool`, defaults to `True`):
             Layer-normalise each hidden state (no learned scale) before the weighted sum, as SUPERB's weighted-sum
             probes do: Whisper's middle layers are ten times larger than the others and would dominate the sum.
+        center_states_over_time (`bool`, defaults to `False`):
+            Subtract from the weighted sum of the (layer-normalised) hidden states its own mean over the clip's
+            frames (padding excluded), as cepstral mean normalisation does for MFCCs: what a recording condition
+            adds to every frame alike leaves with it, and so does anything else constant over the clip. Computed
+            per clip in the forward pass, so the model still answers one clip alone.
         trainable_encoder_layers (`int`, defaults to 0):
             How many of the encoder's top layers are trained with the head (0 = the encoder is frozen).
         encoder_weights (`str`, defaults to `"included"`):
@@ -59,6 +64,7 @@ class SERWhisperConfig(PreTrainedConfig):
     whisper: dict | None = None
     head: dict | None = None
     normalize_states: bool = True
+    center_states_over_time: bool = False
     trainable_encoder_layers: int = 0
     encoder_weights: str = "included"
     encoder_provenance: str | None = None
