@@ -460,14 +460,16 @@ def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_
         assert abs(remote[label] - float(local[index])) < 1e-4
 
 
-@pytest.mark.parametrize("level_dbfs", [None, -31.0])
-def test_onnx_export_of_the_whole_chain_equals_torch(tmp_path, tiny_whisper_dir, speech, level_dbfs):
+@pytest.mark.parametrize("level_dbfs, center", [(None, False), (-31.0, False), (None, True)])
+def test_onnx_export_of_the_whole_chain_equals_torch(tmp_path, tiny_whisper_dir, speech, level_dbfs, center):
     """Waveform → numpy log-mel → ONNX (encoder + head) equals the torch pipeline within 1e-4 (fp32), with the
-    extractor's level step too (the export's preprocessor_config.json carries it)."""
+    extractor's level step too (the export's preprocessor_config.json carries it), and with the states centred
+    over each clip's own frames (the padded ones left out, batched as alone)."""
     from hf_ser.onnx.export import export_onnx
     from hf_ser.onnx.runtime import OnnxClassifier
 
     model = tiny_model(tiny_whisper_dir)
+    model.config.center_states_over_time = center
     folder = tmp_path / "saved"
     model.save_pretrained(folder)
     SERWhisperFeatureExtractor(level_dbfs=level_dbfs).save_pretrained(folder)
@@ -659,7 +661,7 @@ def test_centering_states_over_time_takes_away_what_every_frame_shares(tiny_whis
     states = torch.randn(2, 40, model.config.num_hidden_states, model.width)
     mask = torch.ones(2, 40, dtype=torch.long)
     mask[1, 30:] = 0  # the second clip is 30 frames long, padded to 40
-    offset = 3 * torch.randn(1, 1, model.config.num_hidden_states, model.width)  # one per (layer, dimension), every frame
+    offset = 3 * torch.randn(1, 1, model.config.num_hidden_states, model.width)  # per (layer, dimension)
     with torch.no_grad():
         logits = model(encoder_states=states, attention_mask=mask).logits
         shifted = model(encoder_states=states + offset, attention_mask=mask).logits
