@@ -7,7 +7,7 @@ import json
 import logging
 
 import numpy as np
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 
 from ..data.encoder_cache import EncoderCacheStats, cache_encoder_states, standardize_states
 from ..data.features import extract_features, feature_column, standardize_per_group
@@ -39,7 +39,7 @@ def encoder_id(exp: Experiment, model, fe) -> str:
 CONDITION_GROUP = "adaptation_group"
 
 
-def with_condition_groups(data, group: str):
+def with_condition_groups(data: Dataset, group: str) -> Dataset:
     """``data`` with a column that keys each row by its ``group`` and its augmented copy (``augmentation``; rows
     without the column, a test or validation split, are one condition per group): a speaker's clean clips and
     each of their copies are standardised with their own statistics, as a test speaker heard through one
