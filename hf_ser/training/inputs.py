@@ -46,8 +46,7 @@ def with_condition_groups(data: Dataset, group: str) -> Dataset:
     recording condition is."""
     conditions = data["augmentation"] if "augmentation" in data.column_names else ["none"] * len(data)
     keys = [f"{key}|{condition}" for key, condition in zip(data[group], conditions)]
-    out = data.remove_columns([CONDITION_GROUP]) if CONDITION_GROUP in data.column_names else data
-    return out.add_column(CONDITION_GROUP, keys)
+    return data.add_column(CONDITION_GROUP, keys)
 
 
 def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model, cache_dir: str | None = None) -> DatasetDict:

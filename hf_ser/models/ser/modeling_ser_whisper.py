@@ -18,7 +18,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_ser_whisper import SERWhisperConfig
 from .mfcc_features_ser import speaker_statistics
-from .modeling_ser import SERForAudioClassification, save_with_pipeline
+from .modeling_ser import SERForAudioClassification, SERPreTrainedModel, _masked_mean, save_with_pipeline
 
 
 def encoder_frame_mask(mel_mask: torch.Tensor) -> torch.Tensor:
@@ -141,19 +141,12 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         # the weighted sum over layers as one matmul (a training step 0.74x the time of multiply-and-sum); the
         # weights as a column: with a 1-D operand the exported ONNX graph gave other logits in onnxruntime
         mixed = torch.matmul(states.transpose(2, 3), weights[:, None]).squeeze(-1)
-        if self.config.center_states_over_time:
-            mixed = mixed - _mean_over_frames(mixed, attention_mask)
+        if self.config.center_states_over_time:  # the head's own masked mean, over (batch, width, time)
+            mean = _masked_mean(mixed.transpose(1, 2), SERPreTrainedModel._frame_mask(mixed, attention_mask))
+            mixed = mixed - mean[:, None, :]
         output = self.head(mixed, attention_mask=attention_mask, labels=labels, return_dict=True)
         return_dict = self.config.return_dict if return_dict is None else return_dict
         return output if return_dict else output.to_tuple()
-
-
-def _mean_over_frames(frames: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """The mean of ``frames`` (batch, time, width) over the unpadded frames of each clip, (batch, 1, width)."""
-    if attention_mask is None:
-        return frames.mean(dim=1, keepdim=True)
-    mask = attention_mask.to(frames.dtype)[..., None]
-    return (frames * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
 
 
 __all__ = ["SERWhisperPreTrainedModel", "SERWhisperForAudioClassification"]
