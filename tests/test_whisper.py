@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoModelForAudioClassification, WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
 from hf_ser.cli import main as cli_main
@@ -45,9 +46,10 @@ def tiny_whisper_dir(tmp_path):
     return folder
 
 
-def tiny_model(folder, labels=("neutral", "happy", "sad", "angry")) -> SERWhisperForAudioClassification:
+def tiny_model(folder, labels=("neutral", "happy", "sad", "angry"), **fields) -> SERWhisperForAudioClassification:
     loaded = load_whisper_encoder(folder)
     config = SERWhisperConfig(
+        **fields,
         whisper=encoder_fields(loaded.config),
         head={
             "input_batch_norm": True,
@@ -460,15 +462,20 @@ def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_
         assert abs(remote[label] - float(local[index])) < 1e-4
 
 
-@pytest.mark.parametrize("level_dbfs, center", [(None, False), (-31.0, False), (None, True)])
-def test_onnx_export_of_the_whole_chain_equals_torch(tmp_path, tiny_whisper_dir, speech, level_dbfs, center):
+@pytest.mark.parametrize(
+    "level_dbfs, center, state_layers",
+    [(None, False, None), (-31.0, False, None), (None, True, None), (None, False, [1, 2])],
+)
+def test_onnx_export_of_the_whole_chain_equals_torch(
+    tmp_path, tiny_whisper_dir, speech, level_dbfs, center, state_layers
+):
     """Waveform → numpy log-mel → ONNX (encoder + head) equals the torch pipeline within 1e-4 (fp32), with the
-    extractor's level step too (the export's preprocessor_config.json carries it), and with the states centred
-    over each clip's own frames (the padded ones left out, batched as alone)."""
+    extractor's level step too (the export's preprocessor_config.json carries it), with the states centred
+    over each clip's own frames (the padded ones left out, batched as alone), and with only some states summed."""
     from hf_ser.onnx.export import export_onnx
     from hf_ser.onnx.runtime import OnnxClassifier
 
-    model = tiny_model(tiny_whisper_dir)
+    model = tiny_model(tiny_whisper_dir, state_layers=state_layers)
     model.config.center_states_over_time = center
     folder = tmp_path / "saved"
     model.save_pretrained(folder)
@@ -673,3 +680,30 @@ def test_centering_states_over_time_takes_away_what_every_frame_shares(tiny_whis
         torch.testing.assert_close(shifted, logits, atol=1e-4, rtol=1e-4)
     else:
         assert (shifted - logits).abs().max() > 0.1
+
+
+def test_state_layers_sum_only_the_states_named(tiny_whisper_dir, tmp_path):
+    model = tiny_model(tiny_whisper_dir, state_layers=[1, 2])  # the tiny encoder's two layers, not its conv stem
+    assert model.layer_weights.shape == (2,) and model.config.num_hidden_states == 3
+    torch.manual_seed(2)
+    states = torch.randn(2, 30, 3, model.width)  # every state, as the encoder and a cache give them
+    stem_changed, top_changed = states.clone(), states.clone()
+    stem_changed[:, :, 0] += 5 * torch.randn(2, 30, model.width)
+    top_changed[:, :, 2] += 5 * torch.randn(2, 30, model.width)
+    with torch.no_grad():
+        logits = model(encoder_states=states).logits
+        assert torch.equal(model(encoder_states=stem_changed).logits, logits)
+        assert (model(encoder_states=top_changed).logits - logits).abs().max() > 1e-2
+    model.save_pretrained(tmp_path / "saved")  # the weights fit the saved config
+    again = SERWhisperForAudioClassification.from_pretrained(tmp_path / "saved").eval()
+    assert again.config.state_layers == [1, 2]
+    with torch.no_grad():
+        torch.testing.assert_close(again(encoder_states=states).logits, logits)
+
+
+@pytest.mark.parametrize("state_layers", [[], [2, 1], [1, 1], [0, 3]])
+def test_state_layers_must_be_ascending_indices_of_states_the_encoder_has(state_layers):
+    with pytest.raises(
+        StrictDataclassClassValidationError, match=r"state_layers must be distinct hidden-state indices in \[0, 2\]"
+    ):
+        SERWhisperConfig(whisper={**TINY_WHISPER}, state_layers=state_layers)

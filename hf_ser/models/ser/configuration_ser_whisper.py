@@ -32,6 +32,12 @@ class SERWhisperConfig(PreTrainedConfig):
             frames (padding excluded), as cepstral mean normalisation does for MFCCs: what a recording condition
             adds to every frame alike leaves with it, and so does anything else constant over the clip. Computed
             per clip in the forward pass, so the model still answers one clip alone.
+        state_layers (`list[int]`, *optional*):
+            Which hidden states the weighted sum takes, by index (0 = the conv stem's output, i = layer i's
+            output), ascending; None = all of them. Whisper's lower layers stay closest to the waveform, so what a
+            room or a phone line does to it reaches them most; its upper ones were trained to keep what a
+            transcript needs through the noisy web audio Whisper learned from. The encoder still computes (and a
+            cache still stores) every state.
         trainable_encoder_layers (`int`, defaults to 0):
             How many of the encoder's top layers are trained with the head (0 = the encoder is frozen).
         encoder_weights (`str`, defaults to `"included"`):
@@ -65,6 +71,7 @@ class SERWhisperConfig(PreTrainedConfig):
     head: dict | None = None
     normalize_states: bool = True
     center_states_over_time: bool = False
+    state_layers: list[int] | None = None
     trainable_encoder_layers: int = 0
     encoder_weights: str = "included"
     encoder_provenance: str | None = None
@@ -93,6 +100,15 @@ class SERWhisperConfig(PreTrainedConfig):
         layers = self.whisper_config().encoder_layers
         if not 0 <= self.trainable_encoder_layers <= layers:
             raise ValueError(f"trainable_encoder_layers must be in [0, {layers}], got {self.trainable_encoder_layers}")
+        if self.state_layers is not None and (
+            not self.state_layers
+            or sorted(set(self.state_layers)) != list(self.state_layers)
+            or not all(0 <= i <= layers for i in self.state_layers)
+        ):
+            raise ValueError(
+                f"state_layers must be distinct hidden-state indices in [0, {layers}] in ascending order "
+                f"(0 = the conv stem's output), or None for all; got {self.state_layers}"
+            )
         if self.encoder_weights not in ENCODER_WEIGHTS:
             raise ValueError(f"encoder_weights must be one of {ENCODER_WEIGHTS}, got {self.encoder_weights!r}")
         unknown = set(self.head) - set(SERConfig().to_dict())
@@ -114,6 +130,11 @@ class SERWhisperConfig(PreTrainedConfig):
     @property
     def num_hidden_states(self) -> int:
         return self.whisper_config().encoder_layers + 1
+
+    @property
+    def num_mixed_states(self) -> int:
+        """How many hidden states the weighted sum takes (``state_layers``, or all)."""
+        return self.num_hidden_states if self.state_layers is None else len(self.state_layers)
 
 
 __all__ = ["SERWhisperConfig"]

@@ -76,7 +76,7 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         super().__init__(config)
         self.width = config.whisper_config().d_model
         self.encoder = SERWhisperEncoder(config)
-        self.layer_weights = nn.Parameter(torch.zeros(config.num_hidden_states))
+        self.layer_weights = nn.Parameter(torch.zeros(config.num_mixed_states))
         self.head = SERForAudioClassification(config.head_config())
         self.post_init()
         self.freeze_encoder()
@@ -134,6 +134,8 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
                 mean, std = self.state_statistics
                 encoder_states = (encoder_states - mean) / std
         # cached encoder_states of an adaptive model arrive standardised (the training cache does it)
+        if self.config.state_layers is not None:  # the encoder (and a cache) gives every state; the sum takes these
+            encoder_states = encoder_states[:, :, self.config.state_layers]
         states = encoder_states.float()
         if self.config.normalize_states:
             states = nn.functional.layer_norm(states, (self.width,))
