@@ -95,6 +95,43 @@ def test_report_and_readme_come_from_result_files(plan, tmp_path):
     assert record.seeds["0"].collapsed_speakers == ["2"]  # all 5 clips of speaker 2 got one label
 
 
+def test_readme_targets_block_is_the_targets_table_of_the_checkpoints_robustness_experiments(tmp_path):
+    from hf_ser.training.results import ConditionScores
+
+    (tmp_path / "exp.yaml").write_text("data: {corpus: ravdess}\n")
+    plan = tmp_path / "experiments.yaml"
+    plan.write_text(
+        "experiments:\n"
+        "  r-default: {config: exp.yaml, group: robustness}\n"
+        "  r-other: {config: exp.yaml, group: robustness}\n"
+        "checkpoints:\n"
+        "  ser-x: {config: exp.yaml, corpora: [ravdess], robustness: r-default}\n"
+    )
+    results = tmp_path / "results"
+    results.mkdir()
+    for name, phone_uar in [("r-default", 0.62), ("r-other", 0.30)]:
+        run = _run(0.71, {})  # clean UAR 0.70
+        run.corrupted = {"telephone": ConditionScores(accuracy=0.6, uar=phone_uar, agreement=0.93, ece=0.1)}
+        record = ExperimentRecord(
+            name=name,
+            spec=ReleasePlan.load(plan).experiments[name],
+            seeds={"0": summarize("speaker-kfold", ["ravdess"], {"fold_0": run})},
+            wall_seconds=1,
+        )
+        (results / f"{name}.json").write_text(record.model_dump_json())
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- targets:start -->\nstale\n<!-- targets:end -->\nb\n")
+    update_readme(readme, plan, results)
+    text = readme.read_text()
+    assert text.startswith("a\n<!-- targets:start -->\n") and text.endswith("<!-- targets:end -->\nb\n")
+    assert "| r-default | UAR lost, telephone | 8.0 points | ± 0.0 (8.0 to 8.0, 1 run) | ≤ 5 | missed by 3.0 |" in text
+    assert "| r-default | agreement, telephone | 93.0 % |" in text and "| ≥ 90 % | met |" in text
+    assert "stale" not in text and "r-other" not in text  # no checkpoint names it
+    plan.write_text(plan.read_text().replace("robustness: r-default", "robustness: r-gone"))
+    with pytest.raises(ValueError, match="checkpoint ser-x: robustness names 'r-gone', which is not an experiment"):
+        ReleasePlan.load(plan)
+
+
 def test_collect_partial_marks_a_screen_until_every_fold_ran(plan, tmp_path):
     out = tmp_path / "runs"
     for fold, acc in [("fold_0", 0.5), ("fold_2", 0.7)]:

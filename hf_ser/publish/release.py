@@ -71,6 +71,7 @@ class CheckpointSpec(_Spec):
     set: list[str] = []
     corpora: list[str]
     cross_validation: str | None = None  # experiment whose result goes into the card
+    robustness: str | None = None  # the robustness experiment of this recipe: its targets table goes into the README
 
     _flat = field_validator("set", mode="before")(classmethod(lambda cls, v: _flatten(v)))
 
@@ -84,6 +85,15 @@ class ReleasePlan(_Spec):
     def _drop_anchors(cls, raw):
         """Top-level ``x-*`` keys hold YAML anchors shared by several experiments."""
         return {k: v for k, v in raw.items() if not k.startswith("x-")}
+
+    @model_validator(mode="after")
+    def _checkpoints_name_registered_experiments(self):
+        for name, checkpoint in self.checkpoints.items():
+            for field in ("cross_validation", "robustness"):
+                experiment = getattr(checkpoint, field)
+                if experiment is not None and experiment not in self.experiments:
+                    raise ValueError(f"checkpoint {name}: {field} names {experiment!r}, which is not an experiment")
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> ReleasePlan:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..training.results import MeanStd, Scores
 from .release import ExperimentRecord, ReleasePlan, load_records
-from .robustness_page import robustness_lines
+from .robustness_page import readme_target_lines, robustness_lines
 from .variant_page import runs_by_seed_fold
 
 
@@ -234,15 +234,31 @@ def selection_lines(plan: ReleasePlan, records: dict[str, ExperimentRecord]) -> 
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+TARGETS_START, TARGETS_END = "<!-- targets:start -->", "<!-- targets:end -->"
+
+
+def _replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``lines`` (unchanged if the
+    markers are absent)."""
+    if start not in text or end not in text:
+        return text
+    head, _, rest = text.partition(start)
+    return head + "\n".join([start, "", *lines, "", end]) + rest.partition(end)[2]
 
 
 def update_readme(readme: Path, plan_path: Path, results_dir: Path) -> None:
-    """Replace the README's generated results block with the headline rows of RESULTS.md."""
+    """Replace the README's generated blocks: the headline rows of RESULTS.md, and the robustness targets of the
+    bundled defaults' recipes (the experiments their checkpoints name as ``robustness``)."""
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        return
     plan = ReleasePlan.load(plan_path)
     records = load_records(results_dir)
+    robustness = [c.robustness for c in plan.checkpoints.values() if c.robustness is not None]
+    text = _replace_block(text, TARGETS_START, TARGETS_END, readme_target_lines(records, robustness))
+    text = _replace_block(text, README_START, README_END, _headline_rows(plan, records))
+    readme.write_text(text)
+
+
+def _headline_rows(plan: ReleasePlan, records: dict) -> list[str]:
     rows = ["| experiment | folds | accuracy | UAR |", "|---|---|---|---|"]
     for name, spec in plan.experiments.items():
         if spec.group in ("headline", "general", "adaptive", "paper") and name in records:
@@ -251,9 +267,7 @@ def update_readme(readme: Path, plan_path: Path, results_dir: Path) -> None:
             apart = "(adaptive, apart) " if spec.group == "adaptive" else ""
             scores = f"{r.metric('accuracy').percent()} | {r.metric('uar').percent()}"
             rows.append(f"| {apart}{name}: {spec.what} | {scope} | {scores} |")
-    block = "\n".join([README_START, "", *rows, "", README_END])
-    head, _, rest = text.partition(README_START)
-    readme.write_text(head + block + rest.partition(README_END)[2])
+    return rows
 
 
 PER_CLASS_GROUPS = ("headline", "general", "adaptive", "paper")
