@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -30,18 +31,24 @@ def _run(acc: float, speaker_counts: dict) -> RunResult:
     )
 
 
+def write_plan(folder: Path, plan: str) -> Path:
+    """``experiments.yaml`` (``plan``) in ``folder``, beside the 3-fold RAVDESS config ``exp.yaml`` it names."""
+    (folder / "exp.yaml").write_text("data: {corpus: ravdess}\nprotocol: {name: speaker-kfold, folds: 3}\n")
+    path = folder / "experiments.yaml"
+    path.write_text(plan)
+    return path
+
+
 @pytest.fixture
 def plan(tmp_path):
-    (tmp_path / "exp.yaml").write_text("data: {corpus: ravdess}\nprotocol: {name: speaker-kfold, folds: 3}\n")
-    path = tmp_path / "experiments.yaml"
-    path.write_text(
+    return write_plan(
+        tmp_path,
         "x-shared: &shared ['training.num_train_epochs=2']\n"
         "experiments:\n"
         "  a-head: {config: exp.yaml, set: [*shared, 'training.seed=3'], group: headline, what: the recipe}\n"
         "  b-try: {config: exp.yaml, group: search, what: a variant}\n"
-        "  c-diff: {config: exp.yaml, group: search, what: one change, compare_with: a-head}\n"
+        "  c-diff: {config: exp.yaml, group: search, what: one change, compare_with: a-head}\n",
     )
-    return path
 
 
 def test_plan_flattens_shared_overrides(plan):
@@ -98,14 +105,13 @@ def test_report_and_readme_come_from_result_files(plan, tmp_path):
 def test_readme_targets_block_is_the_targets_table_of_the_checkpoints_robustness_experiments(tmp_path):
     from hf_ser.training.results import ConditionScores
 
-    (tmp_path / "exp.yaml").write_text("data: {corpus: ravdess}\n")
-    plan = tmp_path / "experiments.yaml"
-    plan.write_text(
+    plan = write_plan(
+        tmp_path,
         "experiments:\n"
         "  r-default: {config: exp.yaml, group: robustness}\n"
         "  r-other: {config: exp.yaml, group: robustness}\n"
         "checkpoints:\n"
-        "  ser-x: {config: exp.yaml, corpora: [ravdess], robustness: r-default}\n"
+        "  ser-x: {config: exp.yaml, corpora: [ravdess], robustness: r-default}\n",
     )
     results = tmp_path / "results"
     results.mkdir()
