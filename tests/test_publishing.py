@@ -145,3 +145,28 @@ def test_push_refuses_incomplete_folders(run_dir, capsys):
 def test_card_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert cli_main(["card", "--run", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_card_reports_what_recording_conditions_cost_the_recipe(run_dir):
+    from hf_ser.publish.cards import write_card
+    from hf_ser.training.results import ConditionScores, summarize
+
+    result = RunResult.load(run_dir / "metrics.json")
+    assert "Real-world recordings" not in write_card(run_dir).read_text()  # no robustness result: no claim
+    runs = {}
+    for fold, (phone, room, agree) in enumerate([(0.45, 0.40, 0.75), (0.55, 0.50, 0.85)]):
+        run = result.model_copy(deep=True)  # clean test UAR 0.60 in both folds
+        run.corrupted = {
+            "telephone": ConditionScores(accuracy=phone, uar=phone, agreement=agree, ece=0.1),
+            "reverb RT60 0.6 s": ConditionScores(accuracy=room, uar=room, agreement=0.7, ece=0.1),
+        }
+        runs[f"fold_{fold}"] = run
+    result.robustness = summarize("speaker-kfold", ["ravdess"], runs)
+    result.save(run_dir / "metrics.json")
+    text = write_card(run_dir).read_text()
+    assert (
+        "this model's training recipe, cross-validated on ravdess alone (2 folds, speaker-kfold, one training seed)"
+        in text
+    )
+    assert "loses these UAR points against its clean clips (60.0): telephone 10.0, reverb RT60 0.6 s 15.0." in text
+    assert "Through a phone line its top label is the clean clip's on 80 % of clips." in text

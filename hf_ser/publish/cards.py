@@ -13,7 +13,7 @@ from ..models.families import family_of
 from ..models.loading import adaptive_inputs
 from ..training.protocols import PROTOCOLS
 from ..training.reports import class_report_markdown
-from ..training.results import RunResult
+from ..training.results import ProtocolResult, RunResult
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 
@@ -113,6 +113,8 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
             "memory 700 MB."
         )
     extra.append(_confidence_text(result, config))
+    if result.robustness is not None and result.robustness.corrupted:
+        extra.append(_robustness_text(result.robustness))
     rows = [
         ("accuracy", f"{100 * test.accuracy:.2f}"),
         ("UAR", f"{100 * test.uar:.2f}"),
@@ -222,6 +224,25 @@ def _confidence_text(result: RunResult, config: dict) -> str:
         f"(expected calibration error on the test speakers {calibration.test_ece_raw:.3f} before, "
         f"{calibration.test_ece:.3f} after{worse}{floor}). {rule}{trade} The trade-off as the threshold rises: "
         f"![coverage against accuracy]({COVERAGE_FIGURE})"
+    )
+
+
+def _robustness_text(recipe: ProtocolResult) -> str:
+    """What recording conditions cost: this model's recipe cross-validated under hf-ser's corrupted test suite."""
+    clean = 100 * recipe.uar.mean
+    losses = ", ".join(f"{name} {clean - 100 * c.uar.mean:.1f}" for name, c in recipe.corrupted.items())
+    phone = recipe.corrupted.get("telephone")
+    agreement = (
+        f" Through a phone line its top label is the clean clip's on {100 * phone.agreement.mean:.0f} % of clips."
+        if phone is not None
+        else ""
+    )
+    return (
+        f"- **Real-world recordings**: this model's training recipe, cross-validated on {' + '.join(recipe.corpora)} "
+        f"alone ({len(recipe.folds)} folds, {recipe.protocol}, one training seed) and scored again under hf-ser's "
+        f"corrupted test suite (`hf_ser.data.corruptions.suite()`), loses these UAR points against its clean "
+        f"clips ({clean:.1f}): "
+        f'{losses}.{agreement} Expect the same kind of loss, and more "uncertain" answers, on such recordings.'
     )
 
 

@@ -267,12 +267,24 @@ def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str
     return records
 
 
-def _recipe_result(spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -> ProtocolResult | None:
-    """The cross-validation result a checkpoint's card shows: its recipe's experiment, first seed."""
-    if not spec.cross_validation or spec.cross_validation not in records:
+def _recipe_result(
+    spec: CheckpointSpec, records: dict[str, ExperimentRecord], field: str = "cross_validation"
+) -> ProtocolResult | None:
+    """A result a checkpoint's card shows, first seed: its recipe's cross-validation (``field``
+    ``"cross_validation"``) or the recipe scored under recording conditions (``"robustness"``)."""
+    name = getattr(spec, field)
+    if not name or name not in records:
         return None
-    seeds = records[spec.cross_validation].seeds
+    seeds = records[name].seeds
     return seeds[sorted(seeds)[0]]
+
+
+def _attach_recipe_results(result: RunResult, spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -> None:
+    result.cross_validation = _recipe_result(spec, records) or result.cross_validation
+    if (robustness := _recipe_result(spec, records, "robustness")) is not None:
+        # the card needs the summaries over folds; the per-fold and per-clip detail stays in docs/results
+        detail = {"calibration": {}, "validation_conditions": {}, "test_conditions": {}, "corrupted_validation": {}}
+        result.robustness = robustness.model_copy(update=detail)
 
 
 CALIBRATION_SPEAKERS = 0.1  # share of the speakers held out of a bundled model's training to fit its temperature
@@ -294,7 +306,7 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         staging = target / f".{name}.new"
         shutil.rmtree(staging, ignore_errors=True)
         result = train(exp, {c: corpora_dir / c for c in spec.corpora}, staging, "holdout").run
-        result.cross_validation = _recipe_result(spec, records) or result.cross_validation
+        _attach_recipe_results(result, spec, records)
         result.protocol = "holdout"
         result.save(staging / "metrics.json")
         (staging / "training_args.bin").unlink(missing_ok=True)
@@ -314,7 +326,8 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
 
 
 def refresh_cards(plan_path: Path, results_dir: Path, target: Path, names: list[str] | None) -> None:
-    """Attach each bundled checkpoint's current cross-validation result and rewrite its card (no training)."""
+    """Attach each bundled checkpoint's current cross-validation and robustness results and rewrite its card (no
+    training)."""
     plan = ReleasePlan.load(plan_path)
     records = load_records(results_dir)
     for name, spec in plan.checkpoints.items():
@@ -322,7 +335,7 @@ def refresh_cards(plan_path: Path, results_dir: Path, target: Path, names: list[
         if (names and name not in names) or not (folder / "metrics.json").is_file():
             continue
         result = RunResult.load(folder / "metrics.json")
-        result.cross_validation = _recipe_result(spec, records) or result.cross_validation
+        _attach_recipe_results(result, spec, records)
         result.save(folder / "metrics.json")
         write_card(folder, repo_id=f"hf-ser/{name}")
         _copy_card(plan_path, folder, name)

@@ -181,6 +181,7 @@ class RunResult(_Result):
     wall_seconds: float
     hardware: Hardware
     cross_validation: ProtocolResult | None = None  # the recipe's protocol result, for released checkpoints
+    robustness: ProtocolResult | None = None  # the recipe scored under recording conditions, for released checkpoints
     calibration: Calibration | None = None  # None: no validation speakers to fit a temperature on
     corrupted: dict[str, ConditionScores] = {}  # the test split under each evaluated recording condition
     corrupted_validation: dict[str, ConditionScores] = {}  # the validation split under each (recipes are chosen here)
