@@ -71,7 +71,7 @@ class CheckpointSpec(_Spec):
     set: list[str] = []
     corpora: list[str]
     cross_validation: str | None = None  # experiment whose result goes into the card
-    robustness: str | None = None  # the robustness experiment of this recipe: its targets table goes into the README
+    robustness: str | None = None  # this recipe scored under recording conditions: README targets, card losses
 
     _flat = field_validator("set", mode="before")(classmethod(lambda cls, v: _flatten(v)))
 
