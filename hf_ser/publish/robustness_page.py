@@ -41,7 +41,7 @@ def robustness_lines(
     """Tables (and the coverage figure, written to ``figure``) for the robustness experiments ``names``, beside
     the openSMILE baselines (``baselines``: baseline result dicts) that were scored under the same conditions."""
     smile = {k: b for k, b in (baselines or {}).items() if b.get("corrupted")}
-    names = [n for n in names if n in records and _runs(records[n])[0].corrupted]
+    names = _scored(records, names)
     if not names:
         return []
     conditions = list(_runs(records[names[0]])[0].corrupted)
@@ -69,7 +69,7 @@ def robustness_lines(
         scores = [b["corrupted"].get(c) for c in conditions]
         percent = [None if s is None else (100 * s["uar"]["mean"], 100 * s["agreement"]["mean"]) for s in scores]
         lines.append(_suite_row(f"{_smile_name(b)} (baseline)", 100 * b["uar"]["mean"], percent))
-    lines += ["", *variant_lines(records, names), *_target_lines(records, names, clean)]
+    lines += ["", *variant_lines(records, names), "### Against the targets", "", *_target_table(records, names), ""]
     return [*lines, *_calibration_lines(records, names, figure)]
 
 
@@ -113,29 +113,29 @@ def _clean_uar(record) -> float:
     return 100 * np.mean([r.uar.mean for r in _runs(record)])
 
 
+def _scored(records: dict, names: list[str]) -> list[str]:
+    """Those of ``names`` with a result file whose runs were scored under the recording conditions."""
+    return [n for n in names if n in records and _runs(records[n])[0].corrupted]
+
+
 def readme_target_lines(records: dict, names: list[str]) -> list[str]:
     """The targets table of the robustness experiments ``names`` (those of the bundled defaults' recipes) for the
     README's generated block; empty if none of them has a result file."""
-    names = [n for n in names if n in records and _runs(records[n])[0].corrupted]
-    if not names:
-        return []
-    rows = _target_rows(records, names, {n: _clean_uar(records[n]) for n in names})
-    return [*TARGET_TABLE, *rows]
+    names = _scored(records, names)
+    return _target_table(records, names) if names else []
 
 
-def _target_lines(records: dict, names: list[str], clean: dict[str, float]) -> list[str]:
-    return ["### Against the targets", "", *TARGET_TABLE, *_target_rows(records, names, clean), ""]
-
-
-def _target_rows(records: dict, names: list[str], clean: dict[str, float]) -> list[str]:
+def _target_table(records: dict, names: list[str]) -> list[str]:
+    """The targets table (its legend, header and a row per measure) of the robustness experiments ``names``."""
     rows = []
     for n in names:
         scope = _screen_scope(records[n])
+        clean = _clean_uar(records[n])
         for condition, most in DROP_TARGETS.items():
             uar = _condition(records[n], condition, "uar")
             if uar is None:
                 continue
-            lost = clean[n] - 100 * uar.mean
+            lost = clean - 100 * uar.mean
             verdict = "met" if lost <= most else _missed_by(lost - most, 1)
             spread = _spread(_per_run(records[n], condition, lost=True))
             rows.append(
@@ -164,7 +164,7 @@ def _target_rows(records: dict, names: list[str], clean: dict[str, float]) -> li
                 f"| {n} | ECE, clean test, all folds' {pooled.clips} clips pooled | {pooled.ece:.3f} | – "
                 f"| ≤ {ECE_TARGET} | {verdict} (perfectly calibrated on these clips: {pooled.floor:.3f}){scope} |"
             )
-    return rows
+    return [*TARGET_TABLE, *rows]
 
 
 def _per_run(record, condition: str, lost: bool) -> list[float]:
