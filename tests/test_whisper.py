@@ -707,3 +707,33 @@ def test_state_layers_must_be_ascending_indices_of_states_the_encoder_has(state_
         StrictDataclassClassValidationError, match=r"state_layers must be distinct hidden-state indices in \[0, 2\]"
     ):
         SERWhisperConfig(whisper={**TINY_WHISPER}, state_layers=state_layers)
+
+
+def test_state_dropout_leaves_states_out_of_each_training_clip_and_none_at_inference(tiny_whisper_dir):
+    model = tiny_model(tiny_whisper_dir, state_dropout=0.6)
+    with torch.no_grad():
+        model.layer_weights.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    torch.manual_seed(0)
+    weights = model._dropped_state_weights(400).squeeze(-1).squeeze(1)  # (clips, states)
+    kept = weights > 0
+    assert kept.any(dim=1).all()  # never every state dropped
+    assert kept.sum(dim=1).min() == 1 and kept.sum(dim=1).max() == 3
+    assert abs(kept.float().mean().item() - 0.472) < 0.05  # 0.4 kept, + 0.6**3 / 3 (all dropped, one kept back)
+    expected = torch.softmax(model.layer_weights.detach(), 0).expand(400, 3) * kept
+    torch.testing.assert_close(weights, expected / expected.sum(dim=1, keepdim=True))
+    states = torch.randn(2, 30, 3, model.width)
+    plain = tiny_model(tiny_whisper_dir)
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    with torch.no_grad():  # inference sums every state, as a model without state dropout does
+        torch.testing.assert_close(model(encoder_states=states).logits, plain(encoder_states=states).logits)
+    model.train()
+    torch.manual_seed(1)
+    model(encoder_states=states).logits.sum().backward()
+    assert model.layer_weights.grad.abs().sum() > 0  # the kept states' weights still learn
+
+
+@pytest.mark.parametrize("state_dropout", [-0.1, 1.0])
+def test_state_dropout_must_be_a_probability_below_one(state_dropout):
+    with pytest.raises(StrictDataclassClassValidationError, match=r"state_dropout must be in \[0, 1\)"):
+        SERWhisperConfig(whisper={**TINY_WHISPER}, state_dropout=state_dropout)

@@ -38,6 +38,11 @@ class SERWhisperConfig(PreTrainedConfig):
             room or a phone line does to it reaches them most; its upper ones were trained to keep what a
             transcript needs through the noisy web audio Whisper learned from. The encoder still computes (and a
             cache still stores) every state.
+        state_dropout (`float`, defaults to 0.0):
+            In training only, the probability that each hidden state is left out of a clip's weighted sum (the
+            softmax weights renormalised over those kept; at least one is always kept), drawn per clip, as
+            LayerDrop does for layers: the head cannot lean on any one state, so a recording condition that
+            garbles some states leaves it the others. Inference sums every state (``state_layers``) as before.
         trainable_encoder_layers (`int`, defaults to 0):
             How many of the encoder's top layers are trained with the head (0 = the encoder is frozen).
         encoder_weights (`str`, defaults to `"included"`):
@@ -72,6 +77,7 @@ class SERWhisperConfig(PreTrainedConfig):
     normalize_states: bool = True
     center_states_over_time: bool = False
     state_layers: list[int] | None = None
+    state_dropout: float = 0.0
     trainable_encoder_layers: int = 0
     encoder_weights: str = "included"
     encoder_provenance: str | None = None
@@ -109,6 +115,8 @@ class SERWhisperConfig(PreTrainedConfig):
                 f"state_layers must be distinct hidden-state indices in [0, {layers}] in ascending order "
                 f"(0 = the conv stem's output), or None for all; got {self.state_layers}"
             )
+        if not 0.0 <= self.state_dropout < 1.0:
+            raise ValueError(f"state_dropout must be in [0, 1), got {self.state_dropout}")
         if self.encoder_weights not in ENCODER_WEIGHTS:
             raise ValueError(f"encoder_weights must be one of {ENCODER_WEIGHTS}, got {self.encoder_weights!r}")
         unknown = set(self.head) - set(SERConfig().to_dict())

@@ -111,6 +111,16 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.trainable_encoder_layers > 0):
             return self.encoder(input_features, attention_mask)
 
+    def _dropped_state_weights(self, clips: int) -> torch.Tensor:
+        """(clips, 1, states, 1) softmax weights, each clip's over the states it keeps (``state_dropout``)."""
+        states = self.layer_weights.numel()
+        dropped = torch.rand(clips, states, device=self.layer_weights.device) < self.config.state_dropout
+        every = dropped.all(dim=1)  # a clip that would drop every state keeps one, drawn uniformly
+        keep = torch.randint(states, (clips,), device=dropped.device)
+        dropped[every, keep[every]] = False
+        logits = self.layer_weights.expand(clips, states).masked_fill(dropped, float("-inf"))
+        return logits.softmax(dim=1)[:, None, :, None]
+
     def forward(
         self,
         input_features: torch.Tensor | None = None,
@@ -139,10 +149,13 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         states = encoder_states.float()
         if self.config.normalize_states:
             states = nn.functional.layer_norm(states, (self.width,))
-        weights = self.layer_weights.softmax(dim=0)
-        # the weighted sum over layers as one matmul (a training step 0.74x the time of multiply-and-sum); the
-        # weights as a column: with a 1-D operand the exported ONNX graph gave other logits in onnxruntime
-        mixed = torch.matmul(states.transpose(2, 3), weights[:, None]).squeeze(-1)
+        if self.training and self.config.state_dropout > 0:
+            mixed = torch.matmul(states.transpose(2, 3), self._dropped_state_weights(len(states))).squeeze(-1)
+        else:
+            weights = self.layer_weights.softmax(dim=0)
+            # the weighted sum over layers as one matmul (a training step 0.74x the time of multiply-and-sum); the
+            # weights as a column: with a 1-D operand the exported ONNX graph gave other logits in onnxruntime
+            mixed = torch.matmul(states.transpose(2, 3), weights[:, None]).squeeze(-1)
         if self.config.center_states_over_time:  # the head's own masked mean, over (batch, width, time)
             mean = _masked_mean(mixed.transpose(1, 2), SERPreTrainedModel._frame_mask(mixed, attention_mask))
             mixed = mixed - mean[:, None, :]
