@@ -1,0 +1,179 @@
+"""The README's benchmark table, generated from the BENCH_JSON lines kept in ``bench/results/*.txt``.
+
+    python bench/summary.py [--results bench/results] [--readme README.md] [--check]
+
+Every figure the README quotes from a bench comes from here, so it cannot drift from the kept outputs: rerun a bench
+(``python bench/bench_x.py > bench/results/x.txt``), then this script. ``--check`` writes nothing and exits 1 when
+the README's block differs from what the results give. One row per BENCH_JSON line; a bench whose ``bench`` name has
+no row format here is an error (add one to ``ROWS``), never left out. Files without a BENCH_JSON line (the ensemble
+table, which docs/RESULTS.md renders) are named under the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+PREFIX = "BENCH_JSON "
+KEY_CONDITIONS = ("telephone", "white SNR 10", "reverb RT60 0.6 s", "babble SNR 10")
+
+
+def _targets(record: dict) -> str:
+    """The bench's own targets, each met or missed, as it judged them."""
+    targets = record.get("targets") or {}
+    return "".join(f"; target {name}: {'met' if met else '**missed**'}" for name, met in sorted(targets.items()))
+
+
+def _models(r: dict) -> str:
+    tiny, whisper = r["tiny"], r["whisper"]
+    return (
+        f"3 s clip: tiny {tiny['ms_per_clip']:.1f} ms, Whisper-base {whisper['ms_per_clip']:.1f} ms "
+        f"({whisper['ms_per_clip'] / tiny['ms_per_clip']:.0f}x); {tiny['hours_per_minute']:.1f} vs "
+        f"{whisper['hours_per_minute']:.2f} hours of audio per minute; peak {tiny['peak_mb']:.0f} vs "
+        f"{whisper['peak_mb']:.0f} MB; {tiny['parameters']:,} vs {whisper['parameters']:,} parameters"
+    )
+
+
+def _inference(r: dict) -> str:
+    return (
+        f"MFCC features {r['speedup']:.1f}x librosa's; model forward {r['speedup_b1']:.0f}x wav2vec2-base at batch 1, "
+        f"{r['speedup_b32']:.0f}x at 32; pipeline median {r['pipeline_median_ms']:.1f} ms per clip" + _targets(r)
+    )
+
+
+def _deploy(r: dict) -> str:
+    onnx, int8, torch = r["onnx"], r["onnx int8"], r["torch"]
+    return (
+        f"CLI cold start: ONNX {onnx['cold_start_speedup']:.1f}x faster than torch ({onnx['cold_start_s']:.2f} vs "
+        f"{torch['cold_start_s']:.2f} s), int8 {int8['cold_start_speedup']:.1f}x; peak {onnx['peak_mb']:.0f} vs "
+        f"{torch['peak_mb']:.0f} MB; latency {onnx['latency_ms']:.1f} vs {torch['latency_ms']:.1f} ms" + _targets(r)
+    )
+
+
+def _batch(r: dict) -> str:
+    return (
+        f"{r['files']} files: {r['batch_hours_per_min']:.1f} hours of audio per minute, "
+        f"{r['loop_s'] / r['batch_s']:.2f}x a loop of pipeline calls; a {r['long_hours']:.2f}-hour recording "
+        f"through --segments at {r['long_hours'] * 3600 / r['segments_s']:.0f}x real time, "
+        f"{r['segments_peak_mb']:.0f} MB peak"
+    )
+
+
+def _ray(r: dict) -> str:
+    return (
+        f"{r['backend']} backend, {r['files']} files on {r['cores']} cores: Ray Data "
+        f"{r['ray_hours_per_min'] / r['local_hours_per_min']:.2f}x the local batch run "
+        f"({r['ray_warm_hours_per_min'] / r['local_hours_per_min']:.2f}x with a warm cluster); "
+        f"same label on {r['same_label']} of {r['files']}"
+    )
+
+
+def _training(r: dict) -> str:
+    return f"the fast recipe takes {r['speedup_per_epoch']:.1f}x less time per epoch than the v0.1 recipe"
+
+
+def _robustness(r: dict) -> str:
+    scope = (
+        "each model's own test speakers" if r["held_out"] else "RAVDESS (some heard in the Whisper default's training)"
+    )
+    parts = []
+    for model, agreement in sorted(r["agreement"].items()):
+        conditions = ", ".join(
+            f"{c} {100 * agreement[c]:.1f} ({100 * r['uncertain'][model][c]:.0f} % uncertain)" for c in KEY_CONDITIONS
+        )
+        parts.append(f"{model}: worst gain −24…+6 dB {100 * r['worst_-24_to_+6'][model]:.1f}; {conditions}")
+    clips = "/".join(str(n) for n in sorted(set(r["clips"].values())))
+    return f"top-label agreement (%) on {clips} clips of {scope}: " + "; ".join(parts)
+
+
+def _level(r: dict) -> str:
+    res = r["results"]
+    agreement = ", ".join(
+        f"{g} dB {res[f'gain {g} dB, one level']['agreement']:.1f} "
+        f"({res[f'gain {g} dB, as recorded']['agreement']:.1f})"
+        for g in ("-24", "-12", "+6")
+    )
+    return (
+        f"{r['model']}, {r['clips']} validation clips, one level ({r['level_dbfs']:.1f} dBFS) vs as recorded: "
+        f"agreement {agreement}; UAR at 0 dB {res['gain +0 dB, one level']['uar']:.1f} "
+        f"({res['gain +0 dB, as recorded']['uar']:.1f})"
+    )
+
+
+def _test_time(r: dict) -> str:
+    res = r["results"]
+    cells = ", ".join(
+        f"{c} {res[c]['none']['uar']:.1f} / {res[c]['dereverberation']['uar']:.1f} / {res[c]['phone view']['uar']:.1f}"
+        for c in ("clean", "reverb RT60 0.6 s", "telephone")
+    )
+    return f"{r['model']}, {r['clips']} validation clips, UAR as is / WPE / phone view: {cells}"
+
+
+ROWS: dict[str, Callable[[dict], str]] = {
+    "models": _models,
+    "inference": _inference,
+    "deploy": _deploy,
+    "batch": _batch,
+    "ray": _ray,
+    "training": _training,
+    "robustness": _robustness,
+    "level": _level,
+    "test_time": _test_time,
+}
+
+
+def records(results: Path) -> tuple[list[tuple[str, dict]], list[str]]:
+    """(file name, BENCH_JSON record) for every line of every ``*.txt``, and the files that have none."""
+    found, without = [], []
+    for path in sorted(results.glob("*.txt")):
+        lines = [line[len(PREFIX) :] for line in path.read_text().splitlines() if line.startswith(PREFIX)]
+        if not lines:
+            without.append(path.name)
+        found += [(path.name, json.loads(line)) for line in lines]
+    return found, without
+
+
+def table_lines(results: Path) -> list[str]:
+    found, without = records(results)
+    lines = ["| output | what it measured |", "|---|---|"]
+    for name, record in found:
+        row = ROWS.get(record["bench"])
+        if row is None:
+            raise ValueError(f"{results / name}: no row format for bench {record['bench']!r} in bench/summary.py ROWS")
+        lines.append(f"| `{name}` | {row(record)} |")
+    if without:
+        lines += ["", "Without a BENCH_JSON line: " + ", ".join(f"`{n}`" for n in without) + "."]
+    return lines
+
+
+def with_table(text: str, lines: list[str], readme: Path) -> str:
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: no {START} … {END} block to fill")
+    head, _, rest = text.partition(START)
+    return head + "\n".join([START, "", *lines, "", END]) + rest.partition(END)[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README's table is stale; write nothing")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text()
+    updated = with_table(text, table_lines(args.results), args.readme)
+    if args.check:
+        if updated != text:
+            print(f"{args.readme}: the benchmark table is stale; run python bench/summary.py", file=sys.stderr)
+            return 1
+        return 0
+    args.readme.write_text(updated)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
