@@ -433,3 +433,50 @@ def test_the_choice_check_sets_validation_changes_beside_test_changes_of_the_sam
     # a fold the base did not run is left out of the pairing, and under 3 runs there is no check
     short = record("base", [0.6], [0.68])
     assert "Does choosing" not in "\n".join(variant_lines({"base": base, "variant": short}, ["base", "variant"]))
+
+
+def test_readme_checkpoints_block_is_each_bundled_checkpoints_metrics(tmp_path):
+    from hf_ser.training.results import Calibration
+
+    plan = write_plan(
+        tmp_path,
+        "experiments:\n  r: {config: exp.yaml}\ncheckpoints:\n"
+        "  ser-x: {config: exp.yaml, corpora: [ravdess, emodb]}\n  ser-y: {config: exp.yaml, corpora: [tess]}\n",
+    )
+    results, checkpoints = tmp_path / "results", tmp_path / "checkpoints"
+    results.mkdir()
+    calibrated = _run(0.81, {})
+    calibrated.calibration = Calibration(
+        temperature=1.5,
+        validation_ece_raw=0.1,
+        validation_ece=0.05,
+        test_ece_raw=0.074,
+        test_ece=0.049,
+        test_coverage=[(0.0, 1.0, 0.8), (0.4, 0.9, 0.85), (0.5, 0.7, 0.9)],
+    )
+    for name, run in [("ser-x", calibrated), ("ser-y", _run(0.5, {}))]:
+        (checkpoints / name).mkdir(parents=True)
+        run.save(checkpoints / name / "metrics.json")
+        (checkpoints / name / "model.safetensors").write_bytes(b"\0" * 3 * 2**19)  # 1.5 MB
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- checkpoints:start -->\nstale\n<!-- checkpoints:end -->\nb\n")
+    update_readme(readme, plan, results, checkpoints)
+    text = readme.read_text()
+    assert (
+        "| ser-x | ravdess + emodb | 1 | 1 | 81.0 / 80.0 | 0.074 → 0.049 (1.50) | 90 % (85.0 %) | — | 1.5 MB |" in text
+    )
+    assert "| ser-y | tess | 1 | 1 | 50.0 / 49.0 | not calibrated | — | — | 1.5 MB |" in text
+    assert text.index("ser-x") < text.index("ser-y") and "stale" not in text and text.endswith("end -->\nb\n")
+    (checkpoints / "ser-y" / "metrics.json").unlink()
+    with pytest.raises(FileNotFoundError, match="checkpoint ser-y: no .*ser-y/metrics.json"):
+        update_readme(readme, plan, results, checkpoints)
+
+
+def test_the_readme_checkpoints_table_is_the_bundled_checkpoints():
+    from hf_ser.inference import bundled_dir
+    from hf_ser.publish.checkpoints_page import checkpoint_lines
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    table = readme.split("<!-- checkpoints:start -->\n\n")[1].split("\n\n<!-- checkpoints:end -->")[0]
+    assert table == "\n".join(checkpoint_lines(ReleasePlan.load(root / "configs" / "experiments.yaml"), bundled_dir()))

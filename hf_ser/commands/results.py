@@ -29,6 +29,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..inference import bundled_dir
     from ..publish.release import ReleasePlan, collect_partial, rescore_record, run_experiment
     from ..publish.results_page import update_readme, write_report
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     report, readme = _outputs(args)
     print(f"wrote {write_report(plan, Path(args.results), report)}")
     if readme is not None:
-        update_readme(readme, plan, Path(args.results))
+        update_readme(readme, plan, Path(args.results), bundled_dir())
     return 0
 
 

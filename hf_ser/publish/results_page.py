@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..training.results import MeanStd, Scores
+from .checkpoints_page import checkpoint_lines
 from .release import ExperimentRecord, ReleasePlan, load_records
 from .robustness_page import readme_target_lines, robustness_lines
 from .variant_page import runs_by_seed_fold
@@ -235,6 +236,7 @@ def selection_lines(plan: ReleasePlan, records: dict[str, ExperimentRecord]) -> 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 TARGETS_START, TARGETS_END = "<!-- targets:start -->", "<!-- targets:end -->"
+CHECKPOINTS_START, CHECKPOINTS_END = "<!-- checkpoints:start -->", "<!-- checkpoints:end -->"
 
 
 def _replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
@@ -246,14 +248,17 @@ def _replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
     return head + "\n".join([start, "", *lines, "", end]) + rest.partition(end)[2]
 
 
-def update_readme(readme: Path, plan_path: Path, results_dir: Path) -> None:
-    """Replace the README's generated blocks: the headline rows of RESULTS.md, and the robustness targets of the
-    bundled defaults' recipes (the experiments their checkpoints name as ``robustness``)."""
+def update_readme(readme: Path, plan_path: Path, results_dir: Path, checkpoints: Path | None = None) -> None:
+    """Replace the README's generated blocks: the headline rows of RESULTS.md, the robustness targets of the
+    bundled defaults' recipes (the experiments their checkpoints name as ``robustness``) and, given the folder of
+    the bundled ``checkpoints``, their table."""
     text = readme.read_text()
     plan = ReleasePlan.load(plan_path)
     records = load_records(results_dir)
     robustness = [c.robustness for c in plan.checkpoints.values() if c.robustness is not None]
     text = _replace_block(text, TARGETS_START, TARGETS_END, readme_target_lines(records, robustness))
+    if checkpoints is not None and CHECKPOINTS_START in text:
+        text = _replace_block(text, CHECKPOINTS_START, CHECKPOINTS_END, checkpoint_lines(plan, checkpoints))
     text = _replace_block(text, README_START, README_END, _headline_rows(plan, records))
     readme.write_text(text)
 
