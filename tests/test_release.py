@@ -10,7 +10,7 @@ import yaml
 
 from hf_ser.publish.release import ExperimentRecord, ReleasePlan, collect_partial
 from hf_ser.publish.results_page import update_readme, write_report
-from hf_ser.training.results import ClassScores, Hardware, RunResult, Scores, summarize
+from hf_ser.training.results import Calibration, ClassScores, Hardware, RunResult, Scores, summarize
 
 
 def _run(acc: float, speaker_counts: dict) -> RunResult:
@@ -29,6 +29,11 @@ def _run(acc: float, speaker_counts: dict) -> RunResult:
         wall_seconds=4,
         hardware=Hardware(device="cpu", cpu="x", torch_threads=2, torch="t"),
     )
+
+
+def _calibration(**fields) -> Calibration:
+    """A fold's calibration at temperature 1.5 (validation ECE 0.2 → 0.05) with the test figures given."""
+    return Calibration(temperature=1.5, validation_ece_raw=0.2, validation_ece=0.05, **fields)
 
 
 def write_plan(folder: Path, plan: str) -> Path:
@@ -252,7 +257,7 @@ def test_per_class_rows_come_from_the_summed_confusion_matrix():
 def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_path):
     from hf_ser.confidence import ece_floor_of_scores, ece_sampling_floor
     from hf_ser.publish.robustness_page import robustness_lines
-    from hf_ser.training.results import Calibration, ConditionScores, MeanStd
+    from hf_ser.training.results import ConditionScores, MeanStd
 
     (tmp_path / "exp.yaml").write_text("data: {corpus: ravdess}\n")
     (tmp_path / "experiments.yaml").write_text(
@@ -268,10 +273,7 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
             "white SNR 10": ConditionScores(accuracy=0.7, uar=0.66, agreement=0.95, ece=0.05),
         }
         coverage = [(0.0, 1.0, 0.71), (0.4, 0.8, 0.80)]
-        run.calibration = Calibration(
-            temperature=1.5,
-            validation_ece_raw=0.2,
-            validation_ece=0.05,
+        run.calibration = _calibration(
             test_ece_raw=0.15,
             test_ece=0.04,
             test_coverage=coverage,
@@ -436,7 +438,6 @@ def test_the_choice_check_sets_validation_changes_beside_test_changes_of_the_sam
 
 
 def test_readme_checkpoints_block_is_each_bundled_checkpoints_metrics(tmp_path):
-    from hf_ser.training.results import Calibration
 
     plan = write_plan(
         tmp_path,
@@ -446,13 +447,8 @@ def test_readme_checkpoints_block_is_each_bundled_checkpoints_metrics(tmp_path):
     results, checkpoints = tmp_path / "results", tmp_path / "checkpoints"
     results.mkdir()
     calibrated = _run(0.81, {})
-    calibrated.calibration = Calibration(
-        temperature=1.5,
-        validation_ece_raw=0.1,
-        validation_ece=0.05,
-        test_ece_raw=0.074,
-        test_ece=0.049,
-        test_coverage=[(0.0, 1.0, 0.8), (0.4, 0.9, 0.85), (0.5, 0.7, 0.9)],
+    calibrated.calibration = _calibration(
+        test_ece_raw=0.074, test_ece=0.049, test_coverage=[(0.0, 1.0, 0.8), (0.4, 0.9, 0.85), (0.5, 0.7, 0.9)]
     )
     for name, run in [("ser-x", calibrated), ("ser-y", _run(0.5, {}))]:
         (checkpoints / name).mkdir(parents=True)
