@@ -18,6 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hf_ser.publish.results_page import replace_block  # noqa: E402
+
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 PREFIX = "BENCH_JSON "
 KEY_CONDITIONS = ("telephone", "white SNR 10", "reverb RT60 0.6 s", "babble SNR 10")
@@ -152,10 +156,10 @@ def table_lines(results: Path) -> list[str]:
 
 
 def with_table(text: str, lines: list[str], readme: Path) -> str:
+    """``text`` with its benchmark block filled as the README's other generated blocks are."""
     if START not in text or END not in text:
         raise ValueError(f"{readme}: no {START} … {END} block to fill")
-    head, _, rest = text.partition(START)
-    return head + "\n".join([START, "", *lines, "", END]) + rest.partition(END)[2]
+    return replace_block(text, START, END, lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,12 +197,11 @@ def _confidence_text(result: RunResult, config: dict) -> str:
             "- **Scores are not calibrated** (no validation speakers were held out to fit a temperature): read "
             f"them as a ranking, not as probabilities. {rule}"
         )
-    curve = {round(t, 2): (c, a) for t, c, a in calibration.test_coverage}
-    answered = curve.get(round(threshold, 2))
+    answered, every_clip = calibration.coverage_at(threshold), calibration.coverage_at(0.0)
     trade = (
         f" On the test speakers it answers {100 * answered[0]:.0f} % of clips at that threshold, "
-        f"{100 * answered[1]:.1f} % of them correctly (all clips: {100 * curve[0.0][1]:.1f} %)."
-        if answered and 0.0 in curve
+        f"{100 * answered[1]:.1f} % of them correctly (all clips: {100 * every_clip[1]:.1f} %)."
+        if answered and every_clip
         else ""
     )
     worse = (

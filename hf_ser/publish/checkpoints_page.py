@@ -44,10 +44,7 @@ def _calibration(result: RunResult) -> str:
 
 
 def _answered(result: RunResult, threshold: float) -> str:
-    if result.calibration is None:
+    answered = result.calibration.coverage_at(threshold) if result.calibration is not None else None
+    if answered is None:
         return "—"
-    curve = {round(t, 2): (covered, accuracy) for t, covered, accuracy in result.calibration.test_coverage}
-    if round(threshold, 2) not in curve:
-        return "—"
-    covered, accuracy = curve[round(threshold, 2)]
-    return f"{100 * covered:.0f} % ({100 * accuracy:.1f} %)"
+    return f"{100 * answered[0]:.0f} % ({100 * answered[1]:.1f} %)"

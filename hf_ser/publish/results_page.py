@@ -239,7 +239,7 @@ TARGETS_START, TARGETS_END = "<!-- targets:start -->", "<!-- targets:end -->"
 CHECKPOINTS_START, CHECKPOINTS_END = "<!-- checkpoints:start -->", "<!-- checkpoints:end -->"
 
 
-def _replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
+def replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
     """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``lines`` (unchanged if the
     markers are absent)."""
     if start not in text or end not in text:
@@ -256,10 +256,10 @@ def update_readme(readme: Path, plan_path: Path, results_dir: Path, checkpoints:
     plan = ReleasePlan.load(plan_path)
     records = load_records(results_dir)
     robustness = [c.robustness for c in plan.checkpoints.values() if c.robustness is not None]
-    text = _replace_block(text, TARGETS_START, TARGETS_END, readme_target_lines(records, robustness))
+    text = replace_block(text, TARGETS_START, TARGETS_END, readme_target_lines(records, robustness))
     if checkpoints is not None and CHECKPOINTS_START in text:
-        text = _replace_block(text, CHECKPOINTS_START, CHECKPOINTS_END, checkpoint_lines(plan, checkpoints))
-    text = _replace_block(text, README_START, README_END, _headline_rows(plan, records))
+        text = replace_block(text, CHECKPOINTS_START, CHECKPOINTS_END, checkpoint_lines(plan, checkpoints))
+    text = replace_block(text, README_START, README_END, _headline_rows(plan, records))
     readme.write_text(text)
 
 

@@ -76,6 +76,12 @@ class Calibration(_Result):
     test_confidence: list[float] = []
     test_correct: list[bool] = []
 
+    def coverage_at(self, threshold: float) -> tuple[float, float] | None:
+        """(share of test clips answered, accuracy on those) at ``threshold`` (to 2 decimals, the curve's step);
+        None where the curve has no such point."""
+        curve = {round(t, 2): (covered, accuracy) for t, covered, accuracy in self.test_coverage}
+        return curve.get(round(threshold, 2))
+
     def ece_floor(self, clips: int) -> float | None:
         """A perfectly calibrated model's ECE on the ``clips`` test clips, by chance alone: from each clip's score
         where the run kept them, else from the coverage curve (runs before they were kept); None without either."""
