@@ -438,7 +438,6 @@ def test_the_choice_check_sets_validation_changes_beside_test_changes_of_the_sam
 
 
 def test_readme_checkpoints_block_is_each_bundled_checkpoints_metrics(tmp_path):
-
     plan = write_plan(
         tmp_path,
         "experiments:\n  r: {config: exp.yaml}\ncheckpoints:\n"
