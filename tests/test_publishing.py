@@ -170,3 +170,33 @@ def test_card_reports_what_recording_conditions_cost_the_recipe(run_dir):
     )
     assert "loses these UAR points against its clean clips (60.0): telephone 10.0, reverb RT60 0.6 s 15.0." in text
     assert "Through a phone line its top label is the clean clip's on 80 % of clips." in text
+
+
+def test_card_pools_the_recording_conditions_of_every_seed(run_dir):
+    """A checkpoint's card quotes its recipe under recording conditions over every (seed, fold) run, as the
+    README's targets table does, and says how many seeds it pooled."""
+    from hf_ser.publish.cards import write_card
+    from hf_ser.publish.release import CheckpointSpec, ExperimentRecord, ExperimentSpec, _attach_recipe_results
+    from hf_ser.training.results import ConditionScores, summarize
+
+    result = RunResult.load(run_dir / "metrics.json")
+    clean = result.test.uar
+    seeds = {}
+    for seed, losses in enumerate([(0.10, 0.20), (0.30, 0.00)]):  # telephone UAR lost in fold 0, fold 1
+        runs = {}
+        for fold, lost in enumerate(losses):
+            run = result.model_copy(deep=True)
+            agreement = 0.8 + 0.1 * seed
+            run.corrupted = {"telephone": ConditionScores(accuracy=0, uar=clean - lost, agreement=agreement, ece=0)}
+            runs[f"fold_{fold}"] = run
+        seeds[str(seed)] = summarize("speaker-kfold", ["ravdess"], runs)
+    record = ExperimentRecord(name="r", spec=ExperimentSpec(config="c.yaml"), seeds=seeds, wall_seconds=1)
+    spec = CheckpointSpec(config="c.yaml", corpora=["ravdess"], robustness="r")
+    _attach_recipe_results(result, spec, {"r": record})
+    assert result.robustness.seeds == 2 and result.robustness.test_conditions == {}
+    result.save(run_dir / "metrics.json")
+    text = write_card(run_dir).read_text()
+    assert "(2 folds, speaker-kfold, 2 training seeds, every fold of each pooled)" in text
+    # mean loss over the four runs (10 + 20 + 30 + 0) / 4 = 15 points; agreement (80 + 80 + 90 + 90) / 4 = 85 %
+    assert f"clean clips ({100 * clean:.1f}): telephone 15.0." in text
+    assert "its top label is the clean clip's on 85 % of clips" in text

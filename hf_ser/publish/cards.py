@@ -231,6 +231,7 @@ def _robustness_text(recipe: ProtocolResult) -> str:
     clean = 100 * recipe.uar.mean
     losses = ", ".join(f"{name} {clean - 100 * c.uar.mean:.1f}" for name, c in recipe.corrupted.items())
     phone = recipe.corrupted.get("telephone")
+    seeds = "one training seed" if recipe.seeds == 1 else f"{recipe.seeds} training seeds, every fold of each pooled"
     agreement = (
         f" Through a phone line its top label is the clean clip's on {100 * phone.agreement.mean:.0f} % of clips."
         if phone is not None
@@ -238,7 +239,7 @@ def _robustness_text(recipe: ProtocolResult) -> str:
     )
     return (
         f"- **Real-world recordings**: this model's training recipe, cross-validated on {' + '.join(recipe.corpora)} "
-        f"alone ({len(recipe.folds)} folds, {recipe.protocol}, one training seed) and scored again under hf-ser's "
+        f"alone ({len(recipe.folds)} folds, {recipe.protocol}, {seeds}) and scored again under hf-ser's "
         f"corrupted test suite (`hf_ser.data.corruptions.suite()`), loses these UAR points against its clean "
         f"clips ({clean:.1f}): "
         f'{losses}.{agreement} Expect the same kind of loss, and more "uncertain" answers, on such recordings.'

@@ -21,7 +21,7 @@ from ..encoders.whisper import save_without_encoder
 from ..models.remote_code import strip_remote_code
 from ..training.config import Experiment, ExperimentConfigError, load_experiment
 from ..training.protocols import cross_corpus_overrides
-from ..training.results import MeanStd, ProtocolResult, RunResult, summarize
+from ..training.results import MeanStd, ProtocolResult, RunResult, condition_summaries, summarize
 from ..training.run import train
 from .cards import write_card
 
@@ -267,24 +267,31 @@ def load_records(results_dir: Path, plan: ReleasePlan | None = None) -> dict[str
     return records
 
 
-def _recipe_result(
-    spec: CheckpointSpec, records: dict[str, ExperimentRecord], field: str = "cross_validation"
-) -> ProtocolResult | None:
-    """A result a checkpoint's card shows, first seed: its recipe's cross-validation (``field``
-    ``"cross_validation"``) or the recipe scored under recording conditions (``"robustness"``)."""
-    name = getattr(spec, field)
-    if not name or name not in records:
+def _recipe_result(spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -> ProtocolResult | None:
+    """The cross-validation of a checkpoint's recipe that its card shows: the first seed."""
+    if not spec.cross_validation or spec.cross_validation not in records:
         return None
-    seeds = records[name].seeds
+    seeds = records[spec.cross_validation].seeds
     return seeds[sorted(seeds)[0]]
+
+
+def _over_seeds(record: ExperimentRecord) -> ProtocolResult:
+    """The record's first seed with its clean UAR and its recording conditions pooled over every (seed, fold) run,
+    as the README's targets table measures them; a record without per-fold conditions stays its first seed."""
+    runs = [record.seeds[s] for s in sorted(record.seeds)]
+    folds = [r.test_conditions[f] for r in runs for f in sorted(r.test_conditions)]
+    if len(folds) != record.fold_runs:
+        return runs[0]
+    pooled = {"uar": record.metric("uar"), "corrupted": condition_summaries(folds), "seeds": len(runs)}
+    return runs[0].model_copy(update=pooled)
 
 
 def _attach_recipe_results(result: RunResult, spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -> None:
     result.cross_validation = _recipe_result(spec, records) or result.cross_validation
-    if (robustness := _recipe_result(spec, records, "robustness")) is not None:
+    if spec.robustness and spec.robustness in records:
         # the card needs the summaries over folds; the per-fold and per-clip detail stays in docs/results
         detail = {"calibration": {}, "validation_conditions": {}, "test_conditions": {}, "corrupted_validation": {}}
-        result.robustness = robustness.model_copy(update=detail)
+        result.robustness = _over_seeds(records[spec.robustness]).model_copy(update=detail)
 
 
 CALIBRATION_SPEAKERS = 0.1  # share of the speakers held out of a bundled model's training to fit its temperature

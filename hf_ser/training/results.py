@@ -148,6 +148,7 @@ class ProtocolResult(_Result):
     validation_conditions: dict[str, dict[str, ConditionScores]] = {}
     # per fold: the test speakers under each condition (a screen is reported beside its base on the same folds)
     test_conditions: dict[str, dict[str, ConditionScores]] = {}
+    seeds: int = 1  # training seeds whose fold runs the summaries pool (one protocol run: 1)
 
     def ece(self, raw: bool = False) -> MeanStd | None:
         """Test ECE over folds, calibrated (or ``raw``: the softmax of the logits); None without calibration."""
@@ -218,14 +219,14 @@ def summarize(protocol: str, corpora: list[str], runs: dict[str, RunResult]) -> 
         collapsed_speakers=sorted({s for r in runs.values() for s in r.collapsed_speakers()}),
         validation_uar={name: r.best_validation_uar for name, r in runs.items()},
         calibration={name: r.calibration for name, r in runs.items() if r.calibration is not None},
-        corrupted=_condition_summaries([r.corrupted for r in runs.values()]),
-        corrupted_validation=_condition_summaries([r.corrupted_validation for r in runs.values()]),
+        corrupted=condition_summaries([r.corrupted for r in runs.values()]),
+        corrupted_validation=condition_summaries([r.corrupted_validation for r in runs.values()]),
         validation_conditions={n: r.corrupted_validation for n, r in runs.items() if r.corrupted_validation},
         test_conditions={n: r.corrupted for n, r in runs.items() if r.corrupted},
     )
 
 
-def _condition_summaries(folds: list[dict[str, ConditionScores]]) -> dict[str, ConditionSummary]:
+def condition_summaries(folds: list[dict[str, ConditionScores]]) -> dict[str, ConditionSummary]:
     """Mean ± std over folds of each condition every fold was scored under."""
     shared = [c for c in folds[0] if all(c in f for f in folds)]
     return {
