@@ -21,7 +21,7 @@ from ..encoders.whisper import save_without_encoder
 from ..models.remote_code import strip_remote_code
 from ..training.config import Experiment, ExperimentConfigError, load_experiment
 from ..training.protocols import cross_corpus_overrides
-from ..training.results import MeanStd, ProtocolResult, RunResult, condition_summaries, summarize
+from ..training.results import HEADLINE, MeanStd, ProtocolResult, RunResult, condition_summaries, summarize
 from ..training.run import train
 from .cards import write_card
 
@@ -276,13 +276,14 @@ def _recipe_result(spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -
 
 
 def _over_seeds(record: ExperimentRecord) -> ProtocolResult:
-    """The record's first seed with its clean UAR and its recording conditions pooled over every (seed, fold) run,
+    """The record's first seed with its clean scores and its recording conditions pooled over every (seed, fold) run,
     as the README's targets table measures them; a record without per-fold conditions stays its first seed."""
     runs = [record.seeds[s] for s in sorted(record.seeds)]
     folds = [r.test_conditions[f] for r in runs for f in sorted(r.test_conditions)]
     if len(folds) != record.fold_runs:
         return runs[0]
-    pooled = {"uar": record.metric("uar"), "corrupted": condition_summaries(folds), "seeds": len(runs)}
+    pooled = {key: record.metric(key) for key in HEADLINE}
+    pooled |= {"corrupted": condition_summaries(folds), "seeds": len(runs)}
     return runs[0].model_copy(update=pooled)
 
 
