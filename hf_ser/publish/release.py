@@ -24,6 +24,7 @@ from ..training.protocols import cross_corpus_overrides
 from ..training.results import HEADLINE, MeanStd, ProtocolResult, RunResult, condition_summaries, summarize
 from ..training.run import train
 from .cards import write_card
+from .variant_page import runs_by_seed_fold
 
 logger = logging.getLogger("hf_ser.release")
 
@@ -108,6 +109,11 @@ class ExperimentRecord(_Spec):
     only_folds: list[int] | None = None  # a screening run on some folds only
     seeds: dict[str, ProtocolResult]
     wall_seconds: float
+
+    @property
+    def first_seed(self) -> ProtocolResult:
+        """The run of the lowest seed (as named): what a card quotes where one protocol run is shown."""
+        return self.seeds[sorted(self.seeds)[0]]
 
     @property
     def fold_runs(self) -> int:
@@ -271,20 +277,18 @@ def _recipe_result(spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -
     """The cross-validation of a checkpoint's recipe that its card shows: the first seed."""
     if not spec.cross_validation or spec.cross_validation not in records:
         return None
-    seeds = records[spec.cross_validation].seeds
-    return seeds[sorted(seeds)[0]]
+    return records[spec.cross_validation].first_seed
 
 
 def _over_seeds(record: ExperimentRecord) -> ProtocolResult:
     """The record's first seed with its clean scores and its recording conditions pooled over every (seed, fold) run,
     as the README's targets table measures them; a record without per-fold conditions stays its first seed."""
-    runs = [record.seeds[s] for s in sorted(record.seeds)]
-    folds = [r.test_conditions[f] for r in runs for f in sorted(r.test_conditions)]
+    folds = list(runs_by_seed_fold(record, "test_conditions").values())
     if len(folds) != record.fold_runs:
-        return runs[0]
+        return record.first_seed
     pooled = {key: record.metric(key) for key in HEADLINE}
-    pooled |= {"corrupted": condition_summaries(folds), "seeds": len(runs)}
-    return runs[0].model_copy(update=pooled)
+    pooled |= {"corrupted": condition_summaries(folds), "seeds": len(record.seeds)}
+    return record.first_seed.model_copy(update=pooled)
 
 
 def _attach_recipe_results(result: RunResult, spec: CheckpointSpec, records: dict[str, ExperimentRecord]) -> None:
