@@ -686,6 +686,34 @@ def test_mixup_trains_and_never_mixes_evaluation(corpus_dir, tmp_path, monkeypat
         tiny(training__mixup_alpha=-1.0)
 
 
+def test_training_items_are_released_before_testing(corpus_dir, tmp_path, monkeypatch):
+    """Every copy's features are in memory while training; testing and the corrupted suite must not keep them."""
+    import gc
+    import weakref
+
+    from hf_ser.training import trainer as trainer_module
+
+    made, refs, alive_at_predict = [], [], []
+    items_of = trainer_module._training_items
+    monkeypatch.setattr(trainer_module, "_training_items", lambda *a, **k: made.append(items_of(*a, **k)) or made[-1])
+    train, predict = trainer_module.SERTrainer.train, trainer_module.SERTrainer.predict
+
+    def watched_train(self, *args, **kwargs):
+        refs.append(weakref.ref(made.pop()))  # the test lets go of them: only the trainer holds them now
+        return train(self, *args, **kwargs)
+
+    def watched_predict(self, *args, **kwargs):
+        gc.collect()
+        alive_at_predict.append(refs[0]() is not None)
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.SERTrainer, "train", watched_train)
+    monkeypatch.setattr(trainer_module.SERTrainer, "predict", watched_predict)
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    result = run_split(tiny(training__num_train_epochs=1), splits, tmp_path / "run")
+    assert result.rows["test"] > 0 and alive_at_predict and not any(alive_at_predict)  # gone at every predict
+
+
 def test_jensen_shannon_consistency_against_hand_computed_values():
     import torch
 
