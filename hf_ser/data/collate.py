@@ -77,7 +77,9 @@ class ItemAugmentation(BaseModel):
 
 
 class InMemoryFeatures(torch.utils.data.Dataset):
-    """A feature dataset held in memory as tensors: no Arrow decoding per step, which made epochs slow.
+    """A feature dataset held in memory as tensors: no Arrow decoding per step, which made epochs slow. Cached
+    encoder states are memory-mapped from their files instead (the operating system pages them in and may drop them):
+    held in memory, the bundled default's training set (five copies of three corpora) took 23.5 GB of a 24 GB machine.
 
     For training, each access applies ``augmentation`` (:class:`ItemAugmentation`): a random crop, then
     SpecAugment-style masks, each replaced by the utterance's mean (a zero would be an extreme value for raw
@@ -94,8 +96,8 @@ class InMemoryFeatures(torch.utils.data.Dataset):
         input_name: str = "input_features",
     ):
         table = dataset.with_format("numpy")
-        if column == STATES_COLUMN:  # cache file names: the states stay float16 in memory (half the size)
-            self.features = [torch.from_numpy(load_states(str(f))) for f in table[column]]
+        if column == STATES_COLUMN:  # cache file names: the states stay float16 (half the size), memory-mapped
+            self.features = [torch.from_numpy(load_states(str(f), mapped=True)) for f in table[column]]
             if STATISTICS_COLUMN in dataset.column_names:  # adaptive variants: standardised per speaker or corpus
                 stats = {f: load_statistics(f) for f in set(dataset[STATISTICS_COLUMN])}
                 self.features = [

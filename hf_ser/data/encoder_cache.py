@@ -142,8 +142,11 @@ def cache_encoder_states(
     return out.remove_columns(drop).add_column(STATES_COLUMN, files)
 
 
-def load_states(path: str) -> np.ndarray:
-    return np.load(path)
+def load_states(path: str, mapped: bool = False) -> np.ndarray:
+    """One clip's cached states (frames x layers x width, float16). ``mapped`` memory-maps the file copy-on-write
+    instead of reading it: the pages are the operating system's to drop and read back, so a training set larger than
+    memory (five copies of three corpora are ~20 GB) still fits, and writes to the array never reach the cache."""
+    return np.load(path, mmap_mode="c" if mapped else None)
 
 
 def standardize_states(data: Dataset, group: str = "speaker", cache_dir: str | Path | None = None) -> Dataset:
