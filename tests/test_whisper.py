@@ -4,6 +4,7 @@ training from cached encoder states through the same CLI, remote code."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -522,27 +523,43 @@ def test_standardize_states_gives_each_group_its_own_zero_mean_and_unit_std(tmp_
     np.testing.assert_array_equal(plain.features[2].numpy(), raw[2])
 
 
-def test_training_states_are_memory_mapped_and_never_written_back(tmp_path):
-    """Cached states are mapped, not read: held in memory, five copies of three corpora took 23.5 GB of 24."""
+def test_training_states_are_memory_mapped_without_holding_files_open_and_never_written_back(tmp_path):
+    """Cached states are mapped, not read (held in memory, five copies of three corpora took 23.5 GB of 24), and a
+    mapping must not keep its file open: a training set has far more files than the usual limit of 1,024."""
     from datasets import Dataset
 
     from hf_ser.data.collate import InMemoryFeatures, SERDataCollator
     from hf_ser.data.encoder_cache import STATES_COLUMN
 
-    states = np.random.default_rng(0).standard_normal((30, 3, 4)).astype(np.float16)
-    np.save(tmp_path / "0.npy", states)
+    rng = np.random.default_rng(0)
+    states = [rng.standard_normal((30 + i, 3, 4)).astype(np.float16) for i in range(64)]
+    files = [str(tmp_path / f"{i}.npy") for i in range(64)]
+    for f, s in zip(files, states):
+        np.save(f, s)
+    open_before = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").exists() else None
     items = InMemoryFeatures(
-        Dataset.from_dict({STATES_COLUMN: [str(tmp_path / "0.npy")], "emotion": [1]}),
-        column=STATES_COLUMN,
-        input_name=STATES_COLUMN,
+        Dataset.from_dict({STATES_COLUMN: files, "emotion": [1] * 64}), column=STATES_COLUMN, input_name=STATES_COLUMN
     )
-    mapped = items.features[0]
-    if Path("/proc/self/maps").exists():  # Linux: the file is mapped into the process, not copied into it
-        assert str(tmp_path / "0.npy") in Path("/proc/self/maps").read_text()
-    batch = SERDataCollator(input_name=STATES_COLUMN)([items[0]])
-    np.testing.assert_array_equal(batch[STATES_COLUMN][0].numpy(), states.astype(np.float32))
-    mapped.mul_(0)  # copy-on-write: a write changes this copy only, never the cache file
-    np.testing.assert_array_equal(np.load(tmp_path / "0.npy"), states)
+    if open_before is not None:  # Linux: no descriptor per mapped file (np.load's mmap_mode keeps one each)
+        assert len(os.listdir("/proc/self/fd")) < open_before + 8
+        assert files[7] in Path("/proc/self/maps").read_text()  # the file is mapped, not copied in
+    batch = SERDataCollator(input_name=STATES_COLUMN)([items[7], items[8]])
+    np.testing.assert_array_equal(batch[STATES_COLUMN][0, :37].numpy(), states[7].astype(np.float32))
+    np.testing.assert_array_equal(batch[STATES_COLUMN][1].numpy(), states[8].astype(np.float32))
+    items.features[7].mul_(0)  # copy-on-write: a write changes this copy only, never the cache file
+    np.testing.assert_array_equal(np.load(files[7]), states[7])
+
+
+def test_mapping_states_refuses_a_file_that_is_not_float16_states(tmp_path):
+    from hf_ser.data.encoder_cache import map_states
+
+    np.save(tmp_path / "wide.npy", np.zeros((5, 2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"wide\.npy: expected C-ordered float16 encoder states, found float32"):
+        map_states(str(tmp_path / "wide.npy"))
+    np.save(tmp_path / "cut.npy", np.zeros((5, 2, 3), np.float16))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:-10])
+    with pytest.raises(ValueError, match=r"cut\.npy: .* bytes, expected"):
+        map_states(str(tmp_path / "cut.npy"))
 
 
 def test_adaptive_states_model_refuses_audio_until_adapted_then_equals_the_standardised_cache(

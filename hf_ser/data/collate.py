@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 from pydantic import BaseModel, ConfigDict, Field
 
-from .encoder_cache import STATES_COLUMN, STATISTICS_COLUMN, load_states, load_statistics
+from .encoder_cache import STATES_COLUMN, STATISTICS_COLUMN, load_statistics, map_states
 
 CONSISTENCY_GROUP = "consistency_group"  # a batch key: rows with one value are one clip and its augmented copies
 CONSISTENCY_ORIGINAL = "consistency_original"  # a batch key: True on the rows that are an original clip, not a copy
@@ -97,7 +97,7 @@ class InMemoryFeatures(torch.utils.data.Dataset):
     ):
         table = dataset.with_format("numpy")
         if column == STATES_COLUMN:  # cache file names: the states stay float16 (half the size), memory-mapped
-            self.features = [torch.from_numpy(load_states(str(f), mapped=True)) for f in table[column]]
+            self.features = [map_states(str(f)) for f in table[column]]
             if STATISTICS_COLUMN in dataset.column_names:  # adaptive variants: standardised per speaker or corpus
                 stats = {f: load_statistics(f) for f in set(dataset[STATISTICS_COLUMN])}
                 self.features = [

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from datasets import Dataset, DatasetDict
@@ -25,6 +26,9 @@ from datasets import Dataset, DatasetDict
 from ..audio import AudioDecodeError, decode_row
 from ..models.ser.mfcc_features_ser import speaker_statistics as frame_statistics
 from .cache import cache_root, mark_used
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger("hf_ser.data")
 STATES_COLUMN = "encoder_states"
@@ -142,11 +146,38 @@ def cache_encoder_states(
     return out.remove_columns(drop).add_column(STATES_COLUMN, files)
 
 
-def load_states(path: str, mapped: bool = False) -> np.ndarray:
-    """One clip's cached states (frames x layers x width, float16). ``mapped`` memory-maps the file copy-on-write
-    instead of reading it: the pages are the operating system's to drop and read back, so a training set larger than
-    memory (five copies of three corpora are ~20 GB) still fits, and writes to the array never reach the cache."""
-    return np.load(path, mmap_mode="c" if mapped else None)
+def load_states(path: str) -> np.ndarray:
+    """One clip's cached states (frames x layers x width, float16), read into memory."""
+    return np.load(path)
+
+
+def map_states(path: str) -> torch.Tensor:
+    """One clip's cached states as a float16 tensor memory-mapped from the file, copy-on-write: the pages are the
+    operating system's to drop and read back, so a training set larger than memory (the default's five copies of
+    three corpora are ~20 GB) still fits, and a write to the tensor never reaches the cache. Not ``np.load(...,
+    mmap_mode=...)``: Python's mmap keeps a descriptor open per file, and a training set has more files than the
+    usual limit of 1,024 open ones; torch's file mapping closes it once mapped."""
+    import torch
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as handle:
+        version = npy.read_magic(handle)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"{path}: .npy format {version} is not one the encoder cache writes")
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(handle)
+        offset = handle.tell()
+    if dtype != np.float16 or fortran_order:
+        raise ValueError(
+            f"{path}: expected C-ordered float16 encoder states, found {dtype} (Fortran order: {fortran_order})"
+        )
+    size = os.path.getsize(path)
+    if size != offset + 2 * int(np.prod(shape)):
+        raise ValueError(
+            f"{path}: {size} bytes, expected {offset + 2 * int(np.prod(shape))} for states of shape {shape}"
+        )
+    raw = torch.from_file(path, shared=False, size=size, dtype=torch.uint8)  # shared=False: a private mapping
+    return raw[offset:].view(torch.float16).reshape(shape)
 
 
 def standardize_states(data: Dataset, group: str = "speaker", cache_dir: str | Path | None = None) -> Dataset:
