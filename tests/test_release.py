@@ -363,6 +363,18 @@ def test_the_robustness_section_comes_from_corrupted_and_calibration_fields(tmp_
     # every variant of one recipe file side by side on the runs all of them have, lowest condition named
     assert "Every variant of `exp.yaml` on the validation actors of fold_1, seeds 0, 1" in text
     assert "| r-model | 50.00 | 50.00 (telephone) |" in text and "| r-aug | 70.00 | 70.00 (telephone) |" in text
+    # the figure draws the bundled defaults' recipes where named (with every variant tried, its lines and legend
+    # hid one another), else every experiment
+    from unittest import mock
+
+    import hf_ser.publish.robustness_page as page
+
+    both = {"r-model": full, "r-aug": aug}
+    with mock.patch.object(page, "_plot_coverage", wraps=page._plot_coverage) as plot:
+        text = "\n".join(robustness_lines(both, ["r-model", "r-aug"], figure, plotted=["r-model", "absent"]))
+        assert plot.call_args.args[1] == ["r-model"] and "for the bundled defaults' recipes" in text
+        text = "\n".join(robustness_lines(both, ["r-model", "r-aug"], figure))
+        assert plot.call_args.args[1] == ["r-model", "r-aug"] and "for every experiment above" in text
 
 
 def test_target_table_shows_each_target_beside_its_variants():

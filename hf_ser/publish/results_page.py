@@ -83,7 +83,8 @@ def write_report(plan_path: Path, results_dir: Path, target: Path) -> Path:
     lines += target_lines(records)
     robust = [n for n, spec in plan.experiments.items() if spec.group == "robustness"]
     figure = target.parent / "results" / "coverage-accuracy.png"
-    lines += robustness_lines(records, robust, figure=figure, baselines=baselines)
+    defaults = [c.robustness for c in plan.checkpoints.values() if c.robustness is not None]
+    lines += robustness_lines(records, robust, figure=figure, baselines=baselines, plotted=defaults)
     if baselines:
         lines += [
             "## Classic baseline on the same folds",

@@ -36,10 +36,16 @@ def _condition(record, condition: str, key: str, part: str = "corrupted") -> Mea
 
 
 def robustness_lines(
-    records: dict, names: list[str], figure: Path | None = None, baselines: dict | None = None
+    records: dict,
+    names: list[str],
+    figure: Path | None = None,
+    baselines: dict | None = None,
+    plotted: list[str] | None = None,
 ) -> list[str]:
     """Tables (and the coverage figure, written to ``figure``) for the robustness experiments ``names``, beside
-    the openSMILE baselines (``baselines``: baseline result dicts) that were scored under the same conditions."""
+    the openSMILE baselines (``baselines``: baseline result dicts) that were scored under the same conditions. The
+    figure draws ``plotted`` (the bundled defaults' recipes) where given: with every variant tried, its lines and
+    legend hid one another; the calibration table has every experiment's figures."""
     smile = {k: b for k, b in (baselines or {}).items() if b.get("corrupted")}
     names = _scored(records, names)
     if not names:
@@ -70,7 +76,7 @@ def robustness_lines(
         percent = [None if s is None else (100 * s["uar"]["mean"], 100 * s["agreement"]["mean"]) for s in scores]
         lines.append(_suite_row(f"{_smile_name(b)} (baseline)", 100 * b["uar"]["mean"], percent))
     lines += ["", *variant_lines(records, names), "### Against the targets", "", *_target_table(records, names), ""]
-    return [*lines, *_calibration_lines(records, names, figure)]
+    return [*lines, *_calibration_lines(records, names, figure, plotted)]
 
 
 def _suite_row(label: str, clean: float, scores: list[tuple[float, float] | None]) -> str:
@@ -221,7 +227,9 @@ def _coverage(record) -> list[tuple[float, float, float]]:
     return [(t, float(np.mean([c[t][0] for c in curves])), float(np.mean([c[t][1] for c in curves]))) for t in shared]
 
 
-def _calibration_lines(records: dict, names: list[str], figure: Path | None) -> list[str]:
+def _calibration_lines(
+    records: dict, names: list[str], figure: Path | None, plotted: list[str] | None = None
+) -> list[str]:
     lines = [
         '### Calibration and the "uncertain" answer',
         "",
@@ -267,8 +275,17 @@ def _calibration_lines(records: dict, names: list[str], figure: Path | None) -> 
             else f"| {n} | {np.mean(temps):.2f} | {raw.mean:.3f} | {ece.mean:.3f} | {floor_cell} | – | – | – | – | – |"
         )
     lines += ["", *_condition_ece_lines(records, names)]
-    if figure is not None and _plot_coverage(records, names, figure):
-        lines += ["", f"![coverage against accuracy](results/{figure.name})", ""]
+    drawn = [n for n in plotted or [] if n in names] or names
+    if figure is not None and _plot_coverage(records, drawn, figure):
+        which = "the bundled defaults' recipes" if drawn != names else "every experiment above"
+        lines += [
+            "",
+            f"Coverage against accuracy on the clean test actors as the threshold rises, for {which} "
+            f"(the dot: the default threshold {DEFAULT_RULE.threshold}).",
+            "",
+            f"![coverage against accuracy](results/{figure.name})",
+            "",
+        ]
     lines.append("")
     return lines
 
@@ -317,7 +334,7 @@ def _plot_coverage(records: dict, names: list[str], figure: Path) -> bool:
     ax.set_title(f"Coverage vs accuracy (dots: threshold {DEFAULT_RULE.threshold})")
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(figure, dpi=110)
