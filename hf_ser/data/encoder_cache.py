@@ -171,11 +171,9 @@ def map_states(path: str) -> torch.Tensor:
         raise ValueError(
             f"{path}: expected C-ordered float16 encoder states, found {dtype} (Fortran order: {fortran_order})"
         )
-    size = os.path.getsize(path)
-    if size != offset + 2 * int(np.prod(shape)):
-        raise ValueError(
-            f"{path}: {size} bytes, expected {offset + 2 * int(np.prod(shape))} for states of shape {shape}"
-        )
+    size, expected = os.path.getsize(path), offset + dtype.itemsize * int(np.prod(shape))
+    if size != expected:
+        raise ValueError(f"{path}: {size} bytes, expected {expected} for states of shape {shape}")
     raw = torch.from_file(path, shared=False, size=size, dtype=torch.uint8)  # shared=False: a private mapping
     return raw[offset:].view(torch.float16).reshape(shape)
 

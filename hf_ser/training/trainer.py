@@ -336,9 +336,10 @@ def fit(
     has_checkpoint = Path(args.output_dir).is_dir() and any(Path(args.output_dir).glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
     train_seconds = time.time() - train_started
-    # The training items hold every copy's features in memory (the encoder states of five copies of three corpora:
-    # 22.5 GB on a 24 GB machine, and the corrupted suite scored after training went over): testing and scoring need
-    # none of them, so the trainer, its callback handler and its accelerator (the prepared dataloaders) let them go.
+    # The training items hold every copy's features (read into memory, or for encoder states mapped from their
+    # files: held in memory, five copies of three corpora took 22.5 GB of a 24 GB machine and the corrupted suite
+    # scored after training went over): testing and scoring need none of them, so the trainer, its callback handler
+    # and its accelerator (the prepared dataloaders) let them go.
     trainer.train_dataset = trainer.callback_handler.train_dataloader = None
     trainer.accelerator.free_memory()
     del items
