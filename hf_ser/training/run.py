@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset, DatasetDict
-from transformers import AutoModelForAudioClassification
+from transformers import AutoModelForAudioClassification, set_seed
 
 from ..data.augment import augment
 from ..data.collate import SOFT_LABELS
@@ -78,10 +78,16 @@ def _class_weights(labels: list[int], num_labels: int) -> list[float]:
     return [float(w) for w in weights]
 
 
-def build_model(exp: Experiment, labels: list[str], class_weights: list[float] | None = None):
+def build_model(exp: Experiment, labels: list[str], class_weights: list[float] | None = None, seed: int = 0):
     """A fresh model of ``model.model_type`` for these labels (any type registered with the Auto classes); a
-    pretrained-encoder family gets its encoder's weights from ``model.encoder``."""
+    pretrained-encoder family gets its encoder's weights from ``model.encoder``.
+
+    Its initial weights are drawn after ``set_seed(seed)``: the Trainer seeds only what happens once it exists (data
+    order, dropout), so without this a model built before it starts from whatever state the process's generators
+    are in, and the same seed gives another model in every process.
+    """
     config = exp.build_model_config(labels, class_weights)
+    set_seed(seed)
     if not exp.family.encoder_cache:
         return AutoModelForAudioClassification.from_config(config)
     from ..encoders.whisper import encoder_fields, load_whisper_encoder
@@ -123,7 +129,7 @@ def run_split(
             )
         labels = splits["train"].features["emotion"].names
         weights = _class_weights(splits["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
-        model = model if model is not None else build_model(exp, labels, weights)
+        model = model if model is not None else build_model(exp, labels, weights, seed=args.seed)
         if copies.includes("TelephoneBand"):  # the "uncertain" rule's band check then stands down for it
             model.config.trained_band_limited = True
         feats = model_inputs_of(exp, splits, fe, model)
