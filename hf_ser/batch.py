@@ -53,16 +53,17 @@ def audio_files(
 
 
 def decode_clip(
-    path: str, rate: int, policy: InputPolicy = DEFAULT_POLICY
+    path: str, rate: int, policy: InputPolicy = DEFAULT_POLICY, longest: float | None = None
 ) -> tuple[str, np.ndarray | None, float | None, str | None]:
     """(path, waveform at ``rate`` or None, seconds, error); the waveform is None and the error empty when the
-    clip holds no speech. Runs in worker processes (the VAD included)."""
+    clip holds no speech. ``longest``: the most seconds the model takes in one piece (None: any length). Runs in
+    worker processes (the VAD included)."""
     try:
         wave, _ = load_audio(path, rate)
     except (AudioDecodeError, ValueError) as err:
         return path, None, None, str(err)
     seconds = len(wave) / rate
-    if error := policy.too_short(seconds):
+    if error := policy.too_short(seconds) or policy.too_long(seconds, longest):
         return path, None, seconds, f"{path}: {error}"
     if not policy.has_speech(wave, rate):
         return path, None, seconds, ""
@@ -78,6 +79,24 @@ def predicted(
     return Prediction(path, verdict.label, verdict.score, ranked, seconds, reason=verdict.reason)
 
 
+def classified(
+    classify: Callable[[list[np.ndarray]], list[list[dict]]], waves: list[np.ndarray]
+) -> list[list[dict] | ValueError]:
+    """Each clip's scores, or the error the model refused it with: a batch that fails is classified again clip by
+    clip, so one clip the model refuses costs only its own row."""
+    try:
+        return classify(waves)
+    except ValueError:
+        return [_refused(classify, wave) for wave in waves]
+
+
+def _refused(classify, wave: np.ndarray) -> list[dict] | ValueError:
+    try:
+        return classify([wave])[0]
+    except ValueError as err:
+        return err
+
+
 def predict_files(
     inputs: Iterable[str | Path],
     classify: Callable[[list[np.ndarray]], list[list[dict]]],
@@ -87,9 +106,11 @@ def predict_files(
     progress: bool = False,
     policy: InputPolicy = DEFAULT_POLICY,
     rule: ConfidenceRule = DEFAULT_RULE,
+    longest: float | None = None,
 ) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per file (errors included), classifying decoded clips in batches; ``rule``
-    decides when the answer is "uncertain" (:mod:`hf_ser.confidence`)."""
+    decides when the answer is "uncertain" (:mod:`hf_ser.confidence`); files longer than ``longest`` seconds (what
+    the model takes in one piece, :func:`hf_ser.inference.longest_clip_seconds`) get an error row."""
     from tqdm.auto import tqdm
 
     files, errors = audio_files(inputs, policy)
@@ -97,9 +118,11 @@ def predict_files(
     pending: list[tuple[str, np.ndarray, float]] = []
 
     def flush():
-        results = classify([w for _, w, _ in pending])
-        for (path, wave, seconds), scores in zip(pending, results):
-            yield predicted(path, scores, wave, rate, seconds, rule)
+        for (path, wave, seconds), scores in zip(pending, classified(classify, [w for _, w, _ in pending])):
+            if isinstance(scores, ValueError):
+                yield Prediction(path, seconds=seconds, error=f"{path}: {scores}")
+            else:
+                yield predicted(path, scores, wave, rate, seconds, rule)
         pending.clear()
 
     bar = tqdm(total=len(files), desc="classify", unit="file", disable=not progress, file=sys.stderr)
@@ -110,9 +133,9 @@ def predict_files(
     try:
         n = len(files)
         decoded = (
-            pool.map(decode_clip, files, [rate] * n, [policy] * n, chunksize=4)
+            pool.map(decode_clip, files, [rate] * n, [policy] * n, [longest] * n, chunksize=4)
             if pool
-            else (decode_clip(f, rate, policy) for f in files)
+            else (decode_clip(f, rate, policy, longest) for f in files)
         )
         for path, wave, seconds, error in decoded:
             bar.update(1)

@@ -180,6 +180,17 @@ def confidence_rule(classifier, threshold: float | None = None):
     return rule
 
 
+def longest_clip_seconds(classifier) -> float | None:
+    """The most seconds a classifier of either backend takes in one piece, or None for any length. The Whisper
+    family stops at its position embeddings (its extractor's ``max_duration``, 30 s); the MFCC family's
+    ``max_duration``, where set, crops and pads instead, so any length is taken."""
+    extractor = getattr(classifier, "feature_extractor", None)  # the pipeline; the ONNX runtime keeps the settings
+    settings = extractor.to_dict() if extractor is not None else classifier.features.settings
+    if settings.get("feature_extractor_type") == "SERWhisperFeatureExtractor":
+        return float(settings["max_duration"])
+    return None
+
+
 def announce(model: str | Path | None, folder: Path | None = None) -> None:
     """Print which model answers to stderr (kept off stdout, which carries results)."""
     print(describe(model, folder), file=sys.stderr)

@@ -134,5 +134,15 @@ class InputPolicy:
             return f"clip is {seconds:.3f} s long; at least {self.min_seconds} s are needed"
         return None
 
+    def too_long(self, seconds: float, longest: float | None) -> str | None:
+        """The error text for a clip longer than a model takes in one piece (``longest`` seconds; None: any
+        length), else None. Such a recording is classified over time instead (``--segments``)."""
+        if longest is not None and seconds > longest:
+            return (
+                f"clip is {seconds:.1f} s long; this model takes at most {longest:g} s in one piece: classify it "
+                "over time (hf-ser predict --segments, or hf_ser.segments)"
+            )
+        return None
+
 
 DEFAULT_POLICY = InputPolicy()

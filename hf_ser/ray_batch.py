@@ -25,7 +25,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .batch import Prediction, audio_files, decode_clip, predicted
+import numpy as np
+
+from .batch import Prediction, audio_files, classified, decode_clip, predicted
 from .input_policy import DEFAULT_POLICY, NO_SPEECH
 
 COLUMNS = ("path", "label", "score", "scores", "seconds", "error", "reason")
@@ -64,11 +66,12 @@ class ClassifyBatch:
             import torch
 
             torch.set_num_threads(max(1, threads))
-        from .inference import confidence_rule, load_classifier
+        from .inference import confidence_rule, load_classifier, longest_clip_seconds
 
         self.classifier = load_classifier(model, backend=backend, int8=int8, device=device, adapt_on=adapt_on)
         self.rate = self.classifier.sampling_rate
         self.rule = confidence_rule(self.classifier, uncertain_below)
+        self.longest = longest_clip_seconds(self.classifier)
         self.segments = segments
 
     def __call__(self, batch: dict) -> dict:
@@ -77,16 +80,21 @@ class ClassifyBatch:
         return _columns(rows, self.segments)
 
     def _predictions(self, paths: list[str]) -> Iterator[Prediction]:
-        decoded = [decode_clip(p, self.rate, DEFAULT_POLICY) for p in paths]
+        decoded = [decode_clip(p, self.rate, DEFAULT_POLICY, self.longest) for p in paths]
         speech = [(path, wave, seconds) for path, wave, seconds, error in decoded if wave is not None]
-        scores = iter(self.classifier([w for _, w, _ in speech], top_k=None, batch_size=16) if speech else [])
+        scores = iter(classified(self._classify, [w for _, w, _ in speech]) if speech else [])
         for path, wave, seconds, error in decoded:
             if error:
                 yield Prediction(path, seconds=seconds, error=error)
             elif wave is None:
                 yield Prediction(path, NO_SPEECH, None, {}, seconds)
+            elif isinstance(result := next(scores), ValueError):
+                yield Prediction(path, seconds=seconds, error=f"{path}: {result}")
             else:
-                yield predicted(path, next(scores), wave, self.rate, seconds, self.rule)
+                yield predicted(path, result, wave, self.rate, seconds, self.rule)
+
+    def _classify(self, waves: list[np.ndarray]) -> list[list[dict]]:
+        return self.classifier(waves, top_k=None, batch_size=16)
 
     def _timelines(self, paths: list[str]) -> list[tuple[Prediction, list[dict] | None]]:
         from .timeline import segments

@@ -135,6 +135,27 @@ def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speec
     assert rows["quiet_speech"]["label"] in load_classifier(model_dir).model.config.label2id
 
 
+def test_a_clip_the_model_refuses_costs_only_its_own_row(tmp_path, speech):
+    """A batch the model fails on is classified again clip by clip: the clip it refuses gets an error row naming
+    the file and the model's reason, its batch-mates their scores; the tiny family takes any length."""
+    from hf_ser.batch import predict_files
+    from hf_ser.inference import longest_clip_seconds
+
+    for i, seconds in enumerate([1.0, 3.0, 1.5]):
+        sf.write(tmp_path / f"clip{i}.wav", speech(seconds, 16000, seed=i), 16000)
+
+    def classify(waves):
+        if any(len(w) > 2 * 16000 for w in waves):
+            raise ValueError("longer than this test model takes")
+        return [[{"label": "calm", "score": 0.9}, {"label": "sad", "score": 0.1}] for _ in waves]
+
+    rows = {Path(p.path).name: p for p in predict_files([tmp_path], classify, 16000, workers=1, batch_size=8)}
+    assert rows["clip1.wav"].error == f"{tmp_path / 'clip1.wav'}: longer than this test model takes"
+    assert rows["clip1.wav"].seconds == pytest.approx(3.0)
+    assert [rows[n].label for n in ("clip0.wav", "clip2.wav")] == ["calm", "calm"]
+    assert longest_clip_seconds(load_classifier("ser-general")) is None
+
+
 @pytest.mark.real_data
 @pytest.mark.slow
 @pytest.mark.parametrize("model, kept_at_least", [("ser-general", 0.95), ("ser-whisper-general", 0.90)])

@@ -101,6 +101,23 @@ def test_an_actor_killed_mid_run_is_restarted_and_the_run_completes(local_ray, a
     assert summary.written == 11
 
 
+def test_a_clip_the_model_refuses_costs_only_its_own_ray_row(archive):
+    """The actor's batch goes through the same clip-by-clip retry as a local run (no Ray cluster needed to call it)."""
+    actor = ClassifyBatch(MODEL, backend="onnx")
+    model = actor.classifier
+
+    def refuses_clip3(waves, **kwargs):
+        if any(len(w) == int(16000 * 2.4) for w in waves):  # clip3.wav: 1.5 + 0.3 * 3 s
+            raise ValueError("not this one")
+        return model(waves, **kwargs)
+
+    actor.classifier = refuses_clip3
+    paths = sorted(str(p) for p in archive.rglob("clip*.wav"))
+    rows = {Path(r["path"]).name: r for r in prediction_rows(actor._predictions(paths))}
+    assert rows["clip3.wav"]["error"] == f"{archive / 'sub' / 'clip3.wav'}: not this one"
+    assert all(rows[f"clip{i}.wav"]["label"] and not rows[f"clip{i}.wav"]["error"] for i in range(8) if i != 3)
+
+
 def test_a_rerun_skips_what_is_done_and_duplicates_nothing(local_ray, archive, tmp_path):
     local = _local_rows(archive, "onnx")
     output = tmp_path / "rows.jsonl"

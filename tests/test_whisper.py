@@ -464,6 +464,38 @@ def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_
         assert abs(remote[label] - float(local[index])) < 1e-4
 
 
+def test_a_batch_run_gives_a_file_longer_than_the_encoder_takes_its_own_row(tmp_path, tiny_whisper_dir, speech):
+    """Whisper's position embeddings stop at 30 s: a longer file gets an error row that says so and points to the
+    timeline, and the files beside it still get their labels (it once ended the whole run, rows of the others
+    lost). The ONNX runtime reads the same limit from the export's settings."""
+    from hf_ser.inference import load_classifier, longest_clip_seconds
+
+    folder = tmp_path / "saved"
+    tiny_model(tiny_whisper_dir).save_pretrained(folder)
+    SERWhisperFeatureExtractor().save_pretrained(folder)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    sf.write(clips / "a_short.wav", speech(2.0, 16000, seed=1), 16000)
+    sf.write(clips / "b_long.wav", np.tile(speech(2.0, 16000, seed=2), 16), 16000)  # 32 s
+    sf.write(clips / "c_short.wav", speech(2.5, 16000, seed=3), 16000)
+    out = tmp_path / "rows.jsonl"
+    assert cli_main(["predict", str(clips), "--model", str(folder), "--output", str(out)]) == 1
+    rows = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["b_long.wav"]["error"] == (
+        f"{clips / 'b_long.wav'}: clip is 32.0 s long; this model takes at most 30 s in one piece: classify it over "
+        "time (hf-ser predict --segments, or hf_ser.segments)"
+    )
+    for name in ("a_short.wav", "c_short.wav"):
+        assert rows[name]["error"] in (None, "") and rows[name]["label"] in {"neutral", "happy", "sad", "angry"}
+    assert longest_clip_seconds(load_classifier(folder)) == 30.0
+    export = json.loads((folder / "preprocessor_config.json").read_text())
+
+    class Exported:  # what the ONNX runtime holds: the export's preprocessor settings
+        features = type("Features", (), {"settings": export})()
+
+    assert longest_clip_seconds(Exported()) == 30.0
+
+
 @pytest.mark.parametrize(
     "level_dbfs, center, state_layers",
     [(None, False, None), (-31.0, False, None), (None, True, None), (None, False, [1, 2])],

@@ -67,12 +67,15 @@ def run(args: argparse.Namespace) -> int:
         return _predict_ray(args)
     if args.segments:
         return _predict_segments(args)
-    from ..inference import confidence_rule
+    from ..inference import confidence_rule, longest_clip_seconds
 
     classify, rate, clf = _backend(args)
     progress = args.output is not None and sys.stderr.isatty()
     rule = confidence_rule(clf, args.uncertain_below)
-    predictions = predict_files(args.files, classify, rate, args.workers, args.batch_size, progress, rule=rule)
+    longest = longest_clip_seconds(clf)
+    predictions = predict_files(
+        args.files, classify, rate, args.workers, args.batch_size, progress, rule=rule, longest=longest
+    )
     if args.json:
         rows = list(predictions)
         top = args.top_k or None
