@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import multiprocessing
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,6 +24,8 @@ import numpy as np
 from .confidence import DEFAULT_RULE, UNCERTAIN, ConfidenceRule
 from .input_policy import DEFAULT_POLICY, NO_SPEECH, InputPolicy
 from .models.ser.audio_ser import AudioDecodeError, load_audio
+
+logger = logging.getLogger("hf_ser.batch")
 
 
 @dataclass
@@ -38,13 +42,30 @@ class Prediction:
 def audio_files(
     inputs: Iterable[str | Path], policy: InputPolicy = DEFAULT_POLICY
 ) -> tuple[list[str], list[Prediction]]:
-    """Files given directly, plus every audio file under given folders (sorted); missing paths are errors."""
+    """Files given directly, plus every audio file under given folders (sorted); missing paths are errors.
+
+    A folder walk takes files by their suffix (:attr:`InputPolicy.audio_suffixes`): the files it leaves are logged,
+    counted by suffix, and a folder with no audio file at all is an error row, so that a folder of, say, phone
+    recordings in .m4a (which libsndfile cannot read) is never an empty run that succeeds."""
     files, errors = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             suffixes = policy.audio_suffixes
-            files += sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            found = sorted(p for p in path.rglob("*") if p.is_file())
+            audio = [str(p) for p in found if p.suffix.lower() in suffixes]
+            others = Counter(p.suffix.lower() or "no suffix" for p in found if p.suffix.lower() not in suffixes)
+            left = ", ".join(f"{suffix} x{count}" for suffix, count in sorted(others.items()))
+            if others:
+                logger.warning(
+                    "%s: %d files left out, not audio by their suffix (%s)", path, len(found) - len(audio), left
+                )
+            if not audio:
+                looked = f"no audio files in this folder (looked for {' '.join(sorted(suffixes))})"
+                errors.append(
+                    Prediction(str(path), error=f"{looked}; it holds {left}" if left else f"{looked}; it is empty")
+                )
+            files += audio
         elif path.is_file():
             files.append(str(path))
         else:
@@ -83,11 +104,15 @@ def classified(
     classify: Callable[[list[np.ndarray]], list[list[dict]]], waves: list[np.ndarray]
 ) -> list[list[dict] | ValueError]:
     """Each clip's scores, or the error the model refused it with: a batch that fails is classified again clip by
-    clip, so one clip the model refuses costs only its own row."""
+    clip, so one clip the model refuses costs only its own row. A batch whose every clip is refused raises the
+    batch's error: that is the model or its setup (a speaker-adaptive model not yet adapted), not the clips."""
     try:
         return classify(waves)
     except ValueError:
-        return [_refused(classify, wave) for wave in waves]
+        results = [_refused(classify, wave) for wave in waves]
+        if all(isinstance(result, ValueError) for result in results):
+            raise
+        return results
 
 
 def _refused(classify, wave: np.ndarray) -> list[dict] | ValueError:

@@ -135,6 +135,31 @@ def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speec
     assert rows["quiet_speech"]["label"] in load_classifier(model_dir).model.config.label2id
 
 
+def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_error(tmp_path, speech, caplog):
+    """Files a walk leaves (not audio by suffix) are logged by suffix; a folder with no audio file is an error row
+    and a failed run (it once was an empty run with exit status 0: a folder of phone .m4a files said nothing)."""
+    import logging
+
+    from hf_ser.batch import audio_files
+
+    mixed, phone, empty = (tmp_path / name for name in ("mixed", "phone", "empty"))
+    for folder in (mixed, phone, empty):
+        folder.mkdir()
+    sf.write(mixed / "a.wav", speech(1.0, 16000), 16000)
+    for path in (mixed / "b.m4a", mixed / "notes.txt", phone / "c.m4a", phone / "d.M4A"):
+        path.write_bytes(b"not audio hf-ser reads")
+    with caplog.at_level(logging.WARNING, logger="hf_ser.batch"):
+        files, errors = audio_files([mixed, phone, empty])
+    assert files == [str(mixed / "a.wav")]
+    looked = "no audio files in this folder (looked for .aif .aiff .au .caf .flac .mp3 .oga .ogg .opus .w64 .wav)"
+    assert {e.path: e.error for e in errors} == {
+        str(phone): f"{looked}; it holds .m4a x2",
+        str(empty): f"{looked}; it is empty",
+    }
+    assert f"{mixed}: 2 files left out, not audio by their suffix (.m4a x1, .txt x1)" in caplog.text
+    assert cli_main(["predict", str(phone), "--model", "ser-general"]) == 1
+
+
 def test_a_clip_the_model_refuses_costs_only_its_own_row(tmp_path, speech):
     """A batch the model fails on is classified again clip by clip: the clip it refuses gets an error row naming
     the file and the model's reason, its batch-mates their scores; the tiny family takes any length."""
@@ -154,6 +179,12 @@ def test_a_clip_the_model_refuses_costs_only_its_own_row(tmp_path, speech):
     assert rows["clip1.wav"].seconds == pytest.approx(3.0)
     assert [rows[n].label for n in ("clip0.wav", "clip2.wav")] == ["calm", "calm"]
     assert longest_clip_seconds(load_classifier("ser-general")) is None
+
+    def refuses_all(waves):
+        raise ValueError("adapt this model to the speaker first")
+
+    with pytest.raises(ValueError, match="speaker first"):  # the model's setup, not a clip: the run ends with it
+        list(predict_files([tmp_path], refuses_all, 16000, workers=1, batch_size=8))
 
 
 @pytest.mark.real_data
