@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, Value
 
-from .input_policy import DEFAULT_POLICY
+from .batch import audio_files
 
 logger = logging.getLogger("hf_ser.finetune")
 
@@ -61,8 +61,11 @@ def _rows_from_folder(root: Path) -> list[dict]:
         with open(root / "metadata.csv", newline="") as handle:
             for row in csv.DictReader(handle):
                 meta[str(Path(row.pop("file_name")))] = row
+    files, errors = audio_files([root])  # logs what the walk leaves by suffix; a folder without audio is an error
+    if errors:
+        raise ValueError(f"{root}: {errors[0].error}")
     rows = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in DEFAULT_POLICY.audio_suffixes):
+    for path in map(Path, files):
         rel = str(path.relative_to(root))
         extra = meta.get(rel, {})
         label = extra.pop("label", None) or (path.parent.name if path.parent != root else "")

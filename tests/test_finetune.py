@@ -78,6 +78,13 @@ def test_three_input_formats_give_the_same_rows(audiofolder, tmp_path):
     assert from_saved.dataset["emotion"] == from_folder.dataset["emotion"]
 
 
+def test_an_audiofolder_without_audio_files_says_what_it_holds(tmp_path):
+    (tmp_path / "joy").mkdir()
+    (tmp_path / "joy" / "take1.m4a").write_bytes(b"AAC, which libsndfile does not read")
+    with pytest.raises(ValueError, match=r"no audio files in this folder \(looked for .*\); it holds .m4a x1"):
+        load_user_data(tmp_path)
+
+
 def test_known_labels_keep_their_trained_rows(tmp_path):
     folder = make_model(tmp_path, labels=["neutral", "happy", "sad", "angry"])
     from transformers import AutoModelForAudioClassification
