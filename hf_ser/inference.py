@@ -61,13 +61,19 @@ def _looks_like_hub_id(text: str) -> bool:
     return len(parts) == 2 and all(parts) and not Path(text).exists()
 
 
-def resolve_model(model: str | Path | None) -> Path:
+def resolve_model(model: str | Path | None, backend: str = "torch") -> Path:
     """A local model (or ONNX export) folder: the given folder, a bundled name, a Hub id (its snapshot), or
-    the default bundled model when ``model`` is None."""
+    the default bundled model when ``model`` is None; for ``backend="onnx"`` the tiny default (or another bundled
+    model) whose ONNX export ships with it: the Whisper default's export is not bundled."""
     if model is None:
         bundled = bundled_checkpoints()
+        kind = "checkpoint"
+        if backend == "onnx":
+            bundled = {name: path for name, path in bundled.items() if (path / "onnx" / "model.onnx").is_file()}
+            bundled = dict(sorted(bundled.items(), key=lambda item: item[0] != TINY_DEFAULT))
+            kind = "checkpoint with an ONNX export"
         if not bundled:
-            raise ValueError(f"no model given and no bundled checkpoint found in {bundled_dir()}")
+            raise ValueError(f"no model given and no bundled {kind} found in {bundled_dir()}")
         return next(iter(bundled.values()))
     path = Path(model)
     if path.is_dir() and ((path / "config.json").is_file() or (path / "model.onnx").is_file()):
@@ -133,7 +139,7 @@ def load_classifier(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    folder = resolve_model(model)
+    folder = resolve_model(model, backend)
     if backend == "onnx":
         from .onnx.runtime import OnnxClassifier
 

