@@ -234,6 +234,25 @@ def test_segments_never_give_silence_an_emotion(tmp_path, model_dir):
     assert result.label == "no speech" and result.summary == {} and result.speech_seconds == 0
 
 
+def test_segments_walk_folders_like_batch_runs(tmp_path, model_dir, speech):
+    """`predict FOLDER --segments` gives each audio file under it a timeline (it was "no such audio file"); a
+    missing path gets its error row and the exit status 1."""
+    from hf_ser import segments
+
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    sf.write(folder / "a.wav", speech(5.0, 16000, seed=1), 16000)
+    sf.write(folder / "sub" / "b.flac", speech(3.0, 16000, seed=2), 16000)
+    out = tmp_path / "timelines.json"
+    args = ["predict", str(folder), str(tmp_path / "missing.wav"), "--segments", "--model", str(model_dir)]
+    assert cli_main([*args, "--output", str(out)]) == 1
+    timelines = json.loads(out.read_text())
+    assert timelines[str(tmp_path / "missing.wav")] == {"error": "no such file or folder"}
+    for name in ("a.wav", "sub/b.flac"):
+        expected = segments(folder / name, load_classifier(model_dir)).to_dict()
+        assert timelines[str(folder / name)]["segments"] == expected["segments"]
+
+
 @pytest.mark.real_data
 def test_segments_on_real_speech_with_pauses(tmp_path, capsys):
     from hf_ser import segments

@@ -150,13 +150,17 @@ def _top_k(predictions, k: int | None):
 def _predict_segments(args: argparse.Namespace) -> int:
     import csv
 
+    from ..batch import audio_files
     from ..inference import confidence_rule
     from ..timeline import segments
 
     _, _, clf = _backend(args)
     rule = confidence_rule(clf, args.uncertain_below)
-    results, failed = {}, 0
-    for path in args.files:
+    files, missing = audio_files(args.files)  # folders walked as batch runs walk them
+    results, failed = {p.path: {"error": p.error} for p in missing}, len(missing)
+    for p in missing:
+        print(f"hf-ser predict: {p.path}: {p.error}", file=sys.stderr)
+    for path in files:
         try:
             results[path] = segments(path, clf, progress=sys.stderr.isatty(), rule=rule).to_dict()
         except ValueError as err:
