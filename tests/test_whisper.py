@@ -105,7 +105,7 @@ def test_log_mel_errors_name_the_problem(voice):
         fe(voice(1.0, 8000), sampling_rate=8000)
     with pytest.raises(ValueError, match="NaN or inf"):
         fe(np.full(4000, np.nan, dtype=np.float32))
-    with pytest.raises(ValueError, match="at most 30.0 s"):
+    with pytest.raises(ValueError, match=r"at most 30.0 s \(where .* end\): classify a longer .* with hf_ser.segments"):
         fe(np.zeros(16000 * 31, dtype=np.float32))
 
 

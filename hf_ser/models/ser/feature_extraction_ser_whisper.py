@@ -105,7 +105,10 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
             if not np.isfinite(clip).all():
                 raise ValueError(f"clip {i}: contains NaN or inf samples")
             if clip.size > self.max_duration * self.sampling_rate:
-                raise ValueError(f"clip {i}: {clip.size / self.sampling_rate:.1f} s, at most {self.max_duration} s")
+                raise ValueError(
+                    f"clip {i}: {clip.size / self.sampling_rate:.1f} s, at most {self.max_duration} s (where Whisper's "
+                    "position embeddings end): classify a longer recording over time with hf_ser.segments"
+                )
         feats = [self.log_mel(c) for c in clips]
         longest = max(f.shape[0] for f in feats)
         batch = np.full((len(feats), longest, self.feature_size), self.padding_value, dtype=np.float32)
