@@ -54,12 +54,11 @@ def audio_files(
             suffixes = policy.audio_suffixes
             found = sorted(p for p in path.rglob("*") if p.is_file())
             audio = [str(p) for p in found if p.suffix.lower() in suffixes]
-            others = Counter(p.suffix.lower() or "no suffix" for p in found if p.suffix.lower() not in suffixes)
+            left_out = [p for p in found if p.suffix.lower() not in suffixes and p.name not in policy.companion_files]
+            others = Counter(p.suffix.lower() or "no suffix" for p in left_out)
             left = ", ".join(f"{suffix} x{count}" for suffix, count in sorted(others.items()))
             if others:
-                logger.warning(
-                    "%s: %d files left out, not audio by their suffix (%s)", path, len(found) - len(audio), left
-                )
+                logger.warning("%s: %d files left out, not audio by their suffix (%s)", path, len(left_out), left)
             if not audio:
                 looked = f"no audio files in this folder (looked for {' '.join(sorted(suffixes))})"
                 errors.append(

@@ -86,6 +86,7 @@ class InputPolicy:
 
     Attributes:
         audio_suffixes: file suffixes a folder walk picks up (anything libsndfile reads).
+        companion_files: names a folder walk leaves without logging them (datasets' audiofolder metadata).
         min_seconds: shorter clips carry too little prosody to classify; they get an error.
         max_upload_seconds: the longest recording the demo accepts.
         window_seconds, hop_seconds: long recordings are scored in windows of this length and hop.
@@ -99,6 +100,7 @@ class InputPolicy:
             {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf", ".opus"}
         )
     )
+    companion_files: frozenset[str] = frozenset({"metadata.csv", "metadata.jsonl"})
     min_seconds: float = 0.25
     max_upload_seconds: float = 600.0
     window_seconds: float = 4.0

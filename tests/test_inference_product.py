@@ -146,6 +146,7 @@ def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_e
     for folder in (mixed, phone, empty):
         folder.mkdir()
     sf.write(mixed / "a.wav", speech(1.0, 16000), 16000)
+    (mixed / "metadata.csv").write_text("file_name,speaker\na.wav,s1\n")  # an audiofolder's own: not reported
     for path in (mixed / "b.m4a", mixed / "notes.txt", phone / "c.m4a", phone / "d.M4A"):
         path.write_bytes(b"not audio hf-ser reads")
     with caplog.at_level(logging.WARNING, logger="hf_ser.batch"):
