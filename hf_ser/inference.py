@@ -105,7 +105,10 @@ def onnx_folder(folder: Path) -> Path:
     for candidate in (folder, folder / "onnx"):
         if (candidate / "model.onnx").is_file():
             return candidate
-    raise ValueError(f"{folder}: no ONNX export (model.onnx) in it or in its onnx/; run `hf-ser export --onnx`")
+    raise ValueError(
+        f"{folder}: no ONNX export (model.onnx) in it or in its onnx/; make one with "
+        f"`hf-ser export --onnx DIR --model {folder}` and pass DIR as the model (--model DIR)"
+    )
 
 
 def describe(model: str | Path | None, folder: Path | None = None) -> str:

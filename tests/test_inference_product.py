@@ -478,7 +478,7 @@ def test_one_model_resolution_for_both_backends(tmp_path, model_dir, speech, cap
 
     clip = tmp_path / "clip.wav"
     sf.write(clip, speech(6.0, 16000, seed=3), 16000)
-    with pytest.raises(ValueError, match="no ONNX export"):
+    with pytest.raises(ValueError, match=r"no ONNX export .*; make one with `hf-ser export --onnx DIR --model "):
         load_classifier(model_dir, backend="onnx")
     folder = tmp_path / "copied"
     shutil.copytree(model_dir, folder)
