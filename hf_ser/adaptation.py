@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .batch import audio_files, decode_clip
+from .input_policy import DEFAULT_POLICY
 
 logger = logging.getLogger("hf_ser.adaptation")
 
@@ -20,17 +21,22 @@ class AdaptationError(ValueError):
     """No usable clip of the speaker was found."""
 
 
-def speaker_clips(inputs: Iterable[str | Path], sampling_rate: int) -> list:
+def speaker_clips(inputs: Iterable[str | Path], sampling_rate: int, longest: float | None = None) -> list:
     """Every decodable clip under ``inputs`` (files or folders) at ``sampling_rate``; skipped files are logged
-    with the reason, and none usable is an error that lists them."""
+    with the reason, and none usable is an error that lists them. ``longest``: the most seconds the model takes in
+    one piece; a longer recording of the speaker is cut into consecutive pieces of at most that length (a last piece
+    shorter than the input policy's minimum is left out), so all of it counts."""
     paths, missing = audio_files([inputs] if isinstance(inputs, (str, Path)) else inputs)
     clips, skipped = [], [f"{p.path}: {p.error}" for p in missing]
     for path in paths:
         _, wave, _, error = decode_clip(path, sampling_rate)
         if error or wave is None:  # unreadable, too short, or no speech (it would skew the speaker's statistics)
             skipped.append(error or f"{path}: no speech found")
-        else:
+        elif longest is None or len(wave) <= longest * sampling_rate:
             clips.append(wave)
+        else:
+            step, least = int(longest * sampling_rate), int(DEFAULT_POLICY.min_seconds * sampling_rate)
+            clips += [wave[i : i + step] for i in range(0, len(wave), step) if len(wave) - i >= least]
     for reason in skipped:
         logger.warning("adaptation: skipped %s", reason)
     if not clips:
@@ -67,7 +73,6 @@ def _adapt_states(classifier, model, extractor, inputs):
     from .training.inputs import state_encoder
 
     encode, rate = state_encoder(model), extractor.sampling_rate
-    model.adapt_states(
-        encode(extractor(clip, sampling_rate=rate)["input_features"][0]) for clip in speaker_clips(inputs, rate)
-    )
+    clips = speaker_clips(inputs, rate, longest=extractor.max_duration)  # the encoder's 30 s: longer ones in pieces
+    model.adapt_states(encode(extractor(clip, sampling_rate=rate)["input_features"][0]) for clip in clips)
     return classifier

@@ -628,6 +628,15 @@ def test_adaptive_states_model_refuses_audio_until_adapted_then_equals_the_stand
     assert mean.shape == std.shape == frames.shape[1:] and (std > 0).all()
     assert not torch.allclose(mean, frames.mean(0).float())  # adapted to the folder's speaker, not the old one
     assert abs(sum(r["score"] for r in classifier(clips[0], top_k=None)) - 1) < 1e-5
+    # a recording of the speaker longer than the encoder's 30 s counts whole, in pieces (it once stopped adaptation)
+    from hf_ser.adaptation import speaker_clips
+
+    interview = tmp_path / "interview"
+    interview.mkdir()
+    sf.write(interview / "one.wav", np.concatenate([speech(13.0, 16000, seed=i) for i in range(5)]), 16000)
+    assert [len(p) / 16000 for p in speaker_clips(interview, 16000, longest=30.0)] == [30.0, 30.0, 5.0]
+    mean, std = load_classifier(tmp_path / "adaptive", adapt_on=interview).model.state_statistics
+    assert mean.shape == frames.shape[1:] and (std > 0).all()
     from hf_ser.models.families import family_of
     from hf_ser.onnx.export import export_onnx
 
