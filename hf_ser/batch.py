@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,11 @@ from .input_policy import DEFAULT_POLICY, NO_SPEECH, InputPolicy
 from .models.ser.audio_ser import AudioDecodeError, load_audio
 
 logger = logging.getLogger("hf_ser.batch")
+
+
+class WorkerDied(RuntimeError):
+    """A decoding worker process died mid-run (a decoder crash, the memory killer, or a script without a main
+    guard); the rows yielded before it stand."""
 
 
 @dataclass
@@ -161,16 +167,27 @@ def predict_files(
             if pool
             else (decode_clip(f, rate, policy, longest) for f in files)
         )
-        for path, wave, seconds, error in decoded:
-            bar.update(1)
-            if error:
-                yield Prediction(path, seconds=seconds, error=error)
-            elif wave is None:
-                yield Prediction(path, NO_SPEECH, None, {}, seconds)
-            else:
-                pending.append((path, wave, seconds))
-                if len(pending) >= batch_size:
-                    yield from flush()
+        done = 0
+        try:
+            for path, wave, seconds, error in decoded:
+                done += 1
+                bar.update(1)
+                if error:
+                    yield Prediction(path, seconds=seconds, error=error)
+                elif wave is None:
+                    yield Prediction(path, NO_SPEECH, None, {}, seconds)
+                else:
+                    pending.append((path, wave, seconds))
+                    if len(pending) >= batch_size:
+                        yield from flush()
+        except BrokenProcessPool as err:
+            yield from flush()  # what was decoded still gets its rows
+            raise WorkerDied(
+                f"a decoding worker process died after {done} of {n} files (the audio decoder crashed, or the process "
+                "was killed for memory); the rows before it stand. Run the rest with one worker (--workers 1) to find "
+                "the file. Called from a script, the call must sit under `if __name__ == '__main__':` (the workers "
+                "are spawned and import the script)"
+            ) from err
         if pending:
             yield from flush()
     finally:

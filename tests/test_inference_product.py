@@ -161,6 +161,40 @@ def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_e
     assert cli_main(["predict", str(phone), "--model", "ser-general"]) == 1
 
 
+def test_a_decoding_worker_that_dies_ends_the_run_with_the_reason(tmp_path, speech):
+    """A worker process that dies (here the classic cause: a script without a main guard, whose spawned workers
+    re-run it) ends the run with what happened and what to do, not a bare BrokenProcessPool."""
+    for i in range(3):
+        sf.write(tmp_path / f"clip{i}.wav", speech(1.0, 16000, seed=i), 16000)
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from hf_ser.batch import predict_files\n"
+        "def classify(waves):\n"
+        "    return [[{'label': 'calm', 'score': 1.0}] for _ in waves]\n"
+        f"rows = list(predict_files([{str(tmp_path)!r}], classify, 16000, workers=2))\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "hf_ser.batch.WorkerDied: a decoding worker process died after 0 of 3 files" in result.stderr
+    assert "the call must sit under `if __name__ == '__main__':`" in result.stderr
+
+
+def test_predict_keeps_the_rows_before_a_dead_worker_and_exits_1(tmp_path, speech, monkeypatch, capsys):
+    import hf_ser.batch as batch
+    from hf_ser.batch import Prediction, WorkerDied
+
+    def dies_after_one(*args, **kwargs):
+        yield Prediction("first.wav", "calm", 0.9, {"calm": 0.9, "sad": 0.1}, 1.0)
+        raise WorkerDied("a decoding worker process died after 1 of 2 files")
+
+    monkeypatch.setattr(batch, "predict_files", dies_after_one)
+    sf.write(tmp_path / "clip.wav", speech(1.0, 16000), 16000)
+    out = tmp_path / "rows.jsonl"
+    assert cli_main(["predict", str(tmp_path / "clip.wav"), "--model", "ser-general", "--output", str(out)]) == 1
+    assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == ["first.wav"]
+    assert "hf-ser predict: error: a decoding worker process died after 1 of 2 files" in capsys.readouterr().err
+
+
 def test_a_clip_the_model_refuses_costs_only_its_own_row(tmp_path, speech):
     """A batch the model fails on is classified again clip by clip: the clip it refuses gets an error row naming
     the file and the model's reason, its batch-mates their scores; the tiny family takes any length."""

@@ -59,7 +59,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import predict_files, write_predictions
+    from ..batch import WorkerDied, predict_files, write_predictions
 
     if args.json and args.output:
         raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
@@ -76,12 +76,16 @@ def run(args: argparse.Namespace) -> int:
     predictions = predict_files(
         args.files, classify, rate, args.workers, args.batch_size, progress, rule=rule, longest=longest
     )
-    if args.json:
-        rows = list(predictions)
-        top = args.top_k or None
-        print(json.dumps({p.path: _json_row(p, top) for p in rows}, indent=2))
-    else:
-        rows = write_predictions(_top_k(predictions, args.top_k), args.output)
+    try:
+        if args.json:
+            rows = list(predictions)
+            top = args.top_k or None
+            print(json.dumps({p.path: _json_row(p, top) for p in rows}, indent=2))
+        else:
+            rows = write_predictions(_top_k(predictions, args.top_k), args.output)
+    except WorkerDied as err:
+        print(f"hf-ser predict: error: {err}", file=sys.stderr)
+        return 1
     failed = [p for p in rows if p.error]
     if failed:
         print(f"hf-ser predict: {len(failed)} of {len(rows)} files failed (see their error rows)", file=sys.stderr)
