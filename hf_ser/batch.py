@@ -30,8 +30,8 @@ logger = logging.getLogger("hf_ser.batch")
 
 
 class WorkerDied(RuntimeError):
-    """A decoding worker process died mid-run (a decoder crash, the memory killer, or a script without a main
-    guard); the rows yielded before it stand."""
+    """Decoding worker processes die even on one file at a time (typically a script without a main guard, whose
+    spawned workers re-run it); the rows yielded before it stand."""
 
 
 @dataclass
@@ -156,21 +156,14 @@ def predict_files(
         pending.clear()
 
     bar = tqdm(total=len(files), desc="classify", unit="file", disable=not progress, file=sys.stderr)
-    # spawned, not forked: the workers run the VAD, and torch's thread pools do not survive a fork of a parent
-    # that already used them (the forked child can hang)
-    spawn = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=spawn) if workers > 1 and len(files) > 1 else None
     try:
-        n = len(files)
         decoded = (
-            pool.map(decode_clip, files, [rate] * n, [policy] * n, [longest] * n, chunksize=4)
-            if pool
+            decoded_in_workers(files, rate, policy, longest, workers)
+            if workers > 1 and len(files) > 1
             else (decode_clip(f, rate, policy, longest) for f in files)
         )
-        done = 0
         try:
             for path, wave, seconds, error in decoded:
-                done += 1
                 bar.update(1)
                 if error:
                     yield Prediction(path, seconds=seconds, error=error)
@@ -180,20 +173,56 @@ def predict_files(
                     pending.append((path, wave, seconds))
                     if len(pending) >= batch_size:
                         yield from flush()
-        except BrokenProcessPool as err:
+        except WorkerDied:
             yield from flush()  # what was decoded still gets its rows
-            raise WorkerDied(
-                f"a decoding worker process died after {done} of {n} files (the audio decoder crashed, or the process "
-                "was killed for memory); the rows before it stand. Run the rest with one worker (--workers 1) to find "
-                "the file. Called from a script, the call must sit under `if __name__ == '__main__':` (the workers "
-                "are spawned and import the script)"
-            ) from err
+            raise
         if pending:
             yield from flush()
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
         bar.close()
+
+
+def decoded_in_workers(
+    files: list[str], rate: int, policy: InputPolicy, longest: float | None, workers: int
+) -> Iterator[tuple[str, np.ndarray | None, float | None, str | None]]:
+    """:func:`decode_clip` of every file, in order, in spawned worker processes.
+
+    A worker that dies (a crash in the decoder, or the memory killer) takes its pool with it. The pool then restarts
+    at the first file without a result, after that file is decoded alone in a worker of its own: if that worker
+    dies too, the file gets an error row saying so, and the rest go on. Two files in a row whose own workers die
+    mean the workers cannot run at all (typically a script without a main guard): :class:`WorkerDied`. Written here
+    because ``ProcessPoolExecutor`` gives up the whole pool when one worker dies and says not which task killed it.
+    """
+    # spawned, not forked: the workers run the VAD, and torch's thread pools do not survive a fork of a parent
+    # that already used them (the forked child can hang)
+    spawn = multiprocessing.get_context("spawn")
+    start, suspect, died_alone = 0, False, 0
+    while start < len(files):
+        todo = files[start : start + 1] if suspect else files[start:]
+        pool = ProcessPoolExecutor(1 if suspect else workers, mp_context=spawn)
+        n = len(todo)
+        try:
+            for result in pool.map(decode_clip, todo, [rate] * n, [policy] * n, [longest] * n, chunksize=4):
+                start += 1
+                yield result
+            suspect, died_alone = False, 0
+        except BrokenProcessPool as err:
+            if not suspect:
+                suspect = True  # the first file without a result: decode it alone
+                continue
+            died_alone += 1
+            if died_alone == 2:
+                raise WorkerDied(
+                    f"decoding worker processes die even on one file at a time ({files[start - 1]}, then "
+                    f"{files[start]}), after {start - 1} of {len(files)} files; the rows before them stand. Called "
+                    "from a script, the call must sit under `if __name__ == '__main__':` (the workers are spawned "
+                    "and import the script); else run with one worker (--workers 1)"
+                ) from err
+            why = "the decoding worker process died on this file (a crash in the decoder, or killed for memory)"
+            yield files[start], None, None, f"{files[start]}: {why}"
+            start, suspect = start + 1, False
+        finally:
+            pool.shutdown(cancel_futures=True)
 
 
 def write_predictions(predictions: Iterable[Prediction], output: str | Path | None) -> list[Prediction]:

@@ -19,6 +19,7 @@ from hf_ser import load_classifier
 from hf_ser.cli import main as cli_main
 
 from .conftest import ROOT, SHARED_CORPORA
+from .crashing_policy import CrashesOnLongClips
 
 
 @pytest.fixture
@@ -175,8 +176,25 @@ def test_a_decoding_worker_that_dies_ends_the_run_with_the_reason(tmp_path, spee
     )
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode != 0
-    assert "hf_ser.batch.WorkerDied: a decoding worker process died after 0 of 3 files" in result.stderr
+    assert "hf_ser.batch.WorkerDied: decoding worker processes die even on one file at a time" in result.stderr
     assert "the call must sit under `if __name__ == '__main__':`" in result.stderr
+
+
+def test_a_worker_that_dies_on_a_file_costs_that_file_its_row_and_the_rest_finish(tmp_path, speech):
+    from hf_ser.batch import predict_files
+
+    for i, seconds in enumerate([1.0, 1.2, 3.0, 1.4, 1.6, 1.1, 1.3]):
+        sf.write(tmp_path / f"clip{i}.wav", speech(seconds, 16000, seed=i), 16000)
+
+    def classify(waves):
+        return [[{"label": "calm", "score": 0.9}, {"label": "sad", "score": 0.1}] for _ in waves]
+
+    found = predict_files([tmp_path], classify, 16000, workers=2, batch_size=4, policy=CrashesOnLongClips())
+    rows = {Path(p.path).name: p for p in found}
+    assert sorted(rows) == [f"clip{i}.wav" for i in range(7)]
+    why = "the decoding worker process died on this file (a crash in the decoder, or killed for memory)"
+    assert rows["clip2.wav"].error == f"{tmp_path / 'clip2.wav'}: {why}"
+    assert all(rows[f"clip{i}.wav"].label == "calm" for i in (0, 1, 3, 4, 5, 6))
 
 
 def test_predict_keeps_the_rows_before_a_dead_worker_and_exits_1(tmp_path, speech, monkeypatch, capsys):
