@@ -109,13 +109,15 @@ def classified(
     classify: Callable[[list[np.ndarray]], list[list[dict]]], waves: list[np.ndarray]
 ) -> list[list[dict] | ValueError]:
     """Each clip's scores, or the error the model refused it with: a batch that fails is classified again clip by
-    clip, so one clip the model refuses costs only its own row. A batch whose every clip is refused raises the
-    batch's error: that is the model or its setup (a speaker-adaptive model not yet adapted), not the clips."""
+    clip, so one clip the model refuses costs only its own row. When every clip of a batch is refused, a plain
+    probe clip (1 s of silence) is tried: refused too, it is the model or its setup (a speaker-adaptive model not
+    yet adapted), not the clips, and the batch's error is raised."""
     try:
         return classify(waves)
     except ValueError:
         results = [_refused(classify, wave) for wave in waves]
-        if all(isinstance(result, ValueError) for result in results):
+        probe = np.zeros(16000, np.float32)
+        if all(isinstance(r, ValueError) for r in results) and isinstance(_refused(classify, probe), ValueError):
             raise
         return results
 

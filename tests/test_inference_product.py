@@ -231,12 +231,15 @@ def test_a_clip_the_model_refuses_costs_only_its_own_row(tmp_path, speech):
     assert rows["clip1.wav"].error == f"{tmp_path / 'clip1.wav'}: longer than this test model takes"
     assert rows["clip1.wav"].seconds == pytest.approx(3.0)
     assert [rows[n].label for n in ("clip0.wav", "clip2.wav")] == ["calm", "calm"]
+    alone = {Path(p.path).name: p for p in predict_files([tmp_path], classify, 16000, workers=1, batch_size=1)}
+    assert alone["clip1.wav"].error == rows["clip1.wav"].error  # refused alone in its batch: still its own row
+    assert [alone[n].label for n in ("clip0.wav", "clip2.wav")] == ["calm", "calm"]
     assert longest_clip_seconds(load_classifier("ser-general")) is None
 
     def refuses_all(waves):
         raise ValueError("adapt this model to the speaker first")
 
-    with pytest.raises(ValueError, match="speaker first"):  # the model's setup, not a clip: the run ends with it
+    with pytest.raises(ValueError, match="speaker first"):  # refuses a probe clip too: its setup, the run ends
         list(predict_files([tmp_path], refuses_all, 16000, workers=1, batch_size=8))
 
 
