@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -131,6 +132,41 @@ def test_push_dry_run_lists_files_sizes_and_front_matter(run_dir, capsys):
         assert f"{size:,}  {name}" in out
     assert "model.safetensors" in plan and "README.md" in plan and "modeling_ser.py" in plan
     assert "license: cc-by-nc-sa-4.0" in out and "model-index:" in out
+
+
+def test_push_uploads_the_planned_files_then_removes_its_staged_copy(run_dir, monkeypatch):
+    import huggingface_hub
+
+    from hf_ser.publish.hub import push
+
+    cli_main(["card", "--run", str(run_dir)])
+    seen = {}
+
+    def upload_folder(repo_id, folder_path, ignore_patterns, token, commit_message):
+        root = Path(folder_path)
+        seen.update(folder=root, files={str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()})
+        return f"https://huggingface.co/{repo_id}/commit/1"
+
+    monkeypatch.setattr(huggingface_hub, "create_repo", lambda *args, **kwargs: None)
+    monkeypatch.setattr(huggingface_hub, "upload_folder", upload_folder)
+    assert push(run_dir, "me/ser") == "https://huggingface.co/me/ser/commit/1"
+    assert set(dict(upload_plan(run_dir))) <= seen["files"]  # the dry run's plan is what went up
+    assert not seen["folder"].exists()  # the staged copy (for the Whisper family, its encoder too) is gone
+
+
+def test_push_says_what_failed_when_the_hub_cannot_be_reached(run_dir, monkeypatch, capsys):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    cli_main(["card", "--run", str(run_dir)])
+    monkeypatch.setattr(huggingface_hub, "create_repo", offline)
+    assert cli_main(["push", "--run", str(run_dir), "--repo-id", "me/ser"]) == 2
+    assert (
+        "could not create the Hub repo me/ser (ConnectionError: [Errno -2] Name or service not known); check the "
+        "network, that you are logged in (`hf auth login`, or HF_TOKEN)" in capsys.readouterr().err
+    )
 
 
 def test_push_refuses_incomplete_folders(run_dir, capsys):

