@@ -109,6 +109,19 @@ def _level(r: dict) -> str:
     )
 
 
+def _duration(r: dict) -> str:
+    res = r["results"]
+    lengths = ", ".join(
+        f"{k} {v['accuracy']:.1f} ({v['mean_top_score']:.2f})" for k, v in res.items() if k != "whole clip"
+    )
+    whole = res["whole clip"]
+    return (
+        f"{r['model']}, {r['clips']} validation clips cut to excerpts: accuracy (mean top score) {lengths}; whole clip "
+        f"{whole['accuracy']:.1f} ({whole['mean_top_score']:.2f}); answered uncertain at 0.5 s "
+        f"{res['0.5 s']['uncertain']:.1f} %"
+    )
+
+
 def _test_time(r: dict) -> str:
     res = r["results"]
     cells = ", ".join(
@@ -127,6 +140,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "training": _training,
     "robustness": _robustness,
     "level": _level,
+    "duration": _duration,
     "test_time": _test_time,
 }
 

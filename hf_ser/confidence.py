@@ -187,12 +187,16 @@ class ConfidenceRule:
     max_clipped: largest share of samples at the clip's extreme before it counts as heavily clipped.
     min_high_band: smallest share of energy above ``band_cutoff_hz`` before the clip counts as band-limited
       (0 turns the check off: a model trained on telephone-band copies, ``config.trained_band_limited``).
+    min_seconds: shorter clips are out of range. Both defaults were trained on 3 s crops of 2-4 s clips; on their
+      validation speakers (``bench/bench_duration.py``) 1 s excerpts were right 54-55 % of the time against 76-79 %
+      for whole clips, while the calibrated top score stayed 0.73-0.84: the score does not see the length.
     """
 
     threshold: float = 0.4
     max_clipped: float = 0.005
     min_high_band: float = 1e-5
     band_cutoff_hz: float = 3800.0
+    min_seconds: float = 1.0
 
     def __post_init__(self):
         if not 0 <= self.threshold < 1:
@@ -201,11 +205,15 @@ class ConfidenceRule:
             raise ValueError(f"max_clipped must be in (0, 1), got {self.max_clipped}")
         if not 0 <= self.min_high_band < 1:
             raise ValueError(f"min_high_band must be in [0, 1), got {self.min_high_band}")
+        if self.min_seconds < 0:
+            raise ValueError(f"min_seconds must be >= 0, got {self.min_seconds}")
 
     def out_of_range(self, wave: np.ndarray | None, rate: int) -> str | None:
         """Why the clip is outside what the models were trained on, or None."""
         if wave is None:
             return None
+        if (seconds := len(wave) / rate) < self.min_seconds:
+            return f"too short ({seconds:.2f} s; under {self.min_seconds:g} s the answer is unreliable)"
         clipped = clipped_fraction(wave)
         if clipped > self.max_clipped:
             return f"heavily clipped ({100 * clipped:.1f} % of samples at the peak)"

@@ -1,0 +1,97 @@
+"""How short may a clip be before the model's answer stops meaning much?
+
+    python bench/bench_duration.py [--model ser-whisper-general]
+
+On the model's **validation** speakers (its ``metrics.json`` names them; never its test speakers, so the minimum
+length the "uncertain" rule uses may be chosen on these numbers), each clip is cut to an excerpt of 0.3 to 2 s around
+the middle of its speech (where the signal is above 2 % of its peak) and classified; the whole clip is the reference.
+Prints accuracy, UAR, the mean calibrated top score and how many excerpts the model's "uncertain" rule answers, as a
+table and a BENCH_JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import model_speakers, print_json_line, print_table  # noqa: E402
+
+SECONDS = (0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def excerpt(wave: np.ndarray, seconds: float, rate: int) -> np.ndarray:
+    """``seconds`` of ``wave`` centred on the middle of its speech (the span above 2 % of the peak); the whole clip
+    when it is shorter."""
+    size = int(seconds * rate)
+    if len(wave) <= size:
+        return wave
+    loud = np.flatnonzero(np.abs(wave) > 0.02 * np.abs(wave).max())
+    middle = (loud[0] + loud[-1]) // 2 if loud.size else len(wave) // 2
+    start = int(np.clip(middle - size // 2, 0, len(wave) - size))
+    return wave[start : start + size]
+
+
+def main() -> None:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    from hf_ser import load_classifier
+    from hf_ser.audio import load_audio
+    from hf_ser.inference import confidence_rule
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ser-whisper-general")
+    parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
+    args = parser.parse_args()
+
+    validation = model_speakers(args.model, args.corpora_dir).validation
+    clf = load_classifier(args.model)
+    rule = confidence_rule(clf)
+    rate = clf.feature_extractor.sampling_rate
+    names = validation.features["emotion"].names
+    truth = [names[i] for i in validation["emotion"]]
+    waves = [load_audio(a, rate)[0] for a in validation["audio"]]
+    measured: dict[str, dict[str, float | None]] = {}
+    for seconds in (*SECONDS, None):
+        batch = [w if seconds is None else excerpt(w, seconds, rate) for w in waves]
+        scores = [{d["label"]: d["score"] for d in r} for r in clf(batch, top_k=None, batch_size=16)]
+        predicted = [max(s, key=s.get) for s in scores]
+        verdicts = [rule.decide(s, w, rate) for s, w in zip(scores, batch)]
+        answered = [v.label != "uncertain" for v in verdicts]
+        right = [p == t for p, t in zip(predicted, truth)]
+        measured["whole clip" if seconds is None else f"{seconds:g} s"] = {
+            "accuracy": 100 * accuracy_score(truth, predicted),
+            "uar": 100 * balanced_accuracy_score(truth, predicted),
+            "mean_top_score": float(np.mean([max(s.values()) for s in scores])),
+            "uncertain": 100 * (1 - float(np.mean(answered))),
+            "accuracy_answered": 100 * float(np.mean([r for r, a in zip(right, answered) if a]))
+            if any(answered)
+            else None,  # none answered
+        }
+    rows = [
+        [
+            k,
+            f"{v['accuracy']:.1f}",
+            f"{v['uar']:.1f}",
+            f"{v['mean_top_score']:.2f}",
+            f"{v['uncertain']:.1f} %",
+            "–" if v["accuracy_answered"] is None else f"{v['accuracy_answered']:.1f}",
+        ]
+        for k, v in measured.items()
+    ]
+    print_table(
+        f"{args.model} on its {len(waves)} validation clips, cut to excerpts around the middle of their speech",
+        ["length", "accuracy", "UAR", "mean top score", "answered uncertain", "accuracy of the answered"],
+        rows,
+    )
+    print_json_line("duration", {"model": args.model, "clips": len(waves), "results": measured})
+
+
+if __name__ == "__main__":
+    main()
