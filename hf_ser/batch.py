@@ -110,8 +110,8 @@ def classified(
 ) -> list[list[dict] | ValueError]:
     """Each clip's scores, or the error the model refused it with: a batch that fails is classified again clip by
     clip, so one clip the model refuses costs only its own row. When every clip of a batch is refused, a plain
-    probe clip (1 s of silence) is tried: refused too, it is the model or its setup (a speaker-adaptive model not
-    yet adapted), not the clips, and the batch's error is raised."""
+    probe clip (16,000 samples of silence) is tried: refused too, it is the model or its setup (a speaker-adaptive
+    model not yet adapted), not the clips, and the batch's error is raised."""
     try:
         return classify(waves)
     except ValueError:
@@ -127,6 +127,23 @@ def _refused(classify, wave: np.ndarray) -> list[dict] | ValueError:
         return classify([wave])[0]
     except ValueError as err:
         return err
+
+
+def classified_rows(
+    clips: list[tuple[str, np.ndarray, float]],
+    classify: Callable[[list[np.ndarray]], list[list[dict]]],
+    rate: int,
+    rule: ConfidenceRule = DEFAULT_RULE,
+) -> list[Prediction]:
+    """The rows of decoded clips ``(path, wave, seconds)`` classified as one batch (:func:`classified`): a clip the
+    model refuses gets an error row with the model's reason."""
+    scores = classified(classify, [wave for _, wave, _ in clips])
+    return [
+        Prediction(path, seconds=seconds, error=f"{path}: {result}")
+        if isinstance(result, ValueError)
+        else predicted(path, result, wave, rate, seconds, rule)
+        for (path, wave, seconds), result in zip(clips, scores)
+    ]
 
 
 def predict_files(
@@ -150,11 +167,7 @@ def predict_files(
     pending: list[tuple[str, np.ndarray, float]] = []
 
     def flush():
-        for (path, wave, seconds), scores in zip(pending, classified(classify, [w for _, w, _ in pending])):
-            if isinstance(scores, ValueError):
-                yield Prediction(path, seconds=seconds, error=f"{path}: {scores}")
-            else:
-                yield predicted(path, scores, wave, rate, seconds, rule)
+        yield from classified_rows(pending, classify, rate, rule)
         pending.clear()
 
     bar = tqdm(total=len(files), desc="classify", unit="file", disable=not progress, file=sys.stderr)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch import Prediction, audio_files, classified, decode_clip, predicted
+from .batch import Prediction, audio_files, classified_rows, decode_clip
 from .input_policy import DEFAULT_POLICY, NO_SPEECH
 
 COLUMNS = ("path", "label", "score", "scores", "seconds", "error", "reason")
@@ -82,16 +82,14 @@ class ClassifyBatch:
     def _predictions(self, paths: list[str]) -> Iterator[Prediction]:
         decoded = [decode_clip(p, self.rate, DEFAULT_POLICY, self.longest) for p in paths]
         speech = [(path, wave, seconds) for path, wave, seconds, error in decoded if wave is not None]
-        scores = iter(classified(self._classify, [w for _, w, _ in speech]) if speech else [])
+        scored = iter(classified_rows(speech, self._classify, self.rate, self.rule) if speech else [])
         for path, wave, seconds, error in decoded:
             if error:
                 yield Prediction(path, seconds=seconds, error=error)
             elif wave is None:
                 yield Prediction(path, NO_SPEECH, None, {}, seconds)
-            elif isinstance(result := next(scores), ValueError):
-                yield Prediction(path, seconds=seconds, error=f"{path}: {result}")
             else:
-                yield predicted(path, result, wave, self.rate, seconds, self.rule)
+                yield next(scored)
 
     def _classify(self, waves: list[np.ndarray]) -> list[list[dict]]:
         return self.classifier(waves, top_k=None, batch_size=16)
