@@ -65,6 +65,36 @@ def test_dict_input_at_other_rate(classifier, voice):
         classifier({"array": wave})
 
 
+def test_integer_pcm_and_channels_first_arrays(classifier, voice):
+    """Arrays as other audio libraries hand them over: int16 PCM (scaled as soundfile reads it, not 32768 times too
+    loud) and (channels, samples) as torchaudio and librosa return it (down-mixed, not read as 2 samples)."""
+    import torch
+
+    from hf_ser.models.ser.audio_ser import as_float32
+
+    wave = voice(2.0, 16000)
+    as_int = np.round(wave * 32767).astype(np.int16)
+    expected = reference_scores(classifier, as_int / np.float32(32768))
+    for given in (
+        as_int,
+        {"array": as_int, "sampling_rate": 16000},
+        {"array": np.stack([as_int, as_int]), "sampling_rate": 16000},
+    ):
+        assert_same_scores(as_dict(classifier(given, top_k=None)), expected, atol=1e-4)
+    stereo = np.stack([wave, 0.5 * wave])
+    mono = reference_scores(classifier, stereo.mean(axis=0))
+    for given in (
+        stereo,
+        stereo.T,
+        torch.from_numpy(stereo),
+        {"raw": torch.from_numpy(stereo), "sampling_rate": 16000},
+    ):
+        assert_same_scores(as_dict(classifier(given, top_k=None)), mono)
+    np.testing.assert_array_equal(as_float32(np.array([0, 128, 255], np.uint8)), [-1.0, 0.0, 127 / 128])
+    with pytest.raises(ValueError, match=r"dict.s audio array: expected .* got \(2, 3, 4\)"):
+        classifier({"array": np.zeros((2, 3, 4)), "sampling_rate": 16000})
+
+
 def test_batched_equals_single(classifier, voice):
     waves = [
         voice(s, 16000, pitch=p, seed=i)

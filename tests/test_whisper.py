@@ -99,6 +99,15 @@ def test_log_mel_batch_is_padded_in_feature_space(voice):
     assert (batch["input_features"][1, alone.shape[0] :] == 0).all()
 
 
+def test_log_mel_of_int16_pcm_is_that_of_its_float_samples(voice):
+    """The Whisper family's log-mel keeps the level, so int16 PCM must be scaled as soundfile reads it."""
+    fe = SERWhisperFeatureExtractor()
+    as_int = np.round(voice(1.0, 16000) * 32767).astype(np.int16)
+    np.testing.assert_allclose(
+        fe(as_int)["input_features"], fe(as_int / np.float32(32768))["input_features"], atol=1e-5
+    )
+
+
 def test_log_mel_errors_name_the_problem(voice):
     fe = SERWhisperFeatureExtractor()
     with pytest.raises(ValueError, match="expects 16000 Hz"):

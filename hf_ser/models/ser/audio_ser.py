@@ -29,6 +29,29 @@ def to_mono(array: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected audio of shape (samples,) or (samples, channels), got {array.shape}")
 
 
+def as_float32(array) -> np.ndarray:
+    """Samples as float32 in [-1, 1): integer PCM scaled as soundfile reads it (int16 / 32768; unsigned 8-bit, which
+    is offset binary, centred on 128 first), floats unchanged. Without this an int16 array reaches the features 32768
+    times too loud, which the Whisper family (whose log-mel keeps the level) answers differently."""
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.unsignedinteger):
+        middle = (float(np.iinfo(array.dtype).max) + 1.0) / 2.0
+        return ((array.astype(np.float64) - middle) / middle).astype(np.float32)
+    if np.issubdtype(array.dtype, np.signedinteger):
+        return (array.astype(np.float64) / -float(np.iinfo(array.dtype).min)).astype(np.float32)
+    return array.astype(np.float32, copy=False)
+
+
+def user_array_to_mono(array: np.ndarray, source: str = "audio") -> np.ndarray:
+    """Down-mix an array a user passed: (samples, channels) as soundfile returns it, or (channels, samples) as
+    torchaudio and librosa do; the channel axis is the shorter one (a clip has more samples than channels)."""
+    if array.ndim == 2 and array.shape[0] < array.shape[1]:
+        array = array.T
+    if array.ndim > 2:
+        raise ValueError(f"{source}: expected audio of shape (samples,) or (samples, channels), got {array.shape}")
+    return to_mono(array)
+
+
 def resample(array: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample a mono float waveform with soxr (high quality); a no-op when the rates match."""
     if orig_sr <= 0 or target_sr <= 0:
@@ -52,7 +75,9 @@ def check_waveform(array: np.ndarray, source: str = "audio") -> np.ndarray:
 
 def decode_input(inputs, sampling_rate: int):
     """A mono float32 waveform at ``sampling_rate`` from a file path, raw file bytes or a dict
-    ``{"array" | "raw": ..., "sampling_rate": int}``; any other input (a numpy array) is returned unchanged."""
+    ``{"array" | "raw": ..., "sampling_rate": int}``; an array (numpy or torch, at the extractor's rate) that holds
+    integer PCM or two dimensions is scaled and down-mixed (:func:`as_float32`, :func:`user_array_to_mono`); any other
+    input is returned unchanged."""
     if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
         raise ValueError(f"{inputs}: URLs are not fetched by hf-ser; download the file and pass its path")
     if isinstance(inputs, (str, bytes, bytearray)) or hasattr(inputs, "__fspath__"):
@@ -63,7 +88,12 @@ def decode_input(inputs, sampling_rate: int):
         array = inputs.get("raw", inputs.get("array"))
         if hasattr(array, "detach"):
             array = array.detach().cpu().numpy()
-        return resample(to_mono(np.asarray(array, dtype=np.float32)), int(inputs["sampling_rate"]), sampling_rate)
+        mono = user_array_to_mono(as_float32(array), "the dict's audio array")
+        return resample(mono, int(inputs["sampling_rate"]), sampling_rate)
+    if hasattr(inputs, "detach"):
+        inputs = inputs.detach().cpu().numpy()
+    if isinstance(inputs, np.ndarray) and (inputs.dtype.kind in "iu" or inputs.ndim == 2):
+        return user_array_to_mono(as_float32(inputs), "the audio array")
     return inputs
 
 

@@ -15,6 +15,7 @@ import torch
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
+from .audio_ser import as_float32
 from .mfcc_features_ser import features_torch, num_frames, speaker_statistics
 
 
@@ -180,10 +181,7 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             )
         if array.size == 0:
             raise ValueError(f"audio item {index}: received empty audio (0 samples)")
-        if np.issubdtype(array.dtype, np.integer):
-            info = np.iinfo(array.dtype)
-            array = array.astype(np.float32) / float(max(abs(info.min), info.max))
-        array = array.astype(np.float32, copy=False)
+        array = as_float32(array)
         if not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
             raise ValueError(f"audio item {index}: received {bad} non-finite samples (NaN or inf)")

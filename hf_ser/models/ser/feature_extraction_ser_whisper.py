@@ -15,6 +15,7 @@ from transformers.audio_utils import mel_filter_bank
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
+from .audio_ser import as_float32
 from .whisper_features_ser import at_level, whisper_log_mel, whisper_log_mel_torch
 
 
@@ -96,7 +97,7 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
                 "first (the hf-ser pipeline does, with soxr)"
             )
         batched = isinstance(raw_speech, list | tuple) and len(raw_speech) > 0 and np.ndim(raw_speech[0]) >= 1
-        clips = [np.asarray(c, dtype=np.float32) for c in (raw_speech if batched else [raw_speech])]
+        clips = [as_float32(c) for c in (raw_speech if batched else [raw_speech])]
         for i, clip in enumerate(clips):
             if clip.ndim != 1:
                 raise ValueError(f"clip {i}: expected mono audio (samples,), got shape {clip.shape}")
