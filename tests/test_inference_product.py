@@ -211,6 +211,10 @@ def test_predict_keeps_the_rows_before_a_dead_worker_and_exits_1(tmp_path, speec
     assert cli_main(["predict", str(tmp_path / "clip.wav"), "--model", "ser-general", "--output", str(out)]) == 1
     assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == ["first.wav"]
     assert "hf-ser predict: error: a decoding worker process died after 1 of 2 files" in capsys.readouterr().err
+    assert cli_main(["predict", str(tmp_path / "clip.wav"), "--model", "ser-general", "--json"]) == 1
+    printed = capsys.readouterr()
+    assert list(json.loads(printed.out)) == ["first.wav"]
+    assert "died after 1 of 2 files" in printed.err
 
 
 def test_a_clip_the_model_refuses_costs_only_its_own_row(tmp_path, speech):

@@ -76,15 +76,21 @@ def run(args: argparse.Namespace) -> int:
     predictions = predict_files(
         args.files, classify, rate, args.workers, args.batch_size, progress, rule=rule, longest=longest
     )
+    rows = []
     try:
         if args.json:
-            rows = list(predictions)
-            top = args.top_k or None
-            print(json.dumps({p.path: _json_row(p, top) for p in rows}, indent=2))
+            for prediction in predictions:  # one at a time: the rows before a WorkerDied are still printed
+                rows.append(prediction)
         else:
             rows = write_predictions(_top_k(predictions, args.top_k), args.output)
     except WorkerDied as err:
-        print(f"hf-ser predict: error: {err}", file=sys.stderr)
+        died = err
+    else:
+        died = None
+    if args.json:
+        print(json.dumps({p.path: _json_row(p, args.top_k or None) for p in rows}, indent=2))
+    if died:
+        print(f"hf-ser predict: error: {died}", file=sys.stderr)
         return 1
     failed = [p for p in rows if p.error]
     if failed:
