@@ -5,8 +5,9 @@
 On the model's **validation** speakers (its ``metrics.json`` names them; never its test speakers, so the minimum
 length the "uncertain" rule uses may be chosen on these numbers), each clip is cut to an excerpt of 0.3 to 2 s around
 the middle of its speech (where the signal is above 2 % of its peak) and classified; the whole clip is the reference.
-Prints accuracy, UAR, the mean calibrated top score and how many excerpts the model's "uncertain" rule answers, as a
-table and a BENCH_JSON line.
+Prints accuracy, UAR, the mean calibrated top score and how many excerpts the model's "uncertain" rule answers, and
+the whole clips' accuracy and mean top score by their own length (a short utterance is not an excerpt of a long one),
+as tables and a BENCH_JSON line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import model_speakers, print_json_line, print_table  # noqa: E402
 
 SECONDS = (0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+WHOLE_CLIP_BINS = ((0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, np.inf))
 
 
 def excerpt(wave: np.ndarray, seconds: float, rate: int) -> np.ndarray:
@@ -58,6 +60,7 @@ def main() -> None:
     truth = [names[i] for i in validation["emotion"]]
     waves = [load_audio(a, rate)[0] for a in validation["audio"]]
     measured: dict[str, dict[str, float | None]] = {}
+    whole_right = whole_top = None
     for seconds in (*SECONDS, None):
         batch = [w if seconds is None else excerpt(w, seconds, rate) for w in waves]
         scores = [{d["label"]: d["score"] for d in r} for r in clf(batch, top_k=None, batch_size=16)]
@@ -65,6 +68,8 @@ def main() -> None:
         verdicts = [rule.decide(s, w, rate) for s, w in zip(scores, batch)]
         answered = [v.label != "uncertain" for v in verdicts]
         right = [p == t for p, t in zip(predicted, truth)]
+        if seconds is None:
+            whole_right, whole_top = np.array(right, float), np.array([max(s.values()) for s in scores])
         measured["whole clip" if seconds is None else f"{seconds:g} s"] = {
             "accuracy": 100 * accuracy_score(truth, predicted),
             "uar": 100 * balanced_accuracy_score(truth, predicted),
@@ -90,7 +95,26 @@ def main() -> None:
         ["length", "accuracy", "UAR", "mean top score", "answered uncertain", "accuracy of the answered"],
         rows,
     )
-    print_json_line("duration", {"model": args.model, "clips": len(waves), "results": measured})
+    # Whole clips by their own length: is a short clip as such overconfident, or only an excerpt cut from a longer
+    # utterance? (A temperature that grows as clips get shorter would treat both alike.)
+    lengths = np.array([len(w) / rate for w in waves])
+    by_length: dict[str, dict[str, float]] = {}
+    for low, high in WHOLE_CLIP_BINS:
+        chosen = (lengths >= low) & (lengths < high)
+        if chosen.any():
+            by_length[f"{low:g}-{high:g} s" if high < np.inf else f">= {low:g} s"] = {
+                "clips": int(chosen.sum()),
+                "accuracy": 100 * float(whole_right[chosen].mean()),
+                "mean_top_score": float(whole_top[chosen].mean()),
+            }
+    print_table(
+        f"the same {len(waves)} validation clips whole, by their length",
+        ["length", "clips", "accuracy", "mean top score"],
+        [[k, str(v["clips"]), f"{v['accuracy']:.1f}", f"{v['mean_top_score']:.2f}"] for k, v in by_length.items()],
+    )
+    print_json_line(
+        "duration", {"model": args.model, "clips": len(waves), "results": measured, "whole_by_length": by_length}
+    )
 
 
 if __name__ == "__main__":

@@ -115,10 +115,14 @@ def _duration(r: dict) -> str:
         f"{k} {v['accuracy']:.1f} ({v['mean_top_score']:.2f})" for k, v in res.items() if k != "whole clip"
     )
     whole = res["whole clip"]
+    by_length = "; ".join(
+        f"{k} {v['accuracy']:.1f} ({v['mean_top_score']:.2f}, {v['clips']})"
+        for k, v in r.get("whole_by_length", {}).items()
+    )
     return (
         f"{r['model']}, {r['clips']} validation clips cut to excerpts: accuracy (mean top score) {lengths}; whole clip "
         f"{whole['accuracy']:.1f} ({whole['mean_top_score']:.2f}); answered uncertain at 0.5 s "
-        f"{res['0.5 s']['uncertain']:.1f} %"
+        f"{res['0.5 s']['uncertain']:.1f} %" + (f"; whole clips by length (clips): {by_length}" if by_length else "")
     )
 
 
