@@ -6,13 +6,17 @@ overlapping windows, consecutive slots with the same top label are merged.
     result.label, result.summary                # overall label and scores, weighted by speech time
     for s in result.segments: print(s.start, s.end, s.label)   # "no speech" between speech regions
 
-The file is streamed from disk twice, in blocks: once through the VAD (timestamps only), once region by
-region for scoring; memory is bounded by one region (at most ``max_region`` seconds), not by the file.
+``segments`` also takes what the pipeline takes (raw file bytes, a numpy or torch array at the classifier's rate,
+a ``{"array", "sampling_rate"}`` dict), held as an in-memory WAV. A file is streamed from disk twice, in blocks:
+once through the VAD (timestamps only), once region by region for scoring; memory is bounded by one region (at
+most ``max_region`` seconds), not by the file.
 Non-speech is reported as ``"no speech"`` and never given an emotion.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,12 +74,43 @@ def _progress(total: float, desc: str, enabled: bool):
     return tqdm(total=round(total, 1), desc=desc, unit="s", disable=not enabled, file=sys.stderr, leave=False)
 
 
-def _blocks(path: str | Path, target_rate: int, block_seconds: float = 30.0):
-    """Mono blocks at ``target_rate``, read and resampled incrementally (soxr's streaming resampler)."""
+Source = str | Path | io.BytesIO  # a file, or an in-memory WAV (_in_memory)
+
+
+def _sound_file(source: Source):
     import soundfile as sf
+
+    if isinstance(source, io.BytesIO):
+        source.seek(0)  # read twice (VAD pass, then region by region), like a file
+        return sf.SoundFile(source)
+    return sf.SoundFile(str(source))
+
+
+def _in_memory(source, rate: int) -> io.BytesIO:
+    """File bytes, an array at ``rate`` or a ``{"array", "sampling_rate"}`` dict as an in-memory float WAV, decoded
+    and checked as the pipeline does (errors name the input)."""
+    import soundfile as sf
+
+    from .models.ser.audio_ser import check_waveform, decode_input, load_audio
+
+    if isinstance(source, (bytes, bytearray)):
+        wave, rate = load_audio(bytes(source))
+    else:
+        if isinstance(source, dict) and "sampling_rate" in source:
+            rate = int(source["sampling_rate"])  # kept: resampled as a file at that rate would be
+        wave = check_waveform(np.asarray(decode_input(source, rate), dtype=np.float32), "the audio array")
+    if wave.ndim != 1:
+        raise ValueError(f"the audio array: expected mono audio (samples,) or (samples, channels), got {wave.shape}")
+    buffer = io.BytesIO()
+    sf.write(buffer, wave, rate, format="WAV", subtype="FLOAT")
+    return buffer
+
+
+def _blocks(path: Source, target_rate: int, block_seconds: float = 30.0):
+    """Mono blocks at ``target_rate``, read and resampled incrementally (soxr's streaming resampler)."""
     import soxr
 
-    with sf.SoundFile(str(path)) as handle:
+    with _sound_file(path) as handle:
         stream = soxr.ResampleStream(handle.samplerate, target_rate, 1, dtype="float32", quality="HQ")
         block = max(int(block_seconds * handle.samplerate), 1)
         while True:
@@ -87,7 +122,7 @@ def _blocks(path: str | Path, target_rate: int, block_seconds: float = 30.0):
 
 
 def speech_regions(
-    path: str | Path,
+    path: Source,
     threshold: float = DEFAULT_POLICY.vad_threshold,
     min_speech: float = 0.3,
     merge_gap: float = 0.5,
@@ -95,11 +130,11 @@ def speech_regions(
     progress: bool = False,
 ) -> tuple[list[tuple[float, float]], float]:
     """``([(start, end), ...], duration)`` of speech in seconds, from Silero VAD over the streamed file."""
-    import soundfile as sf
     import torch
     from silero_vad import VADIterator, load_silero_vad
 
-    duration = sf.info(str(path)).duration
+    with _sound_file(path) as handle:
+        duration = handle.frames / handle.samplerate
     iterator = VADIterator(load_silero_vad(), threshold=threshold, sampling_rate=VAD_RATE)
     regions, start, carry = [], None, np.zeros(0, np.float32)
     with _progress(duration, "speech detection", progress) as bar, torch.inference_mode():
@@ -135,12 +170,10 @@ def speech_regions(
     return split, duration
 
 
-def _read(path: str | Path, start: float, end: float, rate: int) -> np.ndarray:
-    import soundfile as sf
-
+def _read(path: Source, start: float, end: float, rate: int) -> np.ndarray:
     from .audio import resample
 
-    with sf.SoundFile(str(path)) as handle:
+    with _sound_file(path) as handle:
         handle.seek(int(start * handle.samplerate))
         data = handle.read(int((end - start) * handle.samplerate), dtype="float32", always_2d=True)
         return resample(data.mean(axis=1), handle.samplerate, rate)
@@ -198,7 +231,7 @@ def _merge(
 
 
 def segments(
-    source: str | Path,
+    source: str | Path | bytes | np.ndarray | dict,
     classifier=None,
     window: float = DEFAULT_POLICY.window_seconds,
     hop: float = DEFAULT_POLICY.hop_seconds,
@@ -206,18 +239,22 @@ def segments(
     rule: ConfidenceRule = DEFAULT_RULE,
     **vad_options,
 ) -> SegmentsResult:
-    """Emotion over time of an audio file (see the module docstring); ``classifier`` defaults to the default
-    model. ``rule`` marks slots "uncertain" (a low calibrated score, or a region out of range: clipped,
-    band-limited). ``vad_options`` go to :func:`speech_regions` (threshold, min_speech, merge_gap, max_region)."""
+    """Emotion over time of an audio file, file bytes, an array at the classifier's rate or a ``{"array",
+    "sampling_rate"}`` dict (see the module docstring); ``classifier`` defaults to the default model. ``rule`` marks
+    slots "uncertain" (a low calibrated score, or a region out of range: clipped, band-limited). ``vad_options`` go
+    to :func:`speech_regions` (threshold, min_speech, merge_gap, max_region)."""
     from .audio import AudioDecodeError
 
-    if not Path(source).is_file():
+    path_like = isinstance(source, (str, os.PathLike))
+    if path_like and not Path(source).is_file():
         raise AudioDecodeError(f"{source}: no such audio file")
     if classifier is None:
         from .inference import load_classifier
 
         classifier = load_classifier()
     rate = _rate(classifier)
+    if not path_like:
+        source = _in_memory(source, rate)
     regions, duration = speech_regions(source, progress=progress, **vad_options)
     out: list[Segment] = []
     cursor = 0.0

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 import torch
 
 from hf_ser import load_classifier
@@ -292,6 +293,42 @@ def test_segments_never_give_silence_an_emotion(tmp_path, model_dir):
     result = segments(tmp_path / "quiet.wav", load_classifier(model_dir))
     assert [(s.start, s.end, s.label) for s in result.segments] == [(0.0, 5.0, "no speech")]
     assert result.label == "no speech" and result.summary == {} and result.speech_seconds == 0
+
+
+def test_segments_take_what_the_pipeline_takes(tmp_path, model_dir, speech):
+    """File bytes, an array at the classifier's rate (float, int16, torch) and a dict at another rate get the
+    timeline of the same audio read from a file (they were a TypeError from pathlib)."""
+    import torch
+
+    from hf_ser import segments
+    from hf_ser.audio import AudioDecodeError
+
+    clf = load_classifier(model_dir)
+    wave = np.concatenate([speech(3.0, 16000, seed=1), np.zeros(16000, np.float32), speech(2.0, 16000, seed=2)])
+    sf.write(tmp_path / "talk.wav", wave, 16000, subtype="FLOAT")
+    expected = segments(tmp_path / "talk.wav", clf).to_dict()
+    assert expected["speech_seconds"] > 3
+    as_int = np.round(wave * 32767).astype(np.int16)
+    for given in (
+        (tmp_path / "talk.wav").read_bytes(),
+        wave,
+        torch.from_numpy(wave),
+        {"array": as_int, "sampling_rate": 16000},
+        {"array": np.stack([wave, wave]), "sampling_rate": 16000},
+    ):
+        got = segments(given, clf).to_dict()
+        assert [(s["start"], s["end"], s["label"]) for s in got["segments"]] == [
+            (s["start"], s["end"], s["label"]) for s in expected["segments"]
+        ]
+        assert got["label"] == expected["label"]
+    at_8k = soxr.resample(wave, 16000, 8000, quality="HQ")
+    sf.write(tmp_path / "talk_8k.wav", at_8k, 8000, subtype="FLOAT")
+    expected_8k = segments(tmp_path / "talk_8k.wav", clf).to_dict()
+    assert segments({"array": at_8k, "sampling_rate": 8000}, clf).to_dict() == expected_8k
+    with pytest.raises(AudioDecodeError, match="the audio array: contains non-finite"):
+        segments(np.full(16000, np.nan, np.float32), clf)
+    with pytest.raises(AudioDecodeError, match="<bytes>: cannot decode"):
+        segments(b"not audio", clf)
 
 
 def test_segments_walk_folders_like_batch_runs(tmp_path, model_dir, speech):
