@@ -88,6 +88,27 @@ def test_onnx_matches_torch(exported, model_dir, voice):
     assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size / 2
 
 
+def test_onnx_refuses_what_the_pipeline_refuses(exported, model_dir, voice):
+    """An empty or non-finite clip was answered by the ONNX backend (NaN scores for the latter); it is refused with
+    the clip named, as the torch pipeline refuses it, and int16 / 2-D arrays get the pipeline's scores."""
+    from hf_ser.audio import AudioDecodeError
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    onnx, torch_clf = OnnxClassifier(exported), load_classifier(model_dir)
+    wave = voice(1.5, 16000)
+    with pytest.raises(AudioDecodeError, match="clip 1: zero-length audio"):
+        onnx([wave, np.zeros(0, np.float32)])
+    with pytest.raises(AudioDecodeError, match="clip 0: contains non-finite"):
+        onnx(np.where(np.arange(wave.size) == 9, np.nan, wave).astype(np.float32))
+    with pytest.raises(ValueError, match=r"clip 0: expected mono audio .* got shape \(\)"):
+        onnx([0.1, 0.2])
+    as_int = np.round(wave * 32767).astype(np.int16)
+    expected = {d["label"]: d["score"] for d in torch_clf(as_int, top_k=None)}
+    for given in (as_int, np.stack([as_int, as_int])):
+        got = {d["label"]: d["score"] for d in onnx(given, top_k=None)}
+        assert got.keys() == expected.keys() and all(abs(got[k] - expected[k]) < 1e-4 for k in got)
+
+
 def test_onnx_runtime_computes_prosody_like_the_extractor(exported, tmp_path, voice):
     import shutil
 

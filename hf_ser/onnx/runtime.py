@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..confidence import softmax
-from ..models.ser.audio_ser import decode_input
+from ..models.ser.audio_ser import check_waveform, decode_input
 from ..models.ser.mfcc_features_ser import features_numpy, speaker_statistics
 from ..models.ser.whisper_features_ser import at_level, whisper_log_mel
 
@@ -114,11 +114,19 @@ class OnnxClassifier:
 
     def adapt(self, clips: list) -> OnnxClassifier:
         """Adapt a speaker-adaptive model to one speaker (their clips: paths, arrays at the model's rate, …)."""
-        self.features.adapt([self.waveform(c) for c in clips])
+        self.features.adapt([self.waveform(c, i) for i, c in enumerate(clips)])
         return self
 
-    def waveform(self, inputs) -> np.ndarray:
-        return np.asarray(decode_input(inputs, self.sampling_rate), dtype=np.float32)
+    def waveform(self, inputs, index: int = 0) -> np.ndarray:
+        """A checked mono waveform at the model's rate: the torch pipeline refuses what this refuses (an empty or
+        non-finite clip was answered, with NaN scores for the latter)."""
+        wave = np.asarray(decode_input(inputs, self.sampling_rate), dtype=np.float32)
+        if wave.ndim != 1:
+            raise ValueError(
+                f"clip {index}: expected mono audio (samples,) or (samples, channels), got shape {wave.shape} (a list "
+                "of inputs is a batch of clips)"
+            )
+        return check_waveform(wave, f"clip {index}")
 
     def logits(self, waves: list[np.ndarray]) -> np.ndarray:
         feats = [self.features(w) for w in waves]
@@ -131,7 +139,7 @@ class OnnxClassifier:
 
     def __call__(self, inputs, top_k: int | None = 5, batch_size: int | None = None) -> list[dict] | list[list[dict]]:
         single = not isinstance(inputs, list)
-        waves = [self.waveform(x) for x in ([inputs] if single else inputs)]
+        waves = [self.waveform(x, i) for i, x in enumerate([inputs] if single else inputs)]
         probs = softmax(self.logits(waves), self.temperature)
         results = []
         for row in probs:
