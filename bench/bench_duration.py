@@ -3,7 +3,7 @@
     python bench/bench_duration.py [--model ser-whisper-general]
 
 On the model's **validation** speakers (its ``metrics.json`` names them; never its test speakers, so the minimum
-length the "uncertain" rule uses may be chosen on these numbers), each clip is cut to an excerpt of 0.3 to 2 s around
+length the "uncertain" rule uses may be chosen on these numbers), each clip is cut to an excerpt of 0.3 to 4 s around
 the middle of its speech (where the signal is above 2 % of its peak) and classified; the whole clip is the reference.
 Prints accuracy, UAR, the mean calibrated top score and how many excerpts the model's "uncertain" rule answers, and
 the whole clips' accuracy and mean top score by their own length (a short utterance is not an excerpt of a long one),
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import model_speakers, print_json_line, print_table  # noqa: E402
 
-SECONDS = (0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+SECONDS = (0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)  # 4 s: the timeline's window
 WHOLE_CLIP_BINS = ((0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, np.inf))
 
 
