@@ -107,7 +107,8 @@ def classify(audio_path: str | None, model_name: str):
         wave, _ = load_audio(audio_path, rate)
     except AudioDecodeError as err:
         raise gr.Error(
-            f"Could not read that audio file ({Path(str(err).split(':')[0]).name}): use WAV, FLAC or OGG."
+            f"Could not read that audio file ({Path(str(err).split(':')[0]).name}): use WAV, FLAC, OGG or MP3 "
+            "(not M4A/AAC, which libsndfile does not read)."
         ) from err
     seconds = len(wave) / rate
     if seconds > MAX_SECONDS:
@@ -143,8 +144,9 @@ def build_demo():
     with gr.Blocks(title="hf-ser: speech emotion recognition") as demo:
         gr.Markdown(
             "# Speech emotion recognition\n"
-            "Upload or record a short clip of speech; a small MFCC + attention CNN (**hf-ser**, after "
-            "[arXiv 2507.03251](https://arxiv.org/abs/2507.03251)) estimates which emotion is acted. "
+            "Upload or record a short clip of speech; an **hf-ser** model estimates which emotion is acted: the "
+            "accurate one on OpenAI's Whisper-base encoder, or a tiny MFCC + attention CNN for the edge (after "
+            "[arXiv 2507.03251](https://arxiv.org/abs/2507.03251)); choose one in the Model menu. "
             "Recordings longer than 4 s (up to 10 minutes) get an emotion-over-time timeline: speech is found "
             "with Silero VAD, each region is scored in overlapping 4 s windows, silence is never given an emotion.",
             elem_id="title",

@@ -122,7 +122,7 @@ def test_eight_concurrent_calls(space):
     [
         ("silent", "No speech found"),
         ("too_long", "limit is 600 s"),
-        ("unreadable", "Could not read"),
+        ("unreadable", "Could not read .*WAV, FLAC, OGG or MP3"),
         ("none", "No audio"),
     ],
 )
