@@ -12,6 +12,7 @@ import csv
 import json
 import logging
 import multiprocessing
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -75,7 +76,21 @@ def audio_files(
             files.append(str(path))
         else:
             errors.append(Prediction(str(path), error="no such file or folder"))
-    return files, errors
+    return _once_each(files), errors
+
+
+def _once_each(files: list[str]) -> list[str]:
+    """Each file once (the first spelling kept), so that a file given both alone and inside a given folder, or twice,
+    gets one row, in every output format alike (``--json``, keyed by path, had kept one where CSV kept two)."""
+    seen: set[str] = set()
+    unique = []
+    for f in files:
+        if (key := os.path.realpath(f)) not in seen:
+            seen.add(key)
+            unique.append(f)
+    if len(unique) < len(files):
+        logger.warning("%d files were given more than once; each is classified once", len(files) - len(unique))
+    return unique
 
 
 def decode_clip(

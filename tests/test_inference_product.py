@@ -182,6 +182,11 @@ def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_e
     }
     assert f"{mixed}: 2 files left out, not audio by their suffix (.m4a x1, .txt x1)" in caplog.text
     assert cli_main(["predict", str(phone), "--model", "ser-general"]) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hf_ser.batch"):  # a file given alone and in its folder, twice
+        files, _ = audio_files([mixed / "a.wav", mixed, tmp_path / "mixed" / ".." / "mixed" / "a.wav"])
+    assert files == [str(mixed / "a.wav")]
+    assert "2 files were given more than once; each is classified once" in caplog.text
 
 
 def test_a_decoding_worker_that_dies_ends_the_run_with_the_reason(tmp_path, speech):
