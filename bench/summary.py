@@ -119,10 +119,17 @@ def _duration(r: dict) -> str:
         f"{k} {v['accuracy']:.1f} ({v['mean_top_score']:.2f}, {v['clips']})"
         for k, v in r.get("whole_by_length", {}).items()
     )
+    padded = "; ".join(
+        f"{k} {v['accuracy']:.1f}, uncertain {v['uncertain_by_length']:.0f} % by length, "
+        f"{v['uncertain_by_speech']:.0f} % by speech time"
+        for k, v in r.get("padded_speech", {}).items()
+    )
     return (
         f"{r['model']}, {r['clips']} validation clips cut to excerpts: accuracy (mean top score) {lengths}; whole clip "
         f"{whole['accuracy']:.1f} ({whole['mean_top_score']:.2f}); answered uncertain at 0.5 s "
-        f"{res['0.5 s']['uncertain']:.1f} %" + (f"; whole clips by length (clips): {by_length}" if by_length else "")
+        f"{res['0.5 s']['uncertain']:.1f} %"
+        + (f"; whole clips by length (clips): {by_length}" if by_length else "")
+        + (f"; speech inside near-silence: {padded}" if padded else "")
     )
 
 

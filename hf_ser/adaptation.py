@@ -29,7 +29,8 @@ def speaker_clips(inputs: Iterable[str | Path], sampling_rate: int, longest: flo
     paths, missing = audio_files([inputs] if isinstance(inputs, (str, Path)) else inputs)
     clips, skipped = [], [f"{p.path}: {p.error}" for p in missing]
     for path in paths:
-        _, wave, _, error = decode_clip(path, sampling_rate)
+        decoded = decode_clip(path, sampling_rate)
+        wave, error = decoded.wave, decoded.error
         if error or wave is None:  # unreadable, too short, or no speech (it would skew the speaker's statistics)
             skipped.append(error or f"{path}: no speech found")
         elif longest is None or len(wave) <= longest * sampling_rate:

@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,18 @@ logger = logging.getLogger("hf_ser.batch")
 class WorkerDied(RuntimeError):
     """Decoding worker processes die even on one file at a time (typically a script without a main guard, whose
     spawned workers re-run it); the rows yielded before it stand."""
+
+
+class DecodedClip(NamedTuple):
+    """A file as a worker decoded it: the waveform at the model's rate (None when the file failed or holds no
+    speech), its length, the error ("" for no speech, None when fine) and the seconds of speech the VAD found in it
+    (what the "uncertain" rule's minimum length is measured on)."""
+
+    path: str
+    wave: np.ndarray | None
+    seconds: float | None
+    error: str | None
+    speech_seconds: float | None = None
 
 
 @dataclass
@@ -95,28 +108,35 @@ def _once_each(files: list[str]) -> list[str]:
 
 def decode_clip(
     path: str, rate: int, policy: InputPolicy = DEFAULT_POLICY, longest: float | None = None
-) -> tuple[str, np.ndarray | None, float | None, str | None]:
-    """(path, waveform at ``rate`` or None, seconds, error); the waveform is None and the error empty when the
-    clip holds no speech. ``longest``: the most seconds the model takes in one piece (None: any length). Runs in
-    worker processes (the VAD included)."""
+) -> DecodedClip:
+    """The file decoded at ``rate``; the waveform is None and the error empty when the clip holds no speech.
+    ``longest``: the most seconds the model takes in one piece (None: any length). Runs in worker processes (the
+    VAD included)."""
     try:
         wave, _ = load_audio(path, rate)
     except (AudioDecodeError, ValueError) as err:
-        return path, None, None, str(err)
+        return DecodedClip(path, None, None, str(err))
     seconds = len(wave) / rate
     if error := policy.too_short(seconds) or policy.too_long(seconds, longest):
-        return path, None, seconds, f"{path}: {error}"
-    if not policy.has_speech(wave, rate):
-        return path, None, seconds, ""
-    return path, wave, seconds, None
+        return DecodedClip(path, None, seconds, f"{path}: {error}")
+    speech = policy.speech_seconds(wave, rate)
+    if speech < policy.min_speech_seconds:
+        return DecodedClip(path, None, seconds, "", speech)
+    return DecodedClip(path, wave, seconds, None, speech)
 
 
 def predicted(
-    path: str, scores: list[dict], wave: np.ndarray, rate: int, seconds: float, rule: ConfidenceRule = DEFAULT_RULE
+    path: str,
+    scores: list[dict],
+    wave: np.ndarray,
+    rate: int,
+    seconds: float,
+    rule: ConfidenceRule = DEFAULT_RULE,
+    speech_seconds: float | None = None,
 ) -> Prediction:
     """The row of one classified clip: its emotion, or "uncertain" with the reason (scores kept, ranked)."""
     ranked = dict(sorted(((d["label"], float(d["score"])) for d in scores), key=lambda kv: -kv[1]))
-    verdict = rule.decide(ranked, wave, rate)
+    verdict = rule.decide(ranked, wave, rate, speech_seconds)
     return Prediction(path, verdict.label, verdict.score, ranked, seconds, reason=verdict.reason)
 
 
@@ -145,19 +165,19 @@ def _refused(classify, wave: np.ndarray) -> list[dict] | ValueError:
 
 
 def classified_rows(
-    clips: list[tuple[str, np.ndarray, float]],
+    clips: list[DecodedClip],
     classify: Callable[[list[np.ndarray]], list[list[dict]]],
     rate: int,
     rule: ConfidenceRule = DEFAULT_RULE,
 ) -> list[Prediction]:
-    """The rows of decoded clips ``(path, wave, seconds)`` classified as one batch (:func:`classified`): a clip the
-    model refuses gets an error row with the model's reason."""
-    scores = classified(classify, [wave for _, wave, _ in clips])
+    """The rows of decoded clips classified as one batch (:func:`classified`): a clip the model refuses gets an
+    error row with the model's reason."""
+    scores = classified(classify, [clip.wave for clip in clips])
     return [
-        Prediction(path, seconds=seconds, error=f"{path}: {result}")
+        Prediction(clip.path, seconds=clip.seconds, error=f"{clip.path}: {result}")
         if isinstance(result, ValueError)
-        else predicted(path, result, wave, rate, seconds, rule)
-        for (path, wave, seconds), result in zip(clips, scores)
+        else predicted(clip.path, result, clip.wave, rate, clip.seconds, rule, clip.speech_seconds)
+        for clip, result in zip(clips, scores)
     ]
 
 
@@ -179,7 +199,7 @@ def predict_files(
 
     files, errors = audio_files(inputs, policy)
     yield from errors
-    pending: list[tuple[str, np.ndarray, float]] = []
+    pending: list[DecodedClip] = []
 
     def flush():
         yield from classified_rows(pending, classify, rate, rule)
@@ -193,14 +213,14 @@ def predict_files(
             else (decode_clip(f, rate, policy, longest) for f in files)
         )
         try:
-            for path, wave, seconds, error in decoded:
+            for clip in decoded:
                 bar.update(1)
-                if error:
-                    yield Prediction(path, seconds=seconds, error=error)
-                elif wave is None:
-                    yield Prediction(path, NO_SPEECH, None, {}, seconds)
+                if clip.error:
+                    yield Prediction(clip.path, seconds=clip.seconds, error=clip.error)
+                elif clip.wave is None:
+                    yield Prediction(clip.path, NO_SPEECH, None, {}, clip.seconds)
                 else:
-                    pending.append((path, wave, seconds))
+                    pending.append(clip)
                     if len(pending) >= batch_size:
                         yield from flush()
         except WorkerDied:
@@ -214,7 +234,7 @@ def predict_files(
 
 def decoded_in_workers(
     files: list[str], rate: int, policy: InputPolicy, longest: float | None, workers: int
-) -> Iterator[tuple[str, np.ndarray | None, float | None, str | None]]:
+) -> Iterator[DecodedClip]:
     """:func:`decode_clip` of every file, in order, in spawned worker processes.
 
     A worker that dies (a crash in the decoder, or the memory killer) takes its pool with it. The pool then restarts
@@ -249,7 +269,7 @@ def decoded_in_workers(
                     "and import the script); else run with one worker (--workers 1)"
                 ) from err
             why = "the decoding worker process died on this file (a crash in the decoder, or killed for memory)"
-            yield files[start], None, None, f"{files[start]}: {why}"
+            yield DecodedClip(files[start], None, None, f"{files[start]}: {why}")
             start, suspect = start + 1, False
         finally:
             pool.shutdown(cancel_futures=True)

@@ -190,6 +190,10 @@ class ConfidenceRule:
     min_seconds: shorter clips are out of range. Both defaults were trained on 3 s crops of 2-4 s clips; on their
       validation speakers (``bench/bench_duration.py``) 1 s excerpts were right 54-55 % of the time against 76-79 %
       for whole clips, while the calibrated top score stayed 0.73-0.84: the score does not see the length.
+    min_speech_seconds: where the caller ran the VAD (batch and Ray rows, the Space), clips with less speech than
+      this are out of range too: 0.5 s of speech inside 2.5 s was right 43 % of the time at a top score of 0.67, and
+      its length alone passed it. Lower than ``min_seconds`` because the VAD counts less speech than there is (1 s
+      excerpts of the default's validation clips measured 0.90 s on average; bench_duration.py).
     """
 
     threshold: float = 0.4
@@ -197,6 +201,7 @@ class ConfidenceRule:
     min_high_band: float = 1e-5
     band_cutoff_hz: float = 3800.0
     min_seconds: float = 1.0
+    min_speech_seconds: float = 0.8
 
     def __post_init__(self):
         if not 0 <= self.threshold < 1:
@@ -207,13 +212,21 @@ class ConfidenceRule:
             raise ValueError(f"min_high_band must be in [0, 1), got {self.min_high_band}")
         if self.min_seconds < 0:
             raise ValueError(f"min_seconds must be >= 0, got {self.min_seconds}")
+        if self.min_speech_seconds < 0:
+            raise ValueError(f"min_speech_seconds must be >= 0, got {self.min_speech_seconds}")
 
-    def out_of_range(self, wave: np.ndarray | None, rate: int) -> str | None:
-        """Why the clip is outside what the models were trained on, or None."""
+    def out_of_range(self, wave: np.ndarray | None, rate: int, speech_seconds: float | None = None) -> str | None:
+        """Why the clip is outside what the models were trained on, or None. ``speech_seconds`` (the VAD's, where the
+        caller ran it) is what the minimum length is measured on: a long clip with little speech in it is short."""
         if wave is None:
             return None
         if (seconds := len(wave) / rate) < self.min_seconds:
             return f"too short ({seconds:.2f} s; under {self.min_seconds:g} s the answer is unreliable)"
+        if speech_seconds is not None and speech_seconds < self.min_speech_seconds:
+            return (
+                f"too little speech ({speech_seconds:.2f} s in {seconds:.2f} s; under {self.min_speech_seconds:g} s "
+                "the answer is unreliable)"
+            )
         clipped = clipped_fraction(wave)
         if clipped > self.max_clipped:
             return f"heavily clipped ({100 * clipped:.1f} % of samples at the peak)"
@@ -222,10 +235,16 @@ class ConfidenceRule:
             return f"band-limited (no energy above {self.band_cutoff_hz / 1000:.1f} kHz: a telephone line?)"
         return None
 
-    def decide(self, scores: dict[str, float], wave: np.ndarray | None = None, rate: int = 16000) -> Verdict:
+    def decide(
+        self,
+        scores: dict[str, float],
+        wave: np.ndarray | None = None,
+        rate: int = 16000,
+        speech_seconds: float | None = None,
+    ) -> Verdict:
         emotion = max(scores, key=scores.get)
         score = float(scores[emotion])
-        reason = self.out_of_range(wave, rate)
+        reason = self.out_of_range(wave, rate, speech_seconds)
         if reason is None and score < self.threshold:
             reason = f"top score {score:.2f} below {self.threshold:.2f}"
         return Verdict(UNCERTAIN if reason else emotion, score, emotion, reason)

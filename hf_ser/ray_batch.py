@@ -81,13 +81,13 @@ class ClassifyBatch:
 
     def _predictions(self, paths: list[str]) -> Iterator[Prediction]:
         decoded = [decode_clip(p, self.rate, DEFAULT_POLICY, self.longest) for p in paths]
-        speech = [(path, wave, seconds) for path, wave, seconds, error in decoded if wave is not None]
+        speech = [clip for clip in decoded if clip.wave is not None]
         scored = iter(classified_rows(speech, self._classify, self.rate, self.rule) if speech else [])
-        for path, wave, seconds, error in decoded:
-            if error:
-                yield Prediction(path, seconds=seconds, error=error)
-            elif wave is None:
-                yield Prediction(path, NO_SPEECH, None, {}, seconds)
+        for clip in decoded:
+            if clip.error:
+                yield Prediction(clip.path, seconds=clip.seconds, error=clip.error)
+            elif clip.wave is None:
+                yield Prediction(clip.path, NO_SPEECH, None, {}, clip.seconds)
             else:
                 yield next(scored)
 

@@ -135,6 +135,15 @@ def test_a_clip_under_a_second_is_out_of_range_whatever_its_score(speech):
     assert ConfidenceRule(min_seconds=0.0).out_of_range(speech(0.6, RATE), RATE) is None
     with pytest.raises(ValueError, match="min_seconds"):
         ConfidenceRule(min_seconds=-1.0)
+    with pytest.raises(ValueError, match="min_speech_seconds"):
+        ConfidenceRule(min_speech_seconds=-1.0)
+    # measured on speech time where the caller ran the VAD: 0.5 s of speech in a 3 s clip is as short as 0.5 s
+    three = speech(3.0, RATE)
+    little = DEFAULT_RULE.decide({"angry": 0.95, "sad": 0.05}, three, RATE, speech_seconds=0.46)
+    assert little.label == UNCERTAIN
+    assert little.reason == "too little speech (0.46 s in 3.00 s; under 0.8 s the answer is unreliable)"
+    assert DEFAULT_RULE.decide({"angry": 0.95, "sad": 0.05}, three, RATE, speech_seconds=0.85).label == "angry"
+    assert DEFAULT_RULE.decide({"angry": 0.95, "sad": 0.05}, three, RATE).label == "angry"
 
 
 def test_telephone_band_keeps_the_voice_band_only(speech):
@@ -263,6 +272,9 @@ def test_batch_rows_say_uncertain_with_the_reason(model_dir, speech, tmp_path):
 
     sf.write(tmp_path / "clean.wav", speech(1.5, RATE), RATE)
     sf.write(tmp_path / "clipped.wav", Clipping(20.0)(speech(1.5, RATE), RATE), RATE)
+    quiet = np.zeros(3 * RATE, np.float32)
+    quiet[RATE : RATE + RATE // 2] = speech(0.5, RATE)
+    sf.write(tmp_path / "little_speech.wav", quiet, RATE)  # 3 s long, 0.5 s of it speech
     out = tmp_path / "rows.jsonl"
     # threshold 0: only the input decides; the clipped file is out of range, the clean one gets its emotion
     assert (
@@ -273,6 +285,9 @@ def test_batch_rows_say_uncertain_with_the_reason(model_dir, speech, tmp_path):
     assert rows["clipped.wav"]["label"] == UNCERTAIN and "clipped" in rows["clipped.wav"]["reason"]
     assert rows["clipped.wav"]["scores"] and rows["clipped.wav"]["score"] == max(rows["clipped.wav"]["scores"].values())
     assert rows["clean.wav"]["label"] != UNCERTAIN and rows["clean.wav"]["reason"] is None
+    assert rows["little_speech.wav"]["label"] == UNCERTAIN
+    assert rows["little_speech.wav"]["reason"].startswith("too little speech (0.")
+    assert rows["little_speech.wav"]["seconds"] == 3.0
     # a model whose scores are nearly flat (temperature 50) is never sure: the default threshold (0.4) answers
     config = json.loads((model_dir / "config.json").read_text())
     (model_dir / "config.json").write_text(json.dumps({**config, "temperature": 50.0}))

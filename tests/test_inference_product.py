@@ -210,7 +210,7 @@ def test_a_decoding_worker_that_dies_ends_the_run_with_the_reason(tmp_path, spee
 def test_a_worker_that_dies_on_a_file_costs_that_file_its_row_and_the_rest_finish(tmp_path, speech):
     from hf_ser.batch import predict_files
 
-    for i, seconds in enumerate([1.0, 1.2, 3.0, 1.4, 1.6, 1.1, 1.3]):
+    for i, seconds in enumerate([1.8, 1.6, 3.0, 2.0, 1.7, 1.9, 2.2]):  # over 0.8 s of speech each
         sf.write(tmp_path / f"clip{i}.wav", speech(seconds, 16000, seed=i), 16000)
 
     def classify(waves):
@@ -250,7 +250,7 @@ def test_a_clip_the_model_refuses_costs_only_its_own_row(tmp_path, speech):
     from hf_ser.batch import predict_files
     from hf_ser.inference import longest_clip_seconds
 
-    for i, seconds in enumerate([1.0, 3.0, 1.5]):
+    for i, seconds in enumerate([1.2, 3.0, 1.5]):
         sf.write(tmp_path / f"clip{i}.wav", speech(seconds, 16000, seed=i), 16000)
 
     def classify(waves):
