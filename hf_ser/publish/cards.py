@@ -190,8 +190,10 @@ def _confidence_text(result: RunResult, config: dict) -> str:
             else f"below {threshold}, or when the clip is heavily clipped or band-limited ({band}), conditions "
             "this model was not trained for."
         )
-        + f" So is a clip shorter than {DEFAULT_RULE.min_seconds:g} s, whose scores overstate: on validation speakers "
-        "1 s excerpts were right about 55 % of the time at the calibrated scores of whole clips."
+        + f" So is a clip shorter than {DEFAULT_RULE.min_seconds:g} s, or with under "
+        f"{DEFAULT_RULE.min_speech_seconds:g} s of speech where the voice-activity detector ran (batch rows, the "
+        "Space), whose scores overstate: on validation speakers 1 s excerpts were right about 55 % of the time at the "
+        "calibrated scores of whole clips."
     )
     calibration = result.calibration
     if calibration is None:
