@@ -39,7 +39,7 @@ class WorkerDied(RuntimeError):
 class DecodedClip(NamedTuple):
     """A file as a worker decoded it: the waveform at the model's rate (None when the file failed or holds no
     speech), its length, the error ("" for no speech, None when fine) and the seconds of speech the VAD found in it
-    (what the "uncertain" rule's minimum length is measured on)."""
+    (the "uncertain" rule holds it to its minimum of speech)."""
 
     path: str
     wave: np.ndarray | None

@@ -217,7 +217,8 @@ class ConfidenceRule:
 
     def out_of_range(self, wave: np.ndarray | None, rate: int, speech_seconds: float | None = None) -> str | None:
         """Why the clip is outside what the models were trained on, or None. ``speech_seconds`` (the VAD's, where the
-        caller ran it) is what the minimum length is measured on: a long clip with little speech in it is short."""
+        caller ran it) is held to ``min_speech_seconds`` as the clip's length is to ``min_seconds``: a long clip with
+        little speech in it is short."""
         if wave is None:
             return None
         if (seconds := len(wave) / rate) < self.min_seconds:
