@@ -75,7 +75,12 @@ class WhisperNumpyFeatures:
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         s = self.settings
         if len(wave) > s["max_duration"] * self.sampling_rate:
-            raise ValueError(f"clip of {len(wave) / self.sampling_rate:.1f} s; at most {s['max_duration']} s")
+            raise ValueError(
+                f"clip of {len(wave) / self.sampling_rate:.1f} s; at most {s['max_duration']} s (where Whisper's "
+                "position embeddings end): classify a longer recording over time with hf_ser.segments"
+            )
+        if len(wave) < s["n_fft"] // 2 + 1:  # the torch extractor's minimum (one padded STFT frame)
+            raise ValueError(f"clip of {len(wave)} samples; at least {s['n_fft'] // 2 + 1} are needed")
         if s.get("level_dbfs") is not None:
             wave = at_level(wave, s["level_dbfs"])
         return whisper_log_mel(wave, self.mel_filters, s["n_fft"], s["hop_length"])
