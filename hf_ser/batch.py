@@ -120,7 +120,7 @@ def decode_clip(
     if error := policy.too_short(seconds) or policy.too_long(seconds, longest):
         return DecodedClip(path, None, seconds, f"{path}: {error}")
     speech = policy.speech_seconds(wave, rate)
-    if speech < policy.min_speech_seconds:
+    if not policy.has_speech(speech):
         return DecodedClip(path, None, seconds, "", speech)
     return DecodedClip(path, wave, seconds, None, speech)
 

@@ -115,7 +115,7 @@ def classify(audio_path: str | None, model_name: str):
         raise gr.Error(f"The clip is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s. Trim it and try again.")
     if seconds <= WINDOW_SECONDS:
         speech = DEFAULT_POLICY.speech_seconds(wave, rate)
-        if speech < DEFAULT_POLICY.min_speech_seconds:
+        if not DEFAULT_POLICY.has_speech(speech):
             raise gr.Error("No speech found in the clip (only silence or noise): check the microphone or the file.")
         scores = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
         return scores, gr.update(value=None, visible=False), verdict_text(rule.decide(scores, wave, rate, speech))

@@ -127,8 +127,10 @@ class InputPolicy:
         probabilities = speech_probabilities(wave)
         return float((probabilities >= self.vad_threshold).sum() * VAD_CHUNK / VAD_RATE)
 
-    def has_speech(self, wave: np.ndarray, rate: int) -> bool:
-        return self.speech_seconds(wave, rate) >= self.min_speech_seconds
+    def has_speech(self, speech_seconds: float) -> bool:
+        """Whether a clip holds speech, from its :meth:`speech_seconds` (callers keep that number: the "uncertain"
+        rule holds it to its own, higher minimum)."""
+        return speech_seconds >= self.min_speech_seconds
 
     def too_short(self, seconds: float) -> str | None:
         """The error text for a clip shorter than :attr:`min_seconds`, else None."""
