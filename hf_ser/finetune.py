@@ -3,7 +3,8 @@
 Inputs follow the ecosystem's conventions: datasets' ``audiofolder`` layout (``clips/<label>/*.wav``, with an
 optional ``metadata.csv`` holding ``file_name`` and extra columns such as ``speaker``), a CSV or JSONL manifest
 (``path,label`` plus optional ``speaker``; relative paths are taken from the manifest's folder), or a dataset
-saved with ``save_to_disk`` that has an audio path column and a label column. Bad rows (missing file,
+saved with ``save_to_disk`` that has an audio column (paths, or datasets' ``Audio``: see
+:mod:`hf_ser.data.dataset_audio`) and a label column. Bad rows (missing file,
 unreadable audio, empty label) are reported with their reason; nothing is dropped silently.
 
 Labels: the user's labels may differ from the model's. Each is matched through the unified taxonomy
@@ -25,6 +26,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, Features, Value
 
 from .batch import audio_files
+from .data.dataset_audio import audio_paths
 
 logger = logging.getLogger("hf_ser.finetune")
 
@@ -97,16 +99,15 @@ def _rows_from_saved_dataset(folder: Path) -> list[dict]:
     label = next((c for c in LABEL_COLUMNS if c in ds.column_names), None)
     if audio is None or label is None:
         raise ValueError(
-            f"{folder}: the saved dataset needs an audio path column and a label column, got {ds.column_names}"
+            f"{folder}: the saved dataset needs an audio column (paths or datasets' Audio) and a label column, "
+            f"got {ds.column_names}"
         )
     names = ds.features[label].names if isinstance(ds.features[label], ClassLabel) else None
+    speakers = ds["speaker"] if "speaker" in ds.column_names else None
     rows = []
-    for row in ds:
-        path = row[audio]["path"] if isinstance(row[audio], dict) else row[audio]
-        value = names[row[label]] if names else row[label]
-        rows.append(
-            {"path": str(path), "label": str(value or ""), **({"speaker": row["speaker"]} if "speaker" in row else {})}
-        )
+    for i, (path, value) in enumerate(zip(audio_paths(ds, audio), ds[label])):
+        value = names[value] if names and value is not None else value
+        rows.append({"path": path, "label": str(value or ""), **({"speaker": speakers[i]} if speakers else {})})
     return rows
 
 

@@ -393,16 +393,23 @@ def test_cache_prune_removes_least_recently_used_entries_whole(tmp_path, capsys)
     write("features/features-abc_00000_of_00002.arrow", 50, 3_000)  # one entry of two shards
     write("features/features-abc_00001_of_00002.arrow", 50, 1_500)
     write("augment/augment-new.arrow", 30, 4_000)
+    write("extracted/fp1/000000-a.wav", 20, 500)  # one dataset's written-out audio: one entry, last used 5000
+    write("extracted/fp1/000001-b.flac", 20, 5_000)
     usage = {u.kind: (u.entries, u.bytes) for u in cache_usage(tmp_path)}
-    assert usage == {"encoder_states": (2, 110), "features": (1, 100), "augment": (1, 30)}
-    dry = prune_cache(150, tmp_path, dry_run=True)
-    assert (dry.removed, dry.freed, dry.remaining) == (1, 100, 140) and (tmp_path / "encoder_states/old.npy").exists()
-    report = prune_cache(50, tmp_path)  # old.npy (1000), mid.npz (2000), then both shards (last used 3000)
-    assert (report.removed, report.freed, report.remaining) == (3, 210, 30)
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["augment-new.arrow"]
+    assert usage == {"encoder_states": (2, 110), "features": (1, 100), "augment": (1, 30), "extracted": (1, 40)}
+    dry = prune_cache(190, tmp_path, dry_run=True)
+    assert (dry.removed, dry.freed, dry.remaining) == (1, 100, 180) and (tmp_path / "encoder_states/old.npy").exists()
+    report = prune_cache(90, tmp_path)  # old.npy (1000), mid.npz (2000), then both shards (last used 3000)
+    assert (report.removed, report.freed, report.remaining) == (3, 210, 70)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "000000-a.wav",
+        "000001-b.flac",
+        "augment-new.arrow",
+    ]
     assert cli_main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
     assert "augment" in capsys.readouterr().out
     assert cli_main(["cache", "prune", "--cache-dir", str(tmp_path)]) == 2
     assert "prune needs --max-gb" in capsys.readouterr().err
     assert cli_main(["cache", "prune", "--max-gb", "0", "--cache-dir", str(tmp_path)]) == 0
-    assert "removed 1 entries" in capsys.readouterr().out and not list(tmp_path.rglob("*.arrow"))
+    assert "removed 2 entries" in capsys.readouterr().out and not list(tmp_path.rglob("*.arrow"))
+    assert not (tmp_path / "extracted" / "fp1").exists()  # the dataset's folder goes with its files

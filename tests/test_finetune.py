@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,33 @@ def test_three_input_formats_give_the_same_rows(audiofolder, tmp_path):
     from_folder.dataset.rename_column("emotion", "label").save_to_disk(str(saved))
     from_saved = load_user_data(saved)
     assert from_saved.dataset["emotion"] == from_folder.dataset["emotion"]
+
+
+def test_a_saved_dataset_with_an_audio_column_needs_no_torchcodec(audiofolder, tmp_path, monkeypatch):
+    """A datasets ``Audio`` column (what load_dataset gives, and what save_to_disk embeds as bytes) was read by
+    decoding it, which needs torchcodec (ImportError here), and its embedded rows' paths name no file. Its bytes
+    are now written once under the cache and read as files."""
+    from datasets import Audio, ClassLabel, Dataset
+
+    monkeypatch.setenv("HF_SER_CACHE", str(tmp_path / "cache"))
+    source = load_user_data(audiofolder).dataset
+    names = source.features["emotion"].names
+    saved = tmp_path / "saved_audio"
+    embedded = [{"bytes": Path(path).read_bytes(), "path": f"take_{i}.wav"} for i, path in enumerate(source["audio"])]
+    ds = Dataset.from_dict(
+        {"audio": embedded, "label": [names[e] for e in source["emotion"]], "speaker": list(source["speaker"])}
+    )
+    ds.cast_column("audio", Audio(sampling_rate=16000)).save_to_disk(str(saved))
+    loaded = load_user_data(saved)
+    assert loaded.bad_rows == [] and loaded.has_speakers
+    assert isinstance(loaded.dataset.features["emotion"], ClassLabel)
+    assert [names[e] for e in loaded.dataset["emotion"]] == [names[e] for e in source["emotion"]]
+    for original, written in zip(source["audio"], loaded.dataset["audio"]):
+        assert written.startswith(str(tmp_path / "cache" / "extracted"))
+        np.testing.assert_array_equal(sf.read(written)[0], sf.read(original)[0])
+    inodes = [p.stat().st_ino for p in (tmp_path / "cache" / "extracted").rglob("*.wav")]
+    assert list(load_user_data(saved).dataset["audio"]) == list(loaded.dataset["audio"])  # found, not rewritten
+    assert [p.stat().st_ino for p in (tmp_path / "cache" / "extracted").rglob("*.wav")] == inodes
 
 
 def test_an_audiofolder_without_audio_files_says_what_it_holds(tmp_path):

@@ -102,6 +102,9 @@ def test_onnx_refuses_what_the_pipeline_refuses(exported, model_dir, voice):
         onnx(np.where(np.arange(wave.size) == 9, np.nan, wave).astype(np.float32))
     with pytest.raises(ValueError, match=r"clip 0: expected mono audio .* got shape \(\)"):
         onnx([0.1, 0.2])
+    with pytest.raises(ValueError, match="top_k must be a whole number >= 0"):
+        onnx(wave, top_k=-1)
+    assert onnx(wave, top_k=0) == torch_clf(wave, top_k=0) == [] and onnx([]) == []  # top_k=0 gave every label
     as_int = np.round(wave * 32767).astype(np.int16)
     expected = {d["label"]: d["score"] for d in torch_clf(as_int, top_k=None)}
     for given in (as_int, np.stack([as_int, as_int])):

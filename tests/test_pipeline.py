@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +116,41 @@ def test_unreadable_file_is_named(classifier, tmp_path):
         classifier(str(bad))
     with pytest.raises(ValueError, match="missing.flac"):
         classifier(str(tmp_path / "missing.flac"))
+
+
+def test_rows_of_a_datasets_audio_column_read_undecoded(classifier, voice, tmp_path):
+    """datasets decodes an Audio column with torchcodec, which is not installed here; read with
+    Audio(decode=False) its rows are {"bytes", "path"} dicts, which the pipeline refused ("a dict input needs
+    sampling_rate"). They are classified as the file they hold, also through KeyDataset."""
+    from datasets import Audio, Dataset
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    paths = []
+    for i, (rate, pitch) in enumerate([(16000, 140), (44100, 260)]):
+        paths.append(str(tmp_path / f"clip{i}.flac"))
+        sf.write(paths[-1], voice(1.5, rate, pitch=pitch, seed=i), rate)
+    expected = [as_dict(classifier(path, top_k=None)) for path in paths]
+    rows = [{"bytes": Path(paths[0]).read_bytes(), "path": "clip0.flac"}, {"bytes": None, "path": paths[1]}]
+    ds = Dataset.from_dict({"audio": rows}).cast_column("audio", Audio(decode=False))
+    for got, want in zip(classifier(KeyDataset(ds, "audio"), top_k=None), expected):
+        assert_same_scores(as_dict(got), want)
+    with pytest.raises(ValueError, match=r"<bytes of take.wav>: cannot decode audio"):
+        classifier({"bytes": b"not audio", "path": "take.wav"})
+    with pytest.raises(ValueError, match='needs "bytes" or "path", both were None'):
+        classifier({"bytes": None, "path": None})
+
+
+def test_arguments_and_inputs_transformers_answers_with_a_traceback(classifier, voice, tmp_path):
+    """top_k < 0 was torch's "selected index k out of range", an empty batch an IndexError, and a folder "no such
+    audio file"; each now says what was wrong (or, for the empty batch, answers with no results)."""
+    wave = voice(1.0, 16000)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=f"top_k must be a whole number >= 0, or None for every label; got {bad}"):
+            classifier(wave, top_k=bad)
+    assert classifier(wave, top_k=0) == [] and len(classifier(wave, top_k=99)) == len(classifier(wave, top_k=None))
+    assert classifier([]) == []
+    with pytest.raises(ValueError, match="a folder, not an audio file"):
+        classifier(str(tmp_path))
 
 
 def test_cli_predict(model_dir, speech, tmp_path, capsys):

@@ -6,7 +6,9 @@ import argparse
 
 
 def register(sub) -> None:
-    cache = sub.add_parser("cache", help="show or trim hf-ser's cache (encoder states, features, augmented audio)")
+    cache = sub.add_parser(
+        "cache", help="show or trim hf-ser's cache (encoder states, features, augmented audio, audio from datasets)"
+    )
     cache.add_argument("action", choices=["info", "prune"])
     cache.add_argument("--max-gb", type=float, default=None, help="prune: keep at most this many GB")
     cache.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")

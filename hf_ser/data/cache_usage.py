@@ -2,21 +2,23 @@
 tens of GB: Whisper-base states are about 1 MB per 3 s clip and per augmented copy), nothing evicted by itself.
 
 An *entry* is what one computation wrote: one encoder-state ``.npy`` or statistics ``.npz``, or every shard of
-one cached ``Dataset.map`` (``<kind>-<key>[_NNNNN_of_NNNNN].arrow``); it is removed whole. "Last used" is the
-latest of the files' access and modification times, as the filesystem records them; a cache hit touches them
-(:func:`~hf_ser.data.cache.cached_map`, :func:`~hf_ser.data.encoder_cache.cache_encoder_states`), since a
-filesystem mounted ``relatime`` records a read only once a day.
+one cached ``Dataset.map`` (``<kind>-<key>[_NNNNN_of_NNNNN].arrow``), or one dataset's folder of audio files
+written out of its embedded bytes (``extracted/<fingerprint>/``, :mod:`~hf_ser.data.dataset_audio`); it is removed
+whole. "Last used" is the latest of the files' access and modification times, as the filesystem records them; a
+cache hit touches them (:func:`~hf_ser.data.cache.cached_map`, :func:`~hf_ser.data.encoder_cache.cache_encoder_states`),
+since a filesystem mounted ``relatime`` records a read only once a day.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import cache_root
 
-KINDS = ("encoder_states", "features", "augment")
+KINDS = ("encoder_states", "features", "augment", "extracted")  # extracted: dataset_audio.py, a folder each
 _SHARD = re.compile(r"_\d{5}_of_\d{5}$")
 
 
@@ -51,9 +53,12 @@ def cache_entries(cache_dir: str | Path | None = None) -> list[CacheEntry]:
         groups: dict[str, list[Path]] = {}
         for path in (root / kind).rglob("*") if (root / kind).is_dir() else []:
             if path.is_file():
-                key = (
-                    str(path.with_suffix("")) if kind == "encoder_states" else _SHARD.sub("", str(path.with_suffix("")))
-                )
+                if kind == "extracted":  # one dataset's written-out files: removed together
+                    key = str(path.parent)
+                elif kind == "encoder_states":
+                    key = str(path.with_suffix(""))
+                else:
+                    key = _SHARD.sub("", str(path.with_suffix("")))
                 groups.setdefault(key, []).append(path)
         for paths in groups.values():
             stats = [p.stat() for p in paths]
@@ -86,5 +91,8 @@ def prune_cache(max_bytes: int, cache_dir: str | Path | None = None, dry_run: bo
         if not dry_run:
             for path in entry.paths:
                 path.unlink(missing_ok=True)
+            if entry.kind == "extracted":
+                with contextlib.suppress(OSError):  # the dataset's folder, now empty
+                    entry.paths[0].parent.rmdir()
         removed, freed = removed + 1, freed + entry.bytes
     return PruneReport(removed, freed, total - freed, dry_run)

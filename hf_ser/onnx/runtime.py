@@ -143,11 +143,15 @@ class OnnxClassifier:
         return self.session.run(["logits"], {"input_features": batch, "attention_mask": mask})[0]
 
     def __call__(self, inputs, top_k: int | None = 5, batch_size: int | None = None) -> list[dict] | list[list[dict]]:
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+            raise ValueError(f"top_k must be a whole number >= 0, or None for every label; got {top_k!r}")
         single = not isinstance(inputs, list)
+        if not single and not inputs:
+            return []
         waves = [self.waveform(x, i) for i, x in enumerate([inputs] if single else inputs)]
         probs = softmax(self.logits(waves), self.temperature)
         results = []
         for row in probs:
-            order = np.argsort(-row)[: top_k or len(row)]
+            order = np.argsort(-row)[: len(row) if top_k is None else top_k]
             results.append([{"label": self.labels[i], "score": float(row[i])} for i in order])
         return results[0] if single else results

@@ -74,17 +74,30 @@ def check_waveform(array: np.ndarray, source: str = "audio") -> np.ndarray:
 
 
 def decode_input(inputs, sampling_rate: int):
-    """A mono float32 waveform at ``sampling_rate`` from a file path, raw file bytes or a dict
-    ``{"array" | "raw": ..., "sampling_rate": int}``; an array (numpy or torch, at the extractor's rate) that holds
-    integer PCM or two dimensions is scaled and down-mixed (:func:`as_float32`, :func:`user_array_to_mono`); any other
-    input is returned unchanged."""
+    """A mono float32 waveform at ``sampling_rate`` from a file path, raw file bytes, a dict
+    ``{"array" | "raw": ..., "sampling_rate": int}`` or a row of a datasets ``Audio(decode=False)`` column
+    (``{"bytes": ..., "path": ...}``: the bytes when present, else the file); an array (numpy or torch, at the
+    extractor's rate) that holds integer PCM or two dimensions is scaled and down-mixed (:func:`as_float32`,
+    :func:`user_array_to_mono`); any other input is returned unchanged."""
     if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
         raise ValueError(f"{inputs}: URLs are not fetched by hf-ser; download the file and pass its path")
     if isinstance(inputs, (str, bytes, bytearray)) or hasattr(inputs, "__fspath__"):
         return load_audio(inputs, sampling_rate)[0]
+    if isinstance(inputs, dict) and ("bytes" in inputs or "path" in inputs) and "sampling_rate" not in inputs:
+        # a row of a datasets Audio column read undecoded (Audio(decode=False)): the file's bytes, or its path
+        data, path = inputs.get("bytes"), inputs.get("path")
+        if data is None and path is None:
+            raise ValueError('a datasets audio dict needs "bytes" or "path", both were None')
+        try:
+            return load_audio(path if data is None else data, sampling_rate)[0]
+        except AudioDecodeError as err:  # name the row's file, not "<bytes>"
+            raise AudioDecodeError(str(err).replace("<bytes>", f"<bytes of {path}>") if path else str(err)) from err
     if isinstance(inputs, dict):
         if "sampling_rate" not in inputs or not ("raw" in inputs or "array" in inputs):
-            raise ValueError(f'a dict input needs "sampling_rate" and "raw" or "array" keys, got {sorted(inputs)}')
+            raise ValueError(
+                'a dict input needs "sampling_rate" and "raw" or "array" keys (or "bytes"/"path", as a datasets '
+                f"Audio(decode=False) row holds), got {sorted(inputs)}"
+            )
         array = inputs.get("raw", inputs.get("array"))
         if hasattr(array, "detach"):
             array = array.detach().cpu().numpy()
@@ -105,6 +118,10 @@ def load_audio(source: AudioSource, sampling_rate: int | None = None) -> tuple[n
     """
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    if not isinstance(source, (bytes, bytearray)) and Path(source).is_dir():
+        raise AudioDecodeError(
+            f"{name}: a folder, not an audio file (for folders: hf-ser predict, or hf_ser.batch.predict_files)"
+        )
     if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
         raise AudioDecodeError(f"{name}: no such audio file")
     import soundfile as sf

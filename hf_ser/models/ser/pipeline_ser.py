@@ -37,8 +37,9 @@ class _Outputs(dict):
 
 
 class SERAudioClassificationPipeline(AudioClassificationPipeline):
-    """Accepts a file path, raw file bytes, a numpy array at the extractor's rate, or a dict
-    ``{"array" | "raw": ..., "sampling_rate": int}`` at any rate."""
+    """Accepts a file path, raw file bytes, a numpy array at the extractor's rate, a dict
+    ``{"array" | "raw": ..., "sampling_rate": int}`` at any rate, or a row of a datasets ``Audio(decode=False)``
+    column (``{"bytes", "path"}``)."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("top_k", 5)
@@ -48,6 +49,16 @@ class SERAudioClassificationPipeline(AudioClassificationPipeline):
                 f"SERAudioClassificationPipeline serves hf-ser models (model_type {SER_MODEL_TYPES}), got "
                 f"{type(self.model).__name__}; use transformers' own audio-classification pipeline for it"
             )
+
+    def _sanitize_parameters(self, top_k=None, function_to_apply=None, **kwargs):
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+            raise ValueError(f"top_k must be a whole number >= 0, or None for every label; got {top_k!r}")
+        return super()._sanitize_parameters(top_k=top_k, function_to_apply=function_to_apply, **kwargs)
+
+    def __call__(self, inputs, **kwargs):
+        if isinstance(inputs, list) and not inputs:  # transformers fails on it with an IndexError
+            return []
+        return super().__call__(inputs, **kwargs)
 
     def postprocess(self, model_outputs, top_k=5, function_to_apply=None):
         """Scores are ``softmax(logits / config.temperature)``: calibrated where training fitted a temperature."""
