@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,46 @@ def test_cli_predict(model_dir, speech, tmp_path, capsys):
     assert line.startswith(f"{paths[0]}: ") and line.count(",") == 0
     assert cli_main(["predict", str(tmp_path / "nope.wav"), "--model", str(model_dir)]) == 1
     assert "nope.wav" in capsys.readouterr().err
+
+
+def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_path, capsys, monkeypatch):
+    """--top-k -2 printed all labels but the last two and 0 all of them, --batch-size 0 ran clip by clip,
+    --format without --segments was ignored, an --output in a missing folder failed after the run (the segments
+    output after every timeline was computed), and --segments --output x.csv wrote JSON into it."""
+    import hf_ser.inference
+
+    clip = tmp_path / "c.wav"
+    sf.write(clip, speech(1.5, 16000, seed=0), 16000)
+    base = ["predict", str(clip), "--model", str(model_dir)]
+    for extra, message in [
+        (["--top-k", "-2"], "argument --top-k: expected a whole number >= 1, got -2"),
+        (["--top-k", "0"], "argument --top-k: expected a whole number >= 1, got 0"),
+        (["--batch-size", "0"], "argument --batch-size: expected a whole number >= 1, got 0"),
+        (["--workers", "two"], "argument --workers: expected a whole number >= 1, got 'two'"),
+        (["--uncertain-below", "1.5"], r"argument --uncertain-below: expected a score in \[0, 1\), got 1.5"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            cli_main(base + extra)
+        assert exited.value.code == 2 and re.search(message, capsys.readouterr().err), extra
+    for command, message in [  # --per-class -1 fine-tuned on all clips but the last of each label
+        (["finetune", str(tmp_path), "--per-class", "-1"], "argument --per-class: expected a whole number >= 1"),
+        (["evaluate", "--config", "c.yaml", "--data-dir", "d", "--folds", "1"], "argument --folds: expected a whole"),
+    ]:
+        with pytest.raises(SystemExit):
+            cli_main(command)
+        assert message in capsys.readouterr().err
+    monkeypatch.setattr(hf_ser.inference, "load_classifier", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert cli_main([*base, "--format", "csv"]) == 2
+    assert "--format is the --segments output format" in capsys.readouterr().err
+    assert cli_main([*base, "--output", str(tmp_path / "rows.txt")]) == 2
+    assert "--output must end in .csv or .jsonl" in capsys.readouterr().err
+    monkeypatch.undo()
+    rows = tmp_path / "new" / "deeper" / "rows.csv"
+    assert cli_main([*base, "--output", str(rows)]) == 0
+    assert rows.read_text().startswith("path,label,score,seconds,error,scores,reason\n")
+    timeline = tmp_path / "timelines" / "t.csv"
+    assert cli_main([*base, "--segments", "--output", str(timeline)]) == 0
+    assert timeline.read_text().startswith("path,start,end,label,score\n")  # CSV, as its name says
 
 
 def test_cli_example_runs_end_to_end(tmp_path, capsys):

@@ -29,6 +29,33 @@ def release_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default=None, help="comma-separated names")
 
 
+def at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum``, refused at parse time (before a model loads) with the
+    argument's name, where a 0 or a negative count was taken silently or failed deep inside the run."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def score_threshold(text: str) -> float:
+    """An argparse type: a calibrated-score threshold in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1), got {value}")
+    return value
+
+
 def data_dirs(values: list[str]):
     """``--data-dir PATH`` or, for several corpora, ``--data-dir ravdess=PATH --data-dir emodb=PATH``."""
     if len(values) == 1 and "=" not in values[0]:

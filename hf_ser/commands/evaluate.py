@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import data_dirs, experiment, experiment_args, output_dir
+from ._common import at_least, data_dirs, experiment, experiment_args, output_dir
 
 
 def register(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="run an evaluation protocol and report mean ± std over folds")
     experiment_args(evaluate)
     evaluate.add_argument("--protocol", help="override the config's protocol (names: hf_ser.training.protocols)")
-    evaluate.add_argument("--folds", type=int, default=None, help="folds for speaker-kfold (default: config, 5)")
+    evaluate.add_argument(
+        "--folds", type=at_least(2), default=None, help="folds for speaker-kfold (default: config, 5)"
+    )
     evaluate.add_argument("--only-folds", default=None, help="comma-separated fold indices to run (screening)")
     evaluate.add_argument(
         "--train-corpus",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._common import at_least
+
 
 def register(sub) -> None:
     tune = sub.add_parser("finetune", help="fine-tune a model on your own labelled clips")
@@ -14,7 +16,7 @@ def register(sub) -> None:
     tune.add_argument("--output-dir", required=True)
     tune.add_argument("--init-from", default="default", help="default (the shipped model), a model folder, or scratch")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the recipe")
-    tune.add_argument("--per-class", type=int, default=None, help="use at most N training clips per label")
+    tune.add_argument("--per-class", type=at_least(1), default=None, help="use at most N training clips per label")
     tune.add_argument("--seed", type=int, default=0)
     tune.set_defaults(func=run)
 

@@ -8,6 +8,10 @@ import json
 import sys
 from pathlib import Path
 
+from ._common import at_least, score_threshold
+
+ROW_SUFFIXES = (".csv", ".jsonl")  # what write_predictions writes
+
 
 def register(sub) -> None:
     predict = sub.add_parser("predict", help="classify audio files and folders (or emotion over time)")
@@ -20,7 +24,7 @@ def register(sub) -> None:
     )
     predict.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx: no torch at all")
     predict.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
-    predict.add_argument("--top-k", type=int, default=None, help="how many labels to print (default: all)")
+    predict.add_argument("--top-k", type=at_least(1), default=None, help="how many labels to print (default: all)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.add_argument(
         "--output",
@@ -34,10 +38,10 @@ def register(sub) -> None:
         help="ray: Ray Data actors on a local instance or a cluster (needs hf-ser[ray]); reruns resume",
     )
     predict.add_argument("--address", default=None, help="--engine ray: 'auto' or ray://host:port (default: local)")
-    predict.add_argument("--actors", type=int, default=None, help="--engine ray: actors (default: one per CPU)")
+    predict.add_argument("--actors", type=at_least(1), default=None, help="--engine ray: actors (default: one per CPU)")
     predict.add_argument("--gpus-per-actor", type=float, default=0, help="--engine ray: GPUs per actor (torch)")
-    predict.add_argument("--workers", type=int, default=2, help="decoding processes")
-    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--workers", type=at_least(1), default=2, help="decoding processes (1: in this process)")
+    predict.add_argument("--batch-size", type=at_least(1), default=16)
     predict.add_argument(
         "--adapt-on",
         action="append",
@@ -47,14 +51,19 @@ def register(sub) -> None:
     )
     predict.add_argument(
         "--uncertain-below",
-        type=float,
+        type=score_threshold,
         default=None,
         metavar="SCORE",
         help="answer 'uncertain' below this calibrated top score (default: the model's, else 0.4; 0: never for "
         "the score, clipped or band-limited input still is)",
     )
     predict.add_argument("--segments", action="store_true", help="emotion over time (speech regions, Silero VAD)")
-    predict.add_argument("--format", choices=["json", "csv"], default="json", help="--segments output format")
+    predict.add_argument(
+        "--format",
+        choices=["json", "csv"],
+        default=None,
+        help="--segments output format (default: csv for an --output ending in .csv, else json)",
+    )
     predict.set_defaults(func=run)
 
 
@@ -63,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json and args.output:
         raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
+    if args.format is not None and not args.segments:
+        raise ValueError("--format is the --segments output format; rows' format follows --output's suffix")
+    if args.output and args.engine == "local" and not args.segments and Path(args.output).suffix not in ROW_SUFFIXES:
+        raise ValueError(f"--output must end in .csv or .jsonl, got {args.output}")
+    if args.output:  # made before the run, not found missing after it
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.engine == "ray":
         return _predict_ray(args)
     if args.segments:
@@ -177,7 +192,8 @@ def _predict_segments(args: argparse.Namespace) -> int:
             results[path] = {"error": str(err)}
             failed += 1
             print(f"hf-ser predict: {err}", file=sys.stderr)
-    if args.format == "json":
+    form = args.format or ("csv" if args.output and Path(args.output).suffix == ".csv" else "json")
+    if form == "json":
         text = json.dumps(results, indent=2) + "\n"
     else:
         buffer = io.StringIO()
