@@ -238,11 +238,22 @@ class ConfidenceRule:
 
     def decide(
         self,
-        scores: dict[str, float],
+        scores: dict[str, float] | list[dict],
         wave: np.ndarray | None = None,
         rate: int = 16000,
         speech_seconds: float | None = None,
     ) -> Verdict:
+        """The verdict on one clip's calibrated ``scores``: ``{label: score}``, or the pipeline's own answer
+        (``[{"label", "score"}, ...]``, as ``classifier(clip)`` returns it), and, for the input checks, its
+        waveform at ``rate`` and the speech seconds the VAD found in it (where it ran)."""
+        if isinstance(scores, list):
+            if not all(isinstance(d, dict) and {"label", "score"} <= d.keys() for d in scores):
+                raise ValueError(
+                    "scores: expected {label: score} or the pipeline's [{'label', 'score'}, ...] of one clip"
+                )
+            scores = {d["label"]: d["score"] for d in scores}
+        if not scores:
+            raise ValueError("scores: no label to decide on (the pipeline answered with top_k=0?)")
         emotion = max(scores, key=scores.get)
         score = float(scores[emotion])
         reason = self.out_of_range(wave, rate, speech_seconds)

@@ -114,6 +114,22 @@ def test_the_rule_answers_uncertain_below_its_threshold_and_keeps_the_scores(spe
         ConfidenceRule(threshold=1.5)
 
 
+def test_the_rule_takes_the_pipelines_own_answer(model_dir, speech):
+    """The README's `confidence_rule(clf).decide(scores, wave, rate)`, given what `clf(clip)` returns (a list of
+    {label, score}), failed with "'list' object has no attribute 'get'"; it decides as on the {label: score} dict."""
+    from hf_ser import confidence_rule, load_classifier
+
+    clf, wave = load_classifier(model_dir), speech(2.0, RATE)
+    answer = clf(wave, top_k=None)
+    rule = confidence_rule(clf)
+    assert rule.decide(answer, wave, RATE) == rule.decide({d["label"]: d["score"] for d in answer}, wave, RATE)
+    assert rule.decide(clf(wave, top_k=2), wave, RATE).emotion == answer[0]["label"]
+    with pytest.raises(ValueError, match="no label to decide on"):
+        rule.decide(clf(wave, top_k=0), wave, RATE)
+    with pytest.raises(ValueError, match="scores: expected"):
+        rule.decide(clf([wave, wave]), wave, RATE)  # a batch's answers, not one clip's
+
+
 def test_clipped_and_telephone_audio_are_out_of_range(speech):
     wave = speech(2.0, RATE)
     assert DEFAULT_RULE.out_of_range(wave, RATE) is None
