@@ -14,11 +14,15 @@ as they arrive: a JSON-lines file, or a folder of Parquet shards. The row schema
 Nothing is lost: an unreadable file is a row with its reason; an actor that dies is restarted by Ray and its
 batch retried; a rerun with the same output reads the paths already written and classifies only the rest, so no
 row is duplicated (a JSON-lines file cut off mid-line by a killed driver is trimmed back to its last whole row).
+Nothing is mixed either: the run's settings (model, backend, timeline or not, threshold, adaptation clips) are
+recorded beside the output (:class:`RunSettings`), and a rerun with other settings is refused before it starts,
+where it would have kept the earlier rows and added its own, two models' answers in one file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -31,6 +35,27 @@ from .batch import Prediction, audio_files, classified_rows, decode_clip
 from .input_policy import DEFAULT_POLICY, NO_SPEECH
 
 COLUMNS = ("path", "label", "score", "scores", "seconds", "error", "reason")
+
+logger = logging.getLogger("hf_ser.ray_batch")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What decides a run's rows, recorded beside its output so that a resumed run adds rows of the same kind."""
+
+    model: str  # the resolved model folder
+    backend: str
+    int8: bool
+    segments: bool
+    uncertain_below: float | None
+    adapt_on: tuple[str, ...] | None
+
+    def differences(self, other: RunSettings) -> list[str]:
+        return [
+            f"{name} {getattr(other, name)!r} (now {getattr(self, name)!r})"
+            for name in self.__dataclass_fields__
+            if getattr(self, name) != getattr(other, name)
+        ]
 
 
 @dataclass
@@ -129,6 +154,31 @@ class _Output:
         self.jsonl = self.path.suffix == ".jsonl"
         if not self.jsonl and self.path.suffix:
             raise ValueError(f"--output must be a .jsonl file or a folder (for Parquet shards), got {self.path}")
+
+    @property
+    def settings_file(self) -> Path:
+        """Beside a JSON-lines file (``rows.jsonl.run.json``), or inside the Parquet folder (not a shard)."""
+        return self.path.with_name(self.path.name + ".run.json") if self.jsonl else self.path / "_run.json"
+
+    def claim(self, settings: RunSettings, has_rows: bool) -> None:
+        """Record ``settings`` for an output without rows, or refuse a rerun whose settings differ from those
+        recorded with the rows it holds."""
+        if not has_rows:  # nothing to mix with (a settings file left without its rows is replaced)
+            self.settings_file.parent.mkdir(parents=True, exist_ok=True)
+            self.settings_file.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+            return
+        if self.settings_file.is_file():
+            stored = json.loads(self.settings_file.read_text())
+            stored["adapt_on"] = tuple(stored["adapt_on"]) if stored.get("adapt_on") is not None else None
+            differences = settings.differences(RunSettings(**stored))
+            if differences:
+                raise ValueError(
+                    f"{self.path} holds the rows of a run with other settings: {'; '.join(differences)}. Resuming "
+                    "would mix the two runs' answers; write to a new --output, or remove this one to start over"
+                )
+            return
+        # rows from before settings were recorded: kept, as reruns always did
+        logger.warning("%s: its run's settings were not recorded; its rows are kept as they are", self.path)
 
     def rows(self) -> list[dict]:
         if self.jsonl:
@@ -248,6 +298,8 @@ def predict_with_ray(
     done = {row["path"] for row in earlier}
     resumed, failed = len(done), sum(1 for row in earlier if row.get("error"))
     folder = str(resolve_model(model, backend))  # resolved once on the driver (a Hub id is downloaded once)
+    adapt = tuple(str(Path(p).resolve()) for p in adapt_on) if adapt_on else None
+    out.claim(RunSettings(str(Path(folder).resolve()), backend, int8, segments, uncertain_below, adapt), bool(earlier))
     _start_ray(address)
     if isinstance(inputs, ray.data.Dataset):
         dataset = inputs.filter(lambda row: row["path"] not in done) if done else inputs

@@ -133,6 +133,21 @@ def test_a_rerun_skips_what_is_done_and_duplicates_nothing(local_ray, archive, t
     assert (again.resumed, again.written) == (11, 0) and len(read_rows(output)) == 11
 
 
+def test_a_rerun_with_other_settings_is_refused_rather_than_mixed_in(local_ray, archive, tmp_path):
+    """A rerun into the same output with another model or threshold kept the earlier rows and added its own
+    ("0 rows written (4 from earlier runs kept)" with a different --model): two runs' answers in one file."""
+    for output in (tmp_path / "rows.jsonl", tmp_path / "shards"):
+        first = predict_with_ray([archive / "sub"], output, model=MODEL, backend="onnx")
+        assert first.written > 0
+        with pytest.raises(ValueError, match=r"uncertain_below None \(now 0.9\).*write to a new --output"):
+            predict_with_ray([archive], output, model=MODEL, backend="onnx", uncertain_below=0.9)
+        with pytest.raises(ValueError, match=r"int8 False \(now True\)"):
+            predict_with_ray([archive], output, model=MODEL, backend="onnx", int8=True)
+        assert len(read_rows(output)) == first.written  # nothing added
+        same = predict_with_ray([archive], output, model=MODEL, backend="onnx")  # the same settings resume
+        assert same.resumed == first.written and len(read_rows(output)) == 11
+
+
 def test_a_ray_dataset_of_paths_is_accepted_and_segments_run_per_file(local_ray, archive, tmp_path):
     paths = sorted(str(p) for p in archive.rglob("clip*.wav"))[:3]
     out = tmp_path / "timeline.jsonl"
