@@ -133,6 +133,19 @@ def _duration(r: dict) -> str:
     )
 
 
+def _adaptation(r: dict) -> str:
+    res = r["measured"]
+    def clips(name: str) -> float:  # "4 clips" by its number (the JSON line's keys are sorted as text)
+        return float(name.split()[0]) if name[0].isdigit() else float("inf")
+
+    adapted = sorted((k for k in res if k != "reference"), key=clips)
+    curve = ", ".join(f"{k} {res[k]['accuracy']:.1f}" for k in adapted)
+    return (
+        f"{r['model']} adapted on k clips of each of its {r['speakers']} speakers, accuracy on their other "
+        f"{r['evaluation_clips']} clips: {curve}; {r['reference']} (not adapted) {res['reference']['accuracy']:.1f}"
+    )
+
+
 def _test_time(r: dict) -> str:
     res = r["results"]
     cells = ", ".join(
@@ -153,6 +166,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "level": _level,
     "duration": _duration,
     "test_time": _test_time,
+    "adaptation": _adaptation,
 }
 
 

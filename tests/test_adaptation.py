@@ -72,6 +72,23 @@ def test_an_adaptive_model_refuses_unadapted_audio_and_adapts_from_a_folder(adap
         load_classifier(adaptive_dir, adapt_on=speaker / "broken.wav")
 
 
+def test_adapting_on_fewer_clips_than_measured_worthwhile_warns(adaptive_dir, speaker, speech, caplog):
+    """1-4 clips adapted no better than the speaker-independent model (bench_adaptation.py); that was silent."""
+    import logging
+
+    from hf_ser.adaptation import MIN_CLIPS
+
+    with caplog.at_level(logging.WARNING, logger="hf_ser.adaptation"):
+        load_classifier(adaptive_dir, adapt_on=speaker)  # 3 usable clips
+    assert f"only 3 usable clip(s) of the speaker; with fewer than {MIN_CLIPS}" in caplog.text
+    for i in range(MIN_CLIPS - 3):
+        sf.write(speaker / f"more{i}.wav", speech(1.5, 16000, pitch=115 + 5 * i, seed=40 + i), 16000)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hf_ser.adaptation"):
+        load_classifier(adaptive_dir, adapt_on=speaker)
+    assert "usable clip(s)" not in caplog.text and "broken.wav" in caplog.text  # the skipped file is still named
+
+
 def test_predict_adapt_on_with_torch_and_onnx(adaptive_dir, speaker, tmp_path, speech, capsys):
     clip = tmp_path / "query.wav"
     sf.write(clip, speech(1.4, 16000, pitch=150, seed=5), 16000)
