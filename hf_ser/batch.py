@@ -119,10 +119,10 @@ def decode_clip(
     seconds = len(wave) / rate
     if error := policy.too_short(seconds) or policy.too_long(seconds, longest):
         return DecodedClip(path, None, seconds, f"{path}: {error}")
-    speech = policy.speech_seconds(wave, rate)
-    if not policy.has_speech(speech):
-        return DecodedClip(path, None, seconds, "", speech)
-    return DecodedClip(path, wave, seconds, None, speech)
+    found = policy.speech(wave, rate)
+    if not policy.has_speech(found):
+        return DecodedClip(path, None, seconds, "", found.seconds)
+    return DecodedClip(path, wave, seconds, None, found.seconds)
 
 
 def predicted(

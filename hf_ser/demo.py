@@ -114,11 +114,12 @@ def classify(audio_path: str | None, model_name: str):
     if seconds > MAX_SECONDS:
         raise gr.Error(f"The clip is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s. Trim it and try again.")
     if seconds <= WINDOW_SECONDS:
-        speech = DEFAULT_POLICY.speech_seconds(wave, rate)
-        if not DEFAULT_POLICY.has_speech(speech):
+        found = DEFAULT_POLICY.speech(wave, rate)
+        if not DEFAULT_POLICY.has_speech(found):
             raise gr.Error("No speech found in the clip (only silence or noise): check the microphone or the file.")
         scores = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
-        return scores, gr.update(value=None, visible=False), verdict_text(rule.decide(scores, wave, rate, speech))
+        verdict = rule.decide(scores, wave, rate, found.seconds)
+        return scores, gr.update(value=None, visible=False), verdict_text(verdict)
     result = segments(audio_path, classifier, window=WINDOW_SECONDS, hop=HOP_SECONDS, rule=rule)
     if not result.summary:
         raise gr.Error("No speech found in the recording (only silence or noise).")

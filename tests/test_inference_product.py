@@ -158,14 +158,25 @@ def test_onnx_backend_imports_neither_torch_nor_transformers(exported, clips):
 
 
 def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speech, rng):
-    """Digital silence, white noise and hum are "no speech" at any level; speech-like audio 30 dB down is not."""
+    """Digital silence, white noise and hum are "no speech" at any level; speech-like audio 30 dB down is not. So are
+    pink and brown noise, a chord and clicks, whose VAD probability stays under the policy's speech evidence."""
     folder = tmp_path / "levels"
     folder.mkdir()
     sf.write(folder / "silence.wav", np.zeros(24000, np.float32), 16000)
+    t = np.arange(24000) / 16000
+    white = rng.standard_normal(24000)
+    others = {
+        "pink": np.fft.irfft(np.fft.rfft(white) / np.sqrt(np.arange(1, 12002)), 24000),
+        "brown": np.cumsum(white),
+        "chord": sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)),
+        "clicks": (rng.random(24000) < 0.002).astype(float),
+    }
+    for name, wave in others.items():
+        sf.write(folder / f"{name}.wav", (0.3 * wave / np.abs(wave).max()).astype(np.float32), 16000)
     for db in (-40, -10):
         gain = 10 ** (db / 20)
-        sf.write(folder / f"noise{db}.wav", (gain * rng.standard_normal(24000)).clip(-1, 1).astype(np.float32), 16000)
-        hum = gain * np.sin(2 * np.pi * 50 * np.arange(24000) / 16000)
+        sf.write(folder / f"noise{db}.wav", (gain * white).clip(-1, 1).astype(np.float32), 16000)
+        hum = gain * np.sin(2 * np.pi * 50 * t)
         sf.write(folder / f"hum{db}.wav", hum.astype(np.float32), 16000)
     sf.write(folder / "quiet_speech.wav", speech(2.0, 16000, seed=4) * 10 ** (-30 / 20), 16000)
     out = tmp_path / "levels.jsonl"
@@ -173,6 +184,50 @@ def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speec
     rows = {Path(r["path"]).stem: r for r in map(json.loads, out.read_text().splitlines())}
     assert {k for k, r in rows.items() if r["label"] == "no speech"} == set(rows) - {"quiet_speech"}
     assert rows["quiet_speech"]["label"] in load_classifier(model_dir).model.config.label2id
+
+
+def test_a_clip_the_vad_scores_as_possible_speech_is_answered_uncertain_not_no_speech(
+    tmp_path, model_dir, speech, monkeypatch
+):
+    """Silero VAD misses some real emotional speech (sad ASED clips, shouted RAVDESS ones: no 32 ms chunk reaches
+    0.5) though it gives them 0.2 or more somewhere; those were "no speech", with no scores. They are classified now
+    and answered "uncertain" for too little speech, scores kept; a clip whose chunks all stay below 0.2 is still
+    "no speech"."""
+    import hf_ser.input_policy as input_policy
+    from hf_ser.batch import predict_files
+
+    clip = tmp_path / "sad.wav"
+    sf.write(clip, speech(2.0, 16000, seed=7), 16000)
+    clf = load_classifier(model_dir)
+
+    def classify(waves):
+        return clf(waves, top_k=None)
+
+    for peak, expected in [(0.35, "uncertain"), (0.15, "no speech")]:
+        monkeypatch.setattr(input_policy, "speech_probabilities", lambda w, p=peak: np.full(len(w) // 512 + 1, p))
+        [row] = list(predict_files([clip], classify, 16000, workers=1))
+        assert row.label == expected, (peak, row)
+        if expected == "uncertain":
+            assert row.reason.startswith("too little speech (0.00 s in 2.00 s") and len(row.scores) == len(
+                clf.model.config.id2label
+            )
+        else:
+            assert row.scores == {} and row.reason is None
+
+
+@pytest.mark.real_data
+def test_real_shouted_clips_the_vad_misses_are_not_no_speech():
+    """Nine strong-intensity RAVDESS clips of actor 6 (joy, anger, fear) in which Silero VAD finds under 0.1 s of
+    speech: once "no speech", now classified and answered "uncertain (too little speech ...)"."""
+    from hf_ser.batch import predict_files
+
+    files = sorted((SHARED_CORPORA / "ravdess" / "Actor_06").glob("03-01-0[356]-02-*.flac"))
+    clf = load_classifier("ser-general")
+    rows = list(predict_files(files, lambda w: clf(w, top_k=None), 16000, workers=1))
+    assert len(rows) == 12
+    missed = [r for r in rows if r.reason and r.reason.startswith("too little speech")]
+    assert len(missed) >= 6 and all(r.label == "uncertain" and r.scores for r in missed)
+    assert not [r.path for r in rows if r.label == "no speech"]
 
 
 def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_error(tmp_path, speech, caplog):
