@@ -135,6 +135,7 @@ def _duration(r: dict) -> str:
 
 def _adaptation(r: dict) -> str:
     res = r["measured"]
+
     def clips(name: str) -> float:  # "4 clips" by its number (the JSON line's keys are sorted as text)
         return float(name.split()[0]) if name[0].isdigit() else float("inf")
 
