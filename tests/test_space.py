@@ -179,3 +179,21 @@ def test_real_browser_upload_and_classify(space, tmp_path):
     keep = os.environ.get("HF_SER_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_demo_on_a_port_in_use_says_so(monkeypatch, capsys):
+    """`hf-ser demo --port N` with N taken was gradio's OSError traceback; it is now a one-line error."""
+    import socket
+
+    import hf_ser.demo
+    from hf_ser.cli import main as cli_main
+
+    with gradio.Blocks() as bare:  # no model needed to bind a port
+        gradio.Markdown("bare")
+    monkeypatch.setattr(hf_ser.demo, "build_demo", lambda: bare)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli_main(["demo", "--port", str(port)]) == 2
+    assert f"cannot serve on 127.0.0.1:{port}: the port is in use" in capsys.readouterr().err

@@ -29,17 +29,18 @@ def release_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default=None, help="comma-separated names")
 
 
-def at_least(minimum: int):
-    """An argparse type: a whole number >= ``minimum``, refused at parse time (before a model loads) with the
-    argument's name, where a 0 or a negative count was taken silently or failed deep inside the run."""
+def at_least(minimum: int, most: int | None = None):
+    """An argparse type: a whole number >= ``minimum`` (and <= ``most``), refused at parse time (before a model
+    loads) with the argument's name, where a 0 or a negative count was taken silently or failed deep inside the run."""
+    wanted = f"a whole number >= {minimum}" + (f" and <= {most}" if most is not None else "")
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if value < minimum or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
         return value
 
     return parse
