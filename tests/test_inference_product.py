@@ -157,7 +157,7 @@ def test_onnx_backend_imports_neither_torch_nor_transformers(exported, clips):
     assert run.stdout.startswith(str(clips / "a.wav"))
 
 
-def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speech, rng):
+def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speech, rng, capsys):
     """Digital silence, white noise and hum are "no speech" at any level; speech-like audio 30 dB down is not. So are
     pink and brown noise, a chord and clicks, whose VAD probability stays under the policy's speech evidence."""
     folder = tmp_path / "levels"
@@ -184,6 +184,10 @@ def test_no_speech_is_what_the_vad_finds_at_any_level(tmp_path, model_dir, speec
     rows = {Path(r["path"]).stem: r for r in map(json.loads, out.read_text().splitlines())}
     assert {k for k, r in rows.items() if r["label"] == "no speech"} == set(rows) - {"quiet_speech"}
     assert rows["quiet_speech"]["label"] in load_classifier(model_dir).model.config.label2id
+    capsys.readouterr()
+    assert cli_main(["predict", str(folder / "silence.wav"), "--model", str(model_dir), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)[str(folder / "silence.wav")]
+    assert printed == {"label": "no speech", "score": None, "reason": None, "scores": []}  # no made-up score
 
 
 def test_a_clip_the_vad_scores_as_possible_speech_is_answered_uncertain_not_no_speech(

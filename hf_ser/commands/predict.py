@@ -160,9 +160,8 @@ def _json_row(prediction, top: int | None) -> dict:
 
 
 def _ranked(prediction, top: int | None) -> list[dict]:
-    return [{"label": k, "score": v} for k, v in list(prediction.scores.items())[:top]] or [
-        {"label": prediction.label, "score": None}
-    ]
+    """The scores, best first; none for a clip without speech (it was given a made-up {"no speech", null} score)."""
+    return [{"label": k, "score": v} for k, v in list(prediction.scores.items())[:top]]
 
 
 def _top_k(predictions, k: int | None):
