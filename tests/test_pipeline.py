@@ -201,6 +201,8 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
     monkeypatch.setattr(hf_ser.inference, "load_classifier", lambda *a, **k: pytest.fail("a model was loaded"))
     assert cli_main([*base, "--format", "csv"]) == 2
     assert "--format is the --segments output format" in capsys.readouterr().err
+    assert cli_main([*base, "--segments", "--top-k", "1"]) == 2  # was ignored
+    assert "--top-k trims printed rows" in capsys.readouterr().err
     assert cli_main([*base, "--output", str(tmp_path / "rows.txt")]) == 2
     assert "--output must end in .csv or .jsonl" in capsys.readouterr().err
     monkeypatch.undo()

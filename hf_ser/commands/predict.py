@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
     if args.format is not None and not args.segments:
         raise ValueError("--format is the --segments output format; rows' format follows --output's suffix")
+    if args.top_k is not None and (args.segments or args.engine == "ray"):
+        raise ValueError("--top-k trims printed rows; --segments and --engine ray keep every label's score")
     if args.output and args.engine == "local" and not args.segments and Path(args.output).suffix not in ROW_SUFFIXES:
         raise ValueError(f"--output must end in .csv or .jsonl, got {args.output}")
     if args.output:  # made before the run, not found missing after it
