@@ -245,6 +245,11 @@ def segments(
     to :func:`speech_regions` (threshold, min_speech, merge_gap, max_region)."""
     from .audio import AudioDecodeError
 
+    if not (window >= DEFAULT_POLICY.min_seconds and 0 < hop <= window):  # hop 0 divided by zero; window 0 was
+        raise ValueError(  # an empty clip; a hop beyond the window left slots no window heard
+            f"window must be at least {DEFAULT_POLICY.min_seconds} s and hop in (0, window]; got window={window}, "
+            f"hop={hop}"
+        )
     path_like = isinstance(source, (str, os.PathLike))
     if path_like and not Path(source).is_file():
         raise AudioDecodeError(f"{source}: no such audio file")

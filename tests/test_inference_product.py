@@ -431,6 +431,11 @@ def test_segments_take_what_the_pipeline_takes(tmp_path, model_dir, speech):
         segments(np.full(16000, np.nan, np.float32), clf)
     with pytest.raises(AudioDecodeError, match="<bytes>: cannot decode"):
         segments(b"not audio", clf)
+    got = segments({"bytes": (tmp_path / "talk.wav").read_bytes(), "path": "talk.wav"}, clf).to_dict()
+    assert got["segments"] == expected["segments"]  # a datasets Audio(decode=False) row
+    for window, hop in [(4.0, 0.0), (0.0, 2.0), (2.0, 4.0)]:  # a ZeroDivisionError, an empty clip, unheard slots
+        with pytest.raises(ValueError, match=f"hop in \\(0, window\\]; got window={window}, hop={hop}"):
+            segments(wave, clf, window=window, hop=hop)
 
 
 def test_segments_walk_folders_like_batch_runs(tmp_path, model_dir, speech):
