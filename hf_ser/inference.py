@@ -89,9 +89,13 @@ def resolve_model(model: str | Path | None, backend: str = "torch") -> Path:
             return Path(snapshot_download(str(model)))
         except Exception as err:  # offline, unknown repo, no access: say which and why
             raise ValueError(f"{model}: could not get it from the Hub ({type(err).__name__}: {err})") from err
+    import difflib
+
+    near = difflib.get_close_matches(str(model), bundled_checkpoints(), n=1)
     raise ValueError(
         f"{model}: not a model folder (config.json), an ONNX export (model.onnx), a bundled checkpoint "
         f"({', '.join(bundled_checkpoints()) or 'none'}) or a Hub id (user/name)"
+        + (f"; did you mean {near[0]}?" if near else "")
     )
 
 

@@ -301,6 +301,8 @@ def test_predict_defaults_to_the_general_checkpoint(tmp_path, speech, monkeypatc
     assert cli_main(["predict", str(tmp_path / "a.wav"), "--json"]) == 0
     labels = {d["label"] for d in json.loads(capsys.readouterr().out)[str(tmp_path / "a.wav")]["scores"]}
     assert labels == {"neutral", "calm", "happy"}
+    assert cli_main(["predict", str(tmp_path / "a.wav"), "--model", "ser-genral"]) == 2  # a typo
+    assert "ser-genral: not a model folder" in (err := capsys.readouterr().err) and "did you mean ser-general?" in err
     monkeypatch.setenv("HF_SER_CHECKPOINTS", str(tmp_path / "empty"))
     assert cli_main(["predict", str(tmp_path / "a.wav")]) == 2
     assert "no bundled checkpoint" in capsys.readouterr().err
