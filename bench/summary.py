@@ -147,6 +147,21 @@ def _adaptation(r: dict) -> str:
     )
 
 
+def _vad(r: dict) -> str:
+    corpora = "; ".join(
+        f"{name} {c.get('under 0.1 s at 0.5', 0)} of {c['clips']} under 0.1 s at 0.5, "
+        f"{c.get('no speech', 0)} left 'no speech'"
+        for name, c in r["corpora"].items()
+    )
+    loudest = max(r["non_speech_peak"].items(), key=lambda kv: kv[1])
+    through = r["let_through"]
+    return (
+        f"real clips through the VAD: {corpora}; synthetic non-speech peaks at most {loudest[1]:.2f} ({loudest[0]}), "
+        f"speech evidence {r['speech_evidence']}; {r['model']} right on {through['right']} of the "
+        f"{through['clips']} clips let through (mean top score {through['mean_top_score']:.2f}), answered 'uncertain'"
+    )
+
+
 def _test_time(r: dict) -> str:
     res = r["results"]
     cells = ", ".join(
@@ -168,6 +183,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "duration": _duration,
     "test_time": _test_time,
     "adaptation": _adaptation,
+    "vad": _vad,
 }
 
 

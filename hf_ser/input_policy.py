@@ -102,10 +102,10 @@ class InputPolicy:
         vad_threshold: Silero VAD's speech probability above which a 32 ms chunk is speech.
         min_speech_seconds: a clip holds speech when at least this much of it is speech chunks.
         speech_evidence: ... or when any chunk's speech probability reaches this: Silero misses some real emotional
-            speech (108 of 3,914 RAVDESS and ASED clips had under 0.1 s of speech chunks: 83 sad ASED clips, strong
-            RAVDESS fear, anger and joy), yet 88 % of those reach 0.2 somewhere, while white, pink and brown noise,
-            50 Hz hum, a buzz, chords, clicks and fan noise stay at or below 0.05. Such a clip is classified and
-            answered "uncertain" (too little speech) with its scores, rather than "no speech".
+            speech (108 of 3,914 RAVDESS and ASED clips had under 0.1 s of speech chunks: 96 ASED clips, 83 of them
+            sad, and 12 shouted RAVDESS ones), yet 95 of those reach 0.2 somewhere, while white, pink and brown
+            noise, 50 Hz hum, a buzz, tones, clicks and fan noise stay at or below 0.05 (bench/bench_vad.py). Such a
+            clip is classified and answered "uncertain" (too little speech) with its scores, not "no speech".
         digital_silence: peak amplitude below which a clip is silence without asking the VAD.
     """
 
