@@ -45,6 +45,9 @@ def file_stamps(paths: list[str]) -> list[tuple[str, int, int]]:
     return stamps
 
 
+EXTRACTED = "extracted"  # the cache kind of audio written out of datasets' embedded bytes (data/dataset_audio.py)
+
+
 def cache_root(cache_dir: str | Path | None = None) -> Path:
     """hf-ser's cache folder: ``cache_dir``, else ``$HF_SER_CACHE``, else ~/.cache/hf_ser."""
     return Path(cache_dir or os.environ.get("HF_SER_CACHE") or Path.home() / ".cache" / "hf_ser")

@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import cache_root
+from .cache import EXTRACTED, cache_root
 
-KINDS = ("encoder_states", "features", "augment", "extracted")  # extracted: dataset_audio.py, a folder each
+KINDS = ("encoder_states", "features", "augment", EXTRACTED)
 _SHARD = re.compile(r"_\d{5}_of_\d{5}$")
 
 
@@ -53,7 +53,7 @@ def cache_entries(cache_dir: str | Path | None = None) -> list[CacheEntry]:
         groups: dict[str, list[Path]] = {}
         for path in (root / kind).rglob("*") if (root / kind).is_dir() else []:
             if path.is_file():
-                if kind == "extracted":  # one dataset's written-out files: removed together
+                if kind == EXTRACTED:  # one dataset's written-out files (a folder each): removed together
                     key = str(path.parent)
                 elif kind == "encoder_states":
                     key = str(path.with_suffix(""))
@@ -91,7 +91,7 @@ def prune_cache(max_bytes: int, cache_dir: str | Path | None = None, dry_run: bo
         if not dry_run:
             for path in entry.paths:
                 path.unlink(missing_ok=True)
-            if entry.kind == "extracted":
+            if entry.kind == EXTRACTED:
                 with contextlib.suppress(OSError):  # the dataset's folder, now empty
                     entry.paths[0].parent.rmdir()
         removed, freed = removed + 1, freed + entry.bytes

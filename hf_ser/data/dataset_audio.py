@@ -3,8 +3,8 @@
 datasets 4+ decodes an ``Audio`` column with torchcodec, which this project does not install (DESIGN.md: no
 torchcodec, no torchaudio); reading such a column's rows the usual way raises "please install 'torchcodec'". Cast
 to ``Audio(decode=False)``, each row is ``{"bytes": ..., "path": ...}``: a local file (``bytes`` None), or the
-file's bytes embedded in the dataset, as in every dataset loaded from the Hub or saved after
-``embed_table_storage``. hf-ser decodes files itself (soundfile, soxr), so embedded bytes are written out once,
+file's bytes embedded in the dataset, as in datasets loaded from the Hub and in what ``save_to_disk`` writes (it
+embeds local files). hf-ser decodes files itself (soundfile, soxr), so embedded bytes are written out once,
 under hf-ser's cache (kind ``extracted``, one folder per dataset fingerprint, trimmed by ``hf-ser cache prune``
 like the other kinds), and every row becomes a path.
 """
@@ -16,9 +16,7 @@ from pathlib import Path
 
 from datasets import Audio, Dataset
 
-from .cache import cache_root, fingerprint, mark_used
-
-EXTRACTED = "extracted"
+from .cache import EXTRACTED, cache_root, fingerprint, mark_used
 
 
 def undecoded(dataset: Dataset, column: str) -> Dataset:
