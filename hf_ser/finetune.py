@@ -143,6 +143,8 @@ def load_user_data(source: str | Path) -> UserData:
     if not good:
         raise ValueError(f"{source}: no usable row ({len(bad)} bad rows, e.g. {bad[:3]})")
     labels = sorted({r["label"].strip() for r in good})
+    if len(labels) < 2:  # one label trains a model that always answers it, and tests it at 100 %
+        raise ValueError(f"{source}: fine-tuning needs clips of at least two labels, got only {labels}")
     has_speakers = any(str(r.get("speaker") or "").strip() for r in good)
     features = Features(
         {

@@ -106,6 +106,16 @@ def test_a_saved_dataset_with_an_audio_column_needs_no_torchcodec(audiofolder, t
     assert [p.stat().st_ino for p in (tmp_path / "cache" / "extracted").rglob("*.wav")] == inodes
 
 
+def test_one_label_is_refused(audiofolder):
+    """A folder of one label fine-tuned a model that always answers it, reported at "test accuracy 100.00"."""
+    import shutil
+
+    for label in list(LABELS)[1:]:
+        shutil.rmtree(audiofolder / label)
+    with pytest.raises(ValueError, match=r"needs clips of at least two labels, got only \['anger'\]"):
+        load_user_data(audiofolder)
+
+
 def test_an_audiofolder_without_audio_files_says_what_it_holds(tmp_path):
     (tmp_path / "joy").mkdir()
     (tmp_path / "joy" / "take1.m4a").write_bytes(b"AAC, which libsndfile does not read")
