@@ -211,7 +211,27 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
     assert rows.read_text().startswith("path,label,score,seconds,error,scores,reason\n")
     timeline = tmp_path / "timelines" / "t.csv"
     assert cli_main([*base, "--segments", "--output", str(timeline)]) == 0
-    assert timeline.read_text().startswith("path,start,end,label,score\n")  # CSV, as its name says
+    assert timeline.read_text().startswith("path,start,end,label,score,emotion,reason,error\n")  # CSV, as named
+
+
+def test_cli_timeline_csv_keeps_uncertain_answers_and_failed_files(model_dir, speech, tmp_path):
+    """The timeline's CSV left an "uncertain" segment's score empty and dropped its reason and best guess, and gave a
+    file that failed no row at all (only stderr named it)."""
+    import csv
+
+    from hf_ser.data.corruptions import TelephoneBand
+
+    phone = tmp_path / "phone.wav"
+    sf.write(phone, TelephoneBand(p=1.0)(speech(3.0, 16000, seed=5), sample_rate=16000), 16000)
+    out = tmp_path / "t.csv"
+    args = ["predict", str(phone), str(tmp_path / "gone.wav"), "--model", str(model_dir), "--segments"]
+    assert cli_main([*args, "--output", str(out)]) == 1
+    rows = list(csv.DictReader(out.open()))
+    assert [r["error"] for r in rows if r["path"].endswith("gone.wav")] == ["no such file or folder"]
+    unsure = [r for r in rows if r["label"] == "uncertain"]
+    assert unsure and all(
+        r["reason"].startswith("band-limited") and r["emotion"] and float(r["score"]) > 0 for r in unsure
+    )
 
 
 def test_cli_example_runs_end_to_end(tmp_path, capsys):

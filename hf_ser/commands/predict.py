@@ -199,11 +199,15 @@ def _predict_segments(args: argparse.Namespace) -> int:
     else:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["path", "start", "end", "label", "score"])
+        writer.writerow(["path", "start", "end", "label", "score", "emotion", "reason", "error"])
         for path, result in results.items():
+            if "error" in result:  # a row of its own, as batch rows have (it had none: only stderr said so)
+                writer.writerow([path, "", "", "", "", "", "", result["error"]])
             for seg in result.get("segments", []):
-                score = seg["scores"].get(seg["label"], "") if seg["scores"] else ""
-                writer.writerow([path, seg["start"], seg["end"], seg["label"], score])
+                # the top emotion and its score also for "uncertain" (whose reason is kept): both were left empty
+                emotion = max(seg["scores"], key=seg["scores"].get) if seg["scores"] else ""
+                score = seg["scores"][emotion] if emotion else ""
+                writer.writerow([path, seg["start"], seg["end"], seg["label"], score, emotion, seg["reason"] or "", ""])
         text = buffer.getvalue()
     if args.output:
         Path(args.output).write_text(text)
