@@ -31,7 +31,7 @@ def speaker_clips(inputs: Iterable[str | Path], sampling_rate: int, longest: flo
     with the reason, and none usable is an error that lists them. ``longest``: the most seconds the model takes in
     one piece; a longer recording of the speaker is cut into consecutive pieces of at most that length (a last piece
     shorter than the input policy's minimum is left out), so all of it counts."""
-    paths, missing = audio_files([inputs] if isinstance(inputs, (str, Path)) else inputs)
+    paths, missing = audio_files(inputs)
     clips, skipped = [], [f"{p.path}: {p.error}" for p in missing]
     for path in paths:
         decoded = decode_clip(path, sampling_rate)

@@ -60,13 +60,15 @@ class Prediction:
 
 
 def audio_files(
-    inputs: Iterable[str | Path], policy: InputPolicy = DEFAULT_POLICY
+    inputs: Iterable[str | Path] | str | Path, policy: InputPolicy = DEFAULT_POLICY
 ) -> tuple[list[str], list[Prediction]]:
     """Files given directly, plus every audio file under given folders (sorted); missing paths are errors.
 
     A folder walk takes files by their suffix (:attr:`InputPolicy.audio_suffixes`): the files it leaves are logged,
     counted by suffix, and a folder with no audio file at all is an error row, so that a folder of, say, phone
     recordings in .m4a (which libsndfile cannot read) is never an empty run that succeeds."""
+    if isinstance(inputs, (str, os.PathLike)):  # one path: a str was walked letter by letter ("r", "i", "n")
+        inputs = [inputs]
     files, errors = [], []
     for item in inputs:
         path = Path(item)
@@ -182,7 +184,7 @@ def classified_rows(
 
 
 def predict_files(
-    inputs: Iterable[str | Path],
+    inputs: Iterable[str | Path] | str | Path,
     classify: Callable[[list[np.ndarray]], list[list[dict]]],
     rate: int,
     workers: int = 2,

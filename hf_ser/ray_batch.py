@@ -305,7 +305,7 @@ def predict_with_ray(
         dataset = inputs.filter(lambda row: row["path"] not in done) if done else inputs
         written = 0
     else:
-        files, missing = audio_files(inputs if not isinstance(inputs, (str, Path)) else [inputs])
+        files, missing = audio_files(inputs)
         missing = [asdict(p) for p in missing if p.path not in done]
         out.append(missing)
         written, failed = len(missing), failed + len(missing)

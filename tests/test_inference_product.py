@@ -234,6 +234,21 @@ def test_real_shouted_clips_the_vad_misses_are_not_no_speech():
     assert not [r.path for r in rows if r.label == "no speech"]
 
 
+def test_one_path_given_alone_is_one_input_not_its_letters(tmp_path, model_dir, speech):
+    """predict_files("clips") walked the string letter by letter: rows "c", "l", ... each "no such file or folder"."""
+    from hf_ser.batch import predict_files
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(2):
+        sf.write(folder / f"c{i}.wav", speech(1.5, 16000, seed=i), 16000)
+    clf = load_classifier(model_dir)
+    expected = [(r.path, r.label) for r in predict_files([folder], lambda w: clf(w, top_k=None), 16000, workers=1)]
+    for alone in (str(folder), folder):
+        rows = predict_files(alone, lambda w: clf(w, top_k=None), 16000, workers=1)
+        assert [(r.path, r.label) for r in rows] == expected and len(expected) == 2
+
+
 def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_error(tmp_path, speech, caplog):
     """Files a walk leaves (not audio by suffix) are logged by suffix; a folder with no audio file is an error row
     and a failed run (it once was an empty run with exit status 0: a folder of phone .m4a files said nothing)."""
