@@ -251,6 +251,8 @@ def segments(
             f"hop={hop}"
         )
     path_like = isinstance(source, (str, os.PathLike))
+    if path_like and Path(source).is_dir():
+        raise AudioDecodeError(f"{source}: a folder, not an audio file (for folders: hf-ser predict --segments)")
     if path_like and not Path(source).is_file():
         raise AudioDecodeError(f"{source}: no such audio file")
     if classifier is None:

@@ -446,6 +446,8 @@ def test_segments_take_what_the_pipeline_takes(tmp_path, model_dir, speech):
         segments(np.full(16000, np.nan, np.float32), clf)
     with pytest.raises(AudioDecodeError, match="<bytes>: cannot decode"):
         segments(b"not audio", clf)
+    with pytest.raises(AudioDecodeError, match="a folder, not an audio file"):
+        segments(tmp_path, clf)
     got = segments({"bytes": (tmp_path / "talk.wav").read_bytes(), "path": "talk.wav"}, clf).to_dict()
     assert got["segments"] == expected["segments"]  # a datasets Audio(decode=False) row
     for window, hop in [(4.0, 0.0), (0.0, 2.0), (2.0, 4.0)]:  # a ZeroDivisionError, an empty clip, unheard slots
