@@ -301,6 +301,15 @@ def predict_with_ray(
     adapt = tuple(str(Path(p).resolve()) for p in adapt_on) if adapt_on else None
     out.claim(RunSettings(str(Path(folder).resolve()), backend, int8, segments, uncertain_below, adapt), bool(earlier))
     _start_ray(address)
+    resources = ray.cluster_resources()
+    for name, wanted in (("GPU", gpus_per_actor), ("CPU", cpus_per_actor)):
+        if wanted and resources.get(name, 0) < wanted:  # an actor that can never be placed waits forever
+            message = f"each actor asks for {wanted:g} {name}(s) and the Ray cluster has {resources.get(name, 0):g}" + (
+                " (--gpus-per-actor: leave it out for CPU actors)" if name == "GPU" else ""
+            )
+            if address is None:  # this machine's own instance: it will not grow
+                raise ValueError(message)
+            logger.warning("%s; the run waits until the cluster's autoscaler adds them", message)
     if isinstance(inputs, ray.data.Dataset):
         dataset = inputs.filter(lambda row: row["path"] not in done) if done else inputs
         written = 0
@@ -314,7 +323,6 @@ def predict_with_ray(
             return RayRunSummary(out.path, written, resumed, failed)
         blocks = max(1, min(len(todo), len(todo) // batch_size + 1))
         dataset = ray.data.from_items([{"path": f} for f in todo], override_num_blocks=blocks)
-    resources = ray.cluster_resources()
     if actors is None:
         by_gpu = int(resources.get("GPU", 0) // gpus_per_actor) if gpus_per_actor else None
         actors = max(1, by_gpu if by_gpu is not None else int(resources.get("CPU", 1) // cpus_per_actor))

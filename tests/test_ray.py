@@ -159,6 +159,15 @@ def test_a_ray_dataset_of_paths_is_accepted_and_segments_run_per_file(local_ray,
         assert row["label"] == max(row["scores"], key=row["scores"].get)
 
 
+def test_actors_the_cluster_cannot_place_are_refused_not_waited_for(local_ray, archive, tmp_path):
+    """--gpus-per-actor 1 on a machine without a GPU waited forever ("pending: 1 CPU, 1 GPU")."""
+    with pytest.raises(ValueError, match=r"each actor asks for 1 GPU\(s\) and the Ray cluster has 0"):
+        predict_with_ray([archive], tmp_path / "rows.jsonl", model=MODEL, backend="onnx", gpus_per_actor=1)
+    with pytest.raises(ValueError, match=r"each actor asks for 64 CPU\(s\) and the Ray cluster has 2"):
+        predict_with_ray([archive], tmp_path / "rows.jsonl", model=MODEL, backend="onnx", cpus_per_actor=64)
+    assert not read_rows(tmp_path / "rows.jsonl")  # refused before any row
+
+
 def test_the_output_must_be_jsonl_or_a_folder(tmp_path):
     with pytest.raises(ValueError, match=r"\.jsonl file or a folder"):
         predict_with_ray([tmp_path], tmp_path / "rows.csv", model=MODEL)
