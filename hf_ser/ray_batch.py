@@ -263,7 +263,13 @@ def _start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     # no address: a local instance sized to this machine; "auto" or ray://host:port: an existing cluster
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except ConnectionError as err:  # was a traceback
+        raise ValueError(
+            f"--address {address}: no Ray cluster answered ({err}); start one (`ray start --head`), or leave --address "
+            "out for a Ray instance on this machine"
+        ) from err
 
 
 def predict_with_ray(

@@ -168,6 +168,22 @@ def test_actors_the_cluster_cannot_place_are_refused_not_waited_for(local_ray, a
     assert not read_rows(tmp_path / "rows.jsonl")  # refused before any row
 
 
+def test_a_cluster_that_does_not_answer_is_a_plain_error(monkeypatch):
+    """--address auto with no cluster running was ray's ConnectionError traceback (and ray:// addresses needed the
+    ray[client] extra, which hf-ser[ray] now installs)."""
+    import grpc  # noqa: F401  (ray[client]'s dependency: ray://host:port works)
+
+    from hf_ser import ray_batch
+
+    def no_cluster(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_cluster)
+    with pytest.raises(ValueError, match=r"--address auto: no Ray cluster answered .*`ray start --head`"):
+        ray_batch._start_ray("auto")
+
+
 def test_the_output_must_be_jsonl_or_a_folder(tmp_path):
     with pytest.raises(ValueError, match=r"\.jsonl file or a folder"):
         predict_with_ray([tmp_path], tmp_path / "rows.csv", model=MODEL)
