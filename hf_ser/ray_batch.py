@@ -262,7 +262,14 @@ def _start_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
-    # no address: a local instance sized to this machine; "auto" or ray://host:port: an existing cluster
+    # no address: a local instance sized to this machine; "auto" or host:port: an existing cluster, this driver on
+    # one of its nodes. Not ray://host:port: Ray Data does not run through Ray Client ("'Worker' object has no
+    # attribute 'core_worker'", measured with Ray 2.60; ray-project/ray#42739), and without ray[client] Ray refuses it
+    if address and address.startswith("ray://"):
+        raise ValueError(
+            f"--address {address}: Ray Data does not run through Ray Client (ray://). Run hf-ser predict on a node of "
+            "the cluster with --address auto (for example through `ray job submit`)"
+        )
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except ConnectionError as err:  # was a traceback

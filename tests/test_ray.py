@@ -168,11 +168,9 @@ def test_actors_the_cluster_cannot_place_are_refused_not_waited_for(local_ray, a
     assert not read_rows(tmp_path / "rows.jsonl")  # refused before any row
 
 
-def test_a_cluster_that_does_not_answer_is_a_plain_error(monkeypatch):
-    """--address auto with no cluster running was ray's ConnectionError traceback (and ray:// addresses needed the
-    ray[client] extra, which hf-ser[ray] now installs)."""
-    import grpc  # noqa: F401  (ray[client]'s dependency: ray://host:port works)
-
+def test_a_cluster_that_does_not_answer_is_a_plain_error_and_ray_client_is_refused(monkeypatch):
+    """--address auto with no cluster running was Ray's ConnectionError traceback; a ray:// address (the README's
+    example) failed inside Ray Data, which does not run through Ray Client."""
     from hf_ser import ray_batch
 
     def no_cluster(**kwargs):
@@ -182,6 +180,8 @@ def test_a_cluster_that_does_not_answer_is_a_plain_error(monkeypatch):
     monkeypatch.setattr(ray, "init", no_cluster)
     with pytest.raises(ValueError, match=r"--address auto: no Ray cluster answered .*`ray start --head`"):
         ray_batch._start_ray("auto")
+    with pytest.raises(ValueError, match=r"Ray Data does not run through Ray Client .* with --address auto"):
+        ray_batch._start_ray("ray://head:10001")
 
 
 def test_the_output_must_be_jsonl_or_a_folder(tmp_path):

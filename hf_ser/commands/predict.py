@@ -37,7 +37,7 @@ def register(sub) -> None:
         default="local",
         help="ray: Ray Data actors on a local instance or a cluster (needs hf-ser[ray]); reruns resume",
     )
-    predict.add_argument("--address", default=None, help="--engine ray: 'auto' or ray://host:port (default: local)")
+    predict.add_argument("--address", default=None, help="--engine ray: 'auto' (run on a cluster node; default: local)")
     predict.add_argument("--actors", type=at_least(1), default=None, help="--engine ray: actors (default: one per CPU)")
     predict.add_argument("--gpus-per-actor", type=float, default=0, help="--engine ray: GPUs per actor (torch)")
     predict.add_argument("--workers", type=at_least(1), default=2, help="decoding processes (1: in this process)")
