@@ -108,6 +108,15 @@ def _once_each(files: list[str]) -> list[str]:
     return unique
 
 
+def unclassified_row(clip: DecodedClip) -> Prediction | None:
+    """The row of a clip that is not classified (its error, or "no speech"), or None for one that is."""
+    if clip.error:
+        return Prediction(clip.path, seconds=clip.seconds, error=clip.error)
+    if clip.wave is None:
+        return Prediction(clip.path, NO_SPEECH, None, {}, clip.seconds)
+    return None
+
+
 def decode_clip(
     path: str, rate: int, policy: InputPolicy = DEFAULT_POLICY, longest: float | None = None
 ) -> DecodedClip:
@@ -217,10 +226,8 @@ def predict_files(
         try:
             for clip in decoded:
                 bar.update(1)
-                if clip.error:
-                    yield Prediction(clip.path, seconds=clip.seconds, error=clip.error)
-                elif clip.wave is None:
-                    yield Prediction(clip.path, NO_SPEECH, None, {}, clip.seconds)
+                if row := unclassified_row(clip):
+                    yield row
                 else:
                     pending.append(clip)
                     if len(pending) >= batch_size:
@@ -277,6 +284,17 @@ def decoded_in_workers(
             pool.shutdown(cancel_futures=True)
 
 
+ROW_SUFFIXES = (".csv", ".jsonl")  # the formats write_predictions writes
+
+
+def check_rows_output(output: str | Path) -> Path:
+    """The rows' output file, refused unless its suffix names a format :func:`write_predictions` writes."""
+    output = Path(output)
+    if output.suffix not in ROW_SUFFIXES:
+        raise ValueError(f"--output must end in .csv or .jsonl, got {output}")
+    return output
+
+
 def write_predictions(predictions: Iterable[Prediction], output: str | Path | None) -> list[Prediction]:
     """Write rows as CSV or JSON lines (by the file's suffix), or print them when ``output`` is None."""
     rows = []
@@ -292,9 +310,7 @@ def write_predictions(predictions: Iterable[Prediction], output: str | Path | No
             else:
                 print(f"{p.path}: " + ", ".join(f"{k} {v:.3f}" for k, v in p.scores.items()))
         return rows
-    output = Path(output)
-    if output.suffix not in (".csv", ".jsonl"):
-        raise ValueError(f"--output must end in .csv or .jsonl, got {output}")
+    output = check_rows_output(output)
     with open(output, "w", newline="") as handle:
         writer = None
         for p in predictions:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch import Prediction, audio_files, classified_rows, decode_clip
-from .input_policy import DEFAULT_POLICY, NO_SPEECH
+from .batch import Prediction, audio_files, classified_rows, decode_clip, unclassified_row
+from .input_policy import DEFAULT_POLICY
 
 COLUMNS = ("path", "label", "score", "scores", "seconds", "error", "reason")
 
@@ -109,12 +109,7 @@ class ClassifyBatch:
         speech = [clip for clip in decoded if clip.wave is not None]
         scored = iter(classified_rows(speech, self._classify, self.rate, self.rule) if speech else [])
         for clip in decoded:
-            if clip.error:
-                yield Prediction(clip.path, seconds=clip.seconds, error=clip.error)
-            elif clip.wave is None:
-                yield Prediction(clip.path, NO_SPEECH, None, {}, clip.seconds)
-            else:
-                yield next(scored)
+            yield unclassified_row(clip) or next(scored)
 
     def _classify(self, waves: list[np.ndarray]) -> list[list[dict]]:
         return self.classifier(waves, top_k=None, batch_size=16)

@@ -10,8 +10,6 @@ from pathlib import Path
 
 from ._common import at_least, score_threshold
 
-ROW_SUFFIXES = (".csv", ".jsonl")  # what write_predictions writes
-
 
 def register(sub) -> None:
     predict = sub.add_parser("predict", help="classify audio files and folders (or emotion over time)")
@@ -68,7 +66,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import WorkerDied, predict_files, write_predictions
+    from ..batch import WorkerDied, check_rows_output, predict_files, write_predictions
 
     if args.json and args.output:
         raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
@@ -76,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--format is the --segments output format; rows' format follows --output's suffix")
     if args.top_k is not None and (args.segments or args.engine == "ray"):
         raise ValueError("--top-k trims printed rows; --segments and --engine ray keep every label's score")
-    if args.output and args.engine == "local" and not args.segments and Path(args.output).suffix not in ROW_SUFFIXES:
-        raise ValueError(f"--output must end in .csv or .jsonl, got {args.output}")
+    if args.output and args.engine == "local" and not args.segments:
+        check_rows_output(args.output)  # before the model loads, not after
     if args.output:  # made before the run, not found missing after it
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.engine == "ray":
