@@ -193,6 +193,8 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
     for command, message in [  # --per-class -1 fine-tuned on all clips but the last of each label
         (["finetune", str(tmp_path), "--per-class", "-1"], "argument --per-class: expected a whole number >= 1"),
         (["evaluate", "--config", "c.yaml", "--data-dir", "d", "--folds", "1"], "argument --folds: expected a whole"),
+        (["evaluate", "--config", "c.yaml", "--data-dir", "d", "--only-folds", "0,a"], "such as 0,1, got '0,a'"),
+        (["results", "run", "--only-folds", "1,1"], "argument --only-folds: expected distinct fold indices"),
         (["demo", "--port", "99999"], "argument --port: expected a whole number >= 1 and <= 65535, got 99999"),
     ]:
         with pytest.raises(SystemExit):

@@ -511,6 +511,10 @@ def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path):
     assert cli_main([*args, "--train-corpus", "ravdess", "--test-corpus", "emodb", "--test-data-dir", str(emodb)]) == 0
     shorthand = RunResult.load(tmp_path / "cli" / "metrics.json")  # the shorthand: the same protocol and split
     assert (shorthand.rows, shorthand.labels) == (outcome.run.rows, outcome.run.labels)
+    with pytest.raises(ValueError, match=r"has 2 fold\(s\) here, indices 0 to 1 \(no fold \[2\]\)"):
+        train(
+            exp, dirs, tmp_path / "screen", protocol="leave-one-corpus-out", only_folds=[0, 2]
+        )  # 2 was dropped silently
     with pytest.raises(ValueError, match=r"needs at least two corpora in data.corpus; the data has \['ravdess'\]"):
         one_corpus = tiny(data__corpus=["ravdess"], data__merge_calm=True)
         train(one_corpus, corpus_dir, tmp_path / "one", "leave-one-corpus-out")

@@ -57,6 +57,17 @@ def score_threshold(text: str) -> float:
     return value
 
 
+def fold_indices(text: str) -> list[int]:
+    """An argparse type: comma-separated fold indices (``0,1``), each a whole number >= 0, none repeated."""
+    try:
+        indices = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fold indices such as 0,1, got {text!r}") from None
+    if any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+        raise argparse.ArgumentTypeError(f"expected distinct fold indices >= 0, got {text!r}")
+    return indices
+
+
 def data_dirs(values: list[str]):
     """``--data-dir PATH`` or, for several corpora, ``--data-dir ravdess=PATH --data-dir emodb=PATH``."""
     if len(values) == 1 and "=" not in values[0]:

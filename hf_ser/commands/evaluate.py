@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import at_least, data_dirs, experiment, experiment_args, output_dir
+from ._common import at_least, data_dirs, experiment, experiment_args, fold_indices, output_dir
 
 
 def register(sub) -> None:
@@ -14,7 +14,9 @@ def register(sub) -> None:
     evaluate.add_argument(
         "--folds", type=at_least(2), default=None, help="folds for speaker-kfold (default: config, 5)"
     )
-    evaluate.add_argument("--only-folds", default=None, help="comma-separated fold indices to run (screening)")
+    evaluate.add_argument(
+        "--only-folds", type=fold_indices, default=None, help="comma-separated fold indices to run (screening)"
+    )
     evaluate.add_argument(
         "--train-corpus",
         help="cross-corpus shorthand: train on these corpora (comma-separated; folders: --data-dir corpus=PATH)",
@@ -43,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
         exp = experiment(args)
     protocol = exp.protocol.name if args.train_corpus else args.protocol or exp.protocol.name
     output = output_dir(args, f"-{protocol}")
-    only = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
-    summary = train(exp, dirs, output, protocol=protocol, folds=args.folds, only_folds=only).summary
+    summary = train(exp, dirs, output, protocol=protocol, folds=args.folds, only_folds=args.only_folds).summary
     print(f"{summary.protocol} ({len(summary.folds)} folds) -> {output}")
     for key in HEADLINE:
         print(f"  {key:<12} {summary.headline(key).percent()}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import RESULTS_DIR, release_args
+from ._common import RESULTS_DIR, fold_indices, release_args
 
 
 def register(sub) -> None:
@@ -24,7 +24,7 @@ def register(sub) -> None:
     results.add_argument(
         "--seeds", default=None, help="comma-separated training seeds (run: default 0; collect: default every seed)"
     )
-    results.add_argument("--only-folds", default=None, help="screen on these fold indices only")
+    results.add_argument("--only-folds", type=fold_indices, default=None, help="screen on these fold indices only")
     results.set_defaults(func=run)
 
 
@@ -52,10 +52,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: " + ", ".join(f"ECE {p.ece:.3f} pooled over {p.clips} clips" for p in pooled))
     if args.action == "run":
         names = args.only.split(",") if args.only else list(ReleasePlan.load(plan).experiments)
-        folds = [int(i) for i in args.only_folds.split(",")] if args.only_folds else None
         for name in names:
             record = run_experiment(
-                plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results), seeds or [0], folds
+                plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results), seeds or [0], args.only_folds
             )
             print(f"{name}: accuracy {record.metric('accuracy').percent()}, UAR {record.metric('uar').percent()}")
     report, readme = _outputs(args)

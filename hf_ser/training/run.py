@@ -261,6 +261,12 @@ def train(
         fold_splits, _ = protocol_folds(exp, dataset, spec.name, folds)
         augmented = spec.augments_before_split
     if only_folds is not None:
+        outside = sorted(set(only_folds) - set(range(len(fold_splits))))
+        if outside or not only_folds:
+            raise ValueError(
+                f"only_folds {only_folds}: protocol {spec.name!r} has {len(fold_splits)} fold(s) here, "
+                f"indices 0 to {len(fold_splits) - 1}" + (f" (no fold {outside})" if outside else "")
+            )
         fold_splits = [f for index, f in enumerate(fold_splits) if index in only_folds]
     single = len(fold_splits) == 1 and only_folds is None
     if not single and (model is not None or resume):
