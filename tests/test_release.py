@@ -242,6 +242,26 @@ def test_results_kept_elsewhere_get_their_own_report_and_leave_the_project_pages
     assert "kept" not in (tmp_path / "README.md").read_text()
 
 
+def test_unregistered_names_are_refused_before_anything_runs(plan, tmp_path, monkeypatch, capsys):
+    """`results run --only b-tri` was a KeyError traceback; `release cards --only ser-genral` did nothing and
+    succeeded; `--only a-head,nope` ran a-head before failing on nope."""
+    from hf_ser.cli import main
+    from hf_ser.publish import release
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(release, "run_experiment", lambda *a, **k: pytest.fail("an experiment ran"))
+    common = ["--experiments", str(plan), "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]
+    assert main(["results", "run", "--only", "b-tri", *common]) == 2
+    assert "'b-tri' is not a registered experiment; did you mean b-try?" in capsys.readouterr().err
+    assert main(["results", "collect", "--only", "a-head,zzzzzz", *common]) == 2
+    assert "'zzzzzz' is not a registered experiment; registered: a-head, b-try, c-diff" in capsys.readouterr().err
+    assert main(["release", "cards", "--only", "ser-genral", "--experiments", str(plan)]) == 2
+    assert "'ser-genral' is not a registered checkpoint; none is registered" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the default registry is relative to the checkout
+        main(["results", "report"])
+    assert "configs/experiments.yaml not found: run from the hf-ser checkout" in capsys.readouterr().err
+
+
 def test_per_class_rows_come_from_the_summed_confusion_matrix():
     from types import SimpleNamespace
 

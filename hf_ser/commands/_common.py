@@ -22,8 +22,20 @@ def experiment_args(p: argparse.ArgumentParser) -> None:
 RESULTS_DIR = "docs/results"  # the project's result files, from which docs/RESULTS.md and the README are made
 
 
+def experiments_file(text: str) -> str:
+    """An argparse type (argparse applies it to the default too): the experiments registry must exist. Its default
+    is relative to the checkout, so run elsewhere it was "[Errno 2] No such file or directory", without the fix."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text} not found: run from the hf-ser checkout (its configs/experiments.yaml), or pass --experiments PATH"
+        )
+    return text
+
+
 def release_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--experiments", default="configs/experiments.yaml", help="the registered experiments")
+    p.add_argument(
+        "--experiments", type=experiments_file, default="configs/experiments.yaml", help="the registered experiments"
+    )
     p.add_argument("--corpora-dir", default="../shared/corpora", help="folder with one folder per corpus")
     p.add_argument("--results", default=RESULTS_DIR, help="where result files are read and written")
     p.add_argument("--only", default=None, help="comma-separated names")

@@ -35,10 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
     plan = Path(args.experiments)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    registered = ReleasePlan.load(plan)
+    only = [registered.experiment(name) and name for name in args.only.split(",")] if args.only else None
     if args.action == "collect":  # an interrupted run: summarise the folds it finished
         if not args.only:
             raise ValueError("results collect needs --only NAME[,NAME…]")
-        for name in args.only.split(","):
+        for name in only:
             record = collect_partial(plan, name, Path(args.out), Path(args.results), seeds)
             scope = "a screen" if record.only_folds is not None else "every fold"
             accuracy = record.metric("accuracy").percent()
@@ -46,13 +48,12 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "rescore":  # runs made before per-clip scores were kept: score their test clips again
         if not args.only:
             raise ValueError("results rescore needs --only NAME[,NAME…] (the experiments whose runs to re-score)")
-        for name in args.only.split(","):
+        for name in only:
             record = rescore_record(plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results))
             pooled = [p for r in record.seeds.values() if (p := r.pooled_calibration())]
             print(f"{name}: " + ", ".join(f"ECE {p.ece:.3f} pooled over {p.clips} clips" for p in pooled))
     if args.action == "run":
-        names = args.only.split(",") if args.only else list(ReleasePlan.load(plan).experiments)
-        for name in names:
+        for name in only or list(registered.experiments):
             record = run_experiment(
                 plan, name, Path(args.corpora_dir), Path(args.out), Path(args.results), seeds or [0], args.only_folds
             )

@@ -9,6 +9,7 @@ RESULTS.md from those files; ``hf-ser release checkpoints`` trains the bundled m
 
 from __future__ import annotations
 
+import difflib
 import logging
 import shutil
 import time
@@ -100,6 +101,25 @@ class ReleasePlan(_Spec):
     def load(cls, path: str | Path) -> ReleasePlan:
         return cls.model_validate(yaml.safe_load(Path(path).read_text()))
 
+    def experiment(self, name: str) -> ExperimentSpec:
+        """The registered experiment ``name``; another name is refused, with the nearest registered one."""
+        return self.experiments[_registered(name, list(self.experiments), "experiment")]
+
+    def checkpoint(self, name: str) -> CheckpointSpec:
+        """The registered checkpoint ``name``; another name is refused, with the nearest registered one."""
+        return self.checkpoints[_registered(name, list(self.checkpoints), "checkpoint")]
+
+
+def _registered(name: str, known: list[str], what: str) -> str:
+    """``name`` if it is one of ``known``; else a ValueError (`--only foo` was a KeyError traceback for an
+    experiment and, for a checkpoint, a run that did nothing and succeeded)."""
+    if name not in known:
+        near = difflib.get_close_matches(name, known, n=1)
+        listed = f"registered: {', '.join(known)}" if len(known) <= 8 else f"{len(known)} are, in the experiments file"
+        hint = f"did you mean {near[0]}?" if near else listed if known else "none is registered"
+        raise ValueError(f"{name!r} is not a registered {what}; {hint}")
+    return name
+
 
 class ExperimentRecord(_Spec):
     """``docs/results/<name>.json``: one experiment, every seed run, and what was run."""
@@ -166,7 +186,7 @@ def run_experiment(
     seeds: list[int],
     only_folds: list[int] | None = None,
 ) -> ExperimentRecord:
-    spec = ReleasePlan.load(plan_path).experiments[name]
+    spec = ReleasePlan.load(plan_path).experiment(name)
     current = load_experiment(plan_path.parent / spec.config, spec.overrides())
     only_folds = _screen_folds(current, only_folds)
     started = time.time()
@@ -204,7 +224,7 @@ def collect_partial(
     Every collected seed must have finished the same folds: one record has one fold list, and a seed with fewer folds
     would otherwise be summarised as if it covered the others'. ``only_seeds`` collects those seeds alone.
     """
-    spec = ReleasePlan.load(plan_path).experiments[name]
+    spec = ReleasePlan.load(plan_path).experiment(name)
     exp = load_experiment(plan_path.parent / spec.config, spec.overrides())  # the same for every seed
     seeds: dict[str, ProtocolResult] = {}
     folds_of: dict[str, set[int]] = {}
@@ -240,7 +260,7 @@ def rescore_record(plan_path: Path, name: str, corpora_dir: Path, out: Path, res
     against the stored numbers), and re-summarise its record so its ECE pools over folds. Nothing is retrained."""
     from ..training.rescore import rescore_folds
 
-    spec = ReleasePlan.load(plan_path).experiments[name]
+    spec = ReleasePlan.load(plan_path).experiment(name)
     path = results_dir / f"{name}.json"
     if not path.is_file():
         raise ValueError(f"{path}: no result file for {name!r} (run it first: hf-ser results run --only {name})")
@@ -310,6 +330,8 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
     from ..onnx.export import export_onnx
 
     plan = ReleasePlan.load(plan_path)
+    for name in names or []:
+        plan.checkpoint(name)
     records = load_records(results_dir)
     for name, spec in plan.checkpoints.items():
         if names and name not in names:
@@ -341,6 +363,8 @@ def refresh_cards(plan_path: Path, results_dir: Path, target: Path, names: list[
     """Attach each bundled checkpoint's current cross-validation and robustness results and rewrite its card (no
     training)."""
     plan = ReleasePlan.load(plan_path)
+    for name in names or []:
+        plan.checkpoint(name)
     records = load_records(results_dir)
     for name, spec in plan.checkpoints.items():
         folder = target / name
