@@ -146,11 +146,15 @@ def load_classifier(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if int8 and backend != "onnx":  # it was ignored: the float model answered
+        raise ValueError("int8=True is the ONNX export's quantised model: use it with backend='onnx'")
+    if backend == "torch":
+        device = torch_device(device)
     folder = resolve_model(model, backend)
     if backend == "onnx":
         from .onnx.runtime import OnnxClassifier
 
-        classifier = OnnxClassifier(onnx_folder(folder), int8=int8)
+        classifier = OnnxClassifier(onnx_folder(folder), int8=int8, device=device)
     else:
         from transformers import AutoFeatureExtractor, pipeline
         from transformers.utils import logging as hf_logging
@@ -173,6 +177,24 @@ def load_classifier(
 
         adapt_classifier(classifier, adapt_on)
     return classifier
+
+
+def torch_device(device: str | int | None):
+    """``device`` checked before a model loads: a name torch does not know, or CUDA on a torch without it, is a
+    ValueError naming it (they were torch's RuntimeError "Expected one of cpu, cuda, ... device type" and an
+    AssertionError "Torch not compiled with CUDA enabled", raised while the pipeline was built)."""
+    if device is None or device == -1:  # -1: transformers' CPU
+        return device
+    import torch
+
+    try:
+        parsed = torch.device(f"cuda:{device}" if isinstance(device, int) and device >= 0 else device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r}: expected 'cpu', 'cuda', 'cuda:N' or a GPU index N >= 0") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else "no usable GPU here"
+        raise ValueError(f"device={device!r}: this torch {torch.__version__} has {build}; use device='cpu'")
+    return device
 
 
 def confidence_rule(classifier, threshold: float | None = None):

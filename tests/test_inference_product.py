@@ -102,6 +102,33 @@ def test_onnx_matches_torch(exported, model_dir, voice):
     assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size / 2
 
 
+def test_the_device_is_used_or_refused_never_ignored(exported, model_dir):
+    """The ONNX backend ran every session on the CPU whatever ``device`` said (a Ray actor given a GPU too),
+    ``int8=True`` with the torch backend answered with the float model, and a CUDA device on this CPU torch was an
+    AssertionError raised while the pipeline was built."""
+    from hf_ser.onnx.runtime import OnnxClassifier, providers_for
+
+    cpu_only, gpu = ["CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    for device in (None, "cpu", "CPU", -1):
+        assert providers_for(device, gpu) == cpu_only
+    cuda = [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert providers_for("cuda:1", gpu) == providers_for(1, gpu) == cuda
+    assert providers_for("cuda", gpu)[0] == ("CUDAExecutionProvider", {"device_id": 0})
+    with pytest.raises(ValueError, match="device='cuda': this onnxruntime runs on CPUExecutionProvider only; a GPU "):
+        providers_for("cuda", cpu_only)
+    with pytest.raises(ValueError, match="device='gpu': expected 'cpu', 'cuda', 'cuda:N' or a GPU index"):
+        providers_for("gpu", gpu)
+    assert OnnxClassifier(exported, device="cpu").session.get_providers() == cpu_only
+    with pytest.raises(ValueError, match="int8=True is the ONNX export's quantised model: use it with backend='onnx'"):
+        load_classifier(model_dir, int8=True)
+    with pytest.raises(ValueError, match="device='cdua': expected 'cpu', 'cuda', 'cuda:N' or a GPU index N >= 0"):
+        load_classifier(model_dir, device="cdua")
+    assert load_classifier(model_dir, device="cpu").device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device=0: this torch .* has (a CPU-only build|no usable GPU)"):
+            load_classifier(model_dir, device=0)
+
+
 def test_onnx_refuses_what_the_pipeline_refuses(exported, model_dir, voice):
     """An empty or non-finite clip was answered by the ONNX backend (NaN scores for the latter); it is refused with
     the clip named, as the torch pipeline refuses it, and int16 / 2-D arrays get the pipeline's scores."""

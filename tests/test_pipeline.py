@@ -186,6 +186,7 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
         (["--batch-size", "0"], "argument --batch-size: expected a whole number >= 1, got 0"),
         (["--workers", "two"], "argument --workers: expected a whole number >= 1, got 'two'"),
         (["--uncertain-below", "1.5"], r"argument --uncertain-below: expected a score in \[0, 1\), got 1.5"),
+        (["--gpus-per-actor", "-1"], "argument --gpus-per-actor: expected a number >= 0, got -1"),
     ]:
         with pytest.raises(SystemExit) as exited:
             cli_main(base + extra)
@@ -205,6 +206,13 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
     assert "--format is the --segments output format" in capsys.readouterr().err
     assert cli_main([*base, "--segments", "--top-k", "1"]) == 2  # was ignored
     assert "--top-k trims printed rows" in capsys.readouterr().err
+    for extra, message in [  # each was ignored: the float model answered, the run stayed local on the CPU
+        (["--int8"], "--int8 is the ONNX export's quantised model: add --backend onnx"),
+        (["--gpus-per-actor", "1", "--actors", "2"], "--actors, --gpus-per-actor: for --engine ray (this run is local"),
+        (["--engine", "ray", "--output", "o.jsonl", "--device", "cuda"], "--device is for local runs; Ray actors get"),
+    ]:
+        assert cli_main(base + extra) == 2
+        assert message in capsys.readouterr().err, extra
     assert cli_main([*base, "--output", str(tmp_path / "rows.txt")]) == 2
     assert "--output must end in .csv or .jsonl" in capsys.readouterr().err
     monkeypatch.undo()

@@ -58,6 +58,17 @@ def at_least(minimum: int, most: int | None = None):
     return parse
 
 
+def non_negative(text: str) -> float:
+    """An argparse type: a number >= 0 (a share of a resource, such as GPUs per Ray actor)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def score_threshold(text: str) -> float:
     """An argparse type: a calibrated-score threshold in [0, 1)."""
     try:

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import at_least, score_threshold
+from ._common import at_least, non_negative, score_threshold
 
 
 def register(sub) -> None:
@@ -22,6 +22,11 @@ def register(sub) -> None:
     )
     predict.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx: no torch at all")
     predict.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
+    predict.add_argument(
+        "--device",
+        default=None,
+        help="where the model runs: cpu (default), cuda or cuda:N (the onnx backend: with onnxruntime-gpu)",
+    )
     predict.add_argument("--top-k", type=at_least(1), default=None, help="how many labels to print (default: all)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.add_argument(
@@ -37,7 +42,9 @@ def register(sub) -> None:
     )
     predict.add_argument("--address", default=None, help="--engine ray: 'auto' (run on a cluster node; default: local)")
     predict.add_argument("--actors", type=at_least(1), default=None, help="--engine ray: actors (default: one per CPU)")
-    predict.add_argument("--gpus-per-actor", type=float, default=0, help="--engine ray: GPUs per actor (torch)")
+    predict.add_argument(
+        "--gpus-per-actor", type=non_negative, default=0, help="--engine ray: GPUs per actor (e.g. 1 or 0.5)"
+    )
     predict.add_argument("--workers", type=at_least(1), default=2, help="decoding processes (1: in this process)")
     predict.add_argument("--batch-size", type=at_least(1), default=16)
     predict.add_argument(
@@ -74,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--format is the --segments output format; rows' format follows --output's suffix")
     if args.top_k is not None and (args.segments or args.engine == "ray"):
         raise ValueError("--top-k trims printed rows; --segments and --engine ray keep every label's score")
+    _check_engine_options(args)
     if args.output and args.engine == "local" and not args.segments:
         check_rows_output(args.output)  # before the model loads, not after
     if args.output:  # made before the run, not found missing after it
@@ -111,6 +119,21 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"hf-ser predict: {len(failed)} of {len(rows)} files failed (see their error rows)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _check_engine_options(args: argparse.Namespace) -> None:
+    """Options of one engine or backend given to another were ignored (--int8 answered with the float model,
+    --gpus-per-actor ran locally on the CPU): they are refused before the model loads."""
+    if args.int8 and args.backend != "onnx":
+        raise ValueError("--int8 is the ONNX export's quantised model: add --backend onnx")
+    if args.engine == "ray":
+        if args.device is not None:
+            raise ValueError("--device is for local runs; Ray actors get a GPU with --gpus-per-actor")
+        return
+    given = [name for name, value in (("--address", args.address), ("--actors", args.actors)) if value is not None]
+    given += ["--gpus-per-actor"] if args.gpus_per_actor else []
+    if given:
+        raise ValueError(f"{', '.join(given)}: for --engine ray (this run is local; on a GPU use --device cuda)")
 
 
 def _predict_ray(args: argparse.Namespace) -> int:
@@ -219,6 +242,6 @@ def _backend(args: argparse.Namespace):
     from ..inference import announce, load_classifier, resolve_model
 
     folder = resolve_model(args.model, args.backend)  # once: a Hub id is not looked up twice
-    clf = load_classifier(folder, adapt_on=args.adapt_on, backend=args.backend, int8=args.int8)
+    clf = load_classifier(folder, args.device, adapt_on=args.adapt_on, backend=args.backend, int8=args.int8)
     announce(args.model, folder)
     return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.sampling_rate, clf

@@ -94,12 +94,37 @@ def features_for(folder: Path):
     return NumpyFeatures(folder)
 
 
-class OnnxClassifier:
-    """Classify clips with an exported model; inputs as for the hf-ser pipeline (path, bytes, dict, array)."""
+def providers_for(device: str | int | None, available: list[str]) -> list:
+    """onnxruntime execution providers for a transformers-style ``device`` (None, "cpu", -1; "cuda", "cuda:N", N).
 
-    def __init__(self, folder: str | Path, int8: bool = False, threads: int | None = None):
+    The device was ignored (every session ran on the CPU, also a Ray actor given a GPU); a GPU needs the
+    onnxruntime-gpu build, whose CUDA provider is refused by name where the installed onnxruntime lacks it."""
+    if device is None or device == -1 or (isinstance(device, str) and device.strip().lower() == "cpu"):
+        return ["CPUExecutionProvider"]
+    text = str(device).strip().lower()
+    index = text.removeprefix("cuda").removeprefix(":") if text.startswith("cuda") else text
+    if not index:
+        index = "0"
+    if not index.isdigit():
+        raise ValueError(f"device={device!r}: expected 'cpu', 'cuda', 'cuda:N' or a GPU index N >= 0")
+    if "CUDAExecutionProvider" not in available:
+        raise ValueError(
+            f"device={device!r}: this onnxruntime runs on {', '.join(available)} only; a GPU needs onnxruntime-gpu "
+            "(pip install onnxruntime-gpu in place of onnxruntime), or device='cpu'"
+        )
+    return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+
+
+class OnnxClassifier:
+    """Classify clips with an exported model; inputs as for the hf-ser pipeline (path, bytes, dict, array).
+    ``device``: as for a transformers pipeline (None or "cpu"; "cuda[:N]" with onnxruntime-gpu)."""
+
+    def __init__(
+        self, folder: str | Path, int8: bool = False, threads: int | None = None, device: str | int | None = None
+    ):
         import onnxruntime as ort
 
+        providers = providers_for(device, ort.get_available_providers())
         folder = Path(folder)
         options = ort.SessionOptions()
         if threads:
@@ -107,7 +132,7 @@ class OnnxClassifier:
         name = "model.int8.onnx" if int8 else "model.onnx"
         if not (folder / name).is_file():
             raise ValueError(f"{folder}: no {name} (export with `hf-ser export --onnx {folder}`)")
-        self.session = ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(folder / name), options, providers=providers)
         self.features = features_for(folder)
         self.labels = json.loads((folder / "labels.json").read_text())
         calibration = folder / "calibration.json"  # absent in exports made before calibration existed
