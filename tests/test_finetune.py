@@ -116,6 +116,40 @@ def test_one_label_is_refused(audiofolder):
         load_user_data(audiofolder)
 
 
+def test_every_label_keeps_training_clips_after_the_split(audiofolder, tmp_path, caplog, capsys):
+    """With a few clips, the random split by clip could send a label's every clip to the test side: the model was
+    trained without it and "test accuracy 0.00" was all that said so. The split is made within each label, and a
+    label left without training clips (by the speaker split) or a split without test clips is refused."""
+    from datasets import DatasetDict
+
+    from hf_ser.data.splits import label_stratified_split
+    from hf_ser.finetune import check_split_labels
+
+    dataset = load_user_data(audiofolder).dataset
+    for seed in range(20):
+        splits = label_stratified_split(dataset, test_size=0.4, seed=seed)
+        for part in ("train", "test"):
+            assert sorted(set(splits[part]["emotion"])) == [0, 1, 2, 3], (seed, part)
+        assert splits["test"].num_rows == 4 * 2 and splits["train"].num_rows == 4 * 4  # round(6 * 0.4) per label
+    names = dataset.features["emotion"].names
+    one_sadness = dataset.filter(lambda row: row["emotion"] != 2 or row["audio"].endswith("_0.wav"))
+    split = label_stratified_split(one_sadness, test_size=0.5, seed=0)
+    assert split["train"]["emotion"].count(2) == 1 and 2 not in split["test"]["emotion"]  # trained, not tested
+    with caplog.at_level(logging.WARNING, logger="hf_ser.finetune"):
+        check_split_labels(split, names)
+    assert "no test clip for ['sadness']" in caplog.text
+    by_speaker = DatasetDict({"train": dataset.filter(lambda row: row["emotion"] != 1), "test": dataset})
+    with pytest.raises(ValueError, match=r"no training clip left for joy \(6 clips\) after the test split"):
+        check_split_labels(by_speaker, names)
+    tiny = tmp_path / "tiny"
+    for label in ("anger", "joy"):
+        (tiny / label).mkdir(parents=True)
+        sf.write(tiny / label / "a.wav", np.zeros(16000, np.float32) + 0.1, 16000)
+    assert cli_main(["finetune", str(tiny), "--output-dir", str(tmp_path / "out"), "--init-from", "scratch"]) == 2
+    assert "error: no clip left to test on: each label needs clips on both sides" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
 def test_an_audiofolder_without_audio_files_says_what_it_holds(tmp_path):
     (tmp_path / "joy").mkdir()
     (tmp_path / "joy" / "take1.m4a").write_bytes(b"AAC, which libsndfile does not read")

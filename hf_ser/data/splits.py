@@ -153,6 +153,23 @@ def utterance_split(dataset: Dataset, test_size: float = 0.2, val_size: float = 
     return DatasetDict(parts)
 
 
+def label_stratified_split(dataset: Dataset, test_size: float = 0.2, seed: int = 0) -> DatasetDict:
+    """Random split by utterance within each label: every label with two clips or more keeps at least one on each
+    side (a plain random split of a few clips could leave a label without a training clip). For a user's own
+    clips (``hf-ser finetune``); the ``utterance`` protocol keeps its plain split, on which its results were made."""
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(dataset["emotion"])
+    test: list[int] = []
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        if len(rows) >= 2:
+            test += rows[: min(len(rows) - 1, max(1, round(len(rows) * test_size)))].tolist()
+    train = sorted(set(range(len(dataset))) - set(test))
+    return DatasetDict({"train": subset(dataset, train, "train"), "test": subset(dataset, sorted(test), "test")})
+
+
 def paper_split(dataset: Dataset, test_size: float = 0.2, seed: int = 42) -> DatasetDict:
     """The paper's split of already augmented rows: random over rows, the test part doubling as validation.
 
