@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioDecodeError, load_audio
+from .batch import decode_clip
 from .inference import bundled_checkpoints, confidence_rule, load_classifier
 from .input_policy import DEFAULT_POLICY
 from .models.loading import needs_adaptation
@@ -104,21 +105,19 @@ def classify(audio_path: str | None, model_name: str):
     rule = confidence_rule(classifier)
     rate = classifier.feature_extractor.sampling_rate
     try:
-        wave, _ = load_audio(audio_path, rate)
+        seconds = len(load_audio(audio_path, rate)[0]) / rate
     except AudioDecodeError as err:
-        raise gr.Error(
-            f"Could not read that audio file ({Path(str(err).split(':')[0]).name}): use WAV, FLAC, OGG or MP3 "
-            "(not M4A/AAC, which libsndfile does not read)."
-        ) from err
-    seconds = len(wave) / rate
+        raise gr.Error(shown_error(str(err), audio_path)) from err
     if seconds > MAX_SECONDS:
         raise gr.Error(f"The clip is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s. Trim it and try again.")
     if seconds <= WINDOW_SECONDS:
-        found = DEFAULT_POLICY.speech(wave, rate)
-        if not DEFAULT_POLICY.has_speech(found):
+        clip = decode_clip(audio_path, rate)  # the batch rows' own checks: readable, long enough, speech
+        if clip.error:  # a clip under the policy's minimum was answered (0.15 s: "fearful, 100 %")
+            raise gr.Error(shown_error(clip.error, audio_path))
+        if clip.wave is None:
             raise gr.Error("No speech found in the clip (only silence or noise): check the microphone or the file.")
-        scores = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
-        verdict = rule.decide(scores, wave, rate, found.seconds)
+        scores = {d["label"]: d["score"] for d in classifier(clip.wave, top_k=None)}
+        verdict = rule.decide(scores, clip.wave, rate, clip.speech_seconds)
         return scores, gr.update(value=None, visible=False), verdict_text(verdict)
     result = segments(audio_path, classifier, window=WINDOW_SECONDS, hop=HOP_SECONDS, rule=rule)
     if not result.summary:
@@ -126,6 +125,15 @@ def classify(audio_path: str | None, model_name: str):
     share = 100 * result.speech_seconds / result.duration
     verdict = verdict_text(rule.decide(result.summary), f", over {share:.0f} % speech")
     return result.summary, gr.update(value=timeline_frame(result), visible=True), verdict
+
+
+def shown_error(message: str, audio_path: str) -> str:
+    """A decoding or input-policy error as the Space shows it: the upload's name, not its temporary path, and the
+    reason (every failure read "use WAV, FLAC, OGG or MP3", also an empty WAV or one holding NaN)."""
+    text = message.replace(str(audio_path), Path(audio_path).name)
+    if "cannot decode audio" in text or "Format not recognised" in text:
+        text += ". Use WAV, FLAC, OGG or MP3 (not M4A/AAC, which libsndfile does not read)."
+    return f"Could not use that audio: {text}"
 
 
 def verdict_text(verdict, extra: str = "") -> str:

@@ -122,7 +122,9 @@ def test_eight_concurrent_calls(space):
     [
         ("silent", "No speech found"),
         ("too_long", "limit is 600 s"),
-        ("unreadable", "Could not read .*WAV, FLAC, OGG or MP3"),
+        ("unreadable", "Could not use that audio: broken.wav: cannot decode audio .*WAV, FLAC, OGG or MP3"),
+        ("empty", "Could not use that audio: empty.wav: zero-length audio"),  # was "use WAV, FLAC, OGG or MP3"
+        ("short", r"short.wav: clip is 0.150 s long; at least 0.25 s are needed"),  # was answered, at 100 %
         ("none", "No audio"),
     ],
 )
@@ -134,6 +136,11 @@ def test_bad_input_is_a_plain_error_and_app_stays_up(space, kind, message):
     elif kind == "too_long":
         path = tmp / "long601.wav"
         sf.write(path, 0.1 * np.ones(601 * 8000, np.float32), 8000)
+    elif kind == "empty":
+        path = tmp / "empty.wav"
+        sf.write(path, np.zeros(0, np.float32), 16000)
+    elif kind == "short":  # speech-like, so only its length refuses it
+        path = clip(tmp, "short.wav", 0.15, 180)
     elif kind == "unreadable":
         path = tmp / "broken.wav"
         path.write_bytes(b"definitely not audio")
