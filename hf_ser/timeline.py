@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,13 +78,35 @@ def _progress(total: float, desc: str, enabled: bool):
 Source = str | Path | io.BytesIO  # a file, or an in-memory WAV (_in_memory)
 
 
+def _name(source: Source) -> str:
+    return "<in-memory audio>" if isinstance(source, io.BytesIO) else str(source)
+
+
+@contextmanager
 def _sound_file(source: Source):
+    """The open file; libsndfile's errors, on opening or while reading inside the block, become an
+    AudioDecodeError naming the file (an unreadable .wav was soundfile's LibsndfileError, which ended a whole
+    ``hf-ser predict --segments`` run, every other file's timeline with it)."""
     import soundfile as sf
+
+    from .audio import AudioDecodeError
 
     if isinstance(source, io.BytesIO):
         source.seek(0)  # read twice (VAD pass, then region by region), like a file
-        return sf.SoundFile(source)
-    return sf.SoundFile(str(source))
+    try:
+        with sf.SoundFile(source if isinstance(source, io.BytesIO) else str(source)) as handle:
+            yield handle
+    except sf.SoundFileError as err:
+        raise AudioDecodeError(f"{_name(source)}: cannot decode audio ({err})") from err
+
+
+def _checked(data: np.ndarray, source: Source) -> np.ndarray:
+    """A block as read, refused as the pipeline refuses a clip with NaN or inf (a file of NaN was "no speech")."""
+    from .audio import AudioDecodeError
+
+    if not np.isfinite(data).all():
+        raise AudioDecodeError(f"{_name(source)}: contains non-finite samples (NaN or inf)")
+    return data
 
 
 def _in_memory(source, rate: int) -> io.BytesIO:
@@ -114,7 +137,7 @@ def _blocks(path: Source, target_rate: int, block_seconds: float = 30.0):
         stream = soxr.ResampleStream(handle.samplerate, target_rate, 1, dtype="float32", quality="HQ")
         block = max(int(block_seconds * handle.samplerate), 1)
         while True:
-            data = handle.read(block, dtype="float32", always_2d=True)
+            data = _checked(handle.read(block, dtype="float32", always_2d=True), path)
             last = len(data) < block
             yield stream.resample_chunk(data.mean(axis=1), last=last)
             if last:
@@ -175,7 +198,7 @@ def _read(path: Source, start: float, end: float, rate: int) -> np.ndarray:
 
     with _sound_file(path) as handle:
         handle.seek(int(start * handle.samplerate))
-        data = handle.read(int((end - start) * handle.samplerate), dtype="float32", always_2d=True)
+        data = _checked(handle.read(int((end - start) * handle.samplerate), dtype="float32", always_2d=True), path)
         return resample(data.mean(axis=1), handle.samplerate, rate)
 
 
@@ -262,6 +285,12 @@ def segments(
     rate = _rate(classifier)
     if not path_like:
         source = _in_memory(source, rate)
+    with _sound_file(source) as handle:  # as a batch row refuses it: empty, or under the policy's minimum
+        length = handle.frames / handle.samplerate
+    if not length:
+        raise AudioDecodeError(f"{_name(source)}: zero-length audio")
+    if too_short := DEFAULT_POLICY.too_short(length):
+        raise ValueError(f"{_name(source)}: {too_short}")
     regions, duration = speech_regions(source, progress=progress, **vad_options)
     out: list[Segment] = []
     cursor = 0.0

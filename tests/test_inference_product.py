@@ -491,11 +491,24 @@ def test_segments_walk_folders_like_batch_runs(tmp_path, model_dir, speech):
     (folder / "sub").mkdir(parents=True)
     sf.write(folder / "a.wav", speech(5.0, 16000, seed=1), 16000)
     sf.write(folder / "sub" / "b.flac", speech(3.0, 16000, seed=2), 16000)
+    bad = tmp_path / "bad"  # each was read past: an unreadable .wav ended the whole run with LibsndfileError, a
+    bad.mkdir()  # file of NaN and an empty file were "no speech", a 0.15 s clip was scored
+    (bad / "broken.wav").write_bytes(b"RIFF, but not audio")
+    sf.write(bad / "nan.wav", np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    sf.write(bad / "empty.wav", np.zeros(0, np.float32), 16000)
+    sf.write(bad / "short.wav", speech(0.15, 16000, seed=3), 16000)
     out = tmp_path / "timelines.json"
-    args = ["predict", str(folder), str(tmp_path / "missing.wav"), "--segments", "--model", str(model_dir)]
+    args = ["predict", str(bad), str(folder), str(tmp_path / "missing.wav"), "--segments", "--model", str(model_dir)]
     assert cli_main([*args, "--output", str(out)]) == 1
     timelines = json.loads(out.read_text())
     assert timelines[str(tmp_path / "missing.wav")] == {"error": "no such file or folder"}
+    for name, error in [
+        ("broken.wav", "broken.wav: cannot decode audio (Error opening"),
+        ("nan.wav", "nan.wav: contains non-finite samples (NaN or inf)"),
+        ("empty.wav", "empty.wav: zero-length audio"),
+        ("short.wav", "short.wav: clip is 0.150 s long; at least 0.25 s are needed"),
+    ]:
+        assert error in timelines[str(bad / name)]["error"], name
     for name in ("a.wav", "sub/b.flac"):
         expected = segments(folder / name, load_classifier(model_dir)).to_dict()
         assert timelines[str(folder / name)]["segments"] == expected["segments"]
