@@ -413,3 +413,8 @@ def test_cache_prune_removes_least_recently_used_entries_whole(tmp_path, capsys)
     assert cli_main(["cache", "prune", "--max-gb", "0", "--cache-dir", str(tmp_path)]) == 0
     assert "removed 2 entries" in capsys.readouterr().out and not list(tmp_path.rglob("*.arrow"))
     assert not (tmp_path / "extracted" / "fp1").exists()  # the dataset's folder goes with its files
+    (tmp_path / "a-file").write_text("")  # it was shown as an empty cache
+    assert cli_main(["cache", "info", "--cache-dir", str(tmp_path / "a-file")]) == 2
+    assert "a-file: a file, not a cache folder" in capsys.readouterr().err
+    assert cli_main(["cache", "prune", "--max-gb", "1", "--cache-dir", str(tmp_path / "none")]) == 0
+    assert "none: no cache yet" in capsys.readouterr().out and not (tmp_path / "none").exists()

@@ -20,18 +20,24 @@ def run(args: argparse.Namespace) -> int:
     from ..data.cache import cache_root
     from ..data.cache_usage import cache_usage, prune_cache
 
+    if args.action == "prune" and (args.max_gb is None or args.max_gb < 0):
+        raise ValueError("prune needs --max-gb, a size in GB >= 0 (e.g. --max-gb 20)")
+    root = cache_root(args.cache_dir)
+    if root.exists() and not root.is_dir():  # it was read as an empty cache
+        raise ValueError(f"{root}: a file, not a cache folder (--cache-dir or $HF_SER_CACHE)")
+    if not root.exists():
+        print(f"{root}: no cache yet (nothing cached there)")
+        return 0
     if args.action == "prune":
-        if args.max_gb is None or args.max_gb < 0:
-            raise ValueError("prune needs --max-gb, a size in GB >= 0 (e.g. --max-gb 20)")
         report = prune_cache(int(args.max_gb * 1e9), args.cache_dir, dry_run=args.dry_run)
         verb = "would remove" if report.dry_run else "removed"
         print(
             f"{verb} {report.removed} entries ({report.freed / 1e9:.2f} GB), least recently used first; "
-            f"{report.remaining / 1e9:.2f} GB left in {cache_root(args.cache_dir)}"
+            f"{report.remaining / 1e9:.2f} GB left in {root}"
         )
         return 0
     usage = cache_usage(args.cache_dir)
-    print(f"{cache_root(args.cache_dir)}")
+    print(f"{root}")
     print(f"{'kind':<16}{'entries':>10}{'GB':>10}")
     for u in usage:
         print(f"{u.kind:<16}{u.entries:>10}{u.bytes / 1e9:>10.2f}")
