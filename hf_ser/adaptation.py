@@ -32,6 +32,8 @@ def speaker_clips(inputs: Iterable[str | Path], sampling_rate: int, longest: flo
     one piece; a longer recording of the speaker is cut into consecutive pieces of at most that length (a last piece
     shorter than the input policy's minimum is left out), so all of it counts."""
     paths, missing = audio_files(inputs)
+    if not paths and not missing:  # it said "no usable clip of the speaker in []: []"
+        raise AdaptationError("adapt_on is empty: give one speaker's clips (files or folders)")
     clips, skipped = [], [f"{p.path}: {p.error}" for p in missing]
     for path in paths:
         decoded = decode_clip(path, sampling_rate)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .audio import AudioDecodeError, load_audio
 from .batch import decode_clip
-from .inference import bundled_checkpoints, confidence_rule, load_classifier
+from .inference import bundled_checkpoints, confidence_rule, load_classifier, resolve_model
 from .input_policy import DEFAULT_POLICY
 from .models.loading import needs_adaptation
 from .timeline import segments
@@ -44,6 +44,26 @@ def available_models() -> dict[str, str]:
     if extra:
         models = {f"custom: {extra}": extra, **models}
     return models
+
+
+def check_custom_model() -> None:
+    """``HF_SER_MODEL`` (``hf-ser demo --model``) must name a model the Space can use, checked when the app is
+    built: a name that resolves to nothing, or a speaker-adaptive model, made the Space's first (default) choice
+    fail every request with Gradio's bare "Error"."""
+    extra = os.environ.get("HF_SER_MODEL")
+    if not extra:
+        return
+    try:
+        folder = resolve_model(extra)
+    except ValueError as err:
+        raise ValueError(f"HF_SER_MODEL / --model: {err}") from None
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"HF_SER_MODEL / --model: {extra} is an ONNX export; the Space runs the model folder")
+    if needs_adaptation(folder):
+        raise ValueError(
+            f"HF_SER_MODEL / --model: {extra} is speaker-adaptive, and one clip cannot adapt it to its speaker; "
+            "offer a speaker-independent model (adaptive ones run with hf-ser predict --adapt-on)"
+        )
 
 
 @lru_cache(maxsize=4)
@@ -150,6 +170,7 @@ def build_demo():
     models = available_models()
     if not models:
         raise RuntimeError("no model: bundle a checkpoint in checkpoints/ or set HF_SER_MODEL to a model folder")
+    check_custom_model()
     names = list(models)
     with gr.Blocks(title="hf-ser: speech emotion recognition") as demo:
         gr.Markdown(

@@ -70,6 +70,8 @@ def test_an_adaptive_model_refuses_unadapted_audio_and_adapts_from_a_folder(adap
         load_classifier(model_dir, adapt_on=speaker)
     with pytest.raises(ValueError, match="no usable clip of the speaker"):
         load_classifier(adaptive_dir, adapt_on=speaker / "broken.wav")
+    with pytest.raises(ValueError, match="adapt_on is empty: give one speaker's clips"):  # "in []: []"
+        load_classifier(adaptive_dir, adapt_on=[])
 
 
 def test_adapting_on_fewer_clips_than_measured_worthwhile_warns(adaptive_dir, speaker, speech, caplog):

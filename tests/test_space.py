@@ -204,3 +204,21 @@ def test_demo_on_a_port_in_use_says_so(monkeypatch, capsys):
         port = taken.getsockname()[1]
         assert cli_main(["demo", "--port", str(port)]) == 2
     assert f"cannot serve on 127.0.0.1:{port}: the port is in use" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_model_it_cannot_offer(monkeypatch, capsys, tmp_path):
+    """`hf-ser demo --model nope` (or a speaker-adaptive model, or an ONNX export) served a Space whose default
+    choice failed every request with gradio's bare "Error"; it is refused before the server starts."""
+    import hf_ser.demo
+    from hf_ser.cli import main as cli_main
+    from hf_ser.inference import bundled_dir
+
+    monkeypatch.setattr(hf_ser.demo, "launch", lambda **kw: hf_ser.demo.build_demo() and pytest.fail("served"))
+    monkeypatch.setenv("HF_SER_MODEL", "")  # recorded, so that what `demo --model` sets is undone after the test
+    for model, message in [
+        ("ser-generall", "HF_SER_MODEL / --model: ser-generall: not a model folder"),
+        ("ser-general-adaptive", "ser-general-adaptive is speaker-adaptive, and one clip cannot adapt it"),
+        (str(bundled_dir() / "ser-general" / "onnx"), "is an ONNX export; the Space runs the model folder"),
+    ]:
+        assert cli_main(["demo", "--model", model]) == 2
+        assert message in capsys.readouterr().err, model
