@@ -196,6 +196,8 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
         (["evaluate", "--config", "c.yaml", "--data-dir", "d", "--folds", "1"], "argument --folds: expected a whole"),
         (["evaluate", "--config", "c.yaml", "--data-dir", "d", "--only-folds", "0,a"], "such as 0,1, got '0,a'"),
         (["results", "run", "--only-folds", "1,1"], "argument --only-folds: expected distinct fold indices"),
+        (["push", "--run", "r", "--repo-id", "my model", "--dry-run"], "argument --repo-id: Repo id must use"),
+        (["card", "--run", "r", "--repo-id", "a/b/c"], "argument --repo-id: Repo id must be in the form"),
         (["demo", "--port", "99999"], "argument --port: expected a whole number >= 1 and <= 65535, got 99999"),
     ]:
         with pytest.raises(SystemExit):

@@ -69,6 +69,18 @@ def non_negative(text: str) -> float:
     return value
 
 
+def repo_id(text: str) -> str:
+    """An argparse type: a Hub model id as huggingface_hub validates it ("user/name" or "name"). `push --dry-run`
+    and `card` took "my model" and wrote it into the card's snippets; only the upload itself refused it."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except HFValidationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def score_threshold(text: str) -> float:
     """An argparse type: a calibrated-score threshold in [0, 1)."""
     try:

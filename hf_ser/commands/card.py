@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import repo_id
+
 
 def register(sub) -> None:
     card = sub.add_parser("card", help="write the model card (README.md) of a run or checkpoint folder")
     card.add_argument("--run", required=True, help="run folder written by `hf-ser train`")
-    card.add_argument("--repo-id", default=None, help="Hub id used in the card's usage snippets")
+    card.add_argument("--repo-id", type=repo_id, default=None, help="Hub id used in the card's usage snippets")
     card.add_argument("--name", default=None, help="model name in the card")
     card.set_defaults(func=run)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import repo_id
+
 
 def register(sub) -> None:
     push = sub.add_parser("push", help="upload a run or checkpoint folder to the Hugging Face Hub")
     push.add_argument("--run", required=True, help="folder with weights, config and README.md card")
-    push.add_argument("--repo-id", required=True, help="user/name of the model repo")
+    push.add_argument("--repo-id", type=repo_id, required=True, help="user/name of the model repo")
     push.add_argument("--private", action="store_true")
     push.add_argument("--dry-run", action="store_true", help="print the files, sizes and card metadata only")
     push.set_defaults(func=run)
