@@ -74,8 +74,10 @@ def audio_files(
         path = Path(item)
         if path.is_dir():
             suffixes = policy.audio_suffixes
-            found = sorted(p for p in path.rglob("*") if p.is_file())
-            audio = [str(p) for p in found if p.suffix.lower() in suffixes]
+            found, unreadable = _folder_entries(path)
+            errors += [Prediction(str(p), error=UNREADABLE_ENTRY) for p in unreadable if p.suffix.lower() in suffixes]
+            found += [p for p in unreadable if p.suffix.lower() not in suffixes]
+            audio = [str(p) for p in found if p.suffix.lower() in suffixes and p.is_file()]
             left_out = [p for p in found if p.suffix.lower() not in suffixes and p.name not in policy.companion_files]
             others = Counter(p.suffix.lower() or "no suffix" for p in left_out)
             left = ", ".join(f"{suffix} x{count}" for suffix, count in sorted(others.items()))
@@ -92,6 +94,26 @@ def audio_files(
         else:
             errors.append(Prediction(str(path), error="no such file or folder"))
     return _once_each(files), errors
+
+
+UNREADABLE_ENTRY = "not a readable file (a link to a file that does not exist, or not a regular file)"
+
+
+def _folder_entries(folder: Path) -> tuple[list[Path], list[Path]]:
+    """``(files, unreadable)`` under ``folder``, each sorted. Linked folders are followed, each real folder once
+    (a link back up is not a loop); ``unreadable`` are entries that are neither files nor folders, such as a link
+    to a missing file. ``Path.rglob`` left both out without a word: a linked corpus folder was never walked."""
+    files, unreadable, seen = [], [], set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        for name in names:
+            entry = Path(root) / name
+            (files if entry.is_file() else unreadable).append(entry)
+    return sorted(files), sorted(unreadable)
 
 
 def _once_each(files: list[str]) -> list[str]:

@@ -307,6 +307,25 @@ def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_e
     assert "2 files were given more than once; each is classified once" in caplog.text
 
 
+def test_a_folder_walk_follows_linked_folders_and_reports_broken_links(tmp_path, speech):
+    """``Path.rglob`` left out a linked folder (a corpus linked into the data folder was never walked) and a link
+    to a missing file, without a word; a link back up the tree must not loop."""
+    from hf_ser.batch import UNREADABLE_ENTRY, audio_files
+
+    data, corpus = tmp_path / "data", tmp_path / "elsewhere" / "corpus"
+    (data / "own").mkdir(parents=True)
+    corpus.mkdir(parents=True)
+    for path in (data / "own" / "a.wav", corpus / "b.wav"):
+        sf.write(path, speech(1.0, 16000), 16000)
+    (data / "corpus").symlink_to(corpus, target_is_directory=True)
+    (data / "own" / "up").symlink_to(data, target_is_directory=True)  # a loop for a walk that follows links
+    (data / "gone.wav").symlink_to(tmp_path / "deleted.wav")
+    (data / "gone.txt").symlink_to(tmp_path / "deleted.txt")  # not audio by suffix: counted as left out
+    files, errors = audio_files(data)
+    assert files == [str(data / "corpus" / "b.wav"), str(data / "own" / "a.wav")]
+    assert [(e.path, e.error) for e in errors] == [(str(data / "gone.wav"), UNREADABLE_ENTRY)]
+
+
 def test_a_decoding_worker_that_dies_ends_the_run_with_the_reason(tmp_path, speech):
     """A worker process that dies (here the classic cause: a script without a main guard, whose spawned workers
     re-run it) ends the run with what happened and what to do, not a bare BrokenProcessPool."""
