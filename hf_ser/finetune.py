@@ -65,8 +65,10 @@ def _rows_from_folder(root: Path) -> list[dict]:
             for row in csv.DictReader(handle):
                 meta[str(Path(row.pop("file_name")))] = row
     files, errors = audio_files([root])  # logs what the walk leaves by suffix; a folder without audio is an error
-    if errors:
-        raise ValueError(f"{root}: {errors[0].error}")
+    for error in errors:
+        if error.path == str(root):
+            raise ValueError(f"{root}: {error.error}")
+    files += [error.path for error in errors]  # entries it could not read (a broken link): bad rows, reported below
     rows = []
     for path in map(Path, files):
         rel = str(path.relative_to(root))

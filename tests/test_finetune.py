@@ -150,6 +150,15 @@ def test_every_label_keeps_training_clips_after_the_split(audiofolder, tmp_path,
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
+def test_a_broken_link_in_an_audiofolder_is_a_bad_row_not_the_end(audiofolder, tmp_path):
+    """The folder walk now reports a link to a missing audio file; fine-tuning ended on it ("not a readable file",
+    naming the folder) where every other bad row is left out and reported."""
+    (audiofolder / "joy" / "gone.wav").symlink_to(tmp_path / "deleted.wav")
+    data = load_user_data(audiofolder)
+    assert len(data.dataset) == 24 and [reason for _, reason in data.bad_rows] == ["no such file"]
+    assert "gone.wav" in data.bad_rows[0][0]
+
+
 def test_an_audiofolder_without_audio_files_says_what_it_holds(tmp_path):
     (tmp_path / "joy").mkdir()
     (tmp_path / "joy" / "take1.m4a").write_bytes(b"AAC, which libsndfile does not read")
