@@ -314,6 +314,8 @@ def check_rows_output(output: str | Path) -> Path:
     output = Path(output)
     if output.suffix not in ROW_SUFFIXES:
         raise ValueError(f"--output must end in .csv or .jsonl, got {output}")
+    if output.is_dir():  # it was an IsADirectoryError traceback once every row was computed
+        raise ValueError(f"--output {output} is a folder; name a file to write the rows to")
     return output
 
 

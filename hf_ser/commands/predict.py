@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     _check_engine_options(args)
     if args.output and args.engine == "local" and not args.segments:
         check_rows_output(args.output)  # before the model loads, not after
+    if args.output and args.segments and args.engine == "local" and Path(args.output).is_dir():
+        raise ValueError(f"--output {args.output} is a folder; name a file to write the timelines to")
     if args.output:  # made before the run, not found missing after it
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.engine == "ray":
