@@ -34,7 +34,7 @@ class Segment:
     end: float
     label: str  # an emotion, "uncertain" or "no speech"
     scores: dict[str, float] = field(default_factory=dict)  # empty for non-speech
-    reason: str | None = None  # why "uncertain"
+    reason: str | None = None  # why "uncertain"; for "no speech", that the VAD heard possible speech there
 
     @property
     def speech(self) -> bool:
@@ -56,7 +56,10 @@ class SegmentsResult:
 
     @property
     def reason(self) -> str | None:
-        return self.rule.decide(self.summary).reason if self.summary else None
+        """Why the answer is "uncertain"; for "no speech", that the VAD heard possible speech it did not confirm."""
+        if self.summary:
+            return self.rule.decide(self.summary).reason
+        return next((s.reason for s in self.segments if s.reason), None)
 
     def to_dict(self) -> dict:
         return {
@@ -152,13 +155,15 @@ def speech_regions(
     max_region: float = 60.0,
     progress: bool = False,
 ) -> tuple[list[tuple[float, float]], float]:
-    """``([(start, end), ...], duration)`` of speech in seconds, from Silero VAD over the streamed file."""
+    """``([(start, end), ...], duration, chunk probabilities)``: speech in seconds from Silero VAD over the streamed
+    file, and the speech probability of each ``VAD_CHUNK`` of it (at ``VAD_RATE``)."""
     import torch
     from silero_vad import VADIterator, load_silero_vad
 
     with _sound_file(path) as handle:
         duration = handle.frames / handle.samplerate
-    iterator = VADIterator(load_silero_vad(), threshold=threshold, sampling_rate=VAD_RATE)
+    model = _KeptProbabilities(load_silero_vad())
+    iterator = VADIterator(model, threshold=threshold, sampling_rate=VAD_RATE)
     regions, start, carry = [], None, np.zeros(0, np.float32)
     with _progress(duration, "speech detection", progress) as bar, torch.inference_mode():
         for block in _blocks(path, VAD_RATE):
@@ -190,7 +195,35 @@ def speech_regions(
             split.append((s, s + max_region))
             s += max_region
         split.append((s, e))
-    return split, duration
+    return split, duration, np.asarray(model.probabilities, np.float32)
+
+
+class _KeptProbabilities:
+    """Silero's model as ``VADIterator`` calls it, keeping each chunk's speech probability (the iterator keeps
+    none), so that a stretch it did not call speech can still say the model heard possible speech there."""
+
+    def __init__(self, model):
+        self.model, self.probabilities = model, []
+
+    def __call__(self, chunk, sampling_rate: int):
+        probability = self.model(chunk, sampling_rate)
+        self.probabilities.append(float(probability.item()))
+        return probability
+
+    def reset_states(self) -> None:
+        self.model.reset_states()
+
+
+def _no_speech(start: float, end: float, probabilities: np.ndarray, threshold: float) -> Segment:
+    """A stretch without confirmed speech; where some chunk of it reaches the input policy's ``speech_evidence``
+    (Silero half-hears some real emotional speech: quiet sad speech, shouting), it says so, as a batch row answers
+    such a clip "uncertain (too little speech)" rather than "no speech"."""
+    first, last = int(start * VAD_RATE) // VAD_CHUNK, -(-int(end * VAD_RATE) // VAD_CHUNK)
+    peak = float(probabilities[first:last].max(initial=0.0))
+    reason = None
+    if peak >= DEFAULT_POLICY.speech_evidence:
+        reason = f"possible speech the VAD did not confirm (its peak speech probability {peak:.2f}, under {threshold})"
+    return Segment(round(start, 3), round(end, 3), NO_SPEECH, reason=reason)
 
 
 def _read(path: Source, start: float, end: float, rate: int) -> np.ndarray:
@@ -291,7 +324,8 @@ def segments(
         raise AudioDecodeError(f"{_name(source)}: zero-length audio")
     if too_short := DEFAULT_POLICY.too_short(length):
         raise ValueError(f"{_name(source)}: {too_short}")
-    regions, duration = speech_regions(source, progress=progress, **vad_options)
+    regions, duration, probabilities = speech_regions(source, progress=progress, **vad_options)
+    threshold = vad_options.get("threshold", DEFAULT_POLICY.vad_threshold)
     out: list[Segment] = []
     cursor = 0.0
     totals: dict[str, float] = {}
@@ -299,7 +333,7 @@ def segments(
     with _progress(sum(e - s for s, e in regions), "emotion", progress) as bar:
         for start, end in regions:
             if start - cursor > 1e-6:
-                out.append(Segment(round(cursor, 3), round(start, 3), NO_SPEECH))
+                out.append(_no_speech(cursor, start, probabilities, threshold))
             wave = _read(source, start, end, rate)
             for seg in _merge(score_region(classifier, wave, window, hop), rule, rule.out_of_range(wave, rate)):
                 seg.start, seg.end = round(seg.start + start, 3), round(seg.end + start, 3)
@@ -310,6 +344,6 @@ def segments(
             cursor = end
             bar.update(round(end - start, 1))
     if duration - cursor > 1e-6:
-        out.append(Segment(round(cursor, 3), round(duration, 3), NO_SPEECH))
+        out.append(_no_speech(cursor, duration, probabilities, threshold))
     summary = {k: v / speech for k, v in sorted(totals.items(), key=lambda kv: -kv[1])} if speech else {}
     return SegmentsResult(duration=duration, segments=out, summary=summary, speech_seconds=speech, rule=rule)

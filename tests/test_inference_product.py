@@ -246,6 +246,41 @@ def test_a_clip_the_vad_scores_as_possible_speech_is_answered_uncertain_not_no_s
             assert row.scores == {} and row.reason is None
 
 
+def test_a_timeline_says_where_the_vad_heard_possible_speech(tmp_path, model_dir, speech, monkeypatch):
+    """A recording of speech Silero half-hears (no chunk at 0.5) was "no speech" in its timeline with nothing more,
+    where a batch row answers such a clip "uncertain (too little speech)". The stretch is still "no speech" (too
+    little to score), and now says the VAD heard possible speech there; chunks that stay under the input policy's
+    ``speech_evidence`` (0.2) say nothing."""
+    import silero_vad
+    import torch
+
+    from hf_ser import segments
+
+    sf.write(tmp_path / "quiet.wav", speech(4.0, 16000, seed=7), 16000)
+
+    class ScriptedVAD:  # chunk probabilities as Silero's model gives them: 0.35 from 1.0 s to 1.5 s
+        def __init__(self, level):
+            self.level, self.calls = level, 0
+
+        def __call__(self, chunk, rate):
+            t, self.calls = self.calls * 512 / 16000, self.calls + 1
+            return torch.tensor(self.level if 1.0 <= t < 1.5 else 0.01)
+
+        def reset_states(self):
+            self.calls = 0
+
+    for level, reason in [
+        (0.35, "possible speech the VAD did not confirm (its peak speech probability 0.35, "),
+        (0.15, None),
+    ]:
+        monkeypatch.setattr(silero_vad, "load_silero_vad", lambda level=level: ScriptedVAD(level))
+        result = segments(tmp_path / "quiet.wav", load_classifier(model_dir))
+        [segment] = result.segments
+        assert (segment.start, segment.end, segment.label, segment.scores) == (0.0, 4.0, "no speech", {})
+        assert segment.reason is None if reason is None else segment.reason.startswith(reason), level
+        assert result.label == "no speech" and result.reason == segment.reason
+
+
 @pytest.mark.real_data
 def test_real_shouted_clips_the_vad_misses_are_not_no_speech():
     """Nine strong-intensity RAVDESS clips of actor 6 (joy, anger, fear) in which Silero VAD finds under 0.1 s of
@@ -259,6 +294,22 @@ def test_real_shouted_clips_the_vad_misses_are_not_no_speech():
     missed = [r for r in rows if r.reason and r.reason.startswith("too little speech")]
     assert len(missed) >= 6 and all(r.label == "uncertain" and r.scores for r in missed)
     assert not [r.path for r in rows if r.label == "no speech"]
+
+
+@pytest.mark.real_data
+def test_a_real_recording_the_vad_half_hears_says_so_in_its_timeline(tmp_path):
+    """Four sad ASED clips in which Silero VAD finds under 0.1 s of speech, one after another with 1 s pauses: the
+    timeline finds no speech region, and says the VAD heard possible speech (it said "no speech" and no more)."""
+    from hf_ser import segments
+    from hf_ser.audio import load_audio
+
+    names = ["s4-01-01-01-27", "s4-01-01-02-06", "s4-01-01-02-41", "s4-01-02-01-07"]
+    pause = np.zeros(16000, np.float32)
+    waves = [load_audio(SHARED_CORPORA / "ased" / "04Sad" / f"{n}.ogg", 16000)[0] for n in names]
+    sf.write(tmp_path / "sad.wav", np.concatenate([x for w in waves for x in (w, pause)]), 16000)
+    result = segments(tmp_path / "sad.wav", load_classifier("ser-general"))
+    assert result.label == "no speech" and not result.summary
+    assert result.reason.startswith("possible speech the VAD did not confirm")
 
 
 def test_one_path_given_alone_is_one_input_not_its_letters(tmp_path, model_dir, speech):
