@@ -140,6 +140,8 @@ def classify(audio_path: str | None, model_name: str):
         verdict = rule.decide(scores, clip.wave, rate, clip.speech_seconds)
         return scores, gr.update(value=None, visible=False), verdict_text(verdict)
     result = segments(audio_path, classifier, window=WINDOW_SECONDS, hop=HOP_SECONDS, rule=rule)
+    if not result.summary and result.reason:  # "only silence or noise" would be wrong: it heard possible speech
+        raise gr.Error(f"No speech the model can score in the recording: {result.reason}.")
     if not result.summary:
         raise gr.Error("No speech found in the recording (only silence or noise).")
     share = 100 * result.speech_seconds / result.duration

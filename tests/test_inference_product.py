@@ -310,6 +310,11 @@ def test_a_real_recording_the_vad_half_hears_says_so_in_its_timeline(tmp_path):
     result = segments(tmp_path / "sad.wav", load_classifier("ser-general"))
     assert result.label == "no speech" and not result.summary
     assert result.reason.startswith("possible speech the VAD did not confirm")
+    gradio = pytest.importorskip("gradio")
+    from hf_ser.demo import classify
+
+    with pytest.raises(gradio.Error, match="No speech the model can score in the recording: possible speech"):
+        classify(str(tmp_path / "sad.wav"), "ser-general")  # the Space said "only silence or noise"
 
 
 def test_one_path_given_alone_is_one_input_not_its_letters(tmp_path, model_dir, speech):
