@@ -21,6 +21,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -147,6 +148,12 @@ def _blocks(path: Source, target_rate: int, block_seconds: float = 30.0):
                 return
 
 
+class SpeechRegions(NamedTuple):
+    regions: list[tuple[float, float]]  # (start, end) of speech, seconds
+    duration: float  # of the whole recording, seconds
+    probabilities: np.ndarray  # Silero's speech probability of each VAD_CHUNK (at VAD_RATE), in order
+
+
 def speech_regions(
     path: Source,
     threshold: float = DEFAULT_POLICY.vad_threshold,
@@ -154,9 +161,8 @@ def speech_regions(
     merge_gap: float = 0.5,
     max_region: float = 60.0,
     progress: bool = False,
-) -> tuple[list[tuple[float, float]], float]:
-    """``([(start, end), ...], duration, chunk probabilities)``: speech in seconds from Silero VAD over the streamed
-    file, and the speech probability of each ``VAD_CHUNK`` of it (at ``VAD_RATE``)."""
+) -> SpeechRegions:
+    """Speech in seconds from Silero VAD over the streamed file, and the speech probability of each chunk."""
     import torch
     from silero_vad import VADIterator, load_silero_vad
 
@@ -165,9 +171,10 @@ def speech_regions(
     model = _KeptProbabilities(load_silero_vad())
     iterator = VADIterator(model, threshold=threshold, sampling_rate=VAD_RATE)
     regions, start, carry = [], None, np.zeros(0, np.float32)
+    peak = max((float(np.abs(block).max(initial=0.0)) for block in _blocks(path, VAD_RATE)), default=0.0)
     with _progress(duration, "speech detection", progress) as bar, torch.inference_mode():
         for block in _blocks(path, VAD_RATE):
-            block = DEFAULT_POLICY.vad_input(block)  # the input policy's level-independent decision, per block
+            block = DEFAULT_POLICY.vad_input(block, peak)  # the policy's level-independent decision, at the file's peak
             audio = np.concatenate([carry, block])
             usable = len(audio) - len(audio) % VAD_CHUNK
             for offset in range(0, usable, VAD_CHUNK):
@@ -195,7 +202,7 @@ def speech_regions(
             split.append((s, s + max_region))
             s += max_region
         split.append((s, e))
-    return split, duration, np.asarray(model.probabilities, np.float32)
+    return SpeechRegions(split, duration, np.asarray(model.probabilities, np.float32))
 
 
 class _KeptProbabilities:
@@ -214,12 +221,20 @@ class _KeptProbabilities:
         self.model.reset_states()
 
 
-def _no_speech(start: float, end: float, probabilities: np.ndarray, threshold: float) -> Segment:
+EDGE_SECONDS = 0.5  # a speech region's onset and decay, whose chunks rise and fall through 0.2-0.5
+
+
+def _no_speech(
+    start: float, end: float, probabilities: np.ndarray, threshold: float, after: bool, before: bool
+) -> Segment:
     """A stretch without confirmed speech; where some chunk of it reaches the input policy's ``speech_evidence``
     (Silero half-hears some real emotional speech: quiet sad speech, shouting), it says so, as a batch row answers
-    such a clip "uncertain (too little speech)" rather than "no speech"."""
-    first, last = int(start * VAD_RATE) // VAD_CHUNK, -(-int(end * VAD_RATE) // VAD_CHUNK)
-    peak = float(probabilities[first:last].max(initial=0.0))
+    such a clip "uncertain (too little speech)" rather than "no speech". ``after`` / ``before``: the stretch follows
+    / precedes a speech region, whose edge (:data:`EDGE_SECONDS`) is left out: in pauses between RAVDESS sentences
+    the onsets and decays reached 0.28-0.34, and every such pause said it."""
+    inner_start, inner_end = start + EDGE_SECONDS * after, end - EDGE_SECONDS * before
+    first, last = int(inner_start * VAD_RATE) // VAD_CHUNK, -(-int(inner_end * VAD_RATE) // VAD_CHUNK)
+    peak = float(probabilities[first:last].max(initial=0.0)) if inner_end > inner_start else 0.0
     reason = None
     if peak >= DEFAULT_POLICY.speech_evidence:
         reason = f"possible speech the VAD did not confirm (its peak speech probability {peak:.2f}, under {threshold})"
@@ -333,7 +348,7 @@ def segments(
     with _progress(sum(e - s for s, e in regions), "emotion", progress) as bar:
         for start, end in regions:
             if start - cursor > 1e-6:
-                out.append(_no_speech(cursor, start, probabilities, threshold))
+                out.append(_no_speech(cursor, start, probabilities, threshold, after=bool(out), before=True))
             wave = _read(source, start, end, rate)
             for seg in _merge(score_region(classifier, wave, window, hop), rule, rule.out_of_range(wave, rate)):
                 seg.start, seg.end = round(seg.start + start, 3), round(seg.end + start, 3)
@@ -344,6 +359,6 @@ def segments(
             cursor = end
             bar.update(round(end - start, 1))
     if duration - cursor > 1e-6:
-        out.append(_no_speech(cursor, duration, probabilities, threshold))
+        out.append(_no_speech(cursor, duration, probabilities, threshold, after=bool(regions), before=False))
     summary = {k: v / speech for k, v in sorted(totals.items(), key=lambda kv: -kv[1])} if speech else {}
     return SegmentsResult(duration=duration, segments=out, summary=summary, speech_seconds=speech, rule=rule)

@@ -281,6 +281,21 @@ def test_a_timeline_says_where_the_vad_heard_possible_speech(tmp_path, model_dir
         assert result.label == "no speech" and result.reason == segment.reason
 
 
+def test_the_vad_hears_a_long_recording_at_one_level(tmp_path, speech):
+    """Each 30 s block of a streamed file was normalised to its own peak, so a last block holding only a sound 60 dB
+    under the recording's speech was brought up to full scale and became a speech region (30.05-32.0 s, given an
+    emotion). The whole recording's peak now sets the level, as it does for a clip."""
+    from hf_ser.timeline import speech_regions
+
+    faint = speech(2.5, 16000, seed=2)
+    faint = 1e-3 * faint / np.abs(faint).max()
+    wave = np.concatenate([speech(29.0, 16000, seed=1), np.zeros(8000, np.float32), faint])
+    sf.write(tmp_path / "long.wav", wave, 16000, subtype="FLOAT")
+    regions, duration, probabilities = speech_regions(tmp_path / "long.wav")
+    assert duration == 32.0 and regions and regions[-1][1] < 29.5
+    assert len(probabilities) == int(32.0 * 16000) // 512 and probabilities[int(29.6 * 16000 / 512) :].max() < 0.2
+
+
 @pytest.mark.real_data
 def test_real_shouted_clips_the_vad_misses_are_not_no_speech():
     """Nine strong-intensity RAVDESS clips of actor 6 (joy, anger, fear) in which Silero VAD finds under 0.1 s of
