@@ -166,6 +166,12 @@ def speech_regions(
     import torch
     from silero_vad import VADIterator, load_silero_vad
 
+    if not (0 < threshold < 1 and min_speech >= 0 and merge_gap >= 0 and max_region > 0):  # max_region 0 looped
+        raise ValueError(  # forever; a threshold of 1.5 found nothing and said "no speech"
+            "need 0 < threshold < 1, min_speech >= 0, merge_gap >= 0 and max_region > 0; got "
+            f"threshold={threshold}, min_speech={min_speech}, merge_gap={merge_gap}, max_region={max_region}"
+        )
+
     with _sound_file(path) as handle:
         duration = handle.frames / handle.samplerate
     model = _KeptProbabilities(load_silero_vad())

@@ -570,6 +570,9 @@ def test_segments_take_what_the_pipeline_takes(tmp_path, model_dir, speech):
     for window, hop in [(4.0, 0.0), (0.0, 2.0), (2.0, 4.0)]:  # a ZeroDivisionError, an empty clip, unheard slots
         with pytest.raises(ValueError, match=f"hop in \\(0, window\\]; got window={window}, hop={hop}"):
             segments(wave, clf, window=window, hop=hop)
+    for option in ({"max_region": 0.0}, {"threshold": 1.5}, {"min_speech": -1.0}):  # looped forever; "no speech"
+        with pytest.raises(ValueError, match="need 0 < threshold < 1, min_speech >= 0, merge_gap >= 0 and max_"):
+            segments(wave, clf, **option)
 
 
 def test_segments_walk_folders_like_batch_runs(tmp_path, model_dir, speech):
