@@ -162,6 +162,18 @@ def _vad(r: dict) -> str:
     )
 
 
+def _band(r: dict) -> str:
+    cutoff = f"{r['cutoff_hz']:g}"
+    cells = ", ".join(
+        f"{kind} {100 * by_cutoff[cutoff]:.1f} (at 3.8 kHz {100 * by_cutoff['3800']:.1f})"
+        for kind, by_cutoff in r["flagged"].items()
+    )
+    return (
+        f"share (%) of {r['clips']} real clips the band check calls band-limited (under {r['min_high_band']:g} of "
+        f"the energy above {r['cutoff_hz'] / 1000:.1f} kHz): {cells}"
+    )
+
+
 def _test_time(r: dict) -> str:
     res = r["results"]
     cells = ", ".join(
@@ -184,6 +196,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "test_time": _test_time,
     "adaptation": _adaptation,
     "vad": _vad,
+    "band": _band,
 }
 
 

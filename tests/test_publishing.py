@@ -103,7 +103,7 @@ def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
     config = json.loads((run_dir / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps({**config, "trained_band_limited": True}))
     text = write_card(run_dir).read_text()  # trained on phone-line copies: the band check stands down
-    assert "band-limited clips (a telephone line: no energy above 3.8 kHz) are answered, since it was trained" in text
+    assert "band-limited clips (a telephone line: no energy above 4.0 kHz) are answered, since it was trained" in text
     assert "augmented copies" not in text
     copies = [[{"name": "TelephoneBand", "p": 1.0}], [{"name": "Reverb"}, {"name": "Clipping", "gain_db": 6}]]
     experiment = {"data": {"corpus": "ravdess"}, "augmentation": {"copies": copies}}

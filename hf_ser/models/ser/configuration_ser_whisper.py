@@ -66,7 +66,7 @@ class SERWhisperConfig(PreTrainedConfig):
         trained_band_limited (`bool`, defaults to `False`):
             The training clips included telephone-band copies (a ``TelephoneBand`` augmentation step), so
             band-limited input is within what the model was trained for: hf-ser's "uncertain" rule then does not
-            answer "uncertain" for a clip only because it has no energy above 3.8 kHz (clipping and a low top score
+            answer "uncertain" for a clip only because it has no energy above 4 kHz (clipping and a low top score
             still count).
     """
 
