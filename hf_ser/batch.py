@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .confidence import DEFAULT_RULE, UNCERTAIN, ConfidenceRule
+from .files import folder_entries
 from .input_policy import DEFAULT_POLICY, NO_SPEECH, InputPolicy
 from .models.ser.audio_ser import AudioDecodeError, load_audio
 
@@ -74,7 +75,7 @@ def audio_files(
         path = Path(item)
         if path.is_dir():
             suffixes = policy.audio_suffixes
-            found, unreadable = _folder_entries(path)
+            found, unreadable = folder_entries(path)
             errors += [Prediction(str(p), error=UNREADABLE_ENTRY) for p in unreadable if p.suffix.lower() in suffixes]
             found += [p for p in unreadable if p.suffix.lower() not in suffixes]
             audio = [str(p) for p in found if p.suffix.lower() in suffixes and p.is_file()]
@@ -97,23 +98,6 @@ def audio_files(
 
 
 UNREADABLE_ENTRY = "not a readable file (a link to a file that does not exist, or not a regular file)"
-
-
-def _folder_entries(folder: Path) -> tuple[list[Path], list[Path]]:
-    """``(files, unreadable)`` under ``folder``, each sorted. Linked folders are followed, each real folder once
-    (a link back up is not a loop); ``unreadable`` are entries that are neither files nor folders, such as a link
-    to a missing file. ``Path.rglob`` left both out without a word: a linked corpus folder was never walked."""
-    files, unreadable, seen = [], [], set()
-    for root, folders, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            folders[:] = []
-            continue
-        seen.add(real)
-        for name in names:
-            entry = Path(root) / name
-            (files if entry.is_file() else unreadable).append(entry)
-    return sorted(files), sorted(unreadable)
 
 
 def _once_each(files: list[str]) -> list[str]:

@@ -102,6 +102,24 @@ def test_unmatched_files_reported_and_strict(tmp_path, caplog):
         load_corpus("emodb", root, strict=True)
 
 
+def test_a_linked_actor_folder_is_read_and_a_broken_link_reported(tmp_path, caplog):
+    """``Path.rglob`` left a linked folder out (an actor folder linked in from another disk: its clips were never
+    loaded) and a link to a missing file, both without a word."""
+    root = make_ravdess(tmp_path / "ravdess")
+    elsewhere = tmp_path / "other-disk"
+    elsewhere.mkdir()
+    before = len(load_corpus("ravdess", root))
+    actor = sorted(p for p in root.rglob("Actor_*") if p.is_dir())[-1]
+    actor.rename(elsewhere / actor.name)
+    actor.symlink_to(elsewhere / actor.name, target_is_directory=True)
+    (root / "03-01-05-01-01-01-24.wav").symlink_to(tmp_path / "deleted.wav")
+    with caplog.at_level(logging.WARNING, logger="hf_ser.corpora"):
+        ds, report = load_corpus("ravdess", root, return_report=True)
+    assert len(ds) == before and report.loaded == before
+    assert report.unreadable == ["03-01-05-01-01-01-24.wav"]
+    assert "1 not readable files (links to missing files?) left out" in caplog.text
+
+
 def test_missing_or_empty_folder_names_corpus_and_layout(tmp_path):
     with pytest.raises(CorpusLayoutError, match=r"savee: data folder .* does not exist; expected layout: AudioData"):
         load_corpus("savee", tmp_path / "nowhere")

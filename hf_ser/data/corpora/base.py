@@ -12,6 +12,8 @@ from pathlib import Path
 import soundfile as sf
 from datasets import ClassLabel, Dataset, Features, Value
 
+from ...files import folder_entries
+
 logger = logging.getLogger("hf_ser.corpora")
 
 AUDIO_EXTENSIONS = frozenset(ext.lower() for ext in sf.available_formats()) | {"wav", "flac", "ogg", "mp3"}
@@ -40,6 +42,7 @@ class LoadReport:
     excluded: Counter = field(default_factory=Counter)
     unmatched: list[str] = field(default_factory=list)
     non_audio: int = 0
+    unreadable: list[str] = field(default_factory=list)  # links to missing files and the like, with audio suffixes
 
     def summary(self, examples: int = 5) -> str:
         parts = [f"{self.corpus}: {self.loaded} utterances from {self.data_dir}"]
@@ -50,6 +53,9 @@ class LoadReport:
             parts.append(f"{len(self.unmatched)} audio files match no naming rule (e.g. {shown})")
         if self.non_audio:
             parts.append(f"{self.non_audio} non-audio files ignored")
+        if self.unreadable:
+            shown = ", ".join(self.unreadable[:examples])
+            parts.append(f"{len(self.unreadable)} not readable files (links to missing files?) left out (e.g. {shown})")
         return "; ".join(parts)
 
     def to_json(self) -> str:
@@ -61,6 +67,7 @@ class LoadReport:
                 "excluded": dict(self.excluded),
                 "unmatched": self.unmatched,
                 "non_audio": self.non_audio,
+                "unreadable": self.unreadable,
             }
         )
 
@@ -131,6 +138,10 @@ class Corpus:
             }
         )
 
+    @staticmethod
+    def _is_audio(path: Path) -> bool:
+        return path.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
+
     def load(self, data_dir: str | Path, strict: bool = False) -> tuple[Dataset, LoadReport]:
         root = Path(data_dir).expanduser()
         if not root.is_dir():
@@ -138,8 +149,11 @@ class Corpus:
         self.prepare(root)
         report = LoadReport(corpus=self.name, data_dir=str(root))
         rows = []
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            if path.suffix.lower().lstrip(".") not in AUDIO_EXTENSIONS:
+        files, unreadable = folder_entries(root)  # linked folders too (rglob left them out without a word)
+        report.unreadable = [str(p.relative_to(root)) for p in unreadable if self._is_audio(p)]
+        report.non_audio += sum(1 for p in unreadable if not self._is_audio(p))
+        for path in files:
+            if not self._is_audio(path):
                 report.non_audio += 1
                 continue
             parsed = self.parse(path)
@@ -150,7 +164,9 @@ class Corpus:
             else:
                 if parsed["gender"] not in GENDERS:
                     raise AssertionError(f"{self.name} parser gave gender {parsed['gender']!r} for {path}")
+                relative = str(path.relative_to(root).with_suffix(""))  # for ids (not a column)
                 rows.append({"audio": str(path.resolve()), "corpus": self.name, "utterance_id": path.stem, **parsed})
+                rows[-1]["_relative"] = relative
         report.loaded = len(rows)
         if not rows:
             raise CorpusLayoutError(
@@ -162,8 +178,8 @@ class Corpus:
         ids = Counter(r["utterance_id"] for r in rows)
         for row in rows:  # the same name in two folders (copies): keep ids unique, say where each came from
             if ids[row["utterance_id"]] > 1:
-                row["utterance_id"] = str(Path(row["audio"]).relative_to(root.resolve()).with_suffix(""))
-        (logger.warning if report.unmatched else logger.info)(report.summary())
+                row["utterance_id"] = row["_relative"]  # as reached from root (a linked folder's files resolve outside)
+        (logger.warning if report.unmatched or report.unreadable else logger.info)(report.summary())
         columns = {key: [row[key] for row in rows] for key in self.features()}
         dataset = Dataset.from_dict(columns, features=self.features())
         dataset.info.description = report.summary(examples=20)
