@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -399,7 +400,7 @@ def test_the_same_seed_trains_the_same_model_whatever_state_the_process_is_in(co
     assert not all(torch.equal(weights["a"][k], weights["c"][k]) for k in weights["a"])  # the seed does matter
 
 
-def test_resume_from_checkpoint(corpus_dir, tmp_path, monkeypatch):
+def test_resume_from_checkpoint(corpus_dir, tmp_path, monkeypatch, caplog):
     splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
     import hf_ser.training.run as training
 
@@ -423,6 +424,9 @@ def test_resume_from_checkpoint(corpus_dir, tmp_path, monkeypatch):
     assert seen["resume_from_checkpoint"] is True and result.epochs_run == 2
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log if "eval_uar" in e] == [1, 2]  # epoch 1 came from the checkpoint
+    with caplog.at_level(logging.WARNING, logger="hf_ser.training"):  # it trained from the start without a word
+        run_split(tiny(training__num_train_epochs=1), splits, tmp_path / "fresh", resume=True)
+    assert "resume: no checkpoint-* in" in caplog.text and "training from the start" in caplog.text
 
 
 # --------------------------------------------------------------------------------------------- protocols

@@ -6,6 +6,7 @@ optionally as random crops with SpecAugment-style masking; validation and test u
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ from .weight_averaging import WeightAveraging
 
 BALANCE_MODES = ("none", "class", "corpus", "corpus_class")
 CONSISTENCY_TARGETS = ("mean", "clean")  # training.consistency_target: see TrainingConfig
+
+logger = logging.getLogger("hf_ser.training")
 
 
 def sample_weights(train: Dataset, balance: str) -> list[float] | None:
@@ -334,6 +337,8 @@ def fit(
     )
     train_started = time.time()
     has_checkpoint = Path(args.output_dir).is_dir() and any(Path(args.output_dir).glob("checkpoint-*"))
+    if resume and not has_checkpoint:  # it trained from the start without a word
+        logger.warning("resume: no checkpoint-* in %s; training from the start", args.output_dir)
     trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
     train_seconds = time.time() - train_started
     # The training items hold every copy's features (read into memory, or for encoder states mapped from their
