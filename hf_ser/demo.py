@@ -73,15 +73,16 @@ def _classifier(model: str):
 
 def model_summary(model: str) -> str:
     """One paragraph on how the model was evaluated, from the run's ``metrics.json`` when it has one."""
-    path = Path(model) / "metrics.json"
+    folder = resolve_model(model)  # a Hub id (HF_SER_MODEL) is its downloaded snapshot, not a local path
+    path = folder / "metrics.json"
     if not path.is_file():
         return f"Model `{model}`: no evaluation record found next to it."
     result = RunResult.load(path)
     test = result.test
-    config = json.loads((Path(model) / "config.json").read_text()) if (Path(model) / "config.json").is_file() else {}
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
     family = "Whisper-base encoder + attention head" if config.get("model_type") == "ser_whisper" else "tiny MFCC model"
     text = (
-        f"**{Path(model).name}** ({family}). **{len(result.labels)} classes** ({', '.join(result.labels)}), "
+        f"**{Path(str(model)).name}** ({family}). **{len(result.labels)} classes** ({', '.join(result.labels)}), "
         f"{result.parameters:,} parameters. On speakers it never heard (speaker-independent test set): accuracy "
         f"**{100 * test.accuracy:.1f} %**, UAR {100 * test.uar:.1f} %."
     )

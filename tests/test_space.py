@@ -222,3 +222,15 @@ def test_demo_refuses_a_model_it_cannot_offer(monkeypatch, capsys, tmp_path):
     ]:
         assert cli_main(["demo", "--model", model]) == 2
         assert message in capsys.readouterr().err, model
+
+
+def test_the_summary_of_a_hub_model_reads_its_downloaded_snapshot(monkeypatch):
+    """`HF_SER_MODEL=user/name` (a Hub id) got "no evaluation record found": the summary looked for
+    user/name/metrics.json under the working folder, not in the snapshot the id resolves to."""
+    import hf_ser.demo
+    from hf_ser.inference import bundled_dir
+
+    snapshot = bundled_dir() / "ser-general"  # stands in for the download
+    monkeypatch.setattr(hf_ser.demo, "resolve_model", lambda model: snapshot if model == "someone/ser-model" else None)
+    text = hf_ser.demo.model_summary("someone/ser-model")
+    assert text.startswith("**ser-model** (tiny MFCC model). **7 classes**") and "no evaluation record" not in text
