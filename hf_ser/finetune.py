@@ -80,7 +80,17 @@ def _rows_from_folder(root: Path) -> list[dict]:
 
 def _rows_from_manifest(path: Path) -> list[dict]:
     if path.suffix == ".jsonl":
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:  # it said "line 1 column 21" of the line alone, without the file
+                raise ValueError(f"{path}, line {number}: not a JSON object ({err.msg}, column {err.colno})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {number}: expected a JSON object with a path and a label")
+            rows.append(row)
     else:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -144,7 +154,9 @@ def load_user_data(source: str | Path) -> UserData:
                 continue
             good.append(row)
     if not good:
-        raise ValueError(f"{source}: no usable row ({len(bad)} bad rows, e.g. {bad[:3]})")
+        raise ValueError(
+            f"{source}: no usable row ({len(bad)} bad rows, e.g. {bad[:3]})" if bad else f"{source}: no rows at all"
+        )
     labels = sorted({r["label"].strip() for r in good})
     if len(labels) < 2:  # one label trains a model that always answers it, and tests it at 100 %
         raise ValueError(f"{source}: fine-tuning needs clips of at least two labels, got only {labels}")

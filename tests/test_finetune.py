@@ -159,6 +159,20 @@ def test_a_broken_link_in_an_audiofolder_is_a_bad_row_not_the_end(audiofolder, t
     assert "gone.wav" in data.bad_rows[0][0]
 
 
+def test_a_broken_manifest_names_its_file_and_line(tmp_path):
+    """A JSON-lines manifest with a broken second line said "Expecting ',' delimiter: line 1 column 21" (the line
+    alone, without the file); an empty CSV said "no usable row (0 bad rows, e.g. [])"."""
+    (tmp_path / "m.jsonl").write_text('{"path": "a.wav", "label": "joy"}\n\n{"path": "b.wav"\n')
+    with pytest.raises(ValueError, match=r"m.jsonl, line 3: not a JSON object \(Expecting ',' delimiter, column 17\)"):
+        load_user_data(tmp_path / "m.jsonl")
+    (tmp_path / "list.jsonl").write_text('["a.wav", "joy"]\n')
+    with pytest.raises(ValueError, match="list.jsonl, line 1: expected a JSON object with a path and a label"):
+        load_user_data(tmp_path / "list.jsonl")
+    (tmp_path / "empty.csv").write_text("path,label\n")
+    with pytest.raises(ValueError, match="empty.csv: no rows at all"):
+        load_user_data(tmp_path / "empty.csv")
+
+
 def test_an_audiofolder_without_audio_files_says_what_it_holds(tmp_path):
     (tmp_path / "joy").mkdir()
     (tmp_path / "joy" / "take1.m4a").write_bytes(b"AAC, which libsndfile does not read")
