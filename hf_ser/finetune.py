@@ -61,7 +61,7 @@ def unified_name(label: str) -> str | None:
 def _rows_from_folder(root: Path) -> list[dict]:
     meta = {}
     if (root / "metadata.csv").is_file():
-        with open(root / "metadata.csv", newline="") as handle:
+        with open(root / "metadata.csv", newline="", encoding="utf-8-sig") as handle:  # a BOM, as above
             for row in csv.DictReader(handle):
                 meta[str(Path(row.pop("file_name")))] = row
     files, errors = audio_files([root])  # logs what the walk leaves by suffix; a folder without audio is an error
@@ -92,8 +92,8 @@ def _rows_from_manifest(path: Path) -> list[dict]:
                 raise ValueError(f"{path}, line {number}: expected a JSON object with a path and a label")
             rows.append(row)
     else:
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's CSV starts with a BOM,
+            rows = list(csv.DictReader(handle))  # which made its first column "\ufeffpath", not "path"
     for row in rows:
         key = next((k for k in AUDIO_COLUMNS if k in row), None)
         if key is None:

@@ -168,6 +168,9 @@ def test_a_broken_manifest_names_its_file_and_line(tmp_path):
     (tmp_path / "list.jsonl").write_text('["a.wav", "joy"]\n')
     with pytest.raises(ValueError, match="list.jsonl, line 1: expected a JSON object with a path and a label"):
         load_user_data(tmp_path / "list.jsonl")
+    (tmp_path / "sheet.csv").write_text("\ufeffpath,label\ngone.wav,joy\n", encoding="utf-8")  # a BOM, as saved
+    with pytest.raises(ValueError, match=r"sheet.csv: no usable row \(1 bad rows"):  # was: needs a 'path' column
+        load_user_data(tmp_path / "sheet.csv")  # (got ['\ufeffpath', 'label'])
     (tmp_path / "empty.csv").write_text("path,label\n")
     with pytest.raises(ValueError, match="empty.csv: no rows at all"):
         load_user_data(tmp_path / "empty.csv")
