@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # OSError: the file system's own refusals (a file where a folder is
+        # wanted, no permission, a full disk) name the path; they were tracebacks (hf-ser example --output-dir a.wav)
         print(f"hf-ser {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -217,6 +217,8 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
         assert message in capsys.readouterr().err, extra
     assert cli_main([*base, "--output", str(tmp_path / "rows.txt")]) == 2
     assert "--output must end in .csv or .jsonl" in capsys.readouterr().err
+    assert cli_main(["example", "--output-dir", str(clip)]) == 2  # the file system's refusal: was a traceback
+    assert f"File exists: '{clip}'" in capsys.readouterr().err
     (tmp_path / "taken.csv").mkdir()  # both were IsADirectoryError tracebacks once every row was computed
     assert cli_main([*base, "--output", str(tmp_path / "taken.csv")]) == 2
     assert "taken.csv is a folder; name a file to write the rows to" in capsys.readouterr().err
