@@ -301,6 +301,12 @@ def predict_with_ray(
 
     from .inference import resolve_model
 
+    if backend == "onnx" and gpus_per_actor:  # the actors would take onnxruntime's CUDA provider: refused here,
+        import onnxruntime as ort  # before Ray starts, where this onnxruntime has none (an actor's error retried)
+
+        from .onnx.runtime import providers_for
+
+        providers_for(0, ort.get_available_providers())
     out = _Output(output)
     earlier = out.rows()  # read once: the paths to skip and the failures already on record
     done = {row["path"] for row in earlier}

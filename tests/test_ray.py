@@ -162,10 +162,22 @@ def test_a_ray_dataset_of_paths_is_accepted_and_segments_run_per_file(local_ray,
 def test_actors_the_cluster_cannot_place_are_refused_not_waited_for(local_ray, archive, tmp_path):
     """--gpus-per-actor 1 on a machine without a GPU waited forever ("pending: 1 CPU, 1 GPU")."""
     with pytest.raises(ValueError, match=r"each actor asks for 1 GPU\(s\) and the Ray cluster has 0"):
-        predict_with_ray([archive], tmp_path / "rows.jsonl", model=MODEL, backend="onnx", gpus_per_actor=1)
+        predict_with_ray([archive], tmp_path / "rows.jsonl", model=MODEL, backend="torch", gpus_per_actor=1)
     with pytest.raises(ValueError, match=r"each actor asks for 64 CPU\(s\) and the Ray cluster has 2"):
         predict_with_ray([archive], tmp_path / "rows.jsonl", model=MODEL, backend="onnx", cpus_per_actor=64)
     assert not read_rows(tmp_path / "rows.jsonl")  # refused before any row
+
+
+def test_onnx_actors_on_gpus_need_onnxruntime_gpu(archive, tmp_path):
+    """ONNX actors given a GPU ran on the CPU (the runtime ignored the device) while holding the GPU; without
+    onnxruntime's CUDA provider the run is refused before Ray starts."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    with pytest.raises(ValueError, match="device=0: this onnxruntime runs on .* a GPU needs onnxruntime-gpu"):
+        predict_with_ray([archive], tmp_path / "rows.jsonl", model=MODEL, backend="onnx", gpus_per_actor=1)
+    assert not (tmp_path / "rows.jsonl").exists()
 
 
 def test_a_cluster_that_does_not_answer_is_a_plain_error_and_ray_client_is_refused(monkeypatch):
