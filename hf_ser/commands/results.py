@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     plan = Path(args.experiments)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     registered = ReleasePlan.load(plan)
-    only = [registered.experiment(name) and name for name in args.only.split(",")] if args.only else None
+    only = args.only.split(",") if args.only else None
+    for name in only or []:
+        registered.experiment(name)  # an unregistered name is refused before anything runs
     if args.action == "collect":  # an interrupted run: summarise the folds it finished
         if not args.only:
             raise ValueError("results collect needs --only NAME[,NAME…]")

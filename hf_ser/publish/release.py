@@ -113,12 +113,18 @@ class ReleasePlan(_Spec):
 def _registered(name: str, known: list[str], what: str) -> str:
     """``name`` if it is one of ``known``; else a ValueError (`--only foo` was a KeyError traceback for an
     experiment and, for a checkpoint, a run that did nothing and succeeded)."""
-    if name not in known:
-        near = difflib.get_close_matches(name, known, n=1)
-        listed = f"registered: {', '.join(known)}" if len(known) <= 8 else f"{len(known)} are, in the experiments file"
-        hint = f"did you mean {near[0]}?" if near else listed if known else "none is registered"
-        raise ValueError(f"{name!r} is not a registered {what}; {hint}")
-    return name
+    if name in known:
+        return name
+    near = difflib.get_close_matches(name, known, n=1)
+    if near:
+        hint = f"did you mean {near[0]}?"
+    elif not known:
+        hint = "none is registered"
+    elif len(known) <= 8:
+        hint = f"registered: {', '.join(known)}"
+    else:
+        hint = f"{len(known)} are, in the experiments file"
+    raise ValueError(f"{name!r} is not a registered {what}; {hint}")
 
 
 class ExperimentRecord(_Spec):
