@@ -164,9 +164,9 @@ class Corpus:
             else:
                 if parsed["gender"] not in GENDERS:
                     raise AssertionError(f"{self.name} parser gave gender {parsed['gender']!r} for {path}")
-                relative = str(path.relative_to(root).with_suffix(""))  # for ids (not a column)
-                rows.append({"audio": str(path.resolve()), "corpus": self.name, "utterance_id": path.stem, **parsed})
-                rows[-1]["_relative"] = relative
+                relative = str(path.relative_to(root).with_suffix(""))  # "_relative": for ids below, not a column
+                row = {"audio": str(path.resolve()), "corpus": self.name, "utterance_id": path.stem, **parsed}
+                rows.append({**row, "_relative": relative})
         report.loaded = len(rows)
         if not rows:
             raise CorpusLayoutError(
