@@ -161,6 +161,8 @@ def test_a_clip_under_a_second_is_out_of_range_whatever_its_score(speech):
     assert little.reason == "too little speech (0.46 s in 3.00 s; under 0.8 s the answer is unreliable)"
     assert DEFAULT_RULE.decide({"angry": 0.95, "sad": 0.05}, three, RATE, speech_seconds=0.85).label == "angry"
     assert DEFAULT_RULE.decide({"angry": 0.95, "sad": 0.05}, three, RATE).label == "angry"
+    just_under = DEFAULT_RULE.decide({"angry": 0.95}, speech(0.9998, RATE), RATE)  # read "1.00 s; under 1 s"
+    assert just_under.reason == "too short (0.99 s; under 1 s the answer is unreliable)"
 
 
 def test_telephone_band_keeps_the_voice_band_only(speech):
