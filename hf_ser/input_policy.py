@@ -15,6 +15,7 @@ onnxruntime, the package's torch model is used (same network).
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from dataclasses import dataclass, field
 from functools import cache
@@ -159,7 +160,8 @@ class InputPolicy:
     def too_short(self, seconds: float) -> str | None:
         """The error text for a clip shorter than :attr:`min_seconds`, else None."""
         if seconds < self.min_seconds:
-            return f"clip is {seconds:.3f} s long; at least {self.min_seconds} s are needed"
+            shown = math.floor(round(seconds * 1000, 6)) / 1000  # down: 0.2499 s must not read "0.250 s"
+            return f"clip is {shown:.3f} s long; at least {self.min_seconds} s are needed"
         return None
 
     def too_long(self, seconds: float, longest: float | None) -> str | None:

@@ -69,6 +69,14 @@ def exported(model_dir, tmp_path):
     return out
 
 
+def test_a_length_just_under_the_minimum_does_not_read_as_the_minimum():
+    from hf_ser.input_policy import DEFAULT_POLICY
+
+    assert DEFAULT_POLICY.too_short(0.2499) == "clip is 0.249 s long; at least 0.25 s are needed"  # read "0.250 s"
+    assert DEFAULT_POLICY.too_short(0.15) == "clip is 0.150 s long; at least 0.25 s are needed"
+    assert DEFAULT_POLICY.too_short(0.25) is None
+
+
 def test_export_into_an_earlier_export_leaves_no_stale_int8_model(exported, model_dir, tmp_path, caplog):
     """Exporting without --quantize into a folder that held an int8 export kept the old model.int8.onnx, so --int8
     then answered with the earlier network (or failed on its input size, as with a 40-coefficient model there)."""
