@@ -17,10 +17,11 @@ numpy and scipy only (no torch): the ONNX backend uses it too.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .input_policy import seconds_down
 
 UNCERTAIN = "uncertain"
 
@@ -166,12 +167,6 @@ def high_band_share(wave: np.ndarray, rate: int, cutoff_hz: float = 4000.0) -> f
     return float(spectrum[freqs >= cutoff_hz].sum() / total) if total > 0 else 0.0
 
 
-def _down(seconds: float) -> str:
-    """Seconds to 2 decimals, rounded down: a length just under a minimum must not read as the minimum itself
-    (0.9998 s read "too short (1.00 s; under 1 s ...)")."""
-    return f"{math.floor(round(seconds * 100, 6)) / 100:.2f}"  # round first: 0.29 * 100 is 28.999...
-
-
 @dataclass(frozen=True)
 class Verdict:
     """The answer shown to a user: the emotion, or ``"uncertain"`` with the reason; scores are always kept."""
@@ -232,11 +227,11 @@ class ConfidenceRule:
         if wave is None:
             return None
         if (seconds := len(wave) / rate) < self.min_seconds:
-            return f"too short ({_down(seconds)} s; under {self.min_seconds:g} s the answer is unreliable)"
+            return f"too short ({seconds_down(seconds)} s; under {self.min_seconds:g} s the answer is unreliable)"
         if speech_seconds is not None and speech_seconds < self.min_speech_seconds:
             return (
-                f"too little speech ({_down(speech_seconds)} s in {seconds:.2f} s; under {self.min_speech_seconds:g} s "
-                "the answer is unreliable)"
+                f"too little speech ({seconds_down(speech_seconds)} s in {seconds:.2f} s; under "
+                f"{self.min_speech_seconds:g} s the answer is unreliable)"
             )
         clipped = clipped_fraction(wave)
         if clipped > self.max_clipped:

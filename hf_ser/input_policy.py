@@ -90,6 +90,14 @@ class SpeechFound:
     peak_probability: float
 
 
+def seconds_down(seconds: float, decimals: int = 2) -> str:
+    """Seconds rounded down to ``decimals``: a length just under a minimum must not read as the minimum itself
+    (0.9998 s read "too short (1.00 s; under 1 s ...)", 0.2499 s "0.250 s long; at least 0.25 s"). Rounded to 6
+    places first, since 0.29 * 100 is 28.999..."""
+    scale = 10**decimals
+    return f"{math.floor(round(seconds * scale, 6)) / scale:.{decimals}f}"
+
+
 @dataclass(frozen=True)
 class InputPolicy:
     """What audio hf-ser accepts and how it is cut; :data:`DEFAULT_POLICY` is used everywhere.
@@ -160,8 +168,7 @@ class InputPolicy:
     def too_short(self, seconds: float) -> str | None:
         """The error text for a clip shorter than :attr:`min_seconds`, else None."""
         if seconds < self.min_seconds:
-            shown = math.floor(round(seconds * 1000, 6)) / 1000  # down: 0.2499 s must not read "0.250 s"
-            return f"clip is {shown:.3f} s long; at least {self.min_seconds} s are needed"
+            return f"clip is {seconds_down(seconds, 3)} s long; at least {self.min_seconds} s are needed"
         return None
 
     def too_long(self, seconds: float, longest: float | None) -> str | None:
