@@ -16,6 +16,7 @@ from hf_ser.data import (
     mark_split,
     speaker_folds,
     speaker_independent_split,
+    subset,
     utterance_split,
 )
 from hf_ser.data.augment import AugmentConfig, augment, build_transform
@@ -78,6 +79,19 @@ def test_speaker_folds_and_loso(ravdess):
         assert speakers(fold["test"]) == {speaker} and speaker not in speakers(fold["train"])
     with pytest.raises(ValueError, match="k=11"):
         speaker_folds(ravdess, k=11)
+
+
+def test_a_split_prints_no_progress_bar_and_keeps_the_callers_setting(ravdess, capsys):
+    """Each split printed datasets' "Flattening the indices" bar: 15 lines for one 5-fold evaluation."""
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    enable_progress_bars()
+    assert len(subset(ravdess, list(range(40)), "train")) == 40
+    assert "Flattening" not in capsys.readouterr().err and not are_progress_bars_disabled()
+    disable_progress_bars()
+    subset(ravdess, [0, 1], "test")
+    assert are_progress_bars_disabled()
+    enable_progress_bars()
 
 
 def test_utterance_split(ravdess):

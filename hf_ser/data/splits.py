@@ -19,9 +19,23 @@ from .cache import fingerprint
 def subset(dataset: Dataset, indices: list[int] | np.ndarray, split: str) -> Dataset:
     """Rows ``indices`` of ``dataset`` as a new dataset marked with ``split``, with a reproducible fingerprint."""
     indices = [int(i) for i in indices]
-    part = dataset.select(indices).flatten_indices()
+    part = _quietly(lambda: dataset.select(indices).flatten_indices())
     key = Hasher.hash((fingerprint(dataset), split, indices))
     return Dataset(part.data, info=dataset.info.copy(), split=NamedSplit(split), fingerprint=key)
+
+
+def _quietly(make):
+    """``make()`` without datasets' progress bar: a split is a few index copies, and each printed a "Flattening the
+    indices" bar (15 lines for one 5-fold `hf-ser evaluate`, before any training). The caller's setting is kept."""
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        return make()
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
 
 
 def mark_split(dataset: Dataset, split: str) -> Dataset:
