@@ -77,8 +77,8 @@ def audio_files(
             suffixes = policy.audio_suffixes
             found, unreadable = folder_entries(path)
             errors += [Prediction(str(p), error=UNREADABLE_ENTRY) for p in unreadable if p.suffix.lower() in suffixes]
-            found += [p for p in unreadable if p.suffix.lower() not in suffixes]
-            audio = [str(p) for p in found if p.suffix.lower() in suffixes and p.is_file()]
+            found += [p for p in unreadable if p.suffix.lower() not in suffixes]  # only to be counted as left out
+            audio = [str(p) for p in found if p.suffix.lower() in suffixes]
             left_out = [p for p in found if p.suffix.lower() not in suffixes and p.name not in policy.companion_files]
             others = Counter(p.suffix.lower() or "no suffix" for p in left_out)
             left = ", ".join(f"{suffix} x{count}" for suffix, count in sorted(others.items()))
