@@ -102,6 +102,17 @@ def test_unmatched_files_reported_and_strict(tmp_path, caplog):
         load_corpus("emodb", root, strict=True)
 
 
+def test_corpus_loaders_take_the_audio_suffixes_batch_runs_take(tmp_path):
+    """One definition of an audio file: an Opus file (which predict classifies) that matches no naming rule is
+    reported as unmatched audio; it was counted as non-audio, since "opus" is not one of libsndfile's format names,
+    while the loaders took format names such as "mat4" and "htk" for suffixes."""
+    root = make_emodb(tmp_path)
+    (root / "wav" / "recording.OPUS").write_bytes(b"x")
+    (root / "wav" / "data.mat4").write_bytes(b"x")
+    _, report = load_corpus("emodb", root, return_report=True)
+    assert report.unmatched == ["wav/recording.OPUS"] and report.non_audio == 1
+
+
 def test_a_linked_actor_folder_is_read_and_a_broken_link_reported(tmp_path, caplog):
     """``Path.rglob`` left a linked folder out (an actor folder linked in from another disk: its clips were never
     loaded) and a link to a missing file, both without a word."""

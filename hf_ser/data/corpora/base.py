@@ -9,14 +9,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
 from datasets import ClassLabel, Dataset, Features, Value
 
 from ...files import folder_entries
+from ...input_policy import DEFAULT_POLICY
 
 logger = logging.getLogger("hf_ser.corpora")
 
-AUDIO_EXTENSIONS = frozenset(ext.lower() for ext in sf.available_formats()) | {"wav", "flac", "ogg", "mp3"}
 GENDERS = ("female", "male", "unknown")
 COMMON_COLUMNS = ("audio", "emotion", "speaker", "gender", "corpus", "utterance_id")
 
@@ -140,7 +139,7 @@ class Corpus:
 
     @staticmethod
     def _is_audio(path: Path) -> bool:
-        return path.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
+        return path.suffix.lower() in DEFAULT_POLICY.audio_suffixes  # the suffixes batch runs take
 
     def load(self, data_dir: str | Path, strict: bool = False) -> tuple[Dataset, LoadReport]:
         root = Path(data_dir).expanduser()
