@@ -296,7 +296,7 @@ ROW_SUFFIXES = (".csv", ".jsonl")  # the formats write_predictions writes
 def check_rows_output(output: str | Path) -> Path:
     """The rows' output file, refused unless its suffix names a format :func:`write_predictions` writes."""
     output = Path(output)
-    if output.suffix not in ROW_SUFFIXES:
+    if output.suffix.lower() not in ROW_SUFFIXES:  # "rows.CSV" is a CSV file too
         raise ValueError(f"--output must end in .csv or .jsonl, got {output}")
     if output.is_dir():  # it was an IsADirectoryError traceback once every row was computed
         raise ValueError(f"--output {output} is a folder; name a file to write the rows to")
@@ -323,7 +323,7 @@ def write_predictions(predictions: Iterable[Prediction], output: str | Path | No
         writer = None
         for p in predictions:
             rows.append(p)
-            if output.suffix == ".jsonl":
+            if output.suffix.lower() == ".jsonl":
                 handle.write(json.dumps(asdict(p)) + "\n")
                 continue
             if writer is None:

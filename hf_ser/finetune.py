@@ -79,7 +79,7 @@ def _rows_from_folder(root: Path) -> list[dict]:
 
 
 def _rows_from_manifest(path: Path) -> list[dict]:
-    if path.suffix == ".jsonl":
+    if path.suffix.lower() == ".jsonl":
         rows = []
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
@@ -133,7 +133,7 @@ def load_user_data(source: str | Path) -> UserData:
         rows = _rows_from_saved_dataset(source)
     elif source.is_dir():
         rows = _rows_from_folder(source)
-    elif source.is_file() and source.suffix in (".csv", ".jsonl"):
+    elif source.is_file() and source.suffix.lower() in (".csv", ".jsonl"):  # a spreadsheet may save "X.CSV"
         rows = _rows_from_manifest(source)
     else:
         raise ValueError(f"{source}: expected an audiofolder, a .csv/.jsonl manifest or a saved dataset folder")

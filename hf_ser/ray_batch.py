@@ -146,7 +146,7 @@ class _Output:
 
     def __init__(self, output: str | Path):
         self.path = Path(output)
-        self.jsonl = self.path.suffix == ".jsonl"
+        self.jsonl = self.path.suffix.lower() == ".jsonl"
         if not self.jsonl and self.path.suffix:
             raise ValueError(f"--output must be a .jsonl file or a folder (for Parquet shards), got {self.path}")
 

@@ -230,3 +230,14 @@ def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_spe
     assert cli_main([*args[:3], str(again), "--init-from", "scratch", "--set", "training.num_train_epochs=1"]) == 0
     first, second = (load_file(folder / "model.safetensors") for folder in (scratch, again))
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_manifest_suffix_is_read_in_any_case(audiofolder, tmp_path):
+    """A spreadsheet saved "train.CSV", which was refused as "expected an audiofolder, a .csv/.jsonl manifest"."""
+    rows = [f"{path},{label}" for path, label in sorted((str(p), p.parent.name) for p in audiofolder.rglob("*.wav"))]
+    (tmp_path / "train.CSV").write_text("path,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "train.JSONL").write_text(
+        "".join(json.dumps({"path": p, "label": lab}) + "\n" for p, lab in (row.split(",") for row in rows))
+    )
+    assert len(load_user_data(tmp_path / "train.CSV").dataset) == len(rows) == 24
+    assert len(load_user_data(tmp_path / "train.JSONL").dataset) == 24

@@ -862,3 +862,20 @@ def test_one_model_resolution_for_both_backends(tmp_path, model_dir, speech, cap
     json_and_output = ["predict", str(clip), "--model", str(folder), "--json", "--output", str(tmp_path / "x.csv")]
     assert cli_main(json_and_output) == 2  # a usage error, not a silently ignored --output
     assert "--json prints to stdout" in capsys.readouterr().err
+
+
+def test_output_and_manifest_suffixes_are_read_in_any_case(tmp_path):
+    """A spreadsheet or a Windows user names files "rows.CSV": rows were refused ("--output must end in .csv or
+    .jsonl, got rows.CSV"), a Ray run's "rows.JSONL" likewise, and a timeline's "seg.CSV" was written as JSON."""
+    from hf_ser.batch import Prediction, write_predictions
+    from hf_ser.ray_batch import _Output
+
+    write_predictions([Prediction("a.wav", label="joy", score=0.9, scores={"joy": 0.9})], tmp_path / "rows.CSV")
+    assert next(csv.DictReader((tmp_path / "rows.CSV").open()))["label"] == "joy"
+    write_predictions([Prediction("a.wav", error="no such file")], tmp_path / "rows.JSONL")
+    assert json.loads((tmp_path / "rows.JSONL").read_text())["error"] == "no such file"
+    assert _Output(tmp_path / "ray.JSONL").jsonl
+    path = tmp_path / "voice.wav"
+    sf.write(path, np.zeros(16000, np.float32), 16000)
+    assert cli_main(["predict", str(path), "--segments", "--output", str(tmp_path / "seg.CSV")]) == 0
+    assert next(csv.DictReader((tmp_path / "seg.CSV").open()))["label"] == "no speech"

@@ -216,7 +216,7 @@ def _predict_segments(args: argparse.Namespace) -> int:
             results[path] = {"error": str(err)}
             failed += 1
             print(f"hf-ser predict: {err}", file=sys.stderr)
-    form = args.format or ("csv" if args.output and Path(args.output).suffix == ".csv" else "json")
+    form = args.format or ("csv" if args.output and Path(args.output).suffix.lower() == ".csv" else "json")
     if form == "json":
         text = json.dumps(results, indent=2) + "\n"
     else:
