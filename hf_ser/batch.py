@@ -293,14 +293,21 @@ def decoded_in_workers(
 ROW_SUFFIXES = (".csv", ".jsonl")  # the formats write_predictions writes
 
 
+def check_output_file(output: str | Path, what: str) -> Path:
+    """``output`` as a path, refused where it is a folder: it was an IsADirectoryError traceback once every row or
+    timeline (``what``) was computed."""
+    output = Path(output)
+    if output.is_dir():
+        raise ValueError(f"--output {output} is a folder; name a file to write the {what} to")
+    return output
+
+
 def check_rows_output(output: str | Path) -> Path:
     """The rows' output file, refused unless its suffix names a format :func:`write_predictions` writes."""
     output = Path(output)
     if output.suffix.lower() not in ROW_SUFFIXES:  # "rows.CSV" is a CSV file too
         raise ValueError(f"--output must end in .csv or .jsonl, got {output}")
-    if output.is_dir():  # it was an IsADirectoryError traceback once every row was computed
-        raise ValueError(f"--output {output} is a folder; name a file to write the rows to")
-    return output
+    return check_output_file(output, "rows")
 
 
 def write_predictions(predictions: Iterable[Prediction], output: str | Path | None) -> list[Prediction]:

@@ -73,7 +73,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import WorkerDied, check_rows_output, predict_files, write_predictions
+    from ..batch import WorkerDied, check_output_file, check_rows_output, predict_files, write_predictions
 
     if args.json and args.output:
         raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     _check_engine_options(args)
     if args.output and args.engine == "local" and not args.segments:
         check_rows_output(args.output)  # before the model loads, not after
-    if args.output and args.segments and args.engine == "local" and Path(args.output).is_dir():
-        raise ValueError(f"--output {args.output} is a folder; name a file to write the timelines to")
+    if args.output and args.segments and args.engine == "local":
+        check_output_file(args.output, "timelines")
     if args.output:  # made before the run, not found missing after it
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.engine == "ray":
