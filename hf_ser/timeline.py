@@ -101,7 +101,7 @@ def _sound_file(source: Source):
         with sf.SoundFile(source if isinstance(source, io.BytesIO) else str(source)) as handle:
             yield handle
     except sf.SoundFileError as err:
-        raise AudioDecodeError(f"{_name(source)}: cannot decode audio ({err})") from err
+        raise AudioDecodeError.cannot_decode(_name(source), err) from err
 
 
 def _checked(data: np.ndarray, source: Source) -> np.ndarray:

@@ -604,7 +604,7 @@ def test_segments_walk_folders_like_batch_runs(tmp_path, model_dir, speech):
     timelines = json.loads(out.read_text())
     assert timelines[str(tmp_path / "missing.wav")] == {"error": "no such file or folder"}
     for name, error in [
-        ("broken.wav", "broken.wav: cannot decode audio (Error opening"),
+        ("broken.wav", "broken.wav: cannot decode audio (Format not recognised.)"),
         ("nan.wav", "nan.wav: contains non-finite samples (NaN or inf)"),
         ("empty.wav", "empty.wav: zero-length audio"),
         ("short.wav", "short.wav: clip is 0.150 s long; at least 0.25 s are needed"),

@@ -117,6 +117,14 @@ def test_unreadable_file_is_named(classifier, tmp_path):
         classifier(str(bad))
     with pytest.raises(ValueError, match="missing.flac"):
         classifier(str(tmp_path / "missing.flac"))
+    # libsndfile's own message named the path a second time, or for bytes an object's address ("Error opening
+    # <_io.BytesIO object at 0x7f..>: ..."); its reason alone is kept
+    with pytest.raises(ValueError) as raised:
+        classifier(str(bad))
+    assert str(raised.value) == f"{bad}: cannot decode audio (Format not recognised.)"
+    with pytest.raises(ValueError) as raised:
+        classifier(b"RIFF, but not audio")
+    assert str(raised.value) == "<bytes>: cannot decode audio (Format not recognised.)"
 
 
 def test_rows_of_a_datasets_audio_column_read_undecoded(classifier, voice, tmp_path):

@@ -19,6 +19,12 @@ AudioSource = str | os.PathLike | bytes
 class AudioDecodeError(ValueError):
     """A file or byte string that soundfile cannot decode, or that holds no usable audio."""
 
+    @classmethod
+    def cannot_decode(cls, name: str, err: Exception) -> AudioDecodeError:
+        """``name: cannot decode audio (reason)``, with libsndfile's reason alone: its message repeats the path
+        ("Error opening '/x/a.wav': ...") or names an object ("Error opening <_io.BytesIO object at 0x7f..>")."""
+        return cls(f"{name}: cannot decode audio ({getattr(err, 'error_string', None) or err})")
+
 
 def to_mono(array: np.ndarray) -> np.ndarray:
     """Average the channels of a (samples, channels) array; 1-D input is returned as is."""
@@ -129,7 +135,7 @@ def load_audio(source: AudioSource, sampling_rate: int | None = None) -> tuple[n
     try:
         array, rate = sf.read(handle, dtype="float32", always_2d=False)
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError…
-        raise AudioDecodeError(f"{name}: cannot decode audio ({err})") from err
+        raise AudioDecodeError.cannot_decode(name, err) from err
     array = check_waveform(to_mono(array), name)
     if sampling_rate is not None:
         array, rate = resample(array, rate, sampling_rate), sampling_rate
