@@ -86,8 +86,22 @@ def test_export_into_an_earlier_export_leaves_no_stale_int8_model(exported, mode
     with caplog.at_level(logging.WARNING, logger="hf_ser.onnx"):
         export_onnx(model_dir, exported)
     assert not (exported / "model.int8.onnx").exists() and "left by an earlier export" in caplog.text
+    with pytest.raises(ValueError, match=r"no model.int8.onnx \(export with `hf-ser export .* --quantize int8`\)"):
+        load_classifier(exported, backend="onnx", int8=True)  # the hint left out --quantize int8
     with pytest.raises(ValueError, match="the export needs a folder of its own, not the model's folder"):
         export_onnx(model_dir, model_dir)
+
+
+def test_export_prints_no_tracer_warning(model_dir, tmp_path):
+    """Every `hf-ser export` printed torch's TracerWarning on the attention-mask shape check, with a code line."""
+    import warnings
+
+    from hf_ser.onnx.export import export_onnx
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_onnx(model_dir, tmp_path / "onnx")
+    assert not [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
 
 
 def test_onnx_matches_torch(exported, model_dir, voice):

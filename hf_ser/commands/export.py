@@ -6,7 +6,9 @@ import argparse
 
 
 def register(sub) -> None:
-    export = sub.add_parser("export", help="export a model to ONNX (waveform -> logits with a numpy MFCC)")
+    export = sub.add_parser(
+        "export", help="export a model to ONNX (waveform -> logits, the features in numpy: no torch needed to run it)"
+    )
     export.add_argument("--onnx", required=True, metavar="DIR", help="output folder")
     export.add_argument("--model", default=None, help="model folder (default: the model shipped in the package)")
     export.add_argument("--quantize", choices=["int8"], default=None, help="also write an int8 model")

@@ -1,5 +1,6 @@
-"""Export a model folder to ONNX: the network as a graph with dynamic batch and length, the MFCC's
-mel and DCT matrices beside it (``features.npz``), and the extractor and label settings; optional int8.
+"""Export a model folder to ONNX: the network as a graph with dynamic batch and length, the features' matrices
+beside it (``features.npz``: the MFCC's mel and DCT matrices, or Whisper's mel filters), and the extractor and label
+settings; optional int8.
 
 The waveform → features step runs in numpy (:mod:`hf_ser.onnx.runtime`), matching the torch extractor
 to 1e-4; it is not inside the graph because ONNX's STFT would still need the per-item masking of our
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,20 +49,24 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     frames = torch.randn(2, length, fe.feature_size)
     mask = torch.ones(2, length, dtype=torch.int64)
     mask[1, 2 * length // 3 :] = 0
-    torch.onnx.export(
-        model,
-        (frames, mask),
-        str(out_dir / ONNX_FILE),
-        input_names=["input_features", "attention_mask"],
-        output_names=["logits"],
-        dynamic_axes={
-            "input_features": {0: "batch", 1: "frames"},
-            "attention_mask": {0: "batch", 1: "frames"},
-            "logits": {0: "batch"},
-        },
-        opset_version=opset,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # The tracer's one warning, printed to every user of `hf-ser export`, is on the attention mask's shape check
+        # (modeling_ser.py), which the trace keeps as passed: the runtime's mask is made to the features' shape.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            model,
+            (frames, mask),
+            str(out_dir / ONNX_FILE),
+            input_names=["input_features", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes={
+                "input_features": {0: "batch", 1: "frames"},
+                "attention_mask": {0: "batch", 1: "frames"},
+                "logits": {0: "batch"},
+            },
+            opset_version=opset,
+            dynamo=False,
+        )
     if whisper:  # the numpy log-mel (hf_ser/models/ser/whisper_features_ser.py) reads the filters from here
         np.savez(out_dir / "features.npz", mel_filters=fe.mel_filters.astype(np.float64))
     else:

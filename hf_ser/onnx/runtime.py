@@ -131,7 +131,8 @@ class OnnxClassifier:
             options.intra_op_num_threads = threads
         name = "model.int8.onnx" if int8 else "model.onnx"
         if not (folder / name).is_file():
-            raise ValueError(f"{folder}: no {name} (export with `hf-ser export --onnx {folder}`)")
+            how = f"hf-ser export --onnx {folder} --model MODEL" + (" --quantize int8" if int8 else "")
+            raise ValueError(f"{folder}: no {name} (export with `{how}`)")  # int8 needs --quantize: it was unsaid
         self.session = ort.InferenceSession(str(folder / name), options, providers=providers)
         self.features = features_for(folder)
         self.labels = json.loads((folder / "labels.json").read_text())
