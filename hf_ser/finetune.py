@@ -150,7 +150,7 @@ def load_user_data(source: str | Path) -> UserData:
                     bad.append((where, "zero-length audio"))
                     continue
             except Exception as err:  # soundfile raises several types for unreadable files
-                bad.append((where, f"unreadable audio ({err})"))
+                bad.append((where, f"unreadable audio ({getattr(err, 'error_string', None) or err})"))
                 continue
             good.append(row)
     if not good:
@@ -158,6 +158,10 @@ def load_user_data(source: str | Path) -> UserData:
             f"{source}: no usable row ({len(bad)} bad rows, e.g. {bad[:3]})" if bad else f"{source}: no rows at all"
         )
     labels = sorted({r["label"].strip() for r in good})
+    spellings = Counter(label.lower() for label in labels)
+    if any(n > 1 for n in spellings.values()):  # "Angry" and "angry" were trained as two classes, each half the clips
+        twins = [[label for label in labels if label.lower() == key] for key, n in spellings.items() if n > 1]
+        raise ValueError(f"{source}: labels that differ only in case: {twins}; spell each label one way")
     if len(labels) < 2:  # one label trains a model that always answers it, and tests it at 100 %
         raise ValueError(f"{source}: fine-tuning needs clips of at least two labels, got only {labels}")
     has_speakers = any(str(r.get("speaker") or "").strip() for r in good)

@@ -65,6 +65,7 @@ def test_three_input_formats_give_the_same_rows(audiofolder, tmp_path):
     assert len(from_csv.dataset) == 24
     reasons = sorted(reason.split(" (")[0] for _, reason in from_csv.bad_rows)
     assert reasons == ["empty label", "no such file", "unreadable audio"]
+    assert "unreadable audio (Format not recognised.)" in [reason for _, reason in from_csv.bad_rows]
     jsonl = tmp_path / "clips.jsonl"
     jsonl.write_text(
         "\n".join(
@@ -241,3 +242,13 @@ def test_a_manifest_suffix_is_read_in_any_case(audiofolder, tmp_path):
     )
     assert len(load_user_data(tmp_path / "train.CSV").dataset) == len(rows) == 24
     assert len(load_user_data(tmp_path / "train.JSONL").dataset) == 24
+
+
+def test_labels_that_differ_only_in_case_are_refused(audiofolder):
+    """A manifest typed by hand ("Angry" on some rows, "angry" on others) trained two classes of the one emotion,
+    each with part of its clips, and the model's answers split between them."""
+    (audiofolder / "anger").rename(audiofolder / "Anger")
+    (audiofolder / "anger").mkdir()
+    (audiofolder / "Anger" / "anger_0.wav").rename(audiofolder / "anger" / "anger_0.wav")
+    with pytest.raises(ValueError, match=r"labels that differ only in case: \[\['Anger', 'anger'\]\]"):
+        load_user_data(audiofolder)
