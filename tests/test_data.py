@@ -432,3 +432,14 @@ def test_cache_prune_removes_least_recently_used_entries_whole(tmp_path, capsys)
     assert "a-file: a file, not a cache folder" in capsys.readouterr().err
     assert cli_main(["cache", "prune", "--max-gb", "1", "--cache-dir", str(tmp_path / "none")]) == 0
     assert "none: no cache yet" in capsys.readouterr().out and not (tmp_path / "none").exists()
+    for size in ("inf", "nan"):  # they were OverflowError and ValueError tracebacks
+        with pytest.raises(SystemExit) as exited:
+            cli_main(["cache", "prune", "--max-gb", size, "--cache-dir", str(tmp_path)])
+        assert exited.value.code == 2
+        assert f"argument --max-gb: expected a finite number >= 0, got {size}" in capsys.readouterr().err
+    for args, error in [  # both were ignored
+        (["info", "--max-gb", "3"], "--max-gb and --dry-run are options of `hf-ser cache prune`"),
+        (["info", "--dry-run"], "--max-gb and --dry-run are options of `hf-ser cache prune`"),
+    ]:
+        assert cli_main(["cache", *args, "--cache-dir", str(tmp_path)]) == 2, args
+        assert error in capsys.readouterr().err, args

@@ -194,7 +194,8 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
         (["--batch-size", "0"], "argument --batch-size: expected a whole number >= 1, got 0"),
         (["--workers", "two"], "argument --workers: expected a whole number >= 1, got 'two'"),
         (["--uncertain-below", "1.5"], r"argument --uncertain-below: expected a score in \[0, 1\), got 1.5"),
-        (["--gpus-per-actor", "-1"], "argument --gpus-per-actor: expected a number >= 0, got -1"),
+        (["--gpus-per-actor", "-1"], "argument --gpus-per-actor: expected a finite number >= 0, got -1"),
+        (["--gpus-per-actor", "inf"], "argument --gpus-per-actor: expected a finite number >= 0, got inf"),
     ]:
         with pytest.raises(SystemExit) as exited:
             cli_main(base + extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -59,13 +60,13 @@ def at_least(minimum: int, most: int | None = None):
 
 
 def non_negative(text: str) -> float:
-    """An argparse type: a number >= 0 (a share of a resource, such as GPUs per Ray actor)."""
+    """An argparse type: a finite number >= 0 (a share of a resource, such as GPUs per Ray actor, or a size)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:  # also NaN
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    if not 0 <= value < math.inf:  # also NaN; inf ended `cache prune` in an OverflowError traceback
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
     return value
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import non_negative
+
 
 def register(sub) -> None:
     cache = sub.add_parser(
         "cache", help="show or trim hf-ser's cache (encoder states, features, augmented audio, audio from datasets)"
     )
     cache.add_argument("action", choices=["info", "prune"])
-    cache.add_argument("--max-gb", type=float, default=None, help="prune: keep at most this many GB")
+    cache.add_argument("--max-gb", type=non_negative, default=None, help="prune: keep at most this many GB")
     cache.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
     cache.add_argument("--cache-dir", default=None, help="default: $HF_SER_CACHE or ~/.cache/hf_ser")
     cache.set_defaults(func=run)
@@ -20,8 +22,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data.cache import cache_root
     from ..data.cache_usage import cache_usage, prune_cache
 
-    if args.action == "prune" and (args.max_gb is None or args.max_gb < 0):
+    if args.action == "prune" and args.max_gb is None:
         raise ValueError("prune needs --max-gb, a size in GB >= 0 (e.g. --max-gb 20)")
+    if args.action == "info" and (args.max_gb is not None or args.dry_run):  # they were ignored
+        raise ValueError("--max-gb and --dry-run are options of `hf-ser cache prune`; `info` only shows the cache")
     root = cache_root(args.cache_dir)
     if root.exists() and not root.is_dir():  # it was read as an empty cache
         raise ValueError(f"{root}: a file, not a cache folder (--cache-dir or $HF_SER_CACHE)")
