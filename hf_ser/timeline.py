@@ -332,10 +332,16 @@ def segments(
         raise AudioDecodeError(f"{source}: a folder, not an audio file (for folders: hf-ser predict --segments)")
     if path_like and not Path(source).is_file():
         raise AudioDecodeError(f"{source}: no such audio file")
-    if classifier is None:
-        from .inference import load_classifier
+    from .inference import load_classifier, longest_clip_seconds
 
+    if classifier is None:
         classifier = load_classifier()
+    longest = longest_clip_seconds(classifier)
+    if longest is not None and window > longest:  # a region longer than 30 s ended in the pipeline's refusal,
+        raise ValueError(  # which told the caller to use hf_ser.segments
+            f"window={window} s: this model takes at most {longest:g} s in one piece; use a window of {longest:g} s "
+            "or less"
+        )
     rate = _rate(classifier)
     if not path_like:
         source = _in_memory(source, rate)

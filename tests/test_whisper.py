@@ -518,6 +518,11 @@ def test_a_batch_run_gives_a_file_longer_than_the_encoder_takes_its_own_row(tmp_
     for name in ("a_short.wav", "c_short.wav"):
         assert rows[name]["error"] in (None, "") and rows[name]["label"] in {"neutral", "happy", "sad", "angry"}
     assert longest_clip_seconds(load_classifier(folder)) == 30.0
+    from hf_ser import segments
+
+    # a timeline window over 30 s ended in the pipeline's refusal, which pointed the caller to hf_ser.segments
+    with pytest.raises(ValueError, match=r"window=40 s: this model takes at most 30 s in one piece; use a window of"):
+        segments(clips / "b_long.wav", load_classifier(folder), window=40, hop=20, max_region=120)
     export = json.loads((folder / "preprocessor_config.json").read_text())
 
     class Exported:  # what the ONNX runtime holds: the export's preprocessor settings
