@@ -488,7 +488,7 @@ def test_loso_utterance_and_paper_protocols(tmp_path):
     assert paper.protocol == "paper"
 
 
-def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path):
+def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path, capsys):
     emodb = make_emodb(tmp_path / "emodb")
     dirs = {"ravdess": corpus_dir, "emodb": emodb}
     exp = tiny(
@@ -519,6 +519,10 @@ def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path):
         train(
             exp, dirs, tmp_path / "screen", protocol="leave-one-corpus-out", only_folds=[0, 2]
         )  # 2 was dropped silently
+    with pytest.raises(ValueError, match=r"folds=3: protocol 'leave-one-corpus-out' makes its own folds; a number "):
+        train(exp, dirs, tmp_path / "k", protocol="leave-one-corpus-out", folds=3)  # ran its 2 folds without a word
+    assert cli_main([*args, "--protocol", "loso", "--folds", "3"]) == 2  # before any data is read
+    assert "a number of folds is for ['speaker-kfold']" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"needs at least two corpora in data.corpus; the data has \['ravdess'\]"):
         one_corpus = tiny(data__corpus=["ravdess"], data__merge_calm=True)
         train(one_corpus, corpus_dir, tmp_path / "one", "leave-one-corpus-out")

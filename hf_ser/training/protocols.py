@@ -57,6 +57,7 @@ class Protocol:
     augments_before_split: bool = False
     single_split: bool = False  # always one train/test split (what ``hf-ser train`` can train)
     across_corpora: bool = False  # tests one corpus with models trained on others: labels all corpora share
+    numbered_folds: bool = False  # its number of folds is a setting (ProtocolSettings.folds, `evaluate --folds`)
 
     def folds(self, dataset: Dataset, settings: ProtocolSettings, augmentation: AugmentSettings) -> Folds:
         return self.split(dataset, settings, augmentation)
@@ -104,6 +105,7 @@ register(
         "Speaker-independent k-fold: each speaker is tested once, by a model that never heard them.",
         True,
         lambda d, p, a: [(f"fold_{i}", s) for i, s in enumerate(speaker_folds(d, p.folds, p.seed, p.val_size))],
+        numbered_folds=True,
     )
 )
 register(

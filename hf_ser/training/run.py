@@ -25,7 +25,7 @@ from ..data.corruptions import babble_sources, corrupt_split
 from .config import Experiment
 from .distill import distillation_targets
 from .inputs import model_inputs_of
-from .protocols import AugmentSettings, get_protocol
+from .protocols import PROTOCOLS, AugmentSettings, get_protocol
 from .reports import save_confusion_matrix, summary_markdown, write_class_report
 from .results import ProtocolResult, RunResult, summarize
 from .trainer import fit, score_conditions
@@ -254,6 +254,11 @@ def train(
     """
     output_dir = Path(output_dir)
     spec = get_protocol(protocol or exp.protocol.name)
+    if folds is not None and not spec.numbered_folds:  # `evaluate --folds 100` on LOSO ran LOSO without a word
+        numbered = [name for name, p in PROTOCOLS.items() if p.numbered_folds]
+        raise ValueError(
+            f"folds={folds}: protocol {spec.name!r} makes its own folds; a number of folds is for {numbered}"
+        )
     if isinstance(data, DatasetDict):
         fold_splits, augmented = [("split", data)], False
     else:
