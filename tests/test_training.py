@@ -523,6 +523,11 @@ def test_cross_corpus_is_a_protocol_on_shared_labels(corpus_dir, tmp_path, capsy
         train(exp, dirs, tmp_path / "k", protocol="leave-one-corpus-out", folds=3)  # ran its 2 folds without a word
     assert cli_main([*args, "--protocol", "loso", "--folds", "3"]) == 2  # before any data is read
     assert "a number of folds is for ['speaker-kfold']" in capsys.readouterr().err
+    assert cli_main([*args, "--test-data-dir", str(emodb)]) == 2  # it was ignored: the config's protocol ran
+    assert "cross-corpus needs --train-corpus, --test-corpus and --test-data-dir" in capsys.readouterr().err
+    shorthand_args = ["--train-corpus", "ravdess", "--test-corpus", "emodb", "--test-data-dir", str(emodb)]
+    assert cli_main([*args, *shorthand_args, "--protocol", "loso"]) == 2  # it was ignored
+    assert "--protocol loso: the cross-corpus shorthand runs protocol 'cross-corpus'" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"needs at least two corpora in data.corpus; the data has \['ravdess'\]"):
         one_corpus = tiny(data__corpus=["ravdess"], data__merge_calm=True)
         train(one_corpus, corpus_dir, tmp_path / "one", "leave-one-corpus-out")

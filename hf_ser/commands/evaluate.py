@@ -35,9 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from ..training.run import train
 
     dirs = data_dirs(args.data_dir)
-    if args.train_corpus or args.test_corpus:
+    if args.train_corpus or args.test_corpus or args.test_data_dir:  # --test-data-dir alone was ignored
         if not (args.train_corpus and args.test_corpus and args.test_data_dir):
             raise ValueError("cross-corpus needs --train-corpus, --test-corpus and --test-data-dir")
+        if args.protocol:  # it was ignored: the shorthand runs protocol cross-corpus
+            raise ValueError(f"--protocol {args.protocol}: the cross-corpus shorthand runs protocol 'cross-corpus'")
         sources = args.train_corpus.split(",")
         dirs = {**({c: dirs for c in sources} if isinstance(dirs, str) else dirs), args.test_corpus: args.test_data_dir}
         exp = load_experiment(args.config, [*args.set, *cross_corpus_overrides(sources, args.test_corpus)])
