@@ -266,6 +266,21 @@ def finetune_recipe() -> dict:
     return yaml.safe_load(resources.files("hf_ser").joinpath(RECIPE).read_text())
 
 
+TUNABLE_SECTIONS = ("training", "augmentation")  # the rest comes from the starting model and the user's clips
+
+
+def check_finetune_override(assignment: str) -> None:
+    """Refuse a ``--set`` key fine-tuning does not use. The split is made here (by speaker, else within each label;
+    ``test_size`` and ``seed``), and the model, its features and the data are the starting model's and the user's:
+    ``protocol.test_size=0.5`` and ``features.n_mfcc=20`` were taken and ignored."""
+    section = assignment.split("=", 1)[0].strip().split(".")[0]
+    if section not in TUNABLE_SECTIONS:
+        raise ValueError(
+            f"--set {assignment}: fine-tuning takes {' and '.join(f'{s}.*' for s in TUNABLE_SECTIONS)} keys; the "
+            "split has its own options (--test-size, --seed), and the model and its features are the starting model's"
+        )
+
+
 def finetune(
     source: str | Path,
     output_dir: str | Path,
@@ -301,6 +316,7 @@ def finetune(
     raw["protocol"].update(test_size=test_size, seed=seed)
     raw["training"]["seed"] = seed
     for assignment in overrides or []:
+        check_finetune_override(assignment)
         apply_override(raw, assignment)
     exp = experiment_from_dict(raw)
     dataset = data.dataset

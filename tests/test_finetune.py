@@ -252,3 +252,17 @@ def test_labels_that_differ_only_in_case_are_refused(audiofolder):
     (audiofolder / "Anger" / "anger_0.wav").rename(audiofolder / "anger" / "anger_0.wav")
     with pytest.raises(ValueError, match=r"labels that differ only in case: \[\['Anger', 'anger'\]\]"):
         load_user_data(audiofolder)
+
+
+def test_finetune_takes_training_keys_and_its_own_split_options(audiofolder, tmp_path, capsys):
+    """`--set protocol.test_size=0.5` and `--set features.n_mfcc=20` were taken and ignored (the split is made by
+    fine-tuning, the features are the starting model's); the split's size is now an option of its own."""
+    init = make_model(tmp_path / "init", labels=["neutral", "happy", "sad", "angry"])
+    (audiofolder / "metadata.csv").unlink()  # no speakers: 6 clips a label, split within each label
+    args = ["finetune", str(audiofolder), "--output-dir", str(tmp_path / "out"), "--init-from", str(init)]
+    for key in ("protocol.test_size=0.5", "features.n_mfcc=20", "model.preset=small"):
+        assert cli_main([*args, "--set", key]) == 2
+        assert f"--set {key}: fine-tuning takes training.* and augmentation.* keys" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert cli_main([*args, "--test-size", "0.5", "--set", "training.num_train_epochs=1"]) == 0
+    assert "on 12 clips" in capsys.readouterr().out  # 3 of each label's 6 (0.2: 1 of 6, 4 clips)

@@ -93,6 +93,17 @@ def score_threshold(text: str) -> float:
     return value
 
 
+def open_fraction(text: str) -> float:
+    """An argparse type: a share strictly between 0 and 1 (a test split's size)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
+    return value
+
+
 def fold_indices(text: str) -> list[int]:
     """An argparse type: comma-separated fold indices (``0,1``), each a whole number >= 0, none repeated."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import at_least
+from ._common import at_least, open_fraction
 
 
 def register(sub) -> None:
@@ -17,7 +17,10 @@ def register(sub) -> None:
     tune.add_argument("--init-from", default="default", help="default (the shipped model), a model folder, or scratch")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the recipe")
     tune.add_argument("--per-class", type=at_least(1), default=None, help="use at most N training clips per label")
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=int, default=0, help="the split's and the training's seed")
+    tune.add_argument(
+        "--test-size", type=open_fraction, default=0.2, help="share of speakers (else of each label's clips) to test on"
+    )
     tune.set_defaults(func=run)
 
 
@@ -27,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from ..finetune import finetune
 
     logging.basicConfig(level=logging.WARNING, format="hf-ser finetune: %(message)s")
-    result, data = finetune(args.data, args.output_dir, args.init_from, args.set, args.per_class, args.seed)
+    result, data = finetune(
+        args.data, args.output_dir, args.init_from, args.set, args.per_class, args.seed, test_size=args.test_size
+    )
     for where, reason in data.bad_rows:
         print(f"left out {where}: {reason}", file=sys.stderr)
     test = result.test
