@@ -157,13 +157,11 @@ def load_classifier(
         classifier = OnnxClassifier(onnx_folder(folder), int8=int8, device=device)
     else:
         from transformers import AutoFeatureExtractor, pipeline
-        from transformers.utils import logging as hf_logging
 
         from .models.registry import SERAudioClassificationPipeline
 
         if not (folder / "config.json").is_file():
             raise ValueError(f"{folder}: an ONNX export; use backend='onnx' (--backend onnx) or the model folder")
-        hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with command output
         classifier = pipeline(
             "audio-classification",
             model=load_model(folder),

@@ -893,3 +893,19 @@ def test_output_and_manifest_suffixes_are_read_in_any_case(tmp_path):
     sf.write(path, np.zeros(16000, np.float32), 16000)
     assert cli_main(["predict", str(path), "--segments", "--output", str(tmp_path / "seg.CSV")]) == 0
     assert next(csv.DictReader((tmp_path / "seg.CSV").open()))["label"] == "no speech"
+
+
+def test_loading_a_model_hides_the_weights_bar_and_leaves_the_callers_setting(model_dir, capfd):
+    """load_classifier switched transformers' progress bars off for the whole process (a user's later downloads
+    lost their bars), and `hf-ser export` printed a "Loading weights" bar before its one line."""
+    from transformers.utils import logging as hf_logging
+
+    from hf_ser.models.loading import load_model
+
+    for enabled in (True, False):
+        (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+        load_model(model_dir)
+        load_classifier(model_dir)
+        assert hf_logging.is_progress_bar_enabled() == enabled
+        assert "Loading weights" not in capfd.readouterr().err
+    hf_logging.enable_progress_bar()
