@@ -174,6 +174,22 @@ def _band(r: dict) -> str:
     )
 
 
+def _dc(r: dict) -> str:
+    cells = []
+    for model, res in r["results"].items():
+        settings = list(dict.fromkeys(key.split(", offset")[0] for key in res))
+        agreement = " / ".join(
+            f"{setting} " + ", ".join(f"{res[f'{setting}, offset {o:g}']['agreement']:.1f}" for o in r["offsets"][1:])
+            for setting in settings
+        )
+        cells.append(f"{model} ({r['clips'][model]} validation clips): {agreement}")
+    offsets = ", ".join(f"{100 * o:g}" for o in r["offsets"][1:])
+    return (
+        f"top-label agreement (%) with the clip as recorded at a DC offset of {offsets} % of full scale: "
+        + "; ".join(cells)
+    )
+
+
 def _test_time(r: dict) -> str:
     res = r["results"]
     cells = ", ".join(
@@ -197,6 +213,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "adaptation": _adaptation,
     "vad": _vad,
     "band": _band,
+    "dc": _dc,
 }
 
 

@@ -909,3 +909,23 @@ def test_loading_a_model_hides_the_weights_bar_and_leaves_the_callers_setting(mo
         assert hf_logging.is_progress_bar_enabled() == enabled
         assert "Loading weights" not in capfd.readouterr().err
     hf_logging.enable_progress_bar()
+
+
+def test_a_dc_offset_leaves_the_tiny_models_answer_on_both_backends(model_dir, exported, speech):
+    """Speech with silence around it, recorded with a DC offset of 1 % of full scale: the extractor (torch) and the
+    ONNX runtime's numpy features both remove it, so the scores are those of the clip without it. Before, the
+    offset filled the lowest mel band of the silent frames; on real clips the bundled tiny model's answer changed on
+    half of its validation clips (bench/bench_dc.py)."""
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    silence = np.zeros(8000, np.float32)
+    wave = np.concatenate([silence, speech(1.5, 16000, seed=4), silence])
+    for classifier in (load_classifier(model_dir), OnnxClassifier(exported)):
+        clean = {d["label"]: d["score"] for d in classifier(wave, top_k=None)}
+        shifted = {d["label"]: d["score"] for d in classifier(wave + np.float32(0.01), top_k=None)}
+        assert shifted == pytest.approx(clean, abs=1e-3)
+    kept = load_classifier(model_dir)
+    kept.feature_extractor.remove_dc_offset = False  # the extractor before: the same offset moves the scores
+    clean = {d["label"]: d["score"] for d in kept(wave, top_k=None)}
+    shifted = {d["label"]: d["score"] for d in kept(wave + np.float32(0.01), top_k=None)}
+    assert max(abs(clean[k] - shifted[k]) for k in clean) > 0.05

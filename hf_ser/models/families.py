@@ -51,6 +51,7 @@ def _ser_card_text(config: dict, extractor: dict) -> tuple[str, str]:
         f"{extractor.get('mean_normalization', 'none')} (level = gain-invariant), per-utterance variance "
         f"normalisation {'on' if extractor['do_normalize'] else 'off'}"
         + (f", {extractor['max_duration']} s from {extractor['offset']} s" if extractor.get("max_duration") else "")
+        + (", each clip's DC offset removed" if extractor.get("remove_dc_offset", True) else "")
         + (", YIN pitch and voicing channels" if extractor.get("prosody") else "")
         + (", standardised per speaker (speaker-adaptive)" if extractor.get("speaker_adaptive") else "")
     )

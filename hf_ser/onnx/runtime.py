@@ -18,7 +18,7 @@ import numpy as np
 
 from ..confidence import softmax
 from ..models.ser.audio_ser import check_waveform, decode_input
-from ..models.ser.mfcc_features_ser import features_numpy, speaker_statistics
+from ..models.ser.mfcc_features_ser import features_numpy, prepared_wave, speaker_statistics
 from ..models.ser.whisper_features_ser import at_level, whisper_log_mel
 
 
@@ -50,11 +50,8 @@ class NumpyFeatures:
 
     def _features(self, wave: np.ndarray) -> np.ndarray:
         s = self.settings
-        start = int(round(s.get("offset", 0.0) * self.sampling_rate))
-        wave = wave[start:]
-        if s.get("max_duration"):
-            size = int(round(s["max_duration"] * self.sampling_rate))
-            wave = np.pad(wave[:size], (0, max(0, size - wave[:size].size)))
+        remove_dc = s.get("remove_dc_offset", True)  # exports made before the field existed get it, as torch does
+        wave = prepared_wave(wave, self.sampling_rate, s.get("offset", 0.0), s.get("max_duration"), remove_dc)
         return features_numpy(wave, s, self.mel_basis, self.dct)
 
 
