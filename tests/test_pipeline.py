@@ -240,6 +240,17 @@ def test_cli_predict_checks_its_arguments_before_the_run(model_dir, speech, tmp_
     timeline = tmp_path / "timelines" / "t.csv"
     assert cli_main([*base, "--segments", "--output", str(timeline)]) == 0
     assert timeline.read_text().startswith("path,start,end,label,score,emotion,reason,error\n")  # CSV, as named
+    lines = tmp_path / "t.jsonl"  # it held one indented JSON document
+    assert cli_main([*base, "--segments", "--output", str(lines)]) == 0
+    (row,) = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert row["path"] == base[1] and row["segments"]
+    for extra, message in [  # CSV was written into t.json; --format was ignored by a Ray run
+        (["--format", "csv", "--output", str(tmp_path / "t.json")], "--format csv but --output"),
+        (["--engine", "ray", "--format", "csv", "--output", str(lines)], "--format is for local timelines"),
+    ]:
+        assert cli_main([*base, "--segments", *extra]) == 2
+        assert message in capsys.readouterr().err, extra
+    assert not (tmp_path / "t.json").exists()
 
 
 def test_cli_timeline_csv_keeps_uncertain_answers_and_failed_files(model_dir, speech, tmp_path):

@@ -10,6 +10,18 @@ from pathlib import Path
 
 from ._common import at_least, non_negative, score_threshold
 
+TIMELINE_SUFFIXES = {"json": ".json", "csv": ".csv", "jsonl": ".jsonl"}  # --segments formats and their suffixes
+
+
+def timeline_format(args: argparse.Namespace) -> str:
+    """--format, or the one --output's suffix names (json otherwise); a format the suffix contradicts is refused
+    (`--format csv --output t.json` wrote CSV into t.json, and `--output t.jsonl` one JSON document)."""
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    named = next((form for form, known in TIMELINE_SUFFIXES.items() if known == suffix), None)
+    if args.format and named and args.format != named:
+        raise ValueError(f"--format {args.format} but --output {args.output} names {named}; use one of them")
+    return args.format or named or "json"
+
 
 def register(sub) -> None:
     predict = sub.add_parser("predict", help="classify audio files and folders (or emotion over time)")
@@ -65,9 +77,9 @@ def register(sub) -> None:
     predict.add_argument("--segments", action="store_true", help="emotion over time (speech regions, Silero VAD)")
     predict.add_argument(
         "--format",
-        choices=["json", "csv"],
+        choices=list(TIMELINE_SUFFIXES),
         default=None,
-        help="--segments output format (default: csv for an --output ending in .csv, else json)",
+        help="--segments output format (default: by --output's suffix, .csv, .jsonl (a line per file) or .json)",
     )
     predict.set_defaults(func=run)
 
@@ -79,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--json prints to stdout; with --output the format follows the file's suffix (.csv, .jsonl)")
     if args.format is not None and not args.segments:
         raise ValueError("--format is the --segments output format; rows' format follows --output's suffix")
+    if args.format is not None and args.engine == "ray":  # it was ignored
+        raise ValueError(
+            "--format is for local timelines; a Ray run writes a .jsonl file or a folder of Parquet shards"
+        )
     if args.top_k is not None and (args.segments or args.engine == "ray"):
         raise ValueError("--top-k trims printed rows; --segments and --engine ray keep every label's score")
     _check_engine_options(args)
@@ -86,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         check_rows_output(args.output)  # before the model loads, not after
     if args.output and args.segments and args.engine == "local":
         check_output_file(args.output, "timelines")
+        timeline_format(args)
     if args.output:  # made before the run, not found missing after it
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.engine == "ray":
@@ -216,9 +233,11 @@ def _predict_segments(args: argparse.Namespace) -> int:
             results[path] = {"error": str(err)}
             failed += 1
             print(f"hf-ser predict: {err}", file=sys.stderr)
-    form = args.format or ("csv" if args.output and Path(args.output).suffix.lower() == ".csv" else "json")
+    form = timeline_format(args)
     if form == "json":
         text = json.dumps(results, indent=2) + "\n"
+    elif form == "jsonl":
+        text = "".join(json.dumps({"path": path, **result}) + "\n" for path, result in results.items())
     else:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
