@@ -190,6 +190,17 @@ def _dc(r: dict) -> str:
     )
 
 
+def _hum(r: dict) -> str:
+    cells = []
+    for model, by_cut in r["results"].items():
+        for cut, res in sorted(by_cut.items(), key=lambda item: item[0] != "none"):  # as the models run first
+            hums = ", ".join(f"{k} {v:.1f}" for k, v in res.items() if k != "clean_uar")
+            cells.append(
+                f"{model} ({r['clips'][model]} validation clips), cut {cut}: clean UAR {res['clean_uar']:.1f}; {hums}"
+            )
+    return "mains hum under the clip's RMS, top-label agreement (%) with the clip without it: " + "; ".join(cells)
+
+
 def _test_time(r: dict) -> str:
     res = r["results"]
     cells = ", ".join(
@@ -214,6 +225,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "vad": _vad,
     "band": _band,
     "dc": _dc,
+    "hum": _hum,
 }
 
 
