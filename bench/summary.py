@@ -24,6 +24,7 @@ from hf_ser.publish.results_page import replace_block  # noqa: E402
 
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 PREFIX = "BENCH_JSON "
+TRIM_CONDITIONS = ("as recorded", "1 s silence each side", "2 s faint noise each side")
 KEY_CONDITIONS = ("telephone", "white SNR 10", "reverb RT60 0.6 s", "babble SNR 10")
 
 
@@ -201,6 +202,20 @@ def _hum(r: dict) -> str:
     return "mains hum under the clip's RMS, top-label agreement (%) with the clip without it: " + "; ".join(cells)
 
 
+def _trim(r: dict) -> str:
+    cells = []
+    for model, res in r["results"].items():
+        settings = sorted({key.split(", ")[0] if key.startswith("none") else key.rsplit(", ", 1)[0] for key in res})
+        for setting in sorted(settings, key=lambda name: name != "none"):
+            uar = " / ".join(f"{res[f'{setting}, {c}']['uar']:.1f}" for c in TRIM_CONDITIONS)
+            cells.append(f"{model} trim {setting}: {uar}")
+    clips = ", ".join(f"{m} {n}" for m, n in r["clips"].items())
+    return (
+        f"UAR on validation clips ({clips}) as recorded / with 1 s silence each side / 2 s faint noise each side: "
+        + "; ".join(cells)
+    )
+
+
 def _test_time(r: dict) -> str:
     res = r["results"]
     cells = ", ".join(
@@ -226,6 +241,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "band": _band,
     "dc": _dc,
     "hum": _hum,
+    "trim": _trim,
 }
 
 

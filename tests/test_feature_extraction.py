@@ -241,3 +241,31 @@ def test_prosody_pitch_on_real_speech_matches_librosa():
     ours_hz = 100 * 2 ** (feats[voiced, -2] / 12)
     assert voiced.mean() > 0.2
     np.testing.assert_allclose(ours_hz, reference[voiced], rtol=1e-3)
+
+
+def test_trim_cuts_the_silence_at_a_clips_ends_as_librosa_does(rng):
+    """``trim_db``: the span of frames within that many dB of the loudest, plus ``trim_margin`` each side, found as
+    ``librosa.effects.trim`` finds it (to within a hop: librosa centres its frames); the torch extractor and the
+    numpy path of the ONNX runtime both take it from ``prepared_wave``, and it is off unless set."""
+    from hf_ser.models.ser.mfcc_features_ser import dct_matrix, features_numpy, mel_basis, prepared_wave, sound_span
+
+    speech = signals(rng, 16000)[4]  # 1 s
+    wave = np.concatenate([np.zeros(12000, np.float32), speech, rng.normal(0, 1e-5, 20000).astype(np.float32)])
+    start, end = sound_span(wave, 16000, below_peak_db=60, margin=0.0)
+    _, (ref_start, ref_end) = librosa.effects.trim(wave, top_db=60, frame_length=512, hop_length=128)
+    assert abs(start - ref_start) <= 384 and abs(end - ref_end) <= 384
+    assert abs(start - 12000) <= 512 and abs(end - 28000) <= 512
+    fe = SERFeatureExtractor(trim_db=60, trim_margin=0.25)
+    centred = (wave - wave.mean(dtype=np.float64)).astype(np.float32)  # the DC offset goes first, then the ends
+    first, last = sound_span(centred, 16000, below_peak_db=60, margin=0.25)
+    raw = SERFeatureExtractor(remove_dc_offset=False)
+    expected = raw(centred[first:last], return_tensors="np")["input_features"][0]
+    got = fe(wave, return_tensors="np")["input_features"][0]
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    settings = fe.to_dict()
+    mel, dct = mel_basis(512, 64, 0.0, 8000.0, 16000), dct_matrix(64, 40)
+    numpy_path = features_numpy(prepared_wave(wave, 16000, trim_db=60, trim_margin=0.25), settings, mel, dct)
+    np.testing.assert_allclose(numpy_path, got, atol=1e-3)
+    assert SERFeatureExtractor()(wave, return_tensors="np")["input_features"].shape[1] == 1 + wave.size // 160
+    with pytest.raises(ValueError, match="invalid trim_db=0"):
+        SERFeatureExtractor(trim_db=0)

@@ -929,3 +929,26 @@ def test_a_dc_offset_leaves_the_tiny_models_answer_on_both_backends(model_dir, e
     clean = {d["label"]: d["score"] for d in kept(wave, top_k=None)}
     shifted = {d["label"]: d["score"] for d in kept(wave + np.float32(0.01), top_k=None)}
     assert max(abs(clean[k] - shifted[k]) for k in clean) > 0.05
+
+
+def test_the_bundled_tiny_default_hears_the_same_clip_whatever_silence_surrounds_it(speech):
+    """ser-general ships with the extractor's level trim (trim_db 50, 0.5 s kept): a clip with 1.5 s or 3 s of
+    silence on each side reaches the model as the same waveform, on both backends. Without it, 1 s of silence on
+    each side of its validation clips had taken UAR from 75.9 to 64.1 (bench/bench_trim.py)."""
+    from hf_ser.inference import resolve_model
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    voice = speech(2.0, 16000, seed=6)
+    voice -= voice.mean()  # no DC offset, and silence in whole hops (both grids: 640 samples), so both trims agree
+
+    def around(seconds: float) -> np.ndarray:
+        return np.concatenate([np.zeros(int(seconds * 16000), np.float32), voice, np.zeros(int(seconds * 16000))])
+
+    folder = resolve_model("ser-general")
+    for classifier in (load_classifier(folder), OnnxClassifier(folder / "onnx")):
+        short, long = ({d["label"]: d["score"] for d in classifier(around(s), top_k=None)} for s in (1.52, 3.04))
+        assert long == pytest.approx(short, abs=1e-5)
+    untrimmed = load_classifier(folder)
+    untrimmed.feature_extractor.trim_db = None
+    short, long = ({d["label"]: d["score"] for d in untrimmed(around(s), top_k=None)} for s in (1.52, 3.04))
+    assert max(abs(short[k] - long[k]) for k in short) > 0.01

@@ -52,6 +52,12 @@ def _ser_card_text(config: dict, extractor: dict) -> tuple[str, str]:
         f"normalisation {'on' if extractor['do_normalize'] else 'off'}"
         + (f", {extractor['max_duration']} s from {extractor['offset']} s" if extractor.get("max_duration") else "")
         + (", each clip's DC offset removed" if extractor.get("remove_dc_offset", True) else "")
+        + (
+            f", silence at each clip's ends cut (frames {extractor['trim_db']:g} dB under its loudest, "
+            f"{extractor.get('trim_margin', 0.5):g} s kept)"
+            if extractor.get("trim_db") is not None
+            else ""
+        )
         + (", YIN pitch and voicing channels" if extractor.get("prosody") else "")
         + (", standardised per speaker (speaker-adaptive)" if extractor.get("speaker_adaptive") else "")
     )

@@ -51,7 +51,15 @@ class NumpyFeatures:
     def _features(self, wave: np.ndarray) -> np.ndarray:
         s = self.settings
         remove_dc = s.get("remove_dc_offset", True)  # exports made before the field existed get it, as torch does
-        wave = prepared_wave(wave, self.sampling_rate, s.get("offset", 0.0), s.get("max_duration"), remove_dc)
+        wave = prepared_wave(
+            wave,
+            self.sampling_rate,
+            s.get("offset", 0.0),
+            s.get("max_duration"),
+            remove_dc,
+            s.get("trim_db"),
+            s.get("trim_margin", 0.5),
+        )
         return features_numpy(wave, s, self.mel_basis, self.dct)
 
 

@@ -87,11 +87,35 @@ def num_frames(num_samples: int, n_fft: int, hop_length: int, center: bool = Tru
     return 1 + max(num_samples - n_fft, 0) // hop_length
 
 
+TRIM_FRAME_SECONDS = 0.032  # the frames whose level decides what is silence at a clip's ends (hop: a quarter)
+
+
+def sound_span(wave: np.ndarray, rate: int, below_peak_db: float, margin: float) -> tuple[int, int]:
+    """``(start, end)`` samples of ``wave`` from its first to its last frame within ``below_peak_db`` of its loudest
+    frame (RMS over 32 ms frames), widened by ``margin`` seconds each side: the leading and trailing silence cut,
+    as ``librosa.effects.trim`` does (written here: this file must run with numpy alone)."""
+    frame = max(1, int(round(TRIM_FRAME_SECONDS * rate)))
+    hop = max(1, frame // 4)
+    padded = np.pad(wave.astype(np.float64), (0, max(0, frame - wave.size)))
+    power = np.square(np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]).mean(axis=1)
+    level = 10.0 * np.log10(np.maximum(power, 1e-20))
+    loud = np.flatnonzero(level >= level.max() - below_peak_db)
+    extra = int(round(margin * rate))
+    return max(0, int(loud[0]) * hop - extra), min(wave.size, int(loud[-1]) * hop + frame + extra)
+
+
 def prepared_wave(
-    wave: np.ndarray, rate: int, offset: float = 0.0, max_duration: float | None = None, remove_dc: bool = True
+    wave: np.ndarray,
+    rate: int,
+    offset: float = 0.0,
+    max_duration: float | None = None,
+    remove_dc: bool = True,
+    trim_db: float | None = None,
+    trim_margin: float = 0.5,
 ) -> np.ndarray:
     """The waveform the features see: ``offset`` seconds skipped, cut to ``max_duration``, its DC offset (mean
-    sample value) removed, then zero-padded to ``max_duration``. The extractor and the ONNX runtime both call this.
+    sample value) removed, its leading and trailing silence cut where ``trim_db`` is set (:func:`sound_span`), then
+    zero-padded to ``max_duration``. The extractor and the ONNX runtime both call this.
 
     A recording's DC offset (a constant added by a sound card or microphone amplifier) falls into the lowest mel
     band and lifts the silent frames off the ``top_db`` floor: an offset of 1 % of full scale changed the bundled
@@ -105,6 +129,9 @@ def prepared_wave(
         wave = wave[:size]
     if remove_dc and wave.size:
         wave = (wave - wave.mean(dtype=np.float64)).astype(np.float32)
+    if trim_db is not None and wave.size:
+        start, end = sound_span(wave, rate, trim_db, trim_margin)
+        wave = wave[start:end]
     if size is not None and wave.size < size:
         wave = np.pad(wave, (0, size - wave.size))
     return wave
