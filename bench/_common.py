@@ -100,3 +100,35 @@ def model_speakers(model: str, corpora_dir: Path) -> ModelSpeakers:
     if not len(validation) or not len(train):
         raise ValueError(f"{folder}: its metrics.json names no validation (or training) speakers found in the data")
     return ModelSpeakers(folder, validation, train)
+
+
+@dataclass
+class ValidationClips:
+    """A bundled model's classifier and its validation speakers' clips (decoded at its rate), with their labels."""
+
+    classifier: object
+    rate: int
+    truth: list[str]
+    waves: list
+
+
+def validation_clips(model: str, corpora_dir: Path) -> ValidationClips:
+    from hf_ser import load_classifier
+    from hf_ser.audio import load_audio
+
+    validation = model_speakers(model, corpora_dir).validation
+    classifier = load_classifier(model)
+    rate = classifier.feature_extractor.sampling_rate
+    names = validation.features["emotion"].names
+    truth = [names[i] for i in validation["emotion"]]
+    return ValidationClips(classifier, rate, truth, [load_audio(a, rate)[0] for a in validation["audio"]])
+
+
+def models_parser(description: str):
+    """The arguments of the benches that measure the bundled models on their validation clips."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--models", nargs="+", default=["ser-general", "ser-whisper-general"])
+    parser.add_argument("--corpora-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
+    return parser

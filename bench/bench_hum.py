@@ -13,7 +13,6 @@ models were trained without it). Prints a table and a BENCH_JSON line.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import model_speakers, print_json_line, print_table  # noqa: E402
+from _common import models_parser, print_json_line, print_table, validation_clips  # noqa: E402
 
 HUMS = ((50, -30), (50, -20), (60, -30), (60, -20))  # (Hz, dB under the clip's RMS)
 CUTOFFS = (None, 60, 70, 80)
@@ -52,24 +51,13 @@ def labels(clf, waves: list[np.ndarray], cutoff: float | None, rate: int) -> lis
 def main() -> None:
     from sklearn.metrics import balanced_accuracy_score
 
-    from hf_ser import load_classifier
-    from hf_ser.audio import load_audio
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["ser-general", "ser-whisper-general"])
-    parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
-    args = parser.parse_args()
-
+    args = models_parser(__doc__.splitlines()[0]).parse_args()
     measured: dict[str, dict[str, dict[str, float]]] = {}
     clips: dict[str, int] = {}
     rows = []
     for model in args.models:
-        validation = model_speakers(model, args.corpora_dir).validation
-        clf = load_classifier(model)
-        rate = clf.feature_extractor.sampling_rate
-        names = validation.features["emotion"].names
-        truth = [names[i] for i in validation["emotion"]]
-        waves = [load_audio(a, rate)[0] for a in validation["audio"]]
+        loaded = validation_clips(model, args.corpora_dir)
+        clf, rate, truth, waves = loaded.classifier, loaded.rate, loaded.truth, loaded.waves
         clips[model] = len(waves)
         tiny = hasattr(clf.feature_extractor, "remove_dc_offset")
         for cutoff in CUTOFFS if tiny else (None,):

@@ -16,7 +16,6 @@ its own trim switched off, so "none" is the model without it). Prints a table an
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import model_speakers, print_json_line, print_table  # noqa: E402
+from _common import models_parser, print_json_line, print_table, validation_clips  # noqa: E402
 
 RATE = 16000
 VAD_MARGINS = (0.1, 0.25, 0.5)
@@ -70,25 +69,15 @@ def vad_trimmed(wave: np.ndarray, margin: float) -> np.ndarray:
 def main() -> None:
     from sklearn.metrics import balanced_accuracy_score
 
-    from hf_ser import load_classifier
-    from hf_ser.audio import load_audio
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["ser-general", "ser-whisper-general"])
-    parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
-    args = parser.parse_args()
-
+    args = models_parser(__doc__.splitlines()[0]).parse_args()
     measured: dict[str, dict[str, dict[str, float]]] = {}
     clips: dict[str, int] = {}
     rows = []
     for model in args.models:
-        validation = model_speakers(model, args.corpora_dir).validation
-        clf = load_classifier(model)
+        loaded = validation_clips(model, args.corpora_dir)
+        clf, truth, waves = loaded.classifier, loaded.truth, loaded.waves
         if getattr(clf.feature_extractor, "trim_db", None) is not None:  # ser-general ships with the level trim:
             clf.feature_extractor.trim_db = None  # each remedy is measured on the model without it, "none" included
-        names = validation.features["emotion"].names
-        truth = [names[i] for i in validation["emotion"]]
-        waves = [load_audio(a, RATE)[0] for a in validation["audio"]]
         clips[model] = len(waves)
         rng = np.random.default_rng(0)
         conditions = {
