@@ -856,3 +856,28 @@ def test_state_dropout_leaves_states_out_of_each_training_clip_and_none_at_infer
 def test_state_dropout_must_be_a_probability_below_one(state_dropout):
     with pytest.raises(StrictDataclassClassValidationError, match=r"state_dropout must be in \[0, 1\)"):
         SERWhisperConfig(whisper={**TINY_WHISPER}, state_dropout=state_dropout)
+
+
+def test_the_whisper_extractor_can_cut_a_clips_silent_ends_on_both_paths(speech, tmp_path):
+    """``trim_db``: the clip's DC offset removed and its silent ends cut as the tiny family's step does, before the
+    log-mel, in the torch and numpy paths and the ONNX runtime's numpy features alike; off by default."""
+    from hf_ser.models.ser.mfcc_features_ser import prepared_wave
+    from hf_ser.onnx.runtime import WhisperNumpyFeatures
+
+    voice = speech(1.5, 16000, seed=7)
+    wave = np.concatenate([np.zeros(24000, np.float32), voice + np.float32(0.01), np.zeros(16000, np.float32)])
+    cut = prepared_wave(wave, 16000, trim_db=60, trim_margin=0.25)
+    assert 1.5 * 16000 <= cut.size <= 2.1 * 16000  # the voice and its margins, not the 2.5 s of silence
+    whole = SERWhisperFeatureExtractor()
+    for backend in ("torch", "numpy"):
+        fe = SERWhisperFeatureExtractor(backend=backend, trim_db=60, trim_margin=0.25)
+        got = fe(wave)["input_features"][0]
+        np.testing.assert_allclose(got, whole(cut)["input_features"][0], atol=1e-4)
+    assert whole(wave)["input_features"].shape[1] == wave.size // 160
+    folder = tmp_path
+    SERWhisperFeatureExtractor(trim_db=60, trim_margin=0.25).save_pretrained(folder)
+    np.savez(folder / "features.npz", mel_filters=whole.mel_filters.astype(np.float64))
+    numpy_features = WhisperNumpyFeatures(folder)(wave)
+    np.testing.assert_allclose(numpy_features, whole(cut)["input_features"][0], atol=1e-4)
+    with pytest.raises(ValueError, match="trim_db must be > 0"):
+        SERWhisperFeatureExtractor(trim_db=-1)

@@ -16,6 +16,7 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 
 from .audio_ser import as_float32
+from .mfcc_features_ser import prepared_wave
 from .whisper_features_ser import at_level, whisper_log_mel, whisper_log_mel_torch
 
 
@@ -43,6 +44,13 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         level_dbfs (`float`, *optional*): when set, every clip is first scaled to this RMS level (dBFS), so the
             features no longer depend on the recording's gain; ``None`` (the default) keeps Whisper's own features.
             A model must be trained with the setting it is used with (the encoder's states differ).
+        trim_db (`float`, *optional*): when set, each clip's leading and trailing silence is cut first: its DC
+            offset removed, then kept from its first to its last 32 ms frame within ``trim_db`` dB of its loudest,
+            plus ``trim_margin`` seconds each side (the tiny family's step, ``mfcc_features_ser.prepared_wave``).
+            ``None`` (the default) keeps the clip whole. On ser-whisper-general's validation clips a 60 dB cut took
+            UAR from 77.8 to 79.5 as recorded and from 77.0 to 83.1 with 2 s of faint noise on each side
+            (bench/bench_trim.py).
+        trim_margin (`float`, defaults to 0.5): seconds kept on each side of the span ``trim_db`` finds.
     """
 
     model_input_names = ["input_features", "attention_mask"]
@@ -57,6 +65,8 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         padding_value: float = 0.0,
         backend: str = "auto",
         level_dbfs: float | None = None,
+        trim_db: float | None = None,
+        trim_margin: float = 0.5,
         **kwargs,
     ):
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
@@ -66,6 +76,10 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         if level_dbfs is not None and not -80.0 <= level_dbfs <= 0.0:
             raise ValueError(f"level_dbfs must be between -80 and 0 dBFS (or None), got {level_dbfs!r}")
         self.level_dbfs = None if level_dbfs is None else float(level_dbfs)
+        if not (trim_db is None or trim_db > 0) or not trim_margin >= 0:
+            raise ValueError(f"trim_db must be > 0 (or None) and trim_margin >= 0, got {trim_db!r}, {trim_margin!r}")
+        self.trim_db = None if trim_db is None else float(trim_db)
+        self.trim_margin = float(trim_margin)
         self.return_attention_mask = True
         self.mel_filters = mel_filter_bank(
             num_frequency_bins=1 + n_fft // 2,
@@ -86,6 +100,8 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         """(frames, bins) log-mel of one clip at ``sampling_rate``."""
         use_torch = self.backend == "torch" or (self.backend == "auto" and _torch_available())
         compute = whisper_log_mel_torch if use_torch else whisper_log_mel
+        if self.trim_db is not None:
+            wave = prepared_wave(wave, self.sampling_rate, trim_db=self.trim_db, trim_margin=self.trim_margin)
         if self.level_dbfs is not None:
             wave = at_level(wave, self.level_dbfs)
         return compute(wave, self.mel_filters, self.n_fft, self.hop_length)

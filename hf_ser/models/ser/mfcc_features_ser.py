@@ -92,12 +92,13 @@ TRIM_FRAME_SECONDS = 0.032  # the frames whose level decides what is silence at 
 
 def sound_span(wave: np.ndarray, rate: int, below_peak_db: float, margin: float) -> tuple[int, int]:
     """``(start, end)`` samples of ``wave`` from its first to its last frame within ``below_peak_db`` of its loudest
-    frame (RMS over 32 ms frames), widened by ``margin`` seconds each side: the leading and trailing silence cut,
-    as ``librosa.effects.trim`` does (written here: this file must run with numpy alone)."""
+    frame (the power of each 32 ms frame about its own mean, so that a DC offset in the silence counts as none),
+    widened by ``margin`` seconds each side: the leading and trailing silence cut, as ``librosa.effects.trim`` does
+    (written here: this file must run with numpy alone)."""
     frame = max(1, int(round(TRIM_FRAME_SECONDS * rate)))
     hop = max(1, frame // 4)
     padded = np.pad(wave.astype(np.float64), (0, max(0, frame - wave.size)))
-    power = np.square(np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]).mean(axis=1)
+    power = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop].var(axis=1)  # a constant is no sound
     level = 10.0 * np.log10(np.maximum(power, 1e-20))
     loud = np.flatnonzero(level >= level.max() - below_peak_db)
     extra = int(round(margin * rate))
