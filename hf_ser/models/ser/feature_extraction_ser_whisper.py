@@ -48,8 +48,8 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
             offset removed, then kept from its first to its last 32 ms frame within ``trim_db`` dB of its loudest,
             plus ``trim_margin`` seconds each side (the tiny family's step, ``mfcc_features_ser.prepared_wave``).
             ``None`` (the default) keeps the clip whole. On ser-whisper-general's validation clips a 60 dB cut took
-            UAR from 77.8 to 79.5 as recorded and from 77.0 to 83.1 with 2 s of faint noise on each side
-            (bench/bench_trim.py).
+            UAR from 77.8 to 79.5 as recorded and from 77.0 to 80.8 with 2 s of faint noise on each side, but from 80.4
+            to 79.8 with 1 s of silence (bench/bench_trim.py): too close to call on one model, so it ships off.
         trim_margin (`float`, defaults to 0.5): seconds kept on each side of the span ``trim_db`` finds.
     """
 
