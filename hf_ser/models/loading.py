@@ -43,12 +43,13 @@ def load_model(folder: str | Path):
     from . import registry  # noqa: F401  (registers the Auto classes)
 
     folder = Path(folder)
+    pypi_encoder = needs_whisper_encoder(folder)  # read once: the config decides both steps below
     # transformers' "Loading weights" bar would interleave with command output (predict, export); the caller's
     # setting is restored after (load_classifier had switched the bar off for the whole process)
     bar = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
-    if needs_whisper_encoder(folder):
+    if pypi_encoder:
         hf_logging.set_verbosity_error()  # the encoder's weights are missing on purpose: no load report
     try:
         model = AutoModelForAudioClassification.from_pretrained(folder)
@@ -56,7 +57,7 @@ def load_model(folder: str | Path):
         hf_logging.set_verbosity(verbosity)
         if bar:
             hf_logging.enable_progress_bar()
-    if not needs_whisper_encoder(folder):
+    if not pypi_encoder:
         return model.eval()
     from ..encoders.whisper import load_whisper_encoder
 
