@@ -124,11 +124,13 @@ def validation_clips(model: str, corpora_dir: Path) -> ValidationClips:
     return ValidationClips(classifier, rate, truth, [load_audio(a, rate)[0] for a in validation["audio"]])
 
 
-def models_parser(description: str):
-    """The arguments of the benches that measure the bundled models on their validation clips."""
+def validation_sets(description: str) -> dict[str, ValidationClips]:
+    """Parse ``--models`` / ``--corpora-dir`` (the benches that measure bundled models on their validation clips)
+    and load each model with its clips, in the order given."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--models", nargs="+", default=["ser-general", "ser-whisper-general"])
     parser.add_argument("--corpora-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
-    return parser
+    args = parser.parse_args()
+    return {model: validation_clips(model, args.corpora_dir) for model in args.models}

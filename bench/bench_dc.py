@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import models_parser, print_json_line, print_table, validation_clips  # noqa: E402
+from _common import print_json_line, print_table, validation_sets  # noqa: E402
 
 OFFSETS = (0.0, 0.003, 0.01, 0.03, 0.1)
 
@@ -30,15 +30,13 @@ OFFSETS = (0.0, 0.003, 0.01, 0.03, 0.1)
 def main() -> None:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-    args = models_parser(__doc__.splitlines()[0]).parse_args()
+    models = validation_sets(__doc__.splitlines()[0])
+    clips = {model: len(loaded.waves) for model, loaded in models.items()}
     measured: dict[str, dict[str, dict[str, float]]] = {}
-    clips: dict[str, int] = {}
     rows = []
-    for model in args.models:
-        loaded = validation_clips(model, args.corpora_dir)
+    for model, loaded in models.items():
         clf, truth, waves = loaded.classifier, loaded.truth, loaded.waves
         extractor = clf.feature_extractor
-        clips[model] = len(waves)
         settings = ["removed", "kept (before)"] if hasattr(extractor, "remove_dc_offset") else ["as is"]
         for setting in settings:
             if hasattr(extractor, "remove_dc_offset"):

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import models_parser, print_json_line, print_table, validation_clips  # noqa: E402
+from _common import print_json_line, print_table, validation_sets  # noqa: E402
 
 HUMS = ((50, -30), (50, -20), (60, -30), (60, -20))  # (Hz, dB under the clip's RMS)
 CUTOFFS = (None, 60, 70, 80)
@@ -51,14 +51,12 @@ def labels(clf, waves: list[np.ndarray], cutoff: float | None, rate: int) -> lis
 def main() -> None:
     from sklearn.metrics import balanced_accuracy_score
 
-    args = models_parser(__doc__.splitlines()[0]).parse_args()
+    models = validation_sets(__doc__.splitlines()[0])
+    clips = {model: len(loaded.waves) for model, loaded in models.items()}
     measured: dict[str, dict[str, dict[str, float]]] = {}
-    clips: dict[str, int] = {}
     rows = []
-    for model in args.models:
-        loaded = validation_clips(model, args.corpora_dir)
+    for model, loaded in models.items():
         clf, rate, truth, waves = loaded.classifier, loaded.rate, loaded.truth, loaded.waves
-        clips[model] = len(waves)
         tiny = hasattr(clf.feature_extractor, "remove_dc_offset")
         for cutoff in CUTOFFS if tiny else (None,):
             reference = labels(clf, waves, cutoff, rate)

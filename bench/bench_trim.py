@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import models_parser, print_json_line, print_table, validation_clips  # noqa: E402
+from _common import print_json_line, print_table, validation_sets  # noqa: E402
 
 RATE = 16000
 VAD_MARGINS = (0.1, 0.25, 0.5)
@@ -69,16 +69,14 @@ def vad_trimmed(wave: np.ndarray, margin: float) -> np.ndarray:
 def main() -> None:
     from sklearn.metrics import balanced_accuracy_score
 
-    args = models_parser(__doc__.splitlines()[0]).parse_args()
+    models = validation_sets(__doc__.splitlines()[0])
+    clips = {model: len(loaded.waves) for model, loaded in models.items()}
     measured: dict[str, dict[str, dict[str, float]]] = {}
-    clips: dict[str, int] = {}
     rows = []
-    for model in args.models:
-        loaded = validation_clips(model, args.corpora_dir)
+    for model, loaded in models.items():
         clf, truth, waves = loaded.classifier, loaded.truth, loaded.waves
         if getattr(clf.feature_extractor, "trim_db", None) is not None:  # ser-general ships with the level trim:
             clf.feature_extractor.trim_db = None  # each remedy is measured on the model without it, "none" included
-        clips[model] = len(waves)
         rng = np.random.default_rng(0)
         conditions = {
             "as recorded": waves,
