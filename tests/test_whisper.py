@@ -852,6 +852,46 @@ def test_state_dropout_leaves_states_out_of_each_training_clip_and_none_at_infer
     assert model.layer_weights.grad.abs().sum() > 0  # the kept states' weights still learn
 
 
+def test_time_masking_sets_spans_of_training_frames_to_the_clip_mean_and_leaves_inference_alone(tiny_whisper_dir):
+    model = tiny_model(tiny_whisper_dir, mask_time_prob=0.4, mask_time_length=5)
+    mixed = torch.randn(3, 60, model.width)
+    mask = torch.ones(3, 60, dtype=torch.long)
+    mask[2, 40:] = 0  # a clip padded inside the batch
+    np.random.seed(0)
+    out = model._mask_time(mixed, mask)
+    changed = (out != mixed).any(dim=2)  # (clips, frames)
+    assert not changed[2, 40:].any()  # padding is never masked
+    for clip, length in ((0, 60), (1, 60), (2, 40)):
+        frames = changed[clip, :length]
+        assert 0.15 < frames.float().mean() <= 0.4  # about mask_time_prob of its frames (spans may overlap)
+        mean = mixed[clip, :length].mean(dim=0)
+        torch.testing.assert_close(out[clip, :length][frames], mean.expand(int(frames.sum()), -1))
+        starts = frames & ~torch.cat([frames.new_zeros(1), frames[:-1]])
+        ends = frames & ~torch.cat([frames[1:], frames.new_zeros(1)])
+        spans = ends.nonzero().squeeze(1) - starts.nonzero().squeeze(1) + 1
+        assert (spans >= 5).all()  # whole spans of mask_time_length (or merged ones)
+    torch.testing.assert_close(model._mask_time(mixed[:, :4], mask[:, :4]), mixed[:, :4])  # shorter than a span
+    plain = tiny_model(tiny_whisper_dir)
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    states = torch.randn(2, 30, 3, model.width)
+    with torch.no_grad():  # inference never masks
+        torch.testing.assert_close(model(encoder_states=states).logits, plain(encoder_states=states).logits)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("mask_time_prob", 1.0, r"mask_time_prob must be in \[0, 1\)"),
+        ("mask_time_prob", -0.2, r"mask_time_prob must be in \[0, 1\)"),
+        ("mask_time_length", 0, "mask_time_length must be at least 1 frame"),
+    ],
+)
+def test_time_masking_settings_are_validated(field, value, message):
+    with pytest.raises(StrictDataclassClassValidationError, match=message):
+        SERWhisperConfig(whisper={**TINY_WHISPER}, **{field: value})
+
+
 @pytest.mark.parametrize("state_dropout", [-0.1, 1.0])
 def test_state_dropout_must_be_a_probability_below_one(state_dropout):
     with pytest.raises(StrictDataclassClassValidationError, match=r"state_dropout must be in \[0, 1\)"):

@@ -43,6 +43,13 @@ class SERWhisperConfig(PreTrainedConfig):
             softmax weights renormalised over those kept; at least one is always kept), drawn per clip, as
             LayerDrop does for layers: the head cannot lean on any one state, so a recording condition that
             garbles some states leaves it the others. Inference sums every state (``state_layers``) as before.
+        mask_time_prob (`float`, defaults to 0.0):
+            In training only, SpecAugment's time masking on the weighted sum of the states, as wav2vec2 and Whisper
+            mask theirs (transformers' ``_compute_mask_indices``): about this fraction of each clip's frames, in
+            spans of ``mask_time_length``, is replaced by the clip's own mean over its frames, so the head cannot
+            lean on a few frames' detail (the onsets and pauses a room's reverberation smears). 0 = off.
+        mask_time_length (`int`, defaults to 10):
+            Length of each masked span in encoder frames (50 per second: 10 = 0.2 s).
         trainable_encoder_layers (`int`, defaults to 0):
             How many of the encoder's top layers are trained with the head (0 = the encoder is frozen).
         encoder_weights (`str`, defaults to `"included"`):
@@ -78,6 +85,8 @@ class SERWhisperConfig(PreTrainedConfig):
     center_states_over_time: bool = False
     state_layers: list[int] | None = None
     state_dropout: float = 0.0
+    mask_time_prob: float = 0.0
+    mask_time_length: int = 10
     trainable_encoder_layers: int = 0
     encoder_weights: str = "included"
     encoder_provenance: str | None = None
@@ -117,6 +126,10 @@ class SERWhisperConfig(PreTrainedConfig):
             )
         if not 0.0 <= self.state_dropout < 1.0:
             raise ValueError(f"state_dropout must be in [0, 1), got {self.state_dropout}")
+        if not 0.0 <= self.mask_time_prob < 1.0:
+            raise ValueError(f"mask_time_prob must be in [0, 1), got {self.mask_time_prob}")
+        if self.mask_time_length < 1:
+            raise ValueError(f"mask_time_length must be at least 1 frame, got {self.mask_time_length}")
         if self.encoder_weights not in ENCODER_WEIGHTS:
             raise ValueError(f"encoder_weights must be one of {ENCODER_WEIGHTS}, got {self.encoder_weights!r}")
         unknown = set(self.head) - set(SERConfig().to_dict())
