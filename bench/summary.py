@@ -202,6 +202,18 @@ def _hum(r: dict) -> str:
     return "mains hum under the clip's RMS, top-label agreement (%) with the clip without it: " + "; ".join(cells)
 
 
+def _float_scale(r: dict) -> str:
+    cells = []
+    for model, res in r["results"].items():
+        by_gain = [(f"x{g:g}", res[f"x{g:g}"]) for g in r["gains"][1:]]
+        scales = ", ".join(f"{k} {v['agreement']:.1f} (refused {v['refused']:.0f})" for k, v in by_gain)
+        cells.append(f"{model} ({r['clips'][model]} validation clips): {scales}")
+    return (
+        "float samples scaled past full scale (unclipped), top-label agreement (%) with the clip as recorded with the "
+        f"input check off, and the share refused by it (peak over {r['max_float_peak']:g}): " + "; ".join(cells)
+    )
+
+
 def _trim(r: dict) -> str:
     cells = []
     for model, res in r["results"].items():
@@ -242,6 +254,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "dc": _dc,
     "hum": _hum,
     "trim": _trim,
+    "float_scale": _float_scale,
 }
 
 

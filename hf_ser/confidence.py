@@ -17,6 +17,7 @@ numpy and scipy only (no torch): the ONNX backend uses it too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -263,7 +264,8 @@ class ConfidenceRule:
         score = float(scores[emotion])
         reason = self.out_of_range(wave, rate, speech_seconds)
         if reason is None and score < self.threshold:
-            reason = f"top score {score:.2f} below {self.threshold:.2f}"
+            # rounded down: 0.398 against 0.40 read "top score 0.40 below 0.40"
+            reason = f"top score {math.floor(score * 1000) / 1000:.3f} below {self.threshold:.2f}"
         return Verdict(UNCERTAIN if reason else emotion, score, emotion, reason)
 
 

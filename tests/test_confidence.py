@@ -109,7 +109,9 @@ def test_the_rule_answers_uncertain_below_its_threshold_and_keeps_the_scores(spe
     assert (sure.label, sure.uncertain, sure.reason) == ("angry", False, None)
     unsure = DEFAULT_RULE.decide({"angry": 0.35, "sad": 0.33, "happy": 0.32}, wave, RATE)
     assert unsure.label == UNCERTAIN and unsure.emotion == "angry" and unsure.score == 0.35
-    assert "below 0.40" in unsure.reason
+    assert unsure.reason == "top score 0.350 below 0.40"
+    close = DEFAULT_RULE.decide({"angry": 0.3996, "sad": 0.3, "happy": 0.3004}, wave, RATE)
+    assert close.reason == "top score 0.399 below 0.40"  # read "top score 0.40 below 0.40"
     assert ConfidenceRule(threshold=0.0).decide({"angry": 0.35, "sad": 0.33}, wave, RATE).label == "angry"
     with pytest.raises(ValueError, match="threshold"):
         ConfidenceRule(threshold=1.5)

@@ -151,6 +151,39 @@ def test_the_device_is_used_or_refused_never_ignored(exported, model_dir):
             load_classifier(model_dir, device=0)
 
 
+def test_integer_pcm_stored_as_float_is_refused_everywhere_with_the_source_named(exported, model_dir, speech, tmp_path):
+    """A float WAV (or array) holding 16-bit values unscaled peaks in the thousands; the Whisper default answered it
+    (agreeing with the clip's answer on 15.7 % of its validation clips), nothing marked uncertain. Each entry point
+    now refuses it, naming the file or array and the fix; a float clip a little past full scale is still answered."""
+    from hf_ser.audio import AudioDecodeError
+    from hf_ser.onnx.runtime import OnnxClassifier
+
+    wave, folder = speech(1.5, 16000), tmp_path / "in"
+    folder.mkdir()
+    unscaled = np.round(wave * 32767).astype(np.float32)
+    sf.write(folder / "as_float.wav", unscaled, 16000, subtype="FLOAT")
+    hot = wave / np.abs(wave).max() * 3.9
+    sf.write(folder / "hot.wav", hot, 16000, subtype="FLOAT")
+    clf, onnx = load_classifier(model_dir), OnnxClassifier(exported)
+    peak = f"{np.abs(unscaled).max():.6g}"
+    for given, source in [
+        (str(folder / "as_float.wav"), "as_float.wav"),
+        (unscaled, "the audio array"),
+        (np.stack([unscaled, unscaled], axis=1), "the audio array"),
+        ({"array": unscaled, "sampling_rate": 8000}, "the dict's audio array"),
+    ]:
+        with pytest.raises(AudioDecodeError, match=rf"{source}: samples reach {peak}, but float audio lies within"):
+            clf(given)
+    with pytest.raises(AudioDecodeError, match="clip 0: samples reach .* integer PCM stored as float"):
+        onnx(unscaled)
+    out = tmp_path / "rows.csv"
+    assert cli_main(["predict", str(folder), "--model", str(model_dir), "--output", str(out)]) == 1
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
+    assert "Divide 16-bit values by 32768" in rows["as_float.wav"]["error"] and not rows["hot.wav"]["error"]
+    scores = json.loads(rows["hot.wav"]["scores"])
+    assert clf(str(folder / "hot.wav"), top_k=1)[0]["label"] == max(scores, key=scores.get)
+
+
 def test_onnx_refuses_what_the_pipeline_refuses(exported, model_dir, voice):
     """An empty or non-finite clip was answered by the ONNX backend (NaN scores for the latter); it is refused with
     the clip named, as the torch pipeline refuses it, and int16 / 2-D arrays get the pipeline's scores."""

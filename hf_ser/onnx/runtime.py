@@ -158,7 +158,7 @@ class OnnxClassifier:
     def waveform(self, inputs, index: int = 0) -> np.ndarray:
         """A checked mono waveform at the model's rate: the torch pipeline refuses what this refuses (an empty or
         non-finite clip was answered, with NaN scores for the latter)."""
-        wave = np.asarray(decode_input(inputs, self.sampling_rate), dtype=np.float32)
+        wave = np.asarray(decode_input(inputs, self.sampling_rate, f"clip {index}"), dtype=np.float32)
         if wave.ndim != 1:
             raise ValueError(
                 f"clip {index}: expected mono audio (samples,) or (samples, channels), got shape {wave.shape} (a list "
