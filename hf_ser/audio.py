@@ -8,9 +8,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models.ser.audio_ser import AudioDecodeError, AudioSource, check_waveform, load_audio, resample, to_mono
+from .models.ser.audio_ser import (
+    AudioDecodeError,
+    AudioSource,
+    check_samples,
+    check_waveform,
+    load_audio,
+    resample,
+    to_mono,
+)
 
-__all__ = ["AudioDecodeError", "AudioSource", "check_waveform", "decode_row", "load_audio", "resample", "to_mono"]
+__all__ = [
+    "AudioDecodeError",
+    "AudioSource",
+    "check_samples",
+    "check_waveform",
+    "decode_row",
+    "load_audio",
+    "resample",
+    "to_mono",
+]
 
 
 def decode_row(audio_path: str | None, array, rate: int | None, target_rate: int) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 
 from .confidence import DEFAULT_RULE, UNCERTAIN, ConfidenceRule
 from .input_policy import DEFAULT_POLICY, NO_SPEECH, VAD_CHUNK, VAD_RATE
+from .models.ser.audio_ser import check_samples
 
 
 @dataclass
@@ -104,15 +105,6 @@ def _sound_file(source: Source):
         raise AudioDecodeError.cannot_decode(_name(source), err) from err
 
 
-def _checked(data: np.ndarray, source: Source) -> np.ndarray:
-    """A block as read, refused as the pipeline refuses a clip with NaN or inf (a file of NaN was "no speech")."""
-    from .audio import AudioDecodeError
-
-    if not np.isfinite(data).all():
-        raise AudioDecodeError(f"{_name(source)}: contains non-finite samples (NaN or inf)")
-    return data
-
-
 def _in_memory(source, rate: int) -> io.BytesIO:
     """File bytes, an array at ``rate`` or a ``{"array", "sampling_rate"}`` dict as an in-memory float WAV, decoded
     and checked as the pipeline does (errors name the input)."""
@@ -141,9 +133,9 @@ def _blocks(path: Source, target_rate: int, block_seconds: float = 30.0):
         stream = soxr.ResampleStream(handle.samplerate, target_rate, 1, dtype="float32", quality="HQ")
         block = max(int(block_seconds * handle.samplerate), 1)
         while True:
-            data = _checked(handle.read(block, dtype="float32", always_2d=True), path)
+            data = handle.read(block, dtype="float32", always_2d=True)
             last = len(data) < block
-            yield stream.resample_chunk(data.mean(axis=1), last=last)
+            yield stream.resample_chunk(check_samples(data.mean(axis=1), _name(path)), last=last)
             if last:
                 return
 
@@ -252,8 +244,8 @@ def _read(path: Source, start: float, end: float, rate: int) -> np.ndarray:
 
     with _sound_file(path) as handle:
         handle.seek(int(start * handle.samplerate))
-        data = _checked(handle.read(int((end - start) * handle.samplerate), dtype="float32", always_2d=True), path)
-        return resample(data.mean(axis=1), handle.samplerate, rate)
+        data = handle.read(int((end - start) * handle.samplerate), dtype="float32", always_2d=True)
+        return resample(check_samples(data.mean(axis=1), _name(path)), handle.samplerate, rate)
 
 
 def _rate(classifier) -> int:

@@ -155,6 +155,7 @@ def test_integer_pcm_stored_as_float_is_refused_everywhere_with_the_source_named
     """A float WAV (or array) holding 16-bit values unscaled peaks in the thousands; the Whisper default answered it
     (agreeing with the clip's answer on 15.7 % of its validation clips), nothing marked uncertain. Each entry point
     now refuses it, naming the file or array and the fix; a float clip a little past full scale is still answered."""
+    from hf_ser import segments
     from hf_ser.audio import AudioDecodeError
     from hf_ser.onnx.runtime import OnnxClassifier
 
@@ -176,6 +177,8 @@ def test_integer_pcm_stored_as_float_is_refused_everywhere_with_the_source_named
             clf(given)
     with pytest.raises(AudioDecodeError, match="clip 0: samples reach .* integer PCM stored as float"):
         onnx(unscaled)
+    with pytest.raises(AudioDecodeError, match=rf"as_float.wav: samples reach {peak}, but float"):
+        segments(folder / "as_float.wav", clf)  # streamed from the file in blocks
     out = tmp_path / "rows.csv"
     assert cli_main(["predict", str(folder), "--model", str(model_dir), "--output", str(out)]) == 1
     rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}

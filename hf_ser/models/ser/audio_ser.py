@@ -77,14 +77,12 @@ def resample(array: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(array, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def check_waveform(array: np.ndarray, source: str = "audio") -> np.ndarray:
-    """Raise an error naming ``source`` for empty or non-finite audio, or samples far beyond full scale
-    (``MAX_FLOAT_PEAK``); return the array unchanged."""
-    if array.size == 0:
-        raise AudioDecodeError(f"{source}: zero-length audio")
+def check_samples(array: np.ndarray, source: str = "audio") -> np.ndarray:
+    """Raise an error naming ``source`` for non-finite samples or samples far beyond full scale
+    (``MAX_FLOAT_PEAK``); return the array unchanged. Also for a block of a streamed file (which may be empty)."""
     if not np.isfinite(array).all():
         raise AudioDecodeError(f"{source}: contains non-finite samples (NaN or inf)")
-    peak = float(np.abs(array).max())
+    peak = float(np.abs(array).max(initial=0.0))
     if peak > MAX_FLOAT_PEAK:
         raise AudioDecodeError(
             f"{source}: samples reach {peak:.6g}, but float audio lies within ±1.0 (full scale; at most "
@@ -92,6 +90,14 @@ def check_waveform(array: np.ndarray, source: str = "audio") -> np.ndarray:
             "integer array itself, which hf-ser scales)"
         )
     return array
+
+
+def check_waveform(array: np.ndarray, source: str = "audio") -> np.ndarray:
+    """Raise an error naming ``source`` for empty audio or what :func:`check_samples` refuses; return the array
+    unchanged."""
+    if array.size == 0:
+        raise AudioDecodeError(f"{source}: zero-length audio")
+    return check_samples(array, source)
 
 
 def decode_input(inputs, sampling_rate: int, name: str = "the audio array"):
