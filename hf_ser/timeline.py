@@ -27,7 +27,7 @@ import numpy as np
 
 from .confidence import DEFAULT_RULE, UNCERTAIN, ConfidenceRule
 from .input_policy import DEFAULT_POLICY, NO_SPEECH, VAD_CHUNK, VAD_RATE
-from .models.ser.audio_ser import check_samples
+from .models.ser.audio_ser import check_samples, to_mono
 
 
 @dataclass
@@ -135,7 +135,7 @@ def _blocks(path: Source, target_rate: int, block_seconds: float = 30.0):
         while True:
             data = handle.read(block, dtype="float32", always_2d=True)
             last = len(data) < block
-            yield stream.resample_chunk(check_samples(data.mean(axis=1), _name(path)), last=last)
+            yield stream.resample_chunk(check_samples(to_mono(data), _name(path)), last=last)
             if last:
                 return
 
@@ -245,7 +245,7 @@ def _read(path: Source, start: float, end: float, rate: int) -> np.ndarray:
     with _sound_file(path) as handle:
         handle.seek(int(start * handle.samplerate))
         data = handle.read(int((end - start) * handle.samplerate), dtype="float32", always_2d=True)
-        return resample(check_samples(data.mean(axis=1), _name(path)), handle.samplerate, rate)
+        return resample(check_samples(to_mono(data), _name(path)), handle.samplerate, rate)
 
 
 def _rate(classifier) -> int:

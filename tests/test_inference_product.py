@@ -187,6 +187,32 @@ def test_integer_pcm_stored_as_float_is_refused_everywhere_with_the_source_named
     assert clf(str(folder / "hot.wav"), top_k=1)[0]["label"] == max(scores, key=scores.get)
 
 
+def test_a_channel_in_opposite_polarity_does_not_cancel_the_speech(model_dir, speech, tmp_path):
+    """Speech in one channel and the same speech inverted in the other (a mis-wired microphone) averaged to silence:
+    the pipeline and the timeline answered "no speech". Where the average cancels, the loudest channel is taken;
+    other stereo (a talker per channel, one channel silent) is still averaged."""
+    from hf_ser import segments
+    from hf_ser.audio import to_mono
+
+    wave = speech(3.0, 16000, seed=4)
+    other = speech(3.0, 16000, seed=5)
+    np.testing.assert_array_equal(to_mono(np.stack([wave, -wave], axis=1)), wave)
+    np.testing.assert_array_equal(to_mono(np.stack([-0.95 * wave, wave], axis=1)), wave)  # the louder one
+    np.testing.assert_allclose(to_mono(np.stack([-0.5 * wave, wave], axis=1)), 0.25 * wave, atol=1e-7)  # -12 dB
+    np.testing.assert_allclose(to_mono(np.stack([wave, other], axis=1)), (wave + other) / 2, atol=1e-7)
+    np.testing.assert_allclose(to_mono(np.stack([wave, np.zeros_like(wave)], axis=1)), wave / 2, atol=1e-7)
+    np.testing.assert_array_equal(to_mono(np.zeros((100, 2), np.float32)), np.zeros(100, np.float32))
+    sf.write(tmp_path / "mono.wav", wave, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "inverted.wav", np.stack([wave, -wave], axis=1), 16000, subtype="FLOAT")
+    clf = load_classifier(model_dir)
+    expected = clf(str(tmp_path / "mono.wav"), top_k=None)
+    assert clf(str(tmp_path / "inverted.wav"), top_k=None) == expected
+    assert clf(np.stack([wave, -wave], axis=1), top_k=None) == expected
+    timeline = segments(tmp_path / "inverted.wav", clf).to_dict()
+    assert timeline["segments"] == segments(tmp_path / "mono.wav", clf).to_dict()["segments"]
+    assert any(s["label"] != "no speech" for s in timeline["segments"])
+
+
 def test_onnx_refuses_what_the_pipeline_refuses(exported, model_dir, voice):
     """An empty or non-finite clip was answered by the ONNX backend (NaN scores for the latter); it is refused with
     the clip named, as the torch pipeline refuses it, and int16 / 2-D arrays get the pipeline's scores."""

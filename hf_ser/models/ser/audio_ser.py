@@ -33,13 +33,28 @@ class AudioDecodeError(ValueError):
         return cls(f"{name}: cannot decode audio ({getattr(err, 'error_string', None) or err})")
 
 
+CANCELLED_MIX_DB = 20.0
+"""How far (dB) the channels' average may fall below its loudest channel before it counts as cancelled."""
+
+
 def to_mono(array: np.ndarray) -> np.ndarray:
-    """Average the channels of a (samples, channels) array; 1-D input is returned as is."""
+    """Average the channels of a (samples, channels) array; 1-D input is returned as is. Where the average
+    cancels (more than ``CANCELLED_MIX_DB`` below the loudest channel: a channel wired in opposite polarity, which
+    makes the average of a mono source silence), the loudest channel instead: a stereo file of speech in one channel
+    and the same speech inverted in the other had been answered "no speech"."""
     if array.ndim == 1:
         return array
-    if array.ndim == 2:
-        return array.mean(axis=1, dtype=np.float32)
-    raise ValueError(f"expected audio of shape (samples,) or (samples, channels), got {array.shape}")
+    if array.ndim != 2:
+        raise ValueError(f"expected audio of shape (samples,) or (samples, channels), got {array.shape}")
+    mix = array.mean(axis=1, dtype=np.float32)
+    if array.shape[1] > 1 and len(array):
+        power = np.mean(np.square(array, dtype=np.float64), axis=0)
+        loudest = int(np.argmax(power))
+        if power[loudest] > 1e-10 and np.mean(np.square(mix, dtype=np.float64)) < power[loudest] * 10 ** (
+            -CANCELLED_MIX_DB / 10
+        ):
+            return np.ascontiguousarray(array[:, loudest], dtype=np.float32)
+    return mix
 
 
 def as_float32(array) -> np.ndarray:
