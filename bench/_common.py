@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -45,6 +46,18 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def print_json_line(name: str, payload: dict) -> None:
     print("BENCH_JSON " + json.dumps({"bench": name, "machine": machine(), **payload}, sort_keys=True))
+
+
+def label_scores(truth: list[str], predicted: list[str], reference: list[str]) -> dict[str, float]:
+    """Accuracy, UAR and top-label agreement with ``reference`` (the same pipeline's answers to the clips as
+    recorded), in %: what the benches on validation clips report for each condition."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    return {
+        "accuracy": 100 * accuracy_score(truth, predicted),
+        "uar": 100 * balanced_accuracy_score(truth, predicted),
+        "agreement": 100 * float(np.mean([a == b for a, b in zip(reference, predicted)])),
+    }
 
 
 def ravdess_folder(corpora_dir, files: int, folder) -> tuple[list[str], float]:
@@ -122,6 +135,11 @@ def validation_clips(model: str, corpora_dir: Path) -> ValidationClips:
     names = validation.features["emotion"].names
     truth = [names[i] for i in validation["emotion"]]
     return ValidationClips(classifier, rate, truth, [load_audio(a, rate)[0] for a in validation["audio"]])
+
+
+def clip_counts(models: dict[str, ValidationClips]) -> dict[str, int]:
+    """How many validation clips each model was measured on (the BENCH_JSON ``clips`` field)."""
+    return {model: len(loaded.waves) for model, loaded in models.items()}
 
 
 def validation_sets(description: str) -> dict[str, ValidationClips]:

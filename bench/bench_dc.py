@@ -22,16 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import print_json_line, print_table, validation_sets  # noqa: E402
+from _common import clip_counts, label_scores, print_json_line, print_table, validation_sets  # noqa: E402
 
 OFFSETS = (0.0, 0.003, 0.01, 0.03, 0.1)
 
 
 def main() -> None:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
-
     models = validation_sets(__doc__.splitlines()[0])
-    clips = {model: len(loaded.waves) for model, loaded in models.items()}
+    clips = clip_counts(models)
     measured: dict[str, dict[str, dict[str, float]]] = {}
     rows = []
     for model, loaded in models.items():
@@ -46,11 +44,7 @@ def main() -> None:
                 batch = [np.clip(w + offset, -1, 1).astype(np.float32) for w in waves]
                 predicted = [r[0]["label"] for r in clf(batch, top_k=1, batch_size=16)]
                 reference = reference or predicted  # offset 0 comes first
-                result = {
-                    "accuracy": 100 * accuracy_score(truth, predicted),
-                    "uar": 100 * balanced_accuracy_score(truth, predicted),
-                    "agreement": 100 * float(np.mean([a == b for a, b in zip(reference, predicted)])),
-                }
+                result = label_scores(truth, predicted, reference)
                 measured.setdefault(model, {})[f"{setting}, offset {offset:g}"] = result
                 rows.append(
                     [

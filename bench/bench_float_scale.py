@@ -22,20 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import print_json_line, print_table, validation_sets  # noqa: E402
+from _common import clip_counts, label_scores, print_json_line, print_table, validation_sets  # noqa: E402
 
 GAINS = (1.0, 2.0, 8.0, 64.0, 256.0, 32768.0)
 
 
 def main() -> None:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
-
     from hf_ser.inference import confidence_rule
     from hf_ser.models.ser import audio_ser
 
     limit = audio_ser.MAX_FLOAT_PEAK
     models = validation_sets(__doc__.splitlines()[0])
-    clips = {model: len(loaded.waves) for model, loaded in models.items()}
+    clips = clip_counts(models)
     measured: dict[str, dict[str, dict[str, float]]] = {}
     rows = []
     for model, loaded in models.items():
@@ -53,9 +51,7 @@ def main() -> None:
             predicted = [a["label"] for a in answers]
             reference = reference or predicted  # gain 1 comes first
             result = {
-                "accuracy": 100 * accuracy_score(truth, predicted),
-                "uar": 100 * balanced_accuracy_score(truth, predicted),
-                "agreement": 100 * float(np.mean([a == b for a, b in zip(reference, predicted)])),
+                **label_scores(truth, predicted, reference),
                 "low_score": 100 * float(np.mean([a["score"] < threshold for a in answers])),
                 "refused": 100 * refused / len(batch),
             }

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import print_json_line, print_table, validation_sets  # noqa: E402
+from _common import clip_counts, print_json_line, print_table, validation_sets  # noqa: E402
 
 HUMS = ((50, -30), (50, -20), (60, -30), (60, -20))  # (Hz, dB under the clip's RMS)
 CUTOFFS = (None, 60, 70, 80)
@@ -52,7 +52,7 @@ def main() -> None:
     from sklearn.metrics import balanced_accuracy_score
 
     models = validation_sets(__doc__.splitlines()[0])
-    clips = {model: len(loaded.waves) for model, loaded in models.items()}
+    clips = clip_counts(models)
     measured: dict[str, dict[str, dict[str, float]]] = {}
     rows = []
     for model, loaded in models.items():

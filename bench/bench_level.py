@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import model_speakers, print_json_line, print_table  # noqa: E402
+from _common import label_scores, model_speakers, print_json_line, print_table  # noqa: E402
 from bench_robustness import with_gain  # noqa: E402
 
 from hf_ser.models.ser.whisper_features_ser import at_level as scaled_to_level  # noqa: E402
@@ -41,7 +41,6 @@ def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
 
 
 def main() -> None:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
     from hf_ser import load_classifier
     from hf_ser.audio import load_audio
@@ -72,11 +71,7 @@ def main() -> None:
         for step, batch in (("as recorded", gained), ("one level", [at_level(w, level) for w in gained])):
             predicted = labels(batch)
             reference.setdefault(step, predicted)  # gain 0 comes first
-            measured[f"gain {gain:+d} dB, {step}"] = {
-                "accuracy": 100 * accuracy_score(truth, predicted),
-                "uar": 100 * balanced_accuracy_score(truth, predicted),
-                "agreement": 100 * float(np.mean([a == b for a, b in zip(reference[step], predicted)])),
-            }
+            measured[f"gain {gain:+d} dB, {step}"] = label_scores(truth, predicted, reference[step])
     rows = [[k, f"{v['accuracy']:.1f}", f"{v['uar']:.1f}", f"{v['agreement']:.1f} %"] for k, v in measured.items()]
     levels = np.percentile([rms_dbfs(w) for w in waves], [0, 50, 100])
     print_table(

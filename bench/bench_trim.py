@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import print_json_line, print_table, validation_sets  # noqa: E402
+from _common import clip_counts, label_scores, print_json_line, print_table, validation_sets  # noqa: E402
 
 RATE = 16000
 VAD_MARGINS = (0.1, 0.25, 0.5)
@@ -67,10 +67,8 @@ def vad_trimmed(wave: np.ndarray, margin: float) -> np.ndarray:
 
 
 def main() -> None:
-    from sklearn.metrics import balanced_accuracy_score
-
     models = validation_sets(__doc__.splitlines()[0])
-    clips = {model: len(loaded.waves) for model, loaded in models.items()}
+    clips = clip_counts(models)
     measured: dict[str, dict[str, dict[str, float]]] = {}
     rows = []
     for model, loaded in models.items():
@@ -89,10 +87,7 @@ def main() -> None:
                 inputs = [trim(w) for w in batch]
                 predicted = [r[0]["label"] for r in clf(inputs, top_k=1, batch_size=16)]
                 reference = reference or predicted  # "as recorded" comes first
-                result = {
-                    "uar": 100 * balanced_accuracy_score(truth, predicted),
-                    "agreement": 100 * float(np.mean([a == b for a, b in zip(reference, predicted)])),
-                }
+                result = label_scores(truth, predicted, reference)
                 measured.setdefault(model, {})[f"{setting}, {condition}"] = result
                 rows.append(
                     [model, str(len(waves)), setting, condition, f"{result['uar']:.1f}", f"{result['agreement']:.1f} %"]
