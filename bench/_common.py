@@ -48,6 +48,11 @@ def print_json_line(name: str, payload: dict) -> None:
     print("BENCH_JSON " + json.dumps({"bench": name, "machine": machine(), **payload}, sort_keys=True))
 
 
+def top_labels(classifier, waves: list) -> list[str]:
+    """Each clip's top label from a pipeline (batches of 16)."""
+    return [r[0]["label"] for r in classifier(waves, top_k=1, batch_size=16)]
+
+
 def label_scores(truth: list[str], predicted: list[str], reference: list[str]) -> dict[str, float]:
     """Accuracy, UAR and top-label agreement with ``reference`` (the same pipeline's answers to the clips as
     recorded), in %: what the benches on validation clips report for each condition."""

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import clip_counts, label_scores, print_json_line, print_table, validation_sets  # noqa: E402
+from _common import clip_counts, label_scores, print_json_line, print_table, top_labels, validation_sets  # noqa: E402
 
 OFFSETS = (0.0, 0.003, 0.01, 0.03, 0.1)
 
@@ -42,7 +42,7 @@ def main() -> None:
             reference = None
             for offset in OFFSETS:
                 batch = [np.clip(w + offset, -1, 1).astype(np.float32) for w in waves]
-                predicted = [r[0]["label"] for r in clf(batch, top_k=1, batch_size=16)]
+                predicted = top_labels(clf, batch)
                 reference = reference or predicted  # offset 0 comes first
                 result = label_scores(truth, predicted, reference)
                 measured.setdefault(model, {})[f"{setting}, offset {offset:g}"] = result

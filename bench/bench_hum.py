@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import clip_counts, print_json_line, print_table, validation_sets  # noqa: E402
+from _common import clip_counts, print_json_line, print_table, top_labels, validation_sets  # noqa: E402
 
 HUMS = ((50, -30), (50, -20), (60, -30), (60, -20))  # (Hz, dB under the clip's RMS)
 CUTOFFS = (None, 60, 70, 80)
@@ -45,7 +45,7 @@ def high_passed(wave: np.ndarray, cutoff: float | None, rate: int) -> np.ndarray
 
 def labels(clf, waves: list[np.ndarray], cutoff: float | None, rate: int) -> list[str]:
     """The top label of each clip, after the cut."""
-    return [r[0]["label"] for r in clf([high_passed(w, cutoff, rate) for w in waves], top_k=1, batch_size=16)]
+    return top_labels(clf, [high_passed(w, cutoff, rate) for w in waves])
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import label_scores, model_speakers, print_json_line, print_table  # noqa: E402
+from _common import label_scores, model_speakers, print_json_line, print_table, top_labels  # noqa: E402
 from bench_robustness import with_gain  # noqa: E402
 
 from hf_ser.models.ser.whisper_features_ser import at_level as scaled_to_level  # noqa: E402
@@ -61,15 +61,12 @@ def main() -> None:
     truth = [names[i] for i in validation["emotion"]]
     waves = [load_audio(a, rate)[0] for a in validation["audio"]]
 
-    def labels(batch: list[np.ndarray]) -> list[str]:
-        return [r[0]["label"] for r in clf(batch, top_k=1, batch_size=16)]
-
     measured: dict[str, dict[str, float]] = {}
     reference: dict[str, list[str]] = {}
     for gain in GAINS_DB:
         gained = [with_gain(w, gain).astype(np.float32) for w in waves]
         for step, batch in (("as recorded", gained), ("one level", [at_level(w, level) for w in gained])):
-            predicted = labels(batch)
+            predicted = top_labels(clf, batch)
             reference.setdefault(step, predicted)  # gain 0 comes first
             measured[f"gain {gain:+d} dB, {step}"] = label_scores(truth, predicted, reference[step])
     rows = [[k, f"{v['accuracy']:.1f}", f"{v['uar']:.1f}", f"{v['agreement']:.1f} %"] for k, v in measured.items()]

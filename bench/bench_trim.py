@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import clip_counts, label_scores, print_json_line, print_table, validation_sets  # noqa: E402
+from _common import clip_counts, label_scores, print_json_line, print_table, top_labels, validation_sets  # noqa: E402
 
 RATE = 16000
 VAD_MARGINS = (0.1, 0.25, 0.5)
@@ -85,7 +85,7 @@ def main() -> None:
             reference = None
             for condition, batch in conditions.items():
                 inputs = [trim(w) for w in batch]
-                predicted = [r[0]["label"] for r in clf(inputs, top_k=1, batch_size=16)]
+                predicted = top_labels(clf, inputs)
                 reference = reference or predicted  # "as recorded" comes first
                 result = label_scores(truth, predicted, reference)
                 measured.setdefault(model, {})[f"{setting}, {condition}"] = result
