@@ -7,7 +7,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -142,11 +142,6 @@ def validation_clips(model: str, corpora_dir: Path) -> ValidationClips:
     return ValidationClips(classifier, rate, truth, [load_audio(a, rate)[0] for a in validation["audio"]])
 
 
-def clip_counts(models: dict[str, ValidationClips]) -> dict[str, int]:
-    """How many validation clips each model was measured on (the BENCH_JSON ``clips`` field)."""
-    return {model: len(loaded.waves) for model, loaded in models.items()}
-
-
 def validation_sets(description: str) -> dict[str, ValidationClips]:
     """Parse ``--models`` / ``--corpora-dir`` (the benches that measure bundled models on their validation clips)
     and load each model with its clips, in the order given."""
@@ -157,3 +152,28 @@ def validation_sets(description: str) -> dict[str, ValidationClips]:
     parser.add_argument("--corpora-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
     args = parser.parse_args()
     return {model: validation_clips(model, args.corpora_dir) for model in args.models}
+
+
+@dataclass
+class ValidationReport:
+    """What a bench on bundled models' validation clips collects: a result per (model, setting), each with a table
+    row that starts with the model and its clip count; printed as a table and a BENCH_JSON line carrying the clip
+    counts and the results."""
+
+    models: dict[str, ValidationClips]
+    measured: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    rows: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def for_models(cls, description: str) -> ValidationReport:
+        """The models named on the command line, each with its validation clips (:func:`validation_sets`)."""
+        return cls(validation_sets(description))
+
+    def add(self, model: str, setting: str, result: dict[str, float], cells: list[str]) -> None:
+        self.measured.setdefault(model, {})[setting] = result
+        self.rows.append([model, str(len(self.models[model].waves)), *cells])
+
+    def print(self, bench: str, title: str, header: list[str], **extra) -> None:
+        print_table(title, ["model", "clips", *header], self.rows)
+        clips = {model: len(loaded.waves) for model, loaded in self.models.items()}
+        print_json_line(bench, {"clips": clips, **extra, "results": self.measured})

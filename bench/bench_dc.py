@@ -22,17 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import clip_counts, label_scores, print_json_line, print_table, top_labels, validation_sets  # noqa: E402
+from _common import ValidationReport, label_scores, top_labels  # noqa: E402
 
 OFFSETS = (0.0, 0.003, 0.01, 0.03, 0.1)
 
 
 def main() -> None:
-    models = validation_sets(__doc__.splitlines()[0])
-    clips = clip_counts(models)
-    measured: dict[str, dict[str, dict[str, float]]] = {}
-    rows = []
-    for model, loaded in models.items():
+    report = ValidationReport.for_models(__doc__.splitlines()[0])
+    for model, loaded in report.models.items():
         clf, truth, waves = loaded.classifier, loaded.truth, loaded.waves
         extractor = clf.feature_extractor
         settings = ["removed", "kept (before)"] if hasattr(extractor, "remove_dc_offset") else ["as is"]
@@ -45,25 +42,20 @@ def main() -> None:
                 predicted = top_labels(clf, batch)
                 reference = reference or predicted  # offset 0 comes first
                 result = label_scores(truth, predicted, reference)
-                measured.setdefault(model, {})[f"{setting}, offset {offset:g}"] = result
-                rows.append(
-                    [
-                        model,
-                        str(len(waves)),
-                        setting,
-                        f"{100 * offset:g} %",
-                        f"{result['accuracy']:.1f}",
-                        f"{result['uar']:.1f}",
-                        f"{result['agreement']:.1f} %",
-                    ]
+                report.add(
+                    model,
+                    f"{setting}, offset {offset:g}",
+                    result,
+                    [setting, f"{100 * offset:g} %"]
+                    + [f"{result['accuracy']:.1f}", f"{result['uar']:.1f}", f"{result['agreement']:.1f} %"],
                 )
-    print_table(
+    report.print(
+        "dc",
         "Each model's validation clips with a DC offset (share of full scale); agreement: the top label of the same "
         "pipeline's clip as recorded",
-        ["model", "clips", "DC offset in the extractor", "offset", "accuracy", "UAR", "agreement"],
-        rows,
+        ["DC offset in the extractor", "offset", "accuracy", "UAR", "agreement"],
+        offsets=list(OFFSETS),
     )
-    print_json_line("dc", {"clips": clips, "offsets": list(OFFSETS), "results": measured})
 
 
 if __name__ == "__main__":

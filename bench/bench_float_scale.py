@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import clip_counts, label_scores, print_json_line, print_table, validation_sets  # noqa: E402
+from _common import ValidationReport, label_scores  # noqa: E402
 
 GAINS = (1.0, 2.0, 8.0, 64.0, 256.0, 32768.0)
 
@@ -32,11 +32,8 @@ def main() -> None:
     from hf_ser.models.ser import audio_ser
 
     limit = audio_ser.MAX_FLOAT_PEAK
-    models = validation_sets(__doc__.splitlines()[0])
-    clips = clip_counts(models)
-    measured: dict[str, dict[str, dict[str, float]]] = {}
-    rows = []
-    for model, loaded in models.items():
+    report = ValidationReport.for_models(__doc__.splitlines()[0])
+    for model, loaded in report.models.items():
         clf, truth, waves = loaded.classifier, loaded.truth, loaded.waves
         threshold = confidence_rule(clf).threshold
         reference = None
@@ -55,19 +52,22 @@ def main() -> None:
                 "low_score": 100 * float(np.mean([a["score"] < threshold for a in answers])),
                 "refused": 100 * refused / len(batch),
             }
-            measured.setdefault(model, {})[f"x{gain:g}"] = result
-            rows.append(
-                [model, str(len(waves)), f"x{gain:g}"]
+            report.add(
+                model,
+                f"x{gain:g}",
+                result,
+                [f"x{gain:g}"]
                 + [f"{result[k]:.1f}" for k in ("accuracy", "uar")]
-                + [f"{result[k]:.1f} %" for k in ("agreement", "low_score", "refused")]
+                + [f"{result[k]:.1f} %" for k in ("agreement", "low_score", "refused")],
             )
-    print_table(
+    report.print(
+        "float_scale",
         "Each model's validation clips scaled (unclipped) as integer PCM stored as float is; agreement: the top label "
         "of the clip as recorded; low score: below the model's uncertain threshold; refused: by hf-ser's input check",
-        ["model", "clips", "scale", "accuracy", "UAR", "agreement", "low score", "refused"],
-        rows,
+        ["scale", "accuracy", "UAR", "agreement", "low score", "refused"],
+        gains=list(GAINS),
+        max_float_peak=limit,
     )
-    print_json_line("float_scale", {"clips": clips, "gains": list(GAINS), "max_float_peak": limit, "results": measured})
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import clip_counts, print_json_line, print_table, top_labels, validation_sets  # noqa: E402
+from _common import ValidationReport, top_labels  # noqa: E402
 
 HUMS = ((50, -30), (50, -20), (60, -30), (60, -20))  # (Hz, dB under the clip's RMS)
 CUTOFFS = (None, 60, 70, 80)
@@ -51,11 +51,8 @@ def labels(clf, waves: list[np.ndarray], cutoff: float | None, rate: int) -> lis
 def main() -> None:
     from sklearn.metrics import balanced_accuracy_score
 
-    models = validation_sets(__doc__.splitlines()[0])
-    clips = clip_counts(models)
-    measured: dict[str, dict[str, dict[str, float]]] = {}
-    rows = []
-    for model, loaded in models.items():
+    report = ValidationReport.for_models(__doc__.splitlines()[0])
+    for model, loaded in report.models.items():
         clf, rate, truth, waves = loaded.classifier, loaded.rate, loaded.truth, loaded.waves
         tiny = hasattr(clf.feature_extractor, "remove_dc_offset")
         for cutoff in CUTOFFS if tiny else (None,):
@@ -65,18 +62,18 @@ def main() -> None:
                 hummed = labels(clf, [with_hum(w, hz, db, rate) for w in waves], cutoff, rate)
                 result[f"{hz} Hz {db} dB"] = 100 * float(np.mean([a == b for a, b in zip(reference, hummed)]))
             setting = "none" if cutoff is None else f"{cutoff} Hz"
-            measured.setdefault(model, {})[setting] = result
-            rows.append(
-                [model, str(len(waves)), setting, f"{result['clean_uar']:.1f}"]
-                + [f"{result[f'{hz} Hz {db} dB']:.1f} %" for hz, db in HUMS]
+            report.add(
+                model,
+                setting,
+                result,
+                [setting, f"{result['clean_uar']:.1f}"] + [f"{result[f'{hz} Hz {db} dB']:.1f} %" for hz, db in HUMS],
             )
-    print_table(
+    report.print(
+        "hum",
         "Each model's validation clips with mains hum (dB under the clip's RMS); agreement with the same pipeline's "
         "clip without hum; cut: spectrum zeroed under it before the model (inference only)",
-        ["model", "clips", "cut", "clean UAR", *[f"{hz} Hz {db} dB" for hz, db in HUMS]],
-        rows,
+        ["cut", "clean UAR", *[f"{hz} Hz {db} dB" for hz, db in HUMS]],
     )
-    print_json_line("hum", {"clips": clips, "results": measured})
 
 
 if __name__ == "__main__":

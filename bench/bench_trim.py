@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import clip_counts, label_scores, print_json_line, print_table, top_labels, validation_sets  # noqa: E402
+from _common import ValidationReport, label_scores, top_labels  # noqa: E402
 
 RATE = 16000
 VAD_MARGINS = (0.1, 0.25, 0.5)
@@ -67,11 +67,8 @@ def vad_trimmed(wave: np.ndarray, margin: float) -> np.ndarray:
 
 
 def main() -> None:
-    models = validation_sets(__doc__.splitlines()[0])
-    clips = clip_counts(models)
-    measured: dict[str, dict[str, dict[str, float]]] = {}
-    rows = []
-    for model, loaded in models.items():
+    report = ValidationReport.for_models(__doc__.splitlines()[0])
+    for model, loaded in report.models.items():
         clf, truth, waves = loaded.classifier, loaded.truth, loaded.waves
         if getattr(clf.feature_extractor, "trim_db", None) is not None:  # ser-general ships with the level trim:
             clf.feature_extractor.trim_db = None  # each remedy is measured on the model without it, "none" included
@@ -88,17 +85,14 @@ def main() -> None:
                 predicted = top_labels(clf, inputs)
                 reference = reference or predicted  # "as recorded" comes first
                 result = label_scores(truth, predicted, reference)
-                measured.setdefault(model, {})[f"{setting}, {condition}"] = result
-                rows.append(
-                    [model, str(len(waves)), setting, condition, f"{result['uar']:.1f}", f"{result['agreement']:.1f} %"]
-                )
-    print_table(
+                cells = [setting, condition, f"{result['uar']:.1f}", f"{result['agreement']:.1f} %"]
+                report.add(model, f"{setting}, {condition}", result, cells)
+    report.print(
+        "trim",
         "Each model's validation clips with silence added around them; agreement with the same pipeline's clip as "
         "recorded; trim: to the VAD's speech span plus a margin, before the model (inference only)",
-        ["model", "clips", "trim", "condition", "UAR", "agreement"],
-        rows,
+        ["trim", "condition", "UAR", "agreement"],
     )
-    print_json_line("trim", {"clips": clips, "results": measured})
 
 
 if __name__ == "__main__":
