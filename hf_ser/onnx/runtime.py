@@ -19,7 +19,7 @@ import numpy as np
 from ..confidence import softmax
 from ..models.ser.audio_ser import check_waveform, decode_input
 from ..models.ser.mfcc_features_ser import features_numpy, prepared_wave, speaker_statistics
-from ..models.ser.whisper_features_ser import at_level, whisper_log_mel
+from ..models.ser.whisper_features_ser import prepared_whisper_wave, whisper_log_mel
 
 
 class NumpyFeatures:
@@ -86,10 +86,9 @@ class WhisperNumpyFeatures:
             )
         if len(wave) < s["n_fft"] // 2 + 1:  # the torch extractor's minimum (one padded STFT frame)
             raise ValueError(f"clip of {len(wave)} samples; at least {s['n_fft'] // 2 + 1} are needed")
-        if s.get("trim_db") is not None:  # as the extractor's log_mel: the clip's silent ends cut, then its level
-            wave = prepared_wave(wave, self.sampling_rate, trim_db=s["trim_db"], trim_margin=s.get("trim_margin", 0.5))
-        if s.get("level_dbfs") is not None:
-            wave = at_level(wave, s["level_dbfs"])
+        wave = prepared_whisper_wave(
+            wave, self.sampling_rate, s.get("trim_db"), s.get("trim_margin", 0.5), s.get("level_dbfs")
+        )
         return whisper_log_mel(wave, self.mel_filters, s["n_fft"], s["hop_length"])
 
 

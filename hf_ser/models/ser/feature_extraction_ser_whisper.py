@@ -16,8 +16,7 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 
 from .audio_ser import as_float32
-from .mfcc_features_ser import prepared_wave
-from .whisper_features_ser import at_level, whisper_log_mel, whisper_log_mel_torch
+from .whisper_features_ser import prepared_whisper_wave, whisper_log_mel, whisper_log_mel_torch
 
 
 def _torch_available() -> bool:
@@ -100,10 +99,7 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         """(frames, bins) log-mel of one clip at ``sampling_rate``."""
         use_torch = self.backend == "torch" or (self.backend == "auto" and _torch_available())
         compute = whisper_log_mel_torch if use_torch else whisper_log_mel
-        if self.trim_db is not None:
-            wave = prepared_wave(wave, self.sampling_rate, trim_db=self.trim_db, trim_margin=self.trim_margin)
-        if self.level_dbfs is not None:
-            wave = at_level(wave, self.level_dbfs)
+        wave = prepared_whisper_wave(wave, self.sampling_rate, self.trim_db, self.trim_margin, self.level_dbfs)
         return compute(wave, self.mel_filters, self.n_fft, self.hop_length)
 
     def __call__(self, raw_speech, sampling_rate: int | None = None, return_tensors=None, **kwargs) -> BatchFeature:

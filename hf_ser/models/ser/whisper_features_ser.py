@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .mfcc_features_ser import prepared_wave
+
 
 def rms_dbfs(wave: np.ndarray) -> float:
     """The clip's RMS level in dB relative to full scale (a full-scale square wave is 0 dBFS)."""
@@ -29,6 +31,19 @@ def at_level(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
     if not np.abs(wave).max(initial=0.0) > 1e-9:
         return wave
     return (wave * 10 ** ((level_dbfs - rms_dbfs(wave)) / 20)).astype(np.float32)
+
+
+def prepared_whisper_wave(
+    wave: np.ndarray, rate: int, trim_db: float | None, trim_margin: float, level_dbfs: float | None
+) -> np.ndarray:
+    """The clip Whisper's log-mel sees: its silent ends cut where ``trim_db`` is set (the tiny family's step,
+    ``mfcc_features_ser.prepared_wave``, DC offset removed first), then scaled to ``level_dbfs`` where that is set
+    (:func:`at_level`). The extractor and the ONNX runtime both call this."""
+    if trim_db is not None:
+        wave = prepared_wave(wave, rate, trim_db=trim_db, trim_margin=trim_margin)
+    if level_dbfs is not None:
+        wave = at_level(wave, level_dbfs)
+    return wave
 
 
 def whisper_log_mel(wave: np.ndarray, mel_filters: np.ndarray, n_fft: int = 400, hop_length: int = 160) -> np.ndarray:
