@@ -206,9 +206,10 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         if not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
             raise ValueError(f"audio item {index}: received {bad} non-finite samples (NaN or inf)")
-        return self._crop_or_pad(array)
+        return self._prepared(array)
 
-    def _crop_or_pad(self, array: np.ndarray) -> np.ndarray:
+    def _prepared(self, array: np.ndarray) -> np.ndarray:
+        """The waveform the features see (offset, cut, DC offset, silent ends, padding: prepared_wave)."""
         array = prepared_wave(
             array,
             self.sampling_rate,
