@@ -907,12 +907,35 @@ def test_time_masking_sets_spans_of_training_frames_to_the_clip_mean_and_leaves_
         torch.testing.assert_close(model(encoder_states=states).logits, plain(encoder_states=states).logits)
 
 
+def test_feature_masking_zeroes_spans_of_channels_over_the_whole_clip_and_leaves_inference_alone(tiny_whisper_dir):
+    model = tiny_model(tiny_whisper_dir, mask_feature_prob=0.3, mask_feature_length=2)
+    mixed = torch.randn(4, 25, model.width)
+    np.random.seed(0)
+    out = model._mask_features(mixed)
+    zeroed = (out == 0).all(dim=1)  # (clips, channels) zero in every frame
+    changed = (out != mixed).any(dim=1)
+    assert torch.equal(zeroed, changed)  # a channel is masked in every frame of its clip or in none
+    torch.testing.assert_close(out[~changed[:, None, :].expand_as(out)], mixed[~changed[:, None, :].expand_as(out)])
+    share = changed.float().mean(dim=1)
+    # about mask_feature_prob of each clip's channels (transformers rounds the span count up by chance: one span more)
+    assert ((share > 0.1) & (share <= 0.3 + 2 / model.width)).all()
+    assert not torch.equal(changed[0], changed[1])  # drawn per clip
+    plain = tiny_model(tiny_whisper_dir)
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    states = torch.randn(2, 30, 3, model.width)
+    with torch.no_grad():  # inference never masks
+        torch.testing.assert_close(model(encoder_states=states).logits, plain(encoder_states=states).logits)
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
         ("mask_time_prob", 1.0, r"mask_time_prob must be in \[0, 1\)"),
         ("mask_time_prob", -0.2, r"mask_time_prob must be in \[0, 1\)"),
         ("mask_time_length", 0, "mask_time_length must be at least 1 frame"),
+        ("mask_feature_prob", 1.0, r"mask_feature_prob must be in \[0, 1\)"),
+        ("mask_feature_length", 0, r"mask_feature_length must be between 1 and the encoder's d_model \(\d+\)"),
     ],
 )
 def test_time_masking_settings_are_validated(field, value, message):

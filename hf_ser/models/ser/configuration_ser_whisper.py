@@ -50,6 +50,13 @@ class SERWhisperConfig(PreTrainedConfig):
             lean on a few frames' detail (the onsets and pauses a room's reverberation smears). 0 = off.
         mask_time_length (`int`, defaults to 10):
             Length of each masked span in encoder frames (50 per second: 10 = 0.2 s).
+        mask_feature_prob (`float`, defaults to 0.0):
+            In training only, SpecAugment's feature (channel) masking on the weighted sum of the states, as
+            wav2vec2 masks its features: about this fraction of the state's channels, in spans of
+            ``mask_feature_length``, drawn per clip, is set to zero over the whole clip, so the head cannot lean on
+            a few channels that a recording condition happens to move most. 0 = off.
+        mask_feature_length (`int`, defaults to 10):
+            Length of each masked span of channels (of the encoder's ``d_model``).
         trainable_encoder_layers (`int`, defaults to 0):
             How many of the encoder's top layers are trained with the head (0 = the encoder is frozen).
         encoder_weights (`str`, defaults to `"included"`):
@@ -87,6 +94,8 @@ class SERWhisperConfig(PreTrainedConfig):
     state_dropout: float = 0.0
     mask_time_prob: float = 0.0
     mask_time_length: int = 10
+    mask_feature_prob: float = 0.0
+    mask_feature_length: int = 10
     trainable_encoder_layers: int = 0
     encoder_weights: str = "included"
     encoder_provenance: str | None = None
@@ -130,6 +139,13 @@ class SERWhisperConfig(PreTrainedConfig):
             raise ValueError(f"mask_time_prob must be in [0, 1), got {self.mask_time_prob}")
         if self.mask_time_length < 1:
             raise ValueError(f"mask_time_length must be at least 1 frame, got {self.mask_time_length}")
+        if not 0.0 <= self.mask_feature_prob < 1.0:
+            raise ValueError(f"mask_feature_prob must be in [0, 1), got {self.mask_feature_prob}")
+        if not 1 <= self.mask_feature_length <= self.whisper_config().d_model:
+            raise ValueError(
+                f"mask_feature_length must be between 1 and the encoder's d_model "
+                f"({self.whisper_config().d_model}) channels, got {self.mask_feature_length}"
+            )
         if self.encoder_weights not in ENCODER_WEIGHTS:
             raise ValueError(f"encoder_weights must be one of {ENCODER_WEIGHTS}, got {self.encoder_weights!r}")
         unknown = set(self.head) - set(SERConfig().to_dict())

@@ -161,6 +161,13 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         mean = _masked_mean(mixed.transpose(1, 2), SERPreTrainedModel._frame_mask(mixed, attention_mask))
         return torch.where(masked, mean[:, None, :], mixed)
 
+    def _mask_features(self, mixed: torch.Tensor) -> torch.Tensor:
+        """SpecAugment feature masking (``mask_feature_prob``): spans of channels set to zero over the whole clip."""
+        clips, _, width = mixed.shape
+        spans = _compute_mask_indices((clips, width), self.config.mask_feature_prob, self.config.mask_feature_length)
+        masked = torch.from_numpy(spans).to(mixed.device)[:, None, :]
+        return mixed.masked_fill(masked, 0.0)
+
     def forward(
         self,
         input_features: torch.Tensor | None = None,
@@ -198,6 +205,8 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         mixed = torch.matmul(states.transpose(2, 3), weights).squeeze(-1)
         if self.training and self.config.mask_time_prob > 0:
             mixed = self._mask_time(mixed, attention_mask)
+        if self.training and self.config.mask_feature_prob > 0:
+            mixed = self._mask_features(mixed)
         if self.config.center_states_over_time:  # the head's own masked mean, over (batch, width, time)
             mean = _masked_mean(mixed.transpose(1, 2), SERPreTrainedModel._frame_mask(mixed, attention_mask))
             mixed = mixed - mean[:, None, :]
