@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import filecmp
+import json
 from pathlib import Path
 
 import pytest
@@ -111,10 +112,21 @@ SHIPPED = sorted(p for p in (PACKAGE / "checkpoints").iterdir() if not p.name.st
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
-def test_bundled_checkpoints_hold_no_copy_of_the_code(folder):
-    """The model code lives once, in hf_ser/models/ser; bundled folders load through the registered classes."""
-    copies = sorted(p.name for p in folder.glob("*.py"))
-    assert copies == [], f"{folder} holds copies of the remote code: {copies}"
+def test_bundled_checkpoints_hold_no_copy_of_the_code_only_pointers(folder, tmp_path):
+    """The model code lives once, in hf_ser/models/ser; bundled folders load through the registered classes, and
+    hold only the pointers ``write_code_pointers`` writes for the modules their configs name (each one import
+    line from the installed hf-ser), so that ``trust_remote_code=True`` finds them."""
+    import shutil
+
+    from hf_ser.models.remote_code import POINTER_MARK, write_code_pointers
+
+    shipped = {p.name: p.read_text() for p in folder.glob("*.py")}
+    for name, text in shipped.items():
+        assert text.startswith(POINTER_MARK) and len(text.splitlines()) == 2, f"{folder / name} is not a pointer"
+    fresh = tmp_path / folder.name
+    shutil.copytree(folder, fresh, ignore=shutil.ignore_patterns("*.py", "onnx"))
+    write_code_pointers(fresh)
+    assert {p.name: p.read_text() for p in fresh.glob("*.py")} == shipped  # what a release writes today
 
 
 def test_pushed_folder_gets_complete_remote_code(tmp_path):
@@ -124,10 +136,23 @@ def test_pushed_folder_gets_complete_remote_code(tmp_path):
 
     folder = tmp_path / "m"
     shutil.copytree(SHIPPED[0], folder)
+    assert list(folder.glob("*.py"))  # the bundled folder's pointers, which the real files replace
     written = write_remote_code(folder)
     assert set(TRIO) <= set(written)
     for name in written:
         assert filecmp.cmp(folder / name, PACKAGE / "models" / "ser" / name, shallow=False)
+    assert {p.name for p in folder.glob("*.py")} == set(written)  # no pointer left: it would need hf-ser
+
+
+def test_code_pointers_refuse_a_module_hf_ser_does_not_have(tmp_path):
+    from hf_ser.models.remote_code import write_code_pointers
+
+    (tmp_path / "config.json").write_text(json.dumps({"auto_map": {"AutoConfig": "configuration_other.OtherConfig"}}))
+    with pytest.raises(ValueError, match="configuration_other.*not an hf-ser remote-code module"):
+        write_code_pointers(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"auto_map": {"AutoConfig": "user/repo--configuration_ser.X"}}))
+    with pytest.raises(ValueError, match="expected 'module.Class' class references"):
+        write_code_pointers(tmp_path)
 
 
 def test_every_corpus_module_owns_its_facts_and_mapping():

@@ -779,7 +779,9 @@ def test_installed_wheel_predicts_offline_with_its_default_model(tmp_path, speec
     [wheel] = wheels.glob("hf_ser-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.endswith("checkpoints/ser-ravdess/model.safetensors") for n in names)
-    assert not [n for n in names if "/checkpoints/" in n and n.endswith(".py")]  # the code ships once
+    shipped_code = [n for n in names if "/checkpoints/" in n and n.endswith(".py")]  # the code ships once:
+    assert all(zipfile.ZipFile(wheel).read(n).startswith(b"# hf-ser code pointer") for n in shipped_code)
+    assert any(n.endswith("checkpoints/ser-general/pipeline_ser.py") for n in shipped_code)  # pointers, no copies
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))

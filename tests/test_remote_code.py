@@ -1,9 +1,13 @@
 """A saved folder must load as Hub remote code where hf_ser cannot be imported."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
@@ -107,3 +111,42 @@ def test_remote_pipeline_decodes_files_without_hf_ser(model_dir, voice, tmp_path
         assert remote[key].keys() == scores.keys()
         for label, score in scores.items():
             assert abs(remote[key][label] - score) < 1e-5, (key, label)
+
+
+BUNDLED_PIPELINE_SCRIPT = r"""
+import json, sys
+import numpy as np
+from transformers import pipeline
+name, folder, npy = sys.argv[1:4]
+assert "hf_ser" not in sys.modules
+clf = pipeline(model=folder, trust_remote_code=True)  # hf-ser installed, its classes not yet registered
+wave = np.load(npy)
+out = {"class": type(clf).__module__ + "." + type(clf).__name__, "model": type(clf.model).__module__,
+       "scores": {d["label"]: d["score"] for d in clf({"raw": wave, "sampling_rate": 16000}, top_k=None)}}
+from hf_ser import load_classifier
+out["reference"] = {d["label"]: d["score"] for d in load_classifier(name)({"raw": wave, "sampling_rate": 16000},
+                                                                         top_k=None)}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("name", ["ser-general", "ser-whisper-general"])
+def test_bundled_folder_runs_in_transformers_pipeline_with_trust_remote_code(name, voice, tmp_path):
+    """A bundled folder holds no code, only pointers to the installed hf-ser: the stock call a transformers user makes
+    on it (``trust_remote_code=True``, no hf-ser import) had failed with "does not appear to have a file named
+    configuration_ser.py"; it now builds hf-ser's pipeline and answers as ``load_classifier`` does."""
+    from hf_ser.inference import bundled_checkpoints
+
+    np.save(tmp_path / "wave.npy", voice(2.0, 16000))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    args = [name, str(bundled_checkpoints()[name]), str(tmp_path / "wave.npy")]
+    run = subprocess.run(
+        [sys.executable, "-c", BUNDLED_PIPELINE_SCRIPT, *args], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["class"] == "hf_ser.models.ser.pipeline_ser.SERAudioClassificationPipeline"
+    assert out["model"].startswith("hf_ser.models.ser.")  # the installed classes, not a copy
+    assert out["scores"].keys() == out["reference"].keys()
+    for label, score in out["reference"].items():
+        assert out["scores"][label] == pytest.approx(score, abs=1e-6)  # calibrated scores, as load_classifier's

