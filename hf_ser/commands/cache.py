@@ -11,7 +11,13 @@ def register(sub) -> None:
     cache = sub.add_parser(
         "cache", help="show or trim hf-ser's cache (encoder states, features, augmented audio, audio from datasets)"
     )
-    cache.add_argument("action", choices=["info", "prune"])
+    cache.add_argument(
+        "action",
+        nargs="?",
+        default="info",
+        choices=["info", "prune"],
+        help="info (the default): entries and GB per kind; prune: remove the least recently used down to --max-gb",
+    )
     cache.add_argument("--max-gb", type=non_negative, default=None, help="prune: keep at most this many GB")
     cache.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
     cache.add_argument("--cache-dir", default=None, help="default: $HF_SER_CACHE or ~/.cache/hf_ser")
