@@ -58,7 +58,12 @@ def register(sub) -> None:
         "--gpus-per-actor", type=non_negative, default=0, help="--engine ray: GPUs per actor (e.g. 1 or 0.5)"
     )
     predict.add_argument("--workers", type=at_least(1), default=2, help="decoding processes (1: in this process)")
-    predict.add_argument("--batch-size", type=at_least(1), default=16)
+    predict.add_argument(
+        "--batch-size",
+        type=at_least(1),
+        default=16,
+        help="clips per model call (default 16; --engine ray: files per actor batch)",
+    )
     predict.add_argument(
         "--adapt-on",
         action="append",
