@@ -205,13 +205,22 @@ def test_known_labels_keep_their_trained_rows(tmp_path):
 def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_speakers):
     from hf_ser import load_classifier
 
-    init = make_model(tmp_path / "init", labels=["neutral", "happy", "sad", "angry"])
+    # a calibrated starting model (as bundled ser-general, 2.07): fine-tuning without validation speakers has
+    # nothing to refit on, and the old head's temperature had stayed, flattening the new head's scores
+    init = make_model(
+        tmp_path / "init", labels=["neutral", "happy", "sad", "angry"], config_kwargs={"temperature": 2.0}
+    )
     if not with_speakers:
         (audiofolder / "metadata.csv").unlink()
     out = tmp_path / "mine"
     args = ["finetune", str(audiofolder), "--output-dir", str(out), "--init-from", str(init)]
-    with caplog.at_level(logging.WARNING, logger="hf_ser.finetune"):
+    with caplog.at_level(logging.WARNING, logger="hf_ser"):
         assert cli_main([*args, "--set", "training.num_train_epochs=2"]) == 0
+    tuned = json.loads((out / "config.json").read_text())
+    assert tuned["temperature"] == 1.0
+    assert not tuned.get("trained_band_limited", False)  # its clips had no telephone-band copies: the band check counts
+    assert "scores are left uncalibrated (temperature 1.0; the starting model's 2.00" in caplog.text
+    assert "Scores are not calibrated" in (out / "README.md").read_text()
     assert ("split by speaker" in caplog.text) == with_speakers
     assert ("speaker-dependent" in caplog.text) == (not with_speakers)
     assert "new output rows: ['sarcasm']" in caplog.text

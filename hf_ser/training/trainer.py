@@ -361,6 +361,15 @@ def fit(
             InMemoryFeatures(splits["validation"], column=column, input_name=input_name), metric_key_prefix="val"
         )
         calibration = calibrate(model, validation.predictions, validation.label_ids, prediction)
+    elif float(getattr(model.config, "temperature", 1.0) or 1.0) != 1.0:
+        # a model trained on from a calibrated one (hf-ser finetune) kept its temperature, fitted to the old head's
+        # logits: ser-general's 2.07 flattened the new head's scores while its card said "not calibrated"
+        logger.warning(
+            "no validation speakers to fit a temperature on: the scores are left uncalibrated (temperature 1.0; "
+            "the starting model's %.2f was fitted to its own head)",
+            model.config.temperature,
+        )
+        model.config.temperature = 1.0
     result = RunResult(
         test=Scores(**{k: report[k] for k in HEADLINE}),
         per_class={k: ClassScores(**v) for k, v in report["per_class"].items()},
