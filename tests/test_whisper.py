@@ -972,3 +972,22 @@ def test_the_whisper_extractor_can_cut_a_clips_silent_ends_on_both_paths(speech,
     np.testing.assert_allclose(numpy_features, whole(cut)["input_features"][0], atol=1e-4)
     with pytest.raises(ValueError, match="trim_db must be > 0"):
         SERWhisperFeatureExtractor(trim_db=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_model_answers_as_the_float32_one(tiny_whisper_dir, dtype):
+    """``pipeline(..., dtype=torch.bfloat16)`` (memory, a GPU's speed) failed: the forward cast the states to float32
+    for a cache's float16 and the matmul met half-precision weights ("expected m1 and m2 to have the same dtype")."""
+    model = tiny_model(tiny_whisper_dir).eval()
+    half = tiny_model(tiny_whisper_dir)
+    half.load_state_dict(model.state_dict())
+    half = half.to(dtype).eval()
+    features = torch.randn(2, 200, 80)  # (clips, frames, mel bins), as the feature extractor gives them
+    states = torch.randn(2, 30, 3, model.width, dtype=torch.float16)  # as a training cache stores them
+    with torch.no_grad():
+        for inputs in ({"input_features": features}, {"encoder_states": states}):
+            full = model(**inputs).logits
+            low = half(**{k: v.to(dtype) for k, v in inputs.items()}).logits
+            assert low.dtype == dtype
+            torch.testing.assert_close(low.float(), full, atol=0.15 * full.abs().max().item(), rtol=0)
+            assert torch.equal(low.float().argmax(-1), full.argmax(-1))

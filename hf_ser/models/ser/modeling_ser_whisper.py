@@ -193,7 +193,7 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         # cached encoder_states of an adaptive model arrive standardised (the training cache does it)
         if self.config.state_layers is not None:  # the encoder (and a cache) gives every state; the sum takes these
             encoder_states = encoder_states[:, :, self.config.state_layers]
-        states = encoder_states.float()
+        states = encoder_states.to(self.layer_weights.dtype)  # a cache stores float16; the head may be bf16
         if self.config.normalize_states:
             states = nn.functional.layer_norm(states, (self.width,))
         if self.training and self.config.state_dropout > 0:
