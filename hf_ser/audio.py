@@ -6,6 +6,8 @@ with every saved model, for its pipeline); this module re-exports them for the r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .models.ser.audio_ser import (
@@ -24,6 +26,7 @@ __all__ = [
     "check_samples",
     "check_waveform",
     "decode_row",
+    "header_seconds",
     "load_audio",
     "resample",
     "to_mono",
@@ -37,3 +40,18 @@ def decode_row(audio_path: str | None, array, rate: int | None, target_rate: int
         return resample(wave, int(rate), target_rate)
     wave, _ = load_audio(audio_path, target_rate)
     return wave
+
+
+def header_seconds(path: str | Path) -> float | None:
+    """A file's length in seconds as its header gives it (``soundfile.info``), without decoding it; None where
+    libsndfile cannot tell (an unreadable file: decoding it then says why). Lets a length limit refuse a long
+    recording before decoding: a 1-hour 48 kHz stereo upload held 5.2 GB at its peak to be told it was too long."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:  # soundfile raises LibsndfileError, RuntimeError, TypeError…: the decoder will name it
+        return None
+    if info.samplerate <= 0 or info.frames <= 0:
+        return None
+    return info.frames / info.samplerate

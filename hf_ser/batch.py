@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .audio import AudioDecodeError, header_seconds, load_audio
 from .confidence import DEFAULT_RULE, UNCERTAIN, ConfidenceRule
 from .files import folder_entries
 from .input_policy import DEFAULT_POLICY, NO_SPEECH, InputPolicy
-from .models.ser.audio_ser import AudioDecodeError, load_audio
 
 logger = logging.getLogger("hf_ser.batch")
 
@@ -129,6 +129,9 @@ def decode_clip(
     """The file decoded at ``rate``; the waveform is None and the error empty when the clip holds no speech.
     ``longest``: the most seconds the model takes in one piece (None: any length). Runs in worker processes (the
     VAD included)."""
+    declared = header_seconds(path) if longest is not None else None
+    if declared is not None and (error := policy.too_long(declared, longest)):  # refused before it is decoded
+        return DecodedClip(path, None, declared, f"{path}: {error}")
     try:
         wave, _ = load_audio(path, rate)
     except (AudioDecodeError, ValueError) as err:

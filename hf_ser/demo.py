@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioDecodeError, load_audio
+from .audio import AudioDecodeError, header_seconds, load_audio
 from .batch import decode_clip
 from .inference import bundled_checkpoints, confidence_rule, load_classifier, resolve_model
 from .input_policy import DEFAULT_POLICY
@@ -125,12 +125,16 @@ def classify(audio_path: str | None, model_name: str):
     classifier = _classifier(models[model_name])
     rule = confidence_rule(classifier)
     rate = classifier.feature_extractor.sampling_rate
+    too_long = "The clip is {:.0f} s long; the limit is {:.0f} s. Trim it and try again."
+    declared = header_seconds(audio_path)  # refused before decoding: an hour at 48 kHz stereo held 5.2 GB
+    if declared is not None and declared > MAX_SECONDS:
+        raise gr.Error(too_long.format(declared, MAX_SECONDS))
     try:
         seconds = len(load_audio(audio_path, rate)[0]) / rate
     except AudioDecodeError as err:
         raise gr.Error(shown_error(str(err), audio_path)) from err
     if seconds > MAX_SECONDS:
-        raise gr.Error(f"The clip is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s. Trim it and try again.")
+        raise gr.Error(too_long.format(seconds, MAX_SECONDS))
     if seconds <= WINDOW_SECONDS:
         clip = decode_clip(audio_path, rate)  # the batch rows' own checks: readable, long enough, speech
         if clip.error:  # a clip under the policy's minimum was answered (0.15 s: "fearful, 100 %")
@@ -214,8 +218,18 @@ def build_demo():
     return demo
 
 
-def launch(host: str = "127.0.0.1", port: int | None = None, **kwargs):
-    """Launch on localhost (``hf-ser demo``)."""
+# Gradio takes uploads of any size by default; 10 minutes (MAX_SECONDS) of the largest common recording format,
+# 96 kHz stereo 32-bit WAV, is 461 MB: a bigger file cannot be a recording the app accepts.
+MAX_FILE_SIZE = 500 * 1024**2  # bytes
+
+
+def launch_options() -> dict:
+    """The ``Blocks.launch`` options the app runs with, here and on the Space (``space/app.py``)."""
     import gradio as gr
 
-    return build_demo().launch(server_name=host, server_port=port, theme=gr.themes.Soft(), css=CSS, **kwargs)
+    return {"theme": gr.themes.Soft(), "css": CSS, "max_file_size": MAX_FILE_SIZE}
+
+
+def launch(host: str = "127.0.0.1", port: int | None = None, **kwargs):
+    """Launch on localhost (``hf-ser demo``)."""
+    return build_demo().launch(server_name=host, server_port=port, **launch_options(), **kwargs)

@@ -26,17 +26,10 @@ def space(tmp_path_factory, request):
     model_dir = make_model(tmp, labels=["neutral", "happy", "sad", "angry", "fearful"])
     old = os.environ.get("HF_SER_MODEL")
     os.environ["HF_SER_MODEL"] = str(model_dir)
-    from hf_ser.demo import CSS, build_demo
+    from hf_ser.demo import build_demo, launch_options
 
     demo = build_demo()
-    demo.launch(
-        prevent_thread_lock=True,
-        server_name="127.0.0.1",
-        server_port=None,
-        quiet=True,
-        theme=gradio.themes.Soft(),
-        css=CSS,
-    )
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_options())
     yield {"url": demo.local_url, "model_dir": model_dir, "model_name": f"custom: {model_dir}", "tmp": tmp}
     demo.close()
     if old is None:
@@ -236,3 +229,29 @@ def test_the_summary_of_a_hub_model_reads_its_downloaded_snapshot(monkeypatch):
     monkeypatch.setattr(hf_ser.demo, "resolve_model", lambda model: snapshot if model == "someone/ser-model" else None)
     text = hf_ser.demo.model_summary("someone/ser-model")
     assert text.startswith("**ser-model** (tiny MFCC model). **7 classes**") and "no evaluation record" not in text
+
+
+def test_a_recording_over_the_limit_is_refused_from_its_header_before_it_is_decoded(space, monkeypatch):
+    """A 1-hour 48 kHz stereo upload held 5.2 GB at its peak (decoded whole) to be told it was too long."""
+    import gradio as gr
+
+    from hf_ser import demo
+
+    path = space["tmp"] / "hour_header.wav"
+    with sf.SoundFile(path, "w", 8000, 1, "PCM_16") as handle:  # 700 s, written in blocks
+        for _ in range(7):
+            handle.write(np.zeros(100 * 8000, np.int16))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a recording its header already put over the limit")
+
+    monkeypatch.setattr(demo, "load_audio", no_decoding)
+    with pytest.raises(gr.Error, match="The clip is 700 s long; the limit is 600 s"):
+        demo.classify(str(path), space["model_name"])
+
+
+def test_the_upload_size_limit_admits_every_recording_the_length_limit_does():
+    from hf_ser.demo import MAX_SECONDS, launch_options
+
+    largest = 44 + MAX_SECONDS * 96_000 * 2 * 4  # 10 minutes of 96 kHz stereo 32-bit WAV
+    assert largest < launch_options()["max_file_size"] < 2 * largest  # gradio takes any size by default

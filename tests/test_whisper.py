@@ -991,3 +991,26 @@ def test_a_half_precision_model_answers_as_the_float32_one(tiny_whisper_dir, dty
             assert low.dtype == dtype
             torch.testing.assert_close(low.float(), full, atol=0.15 * full.abs().max().item(), rtol=0)
             assert torch.equal(low.float().argmax(-1), full.argmax(-1))
+
+
+def test_a_file_over_the_models_length_is_refused_from_its_header_before_it_is_decoded(tmp_path, monkeypatch):
+    """A 1-hour 48 kHz stereo file held 5.2 GB at its peak in a batch run on the Whisper default (longest 30 s),
+    decoded whole to be refused as too long; its header says so without decoding it."""
+    from hf_ser import batch
+
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(45 * 8000, np.int16), 8000)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a file its header already put over the model's length")
+
+    monkeypatch.setattr(batch, "load_audio", no_decoding)
+    clip = batch.decode_clip(str(path), 16000, longest=30.0)
+    assert clip.wave is None and clip.seconds == 45.0
+    assert clip.error == (
+        f"{path}: clip is 45.0 s long; this model takes at most 30 s in one piece: classify it over time "
+        "(hf-ser predict --segments, or hf_ser.segments)"
+    )
+    (tmp_path / "broken.wav").write_bytes(b"not audio")  # no header to read: decoding says why, as before
+    monkeypatch.undo()
+    assert "cannot decode audio" in batch.decode_clip(str(tmp_path / "broken.wav"), 16000, longest=30.0).error
