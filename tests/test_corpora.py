@@ -141,6 +141,21 @@ def test_missing_or_empty_folder_names_corpus_and_layout(tmp_path):
         load_corpus("iemocap", tmp_path)
 
 
+@pytest.mark.parametrize("corpus", sorted(CORPORA))
+def test_a_folder_of_another_corpus_is_named_in_the_error(corpus, tmp_path):
+    """A TESS folder given to a RAVDESS experiment said only that nothing matched RAVDESS's naming."""
+    wrong = "emodb" if corpus != "emodb" else "ravdess"
+    files = CORPORA[corpus]()
+    for i, emotion in enumerate(files.emotions):
+        write(tmp_path / files.example_file(emotion, files.example_speakers[0], i), 1)
+    with pytest.raises(CorpusLayoutError, match=rf"{wrong}: no file .* they follow {corpus}'s naming \(\d+ of the"):
+        load_corpus(wrong, tmp_path)
+    write(tmp_path.parent / "plain" / "hello.wav", 1)  # a folder of no corpus: no guess
+    with pytest.raises(CorpusLayoutError) as err:
+        load_corpus(wrong, tmp_path.parent / "plain")
+    assert "naming (" not in str(err.value)
+
+
 def test_unified_labels_and_load_corpora(tmp_path):
     assert unified_label_set(["ravdess", "emodb"], common_only=True) == [
         "neutral",

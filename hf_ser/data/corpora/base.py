@@ -141,6 +141,21 @@ class Corpus:
     def _is_audio(path: Path) -> bool:
         return path.suffix.lower() in DEFAULT_POLICY.audio_suffixes  # the suffixes batch runs take
 
+    def _other_naming(self, root: Path, paths: list[Path]) -> str:
+        """Which registered corpus the files do follow, for the error (a TESS folder given to a RAVDESS config)."""
+        counts = {}
+        for name, cls in CORPORA.items():
+            other = cls()
+            other.prepare(root)  # what its parser reads first (CREMA-D's speaker table)
+            counts[name] = sum(other.parse(p) is not None for p in paths)
+        name = max(counts, key=counts.get, default=None)
+        if name is None or name == self.name or counts[name] * 2 < len(paths):
+            return ""
+        return (
+            f"; they follow {name}'s naming ({counts[name]} of the {len(paths)} looked at): load the folder as "
+            f"{name} (an experiment's data.corpus: {name}, e.g. --set data.corpus={name})"
+        )
+
     def load(self, data_dir: str | Path, strict: bool = False) -> tuple[Dataset, LoadReport]:
         root = Path(data_dir).expanduser()
         if not root.is_dir():
@@ -171,6 +186,7 @@ class Corpus:
             raise CorpusLayoutError(
                 f"{self.name}: no file in {root} matches the corpus naming; expected layout: {self.layout}"
                 + (f" (found e.g. {', '.join(report.unmatched[:3])})" if report.unmatched else "")
+                + self._other_naming(root, [root / p for p in report.unmatched[:50]])
             )
         if strict and report.unmatched:
             raise CorpusLayoutError(f"strict=True and {report.summary()}")
