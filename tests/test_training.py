@@ -288,6 +288,10 @@ def test_overrides(tmp_path, capsys):
     assert exp.model["pooling"] == "mean" and exp.data.merge_calm
     with pytest.raises(ExperimentConfigError, match="training.learning_rate': input should be a valid number"):
         load_experiment(path, ["training.learning_rate=fast"])
+    with pytest.raises(ExperimentConfigError, match=r"experiment file .*exp not found \(a YAML file's path\); did you"):
+        load_experiment(tmp_path / "exp")  # the name without its suffix
+    with pytest.raises(ExperimentConfigError, match=r"experiment file .*other.yaml not found \(a YAML file's path\)$"):
+        load_experiment(tmp_path / "other.yaml")
     assert cli_main(["train", "--config", str(path), "--data-dir", str(tmp_path), "--set", "training.bogus=1"]) == 2
     assert "unknown key 'training.bogus'" in capsys.readouterr().err
 

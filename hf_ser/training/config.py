@@ -372,7 +372,9 @@ def read_experiment_file(path: str | Path) -> dict:
     """The raw dict of a YAML experiment, with its ``extends:`` chain merged in."""
     path = Path(path)
     if not path.is_file():
-        raise ExperimentConfigError(f"experiment file {path} not found")
+        near = [c for c in (path.with_suffix(".yaml"), Path("configs") / path.with_suffix(".yaml")) if c.is_file()]
+        hint = f"; did you mean {near[0]}?" if near and path.suffix != ".yaml" else ""
+        raise ExperimentConfigError(f"experiment file {path} not found (a YAML file's path){hint}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
