@@ -880,6 +880,16 @@ def test_state_dropout_leaves_states_out_of_each_training_clip_and_none_at_infer
     assert model.layer_weights.grad.abs().sum() > 0  # the kept states' weights still learn
 
 
+def assert_inference_as_without_it(model, tiny_whisper_dir) -> None:
+    """A training-only setting (masking) leaves inference as the same weights without it give."""
+    plain = tiny_model(tiny_whisper_dir)
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    states = torch.randn(2, 30, 3, model.width)
+    with torch.no_grad():
+        torch.testing.assert_close(model(encoder_states=states).logits, plain(encoder_states=states).logits)
+
+
 def test_time_masking_sets_spans_of_training_frames_to_the_clip_mean_and_leaves_inference_alone(tiny_whisper_dir):
     model = tiny_model(tiny_whisper_dir, mask_time_prob=0.4, mask_time_length=5)
     mixed = torch.randn(3, 60, model.width)
@@ -899,12 +909,7 @@ def test_time_masking_sets_spans_of_training_frames_to_the_clip_mean_and_leaves_
         spans = ends.nonzero().squeeze(1) - starts.nonzero().squeeze(1) + 1
         assert (spans >= 5).all()  # whole spans of mask_time_length (or merged ones)
     torch.testing.assert_close(model._mask_time(mixed[:, :4], mask[:, :4]), mixed[:, :4])  # shorter than a span
-    plain = tiny_model(tiny_whisper_dir)
-    plain.load_state_dict(model.state_dict())
-    model.eval(), plain.eval()
-    states = torch.randn(2, 30, 3, model.width)
-    with torch.no_grad():  # inference never masks
-        torch.testing.assert_close(model(encoder_states=states).logits, plain(encoder_states=states).logits)
+    assert_inference_as_without_it(model, tiny_whisper_dir)
 
 
 def test_feature_masking_zeroes_spans_of_channels_over_the_whole_clip_and_leaves_inference_alone(tiny_whisper_dir):
@@ -920,12 +925,7 @@ def test_feature_masking_zeroes_spans_of_channels_over_the_whole_clip_and_leaves
     # about mask_feature_prob of each clip's channels (transformers rounds the span count up by chance: one span more)
     assert ((share > 0.1) & (share <= 0.3 + 2 / model.width)).all()
     assert not torch.equal(changed[0], changed[1])  # drawn per clip
-    plain = tiny_model(tiny_whisper_dir)
-    plain.load_state_dict(model.state_dict())
-    model.eval(), plain.eval()
-    states = torch.randn(2, 30, 3, model.width)
-    with torch.no_grad():  # inference never masks
-        torch.testing.assert_close(model(encoder_states=states).logits, plain(encoder_states=states).logits)
+    assert_inference_as_without_it(model, tiny_whisper_dir)
 
 
 @pytest.mark.parametrize(
