@@ -192,6 +192,10 @@ def torch_device(device: str | int | None):
     if parsed.type == "cuda" and not torch.cuda.is_available():
         build = "a CPU-only build" if torch.version.cuda is None else "no usable GPU here"
         raise ValueError(f"device={device!r}: this torch {torch.__version__} has {build}; use device='cpu'")
+    # other accelerators torch names (mps, xpu, ...): "mps" was torch's RuntimeError, raised while the model moved
+    backend = torch.backends.mps if parsed.type == "mps" else getattr(torch, parsed.type, None)
+    if parsed.type not in ("cpu", "cuda") and not getattr(backend, "is_available", lambda: False)():
+        raise ValueError(f"device={device!r}: not available with this torch {torch.__version__}; use device='cpu'")
     return device
 
 

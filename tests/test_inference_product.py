@@ -149,6 +149,11 @@ def test_the_device_is_used_or_refused_never_ignored(exported, model_dir):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"device=0: this torch .* has (a CPU-only build|no usable GPU)"):
             load_classifier(model_dir, device=0)
+    if not torch.backends.mps.is_available():  # it was torch's RuntimeError while the model moved
+        with pytest.raises(ValueError, match=r"device='mps': not available with this torch .*; use device='cpu'"):
+            load_classifier(model_dir, device="mps")
+    with pytest.raises(ValueError, match=r"device='meta': not available with this torch"):
+        load_classifier(model_dir, device="meta")
 
 
 def test_integer_pcm_stored_as_float_is_refused_everywhere_with_the_source_named(exported, model_dir, speech, tmp_path):
