@@ -1021,3 +1021,41 @@ def test_the_bundled_tiny_default_hears_the_same_clip_whatever_silence_surrounds
     untrimmed.feature_extractor.trim_db = None
     short, long = ({d["label"]: d["score"] for d in untrimmed(around(s), top_k=None)} for s in (1.52, 3.04))
     assert max(abs(short[k] - long[k]) for k in short) > 0.01
+
+
+def test_predict_reads_one_file_from_standard_input(model_dir, speech, tmp_path, monkeypatch, capsys):
+    """`ffmpeg -i call.m4a -f wav - | hf-ser predict -`: M4A, which libsndfile does not read, through a pipe. `-`
+    had been "no such file or folder"; its rows, errors and timeline are shown under `-`."""
+    import io
+
+    path = tmp_path / "clip.flac"
+    sf.write(path, speech(2.0, 22050), 22050)
+
+    class Pipe:
+        def __init__(self, data: bytes, tty: bool = False):
+            self.buffer, self.tty = io.BytesIO(data), tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    monkeypatch.setattr(sys, "stdin", Pipe(path.read_bytes()))
+    assert cli_main(["predict", "--model", str(model_dir), "--json", "-", str(path)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert list(rows) == ["-", str(path)] and rows["-"] == rows[str(path)]  # the same bytes, the same answer
+    monkeypatch.setattr(sys, "stdin", Pipe(path.read_bytes()))
+    assert cli_main(["predict", "--model", str(model_dir), "--segments", "--format", "jsonl", "-"]) == 0
+    [timeline] = map(json.loads, capsys.readouterr().out.splitlines())
+    assert timeline["path"] == "-" and timeline["segments"]
+    monkeypatch.setattr(sys, "stdin", Pipe(b"not audio"))
+    assert cli_main(["predict", "--model", str(model_dir), "-"]) == 1
+    shown = capsys.readouterr()
+    assert "-: error: -: cannot decode audio" in shown.err and "stdin.wav" not in shown.out + shown.err
+    for pipe, args, message in [
+        (Pipe(b""), ["-"], "-: standard input was empty"),
+        (Pipe(b"", tty=True), ["-"], "-: standard input is a terminal, not audio"),
+        (Pipe(b"x"), ["-", "-"], "- (standard input) given more than once"),
+        (Pipe(b"x"), ["--engine", "ray", "-"], "- (standard input) is for local runs"),
+    ]:
+        monkeypatch.setattr(sys, "stdin", pipe)
+        assert cli_main(["predict", "--model", str(model_dir), *args]) == 2, args
+        assert message in capsys.readouterr().err, args

@@ -6,11 +6,37 @@ import argparse
 import io
 import json
 import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from ._common import at_least, non_negative, score_threshold
 
 TIMELINE_SUFFIXES = {"json": ".json", "csv": ".csv", "jsonl": ".jsonl"}  # --segments formats and their suffixes
+STDIN = "-"
+
+
+@contextmanager
+def stdin_as_file(files: list[str]) -> Iterator[tuple[list[str], Callable[[str | None], str | None]]]:
+    """``-`` among the inputs: standard input's bytes (a pipe from ffmpeg or sox: what libsndfile cannot read,
+    M4A/AAC, arrives as WAV) in a temporary file, and a function that shows its path as ``-`` again in rows and
+    errors. Decoding, batching and the "uncertain" rule then treat it as any file."""
+    if STDIN not in files:
+        yield files, lambda text: text
+        return
+    if files.count(STDIN) > 1:
+        raise ValueError("- (standard input) given more than once")
+    if sys.stdin.isatty():
+        raise ValueError("-: standard input is a terminal, not audio: pipe a file in (ffmpeg -i in.m4a -f wav - | ...)")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise ValueError("-: standard input was empty (expected the bytes of an audio file)")
+    with tempfile.TemporaryDirectory(prefix="hf-ser-stdin-") as folder:
+        path = Path(folder) / "stdin.wav"  # the suffix admits it as audio; libsndfile reads the format from the bytes
+        path.write_bytes(data)
+        yield [str(path) if f == STDIN else f for f in files], lambda text: text and text.replace(str(path), STDIN)
 
 
 def timeline_format(args: argparse.Namespace) -> str:
@@ -25,7 +51,11 @@ def timeline_format(args: argparse.Namespace) -> str:
 
 def register(sub) -> None:
     predict = sub.add_parser("predict", help="classify audio files and folders (or emotion over time)")
-    predict.add_argument("files", nargs="+", help="audio files or folders (WAV, FLAC, OGG, …; any rate; stereo ok)")
+    predict.add_argument(
+        "files",
+        nargs="+",
+        help="audio files or folders (WAV, FLAC, OGG, …; any rate; stereo ok); - reads one file from standard input",
+    )
     predict.add_argument(
         "--model",
         default=None,
@@ -90,6 +120,13 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if STDIN in args.files and args.engine == "ray":
+        raise ValueError("- (standard input) is for local runs; Ray actors read files every node can reach")
+    with stdin_as_file(args.files) as (files, shown):
+        return _run(argparse.Namespace(**{**vars(args), "files": files}), shown)
+
+
+def _run(args: argparse.Namespace, shown: Callable[[str | None], str | None]) -> int:
     from ..batch import WorkerDied, check_output_file, check_rows_output, predict_files, write_predictions
 
     if args.json and args.output:
@@ -113,15 +150,18 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _predict_ray(args)
     if args.segments:
-        return _predict_segments(args)
+        return _predict_segments(args, shown)
     from ..inference import confidence_rule, longest_clip_seconds
 
     classify, rate, clf = _backend(args)
     progress = args.output is not None and sys.stderr.isatty()
     rule = confidence_rule(clf, args.uncertain_below)
     longest = longest_clip_seconds(clf)
-    predictions = predict_files(
-        args.files, classify, rate, args.workers, args.batch_size, progress, rule=rule, longest=longest
+    predictions = (
+        replace(p, path=shown(p.path), error=shown(p.error))
+        for p in predict_files(
+            args.files, classify, rate, args.workers, args.batch_size, progress, rule=rule, longest=longest
+        )
     )
     rows = []
     try:
@@ -218,7 +258,7 @@ def _top_k(predictions, k: int | None):
         yield p
 
 
-def _predict_segments(args: argparse.Namespace) -> int:
+def _predict_segments(args: argparse.Namespace, shown: Callable[[str | None], str | None]) -> int:
     import csv
 
     from ..batch import audio_files
@@ -233,11 +273,11 @@ def _predict_segments(args: argparse.Namespace) -> int:
         print(f"hf-ser predict: {p.path}: {p.error}", file=sys.stderr)
     for path in files:
         try:
-            results[path] = segments(path, clf, progress=sys.stderr.isatty(), rule=rule).to_dict()
+            results[shown(path)] = segments(path, clf, progress=sys.stderr.isatty(), rule=rule).to_dict()
         except ValueError as err:
-            results[path] = {"error": str(err)}
+            results[shown(path)] = {"error": shown(str(err))}
             failed += 1
-            print(f"hf-ser predict: {err}", file=sys.stderr)
+            print(f"hf-ser predict: {shown(str(err))}", file=sys.stderr)
     form = timeline_format(args)
     if form == "json":
         text = json.dumps(results, indent=2) + "\n"
