@@ -269,3 +269,40 @@ def test_trim_cuts_the_silence_at_a_clips_ends_as_librosa_does(rng):
     assert SERFeatureExtractor()(wave, return_tensors="np")["input_features"].shape[1] == 1 + wave.size // 160
     with pytest.raises(ValueError, match="invalid trim_db=0"):
         SERFeatureExtractor(trim_db=0)
+
+
+def _extractors():
+    from hf_ser.models.ser.feature_extraction_ser_whisper import SERWhisperFeatureExtractor
+
+    return [SERFeatureExtractor(), SERWhisperFeatureExtractor()]
+
+
+@pytest.mark.parametrize("fe", _extractors(), ids=["mfcc", "whisper"])
+def test_length_arguments_are_honoured_as_transformers_extractors_take_them(fe, voice):
+    """`fe(waves, max_length=16000, truncation=True)` (the audio-classification tutorial's call) gave every clip's
+    whole frames: both extractors took padding, max_length and truncation in **kwargs and ignored them."""
+    waves = [voice(1.5, 16000, seed=1), voice(2.5, 16000, seed=2)]
+    plain = fe(waves, sampling_rate=16000, return_tensors="np")
+    cut = fe(waves, sampling_rate=16000, return_tensors="np", max_length=16000, truncation=True)
+    alone = fe([w[:16000] for w in waves], sampling_rate=16000, return_tensors="np")
+    np.testing.assert_array_equal(cut["input_features"], alone["input_features"])  # cut before the features
+    assert cut["input_features"].shape[1] < plain["input_features"].shape[1]
+    padded = fe(waves, sampling_rate=16000, return_tensors="np", padding="max_length", max_length=48000)
+    longest = plain["input_features"].shape[1]
+    assert padded["input_features"].shape[1] == fe(np.zeros(48000), return_tensors="np")["input_features"].shape[1]
+    np.testing.assert_array_equal(padded["input_features"][:, :longest], plain["input_features"])
+    assert (padded["input_features"][:, longest:] == fe.padding_value).all()
+    np.testing.assert_array_equal(padded["attention_mask"].sum(1), plain["attention_mask"].sum(1))  # padding is off
+    rounded = fe(waves, sampling_rate=16000, return_tensors="np", pad_to_multiple_of=64)
+    assert rounded["input_features"].shape[1] == -(-longest // 64) * 64
+    assert "attention_mask" not in fe(waves, return_tensors="np", return_attention_mask=False)
+    for kwargs, error, message in [
+        ({"padding": "max_length", "max_length": 16000}, ValueError, "more than max_length=16000 samples give"),
+        ({"truncation": True}, ValueError, "truncation=True needs max_length"),
+        ({"padding": False}, ValueError, "padding=False: a batch is padded to its longest clip"),
+        ({"padding": "everything"}, ValueError, "padding must be True, 'longest' or 'max_length'"),
+        ({"max_length": 0, "truncation": True}, ValueError, "max_length must be a whole number >= 1"),
+        ({"do_normalise": True}, TypeError, r"unexpected argument\(s\) \['do_normalise'\]"),
+    ]:
+        with pytest.raises(error, match=message):
+            fe(waves, sampling_rate=16000, **kwargs)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +180,55 @@ def load_audio(source: AudioSource, sampling_rate: int | None = None) -> tuple[n
     if sampling_rate is not None:
         array, rate = resample(array, rate, sampling_rate), sampling_rate
     return array, int(rate)
+
+
+@dataclass(frozen=True)
+class LengthRequest:
+    """transformers' length arguments of a feature extractor call, checked: ``max_length`` counts samples of the
+    input waveform (as for ``Wav2Vec2FeatureExtractor``); ``truncation=True`` cuts each clip to it before its
+    features, ``padding="max_length"`` pads the frames to what ``max_length`` samples give, ``pad_to_multiple_of``
+    rounds the padded frames up. Both extractors had taken these in ``**kwargs`` and ignored them (a tutorial's
+    ``max_length=16000, truncation=True`` gave the whole clip's frames)."""
+
+    pad_to_max_length: bool = False
+    max_length: int | None = None
+    truncation: bool = False
+    pad_to_multiple_of: int | None = None
+
+    @classmethod
+    def parse(cls, padding=True, max_length=None, truncation=None, pad_to_multiple_of=None, **unknown) -> LengthRequest:
+        if unknown:  # they were swallowed by **kwargs and ignored
+            raise TypeError(
+                f"unexpected argument(s) {sorted(unknown)}: this feature extractor takes sampling_rate, "
+                "return_tensors, return_attention_mask, padding, max_length, truncation and pad_to_multiple_of"
+            )
+        if padding in (False, "do_not_pad"):
+            raise ValueError(
+                f"padding={padding!r}: a batch is padded to its longest clip, and attention_mask marks the padding"
+            )
+        if padding not in (True, "longest", "max_length"):
+            raise ValueError(f"padding must be True, 'longest' or 'max_length', got {padding!r}")
+        for name, value in (("max_length", max_length), ("pad_to_multiple_of", pad_to_multiple_of)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1 (max_length: samples), got {value!r}")
+        if (padding == "max_length" or truncation) and max_length is None:
+            named = "padding='max_length'" if padding == "max_length" else "truncation=True"
+            raise ValueError(f"{named} needs max_length (samples of the input waveform)")
+        return cls(padding == "max_length", max_length, bool(truncation), pad_to_multiple_of)
+
+    def truncate(self, wave: np.ndarray) -> np.ndarray:
+        return wave[: self.max_length] if self.truncation else wave
+
+    def frames(self, longest: int, frames_of: Callable[[int], int]) -> int:
+        """Frames to pad a batch to: its ``longest`` clip's, ``max_length`` samples' (``frames_of``), rounded up."""
+        target = longest
+        if self.pad_to_max_length:
+            target = frames_of(self.max_length)
+            if longest > target:
+                raise ValueError(
+                    f"a clip gives {longest} frames, more than max_length={self.max_length} samples give ({target}): "
+                    "add truncation=True"
+                )
+        if self.pad_to_multiple_of:
+            target = -(-target // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        return target

@@ -15,7 +15,7 @@ import torch
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
-from .audio_ser import as_float32
+from .audio_ser import LengthRequest, as_float32
 from .mfcc_features_ser import features_torch, num_frames, prepared_wave, speaker_statistics
 
 
@@ -187,7 +187,7 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         self.trim_margin = float(trim_margin)
 
     # ------------------------------------------------------------------ input checks
-    def _as_waveform(self, item, index: int) -> np.ndarray:
+    def _as_waveform(self, item, index: int, request: LengthRequest | None = None) -> np.ndarray:
         if isinstance(item, torch.Tensor):
             item = item.detach().cpu().numpy()
         array = np.asarray(item)
@@ -206,7 +206,7 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         if not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
             raise ValueError(f"audio item {index}: received {bad} non-finite samples (NaN or inf)")
-        return self._prepared(array)
+        return self._prepared(request.truncate(array) if request else array)
 
     def _prepared(self, array: np.ndarray) -> np.ndarray:
         """The waveform the features see (offset, cut, DC offset, silent ends, padding: prepared_wave)."""
@@ -255,7 +255,10 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         return_attention_mask: bool | None = None,
         **kwargs,
     ) -> BatchFeature:
-        """Extract MFCCs from one waveform (1-D) or a batch (a list of 1-D arrays or a 2-D array)."""
+        """Extract MFCCs from one waveform (1-D) or a batch (a list of 1-D arrays or a 2-D array). ``padding``,
+        ``max_length`` (samples), ``truncation`` and ``pad_to_multiple_of`` as transformers' extractors take them
+        (:class:`LengthRequest`); other arguments are refused."""
+        request = LengthRequest.parse(**kwargs)
         if sampling_rate is not None and sampling_rate != self.sampling_rate:
             raise ValueError(
                 f"The audio was given at sampling_rate={sampling_rate} but this feature extractor expects "
@@ -269,7 +272,7 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
         items = list(raw_speech) if is_batched else [raw_speech]
         if not items:
             raise ValueError("received an empty batch (no audio items)")
-        waves = [self._as_waveform(item, i) for i, item in enumerate(items)]
+        waves = [self._as_waveform(item, i, request) for i, item in enumerate(items)]
         if self.speaker_adaptive and self.speaker_mean is None:
             raise ValueError(
                 "this model was trained on speaker-adapted features: adapt the feature extractor to the speaker "
@@ -278,6 +281,10 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             )
         with torch.no_grad():
             features, mask = self._mfcc(waves)
+        extra = request.frames(features.shape[1], self.num_frames) - features.shape[1]
+        if extra:  # padding="max_length" or pad_to_multiple_of: padded frames, outside the mask
+            features = torch.nn.functional.pad(features, (0, 0, 0, extra), value=self.padding_value)
+            mask = torch.nn.functional.pad(mask, (0, extra), value=0)
         data = {"input_features": features}
         if return_attention_mask is None:
             return_attention_mask = self.return_attention_mask

@@ -15,7 +15,7 @@ from transformers.audio_utils import mel_filter_bank
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
-from .audio_ser import as_float32
+from .audio_ser import LengthRequest, as_float32
 from .whisper_features_ser import prepared_whisper_wave, whisper_log_mel, whisper_log_mel_torch
 
 
@@ -102,14 +102,25 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         wave = prepared_whisper_wave(wave, self.sampling_rate, self.trim_db, self.trim_margin, self.level_dbfs)
         return compute(wave, self.mel_filters, self.n_fft, self.hop_length)
 
-    def __call__(self, raw_speech, sampling_rate: int | None = None, return_tensors=None, **kwargs) -> BatchFeature:
+    def __call__(
+        self,
+        raw_speech,
+        sampling_rate: int | None = None,
+        return_tensors=None,
+        return_attention_mask: bool | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Log-mel of one clip (1-D) or a batch, padded to the longest. ``padding``, ``max_length`` (samples),
+        ``truncation`` and ``pad_to_multiple_of`` as transformers' extractors take them (:class:`LengthRequest`);
+        other arguments are refused (all were taken and ignored)."""
+        request = LengthRequest.parse(**kwargs)
         if sampling_rate is not None and sampling_rate != self.sampling_rate:
             raise ValueError(
                 f"audio at {sampling_rate} Hz, but this feature extractor expects {self.sampling_rate} Hz: resample "
                 "first (the hf-ser pipeline does, with soxr)"
             )
         batched = isinstance(raw_speech, list | tuple) and len(raw_speech) > 0 and np.ndim(raw_speech[0]) >= 1
-        clips = [as_float32(c) for c in (raw_speech if batched else [raw_speech])]
+        clips = [request.truncate(as_float32(c)) for c in (raw_speech if batched else [raw_speech])]
         for i, clip in enumerate(clips):
             if clip.ndim != 1:
                 raise ValueError(f"clip {i}: expected mono audio (samples,), got shape {clip.shape}")
@@ -123,13 +134,16 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
                     "position embeddings end): classify a longer recording over time with hf_ser.segments"
                 )
         feats = [self.log_mel(c) for c in clips]
-        longest = max(f.shape[0] for f in feats)
+        longest = request.frames(max(f.shape[0] for f in feats), lambda samples: samples // self.hop_length)
         batch = np.full((len(feats), longest, self.feature_size), self.padding_value, dtype=np.float32)
         mask = np.zeros((len(feats), longest), dtype=np.int32)
         for i, f in enumerate(feats):
             batch[i, : f.shape[0]] = f
             mask[i, : f.shape[0]] = 1
-        return BatchFeature({"input_features": batch, "attention_mask": mask}, tensor_type=return_tensors)
+        data = {"input_features": batch, "attention_mask": mask}
+        if return_attention_mask is False:  # it was ignored; the model then takes every frame as the clip's
+            data.pop("attention_mask")
+        return BatchFeature(data, tensor_type=return_tensors)
 
 
 __all__ = ["SERWhisperFeatureExtractor"]
