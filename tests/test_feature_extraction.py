@@ -293,6 +293,8 @@ def test_length_arguments_are_honoured_as_transformers_extractors_take_them(fe, 
     np.testing.assert_array_equal(padded["input_features"][:, :longest], plain["input_features"])
     assert (padded["input_features"][:, longest:] == fe.padding_value).all()
     np.testing.assert_array_equal(padded["attention_mask"].sum(1), plain["attention_mask"].sum(1))  # padding is off
+    as_lists = fe(waves, sampling_rate=16000, padding="max_length", max_length=48000)  # return_tensors=None
+    assert [len(f) for f in as_lists["input_features"]] == [padded["input_features"].shape[1]] * 2
     rounded = fe(waves, sampling_rate=16000, return_tensors="np", pad_to_multiple_of=64)
     assert rounded["input_features"].shape[1] == -(-longest // 64) * 64
     assert "attention_mask" not in fe(waves, return_tensors="np", return_attention_mask=False)

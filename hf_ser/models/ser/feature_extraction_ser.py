@@ -292,8 +292,9 @@ class SERFeatureExtractor(SequenceFeatureExtractor):
             data["attention_mask"] = mask
         if return_tensors != "pt":
             data = {k: v.numpy() for k, v in data.items()}
-            if return_tensors is None:
-                data = {k: list(v[i, : int(mask[i].sum())] for i in range(len(waves))) for k, v in data.items()}
+            if return_tensors is None:  # each clip's own frames, unless a padded length was asked for
+                keep = [features.shape[1] if extra else int(mask[i].sum()) for i in range(len(waves))]
+                data = {k: list(v[i, : keep[i]] for i in range(len(waves))) for k, v in data.items()}
         return BatchFeature(data=data, tensor_type=None)
 
 
