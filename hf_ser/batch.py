@@ -86,8 +86,15 @@ def audio_files(
                 logger.warning("%s: %d files left out, not audio by their suffix (%s)", path, len(left_out), left)
             if not audio:
                 looked = f"no audio files in this folder (looked for {' '.join(sorted(suffixes))})"
+                convert = (
+                    ": libsndfile does not read those; convert them first (ffmpeg -i in.m4a out.wav)"
+                    if set(others) & UNREAD_CONTAINERS
+                    else ""
+                )
                 errors.append(
-                    Prediction(str(path), error=f"{looked}; it holds {left}" if left else f"{looked}; it is empty")
+                    Prediction(
+                        str(path), error=f"{looked}; it holds {left}{convert}" if left else f"{looked}; it is empty"
+                    )
                 )
             files += audio
         elif path.is_file():
@@ -96,6 +103,9 @@ def audio_files(
             errors.append(Prediction(str(path), error="no such file or folder"))
     return _once_each(files), errors
 
+
+# audio that phones, browsers and video apps record in containers libsndfile does not read (AAC, WMA, AMR, video)
+UNREAD_CONTAINERS = {".m4a", ".aac", ".mp4", ".wma", ".amr", ".3gp", ".webm", ".mov", ".mkv"}
 
 UNREADABLE_ENTRY = "not a readable file (a link to a file that does not exist, or not a regular file)"
 

@@ -455,7 +455,8 @@ def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_e
     assert files == [str(mixed / "a.wav")]
     looked = "no audio files in this folder (looked for .aif .aiff .au .caf .flac .mp3 .oga .ogg .opus .w64 .wav)"
     assert {e.path: e.error for e in errors} == {
-        str(phone): f"{looked}; it holds .m4a x2",
+        str(phone): f"{looked}; it holds .m4a x2: libsndfile does not read those; convert them first (ffmpeg -i "
+        "in.m4a out.wav)",
         str(empty): f"{looked}; it is empty",
     }
     assert f"{mixed}: 2 files left out, not audio by their suffix (.m4a x1, .txt x1)" in caplog.text
