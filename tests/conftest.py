@@ -42,9 +42,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def run_without_hf_ser(script: str, args: list[str], tmp_path: Path):
-    """Run ``script`` in a fresh Python where hf-ser is not on the path (offline, a private modules cache): what a
-    user of a saved folder without hf-ser installed runs. Returns the last line of its stdout, parsed as JSON."""
+def run_fresh_python(script: str, args: list[str], tmp_path: Path):
+    """Run ``script`` in a fresh Python, offline, with a private modules cache (transformers copies remote code
+    there): a script for a user without hf-ser makes ``import hf_ser`` fail itself (``sys.modules["hf_ser"] =
+    None``). Returns the last line of its stdout, parsed as JSON."""
     import json
     import subprocess
     import sys

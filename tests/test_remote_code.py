@@ -1,17 +1,14 @@
 """A saved folder must load as Hub remote code where hf_ser cannot be imported."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-from .conftest import run_without_hf_ser
+from .conftest import run_fresh_python
 
 SCRIPT = r"""
 import json, sys
@@ -52,7 +49,7 @@ def test_remote_code_loads_without_hf_ser(model_dir, voice, tmp_path):
 
     wave = voice(2.0, 16000)
     np.save(tmp_path / "wave.npy", wave)
-    remote = run_without_hf_ser(SCRIPT, [str(model_dir), str(tmp_path / "wave.npy")], tmp_path)
+    remote = run_fresh_python(SCRIPT, [str(model_dir), str(tmp_path / "wave.npy")], tmp_path)
     assert remote["clf"].startswith("transformers_modules") and remote["fe"].startswith("transformers_modules")
 
     fe = AutoFeatureExtractor.from_pretrained(model_dir)
@@ -96,7 +93,7 @@ def test_remote_pipeline_decodes_files_without_hf_ser(model_dir, voice, tmp_path
     sf.write(tmp_path / "clip8k.wav", voice(1.2, 8000, seed=5), 8000)
     np.save(tmp_path / "wave.npy", voice(1.2, 8000, seed=5))
     args = [str(model_dir), str(tmp_path / "clip.flac"), str(tmp_path / "clip8k.wav"), str(tmp_path / "wave.npy")]
-    remote = run_without_hf_ser(PIPELINE_SCRIPT, args, tmp_path)
+    remote = run_fresh_python(PIPELINE_SCRIPT, args, tmp_path)
     assert remote["class"].startswith("transformers_modules") and remote["class"].endswith(
         "SERAudioClassificationPipeline"
     )
@@ -138,13 +135,8 @@ def test_bundled_folder_runs_in_transformers_pipeline_with_trust_remote_code(nam
     from hf_ser.inference import bundled_checkpoints
 
     np.save(tmp_path / "wave.npy", voice(2.0, 16000))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
     args = [name, str(bundled_checkpoints()[name]), str(tmp_path / "wave.npy")]
-    run = subprocess.run(
-        [sys.executable, "-c", BUNDLED_PIPELINE_SCRIPT, *args], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_fresh_python(BUNDLED_PIPELINE_SCRIPT, args, tmp_path)
     assert out["class"] == "hf_ser.models.ser.pipeline_ser.SERAudioClassificationPipeline"
     assert out["model"].startswith("hf_ser.models.ser.")  # the installed classes, not a copy
     assert out["scores"].keys() == out["reference"].keys()

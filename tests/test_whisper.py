@@ -23,7 +23,7 @@ from hf_ser.example import synthetic_speech, synthetic_voice
 from hf_ser.models.registry import SERWhisperConfig, SERWhisperFeatureExtractor, SERWhisperForAudioClassification
 from hf_ser.training.results import RunResult
 
-from .conftest import SHARED_CORPORA, run_without_hf_ser
+from .conftest import SHARED_CORPORA, run_fresh_python
 from .fixtures import make_ravdess
 
 TINY_WHISPER = dict(
@@ -513,7 +513,7 @@ def test_saved_folder_runs_as_remote_code_without_hf_ser(tmp_path, tiny_whisper_
     wave = voice(1.5, 16000)
     np.save(tmp_path / "wave.npy", wave)
     remote = {
-        d["label"]: d["score"] for d in run_without_hf_ser(REMOTE, [str(folder), str(tmp_path / "wave.npy")], tmp_path)
+        d["label"]: d["score"] for d in run_fresh_python(REMOTE, [str(folder), str(tmp_path / "wave.npy")], tmp_path)
     }
     fe = SERWhisperFeatureExtractor()
     with torch.no_grad():
