@@ -130,10 +130,9 @@ def run_split(
         labels = splits["train"].features["emotion"].names
         weights = _class_weights(splits["train"]["emotion"], len(labels)) if exp.training.class_weighted_loss else None
         model = model if model is not None else build_model(exp, labels, weights, seed=args.seed)
-        # the "uncertain" rule's band check stands down for a model trained on telephone-band copies; one trained on
-        # from such a model without them (hf-ser finetune on the Whisper default) had kept the flag
-        if copies.includes("TelephoneBand") or getattr(model.config, "trained_band_limited", False):
-            model.config.trained_band_limited = copies.includes("TelephoneBand")
+        # the "uncertain" rule's band check stands down for a model trained on telephone-band copies; the flag
+        # describes this training's clips (one trained on from the Whisper default without them had kept it)
+        model.config.trained_band_limited = copies.includes("TelephoneBand")
         feats = model_inputs_of(exp, splits, fe, model)
         if exp.training.teacher:  # distillation: the teacher of this fold labels the training clips
             teacher = exp.training.teacher.replace("{fold}", fold)
