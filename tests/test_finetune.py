@@ -208,7 +208,9 @@ def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_spe
     # a calibrated starting model (as bundled ser-general, 2.07): fine-tuning without validation speakers has
     # nothing to refit on, and the old head's temperature had stayed, flattening the new head's scores
     init = make_model(
-        tmp_path / "init", labels=["neutral", "happy", "sad", "angry"], config_kwargs={"temperature": 2.0}
+        tmp_path / "init",
+        labels=["neutral", "happy", "sad", "angry"],
+        config_kwargs={"temperature": 2.0, "uncertain_below": 0.3},
     )
     if not with_speakers:
         (audiofolder / "metadata.csv").unlink()
@@ -218,8 +220,12 @@ def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_spe
         assert cli_main([*args, "--set", "training.num_train_epochs=2"]) == 0
     tuned = json.loads((out / "config.json").read_text())
     assert tuned["temperature"] == 1.0
+    assert tuned["uncertain_below"] is None  # a threshold chosen for the old head's scores goes with it
     assert not tuned.get("trained_band_limited", False)  # its clips had no telephone-band copies: the band check counts
-    assert "scores are left uncalibrated (temperature 1.0; the starting model's 2.00" in caplog.text
+    assert (
+        "scores are left uncalibrated (temperature 1.0; the starting model's 2.00 and its uncertain threshold 0.3 was"
+        in caplog.text
+    )
     assert "Scores are not calibrated" in (out / "README.md").read_text()
     assert ("split by speaker" in caplog.text) == with_speakers
     assert ("speaker-dependent" in caplog.text) == (not with_speakers)

@@ -30,6 +30,7 @@ from ..data.features import feature_column
 from ..data.splits import speaker_keys
 from ..metrics import load_ser_metrics
 from ..models.families import family_of_model
+from ..models.ser.configuration_ser import drop_calibration
 from .config import TrainingConfig
 from .results import HEADLINE, Calibration, ClassScores, ConditionScores, Hardware, RunResult, Scores
 from .weight_averaging import WeightAveraging
@@ -361,15 +362,17 @@ def fit(
             InMemoryFeatures(splits["validation"], column=column, input_name=input_name), metric_key_prefix="val"
         )
         calibration = calibrate(model, validation.predictions, validation.label_ids, prediction)
-    elif float(getattr(model.config, "temperature", 1.0) or 1.0) != 1.0:
-        # a model trained on from a calibrated one (hf-ser finetune) kept its temperature, fitted to the old head's
-        # logits: ser-general's 2.07 flattened the new head's scores while its card said "not calibrated"
-        logger.warning(
-            "no validation speakers to fit a temperature on: the scores are left uncalibrated (temperature 1.0; "
-            "the starting model's %.2f was fitted to its own head)",
-            model.config.temperature,
-        )
-        model.config.temperature = 1.0
+    else:
+        # a model trained on from a calibrated one (hf-ser finetune) kept its temperature and threshold, fitted to the
+        # old head's logits: ser-general's 2.07 flattened the new head's scores while its card said "not calibrated"
+        old_temperature, old_threshold = model.config.temperature, model.config.uncertain_below
+        if drop_calibration(model.config):
+            logger.warning(
+                "no validation speakers to fit a temperature on: the scores are left uncalibrated (temperature 1.0; "
+                "the starting model's %.2f%s was fitted to its own head)",
+                old_temperature,
+                "" if old_threshold is None else f" and its uncertain threshold {old_threshold:g}",
+            )
     result = RunResult(
         test=Scores(**{k: report[k] for k in HEADLINE}),
         per_class={k: ClassScores(**v) for k, v in report["per_class"].items()},

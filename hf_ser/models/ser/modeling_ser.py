@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
-from .configuration_ser import SERConfig
+from .configuration_ser import SERConfig, drop_calibration
 
 
 def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -185,14 +185,14 @@ def loaded_with_fresh_head(from_pretrained, *args, **kwargs):
     wanted = kwargs.pop("output_loading_info", False)
     model, info = from_pretrained(*args, output_loading_info=True, **kwargs)
     fresh = any("out_proj" in entry[0] for entry in info.get("mismatched_keys", ()))
-    if fresh and (model.config.temperature != 1.0 or model.config.uncertain_below is not None):
+    old_temperature = model.config.temperature
+    if fresh and drop_calibration(model.config):
         logger.warning(
             "the classifier's output layer was re-initialised for %d labels: its calibration (temperature %.2f) "
             "belonged to the old head and is dropped (temperature 1.0; refit it on validation speakers)",
             model.config.num_labels,
-            model.config.temperature,
+            old_temperature,
         )
-        model.config.temperature, model.config.uncertain_below = 1.0, None
     return (model, info) if wanted else model
 
 
