@@ -237,6 +237,23 @@ def _test_time(r: dict) -> str:
     return f"{r['model']}, {r['clips']} validation clips, UAR as is / WPE / phone view: {cells}"
 
 
+def _long(r: dict) -> str:
+    parts = []
+    for model in sorted(k for k in r if isinstance(r[k], dict) and "results" in r[k]):
+        res = r[model]["results"]
+        whole = res["whole clips, one emotion"]
+        lengths = sorted({k.split(",")[0] for k in res if not k.startswith("whole")}, key=lambda k: float(k[:-2]))
+        one = ", ".join(f"{k} {res[f'{k}, one emotion']['accuracy']:.1f}" for k in lengths)
+        mixed = ", ".join(
+            f"{k} {res[f'{k}, mixed']['answered']:.0f} % ({res[f'{k}, mixed']['mean_top_score']:.2f})" for k in lengths
+        )
+        parts.append(
+            f"{model} ({r[model]['speakers']} validation speakers): one emotion joined, accuracy {one} (whole clips "
+            f"{whole['accuracy']:.1f}); several emotions joined, answered with a label {mixed}"
+        )
+    return "; ".join(parts)
+
+
 ROWS: dict[str, Callable[[dict], str]] = {
     "models": _models,
     "inference": _inference,
@@ -255,6 +272,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "hum": _hum,
     "trim": _trim,
     "float_scale": _float_scale,
+    "long": _long,
 }
 
 

@@ -116,6 +116,12 @@ class InputPolicy:
             noise, 50 Hz hum, a buzz, tones, clicks and fan noise stay at or below 0.05 (bench/bench_vad.py). Such a
             clip is classified and answered "uncertain" (too little speech) with its scores, not "no speech".
         digital_silence: peak amplitude below which a clip is silence without asking the VAD.
+        long_recording_seconds: a file longer than this that is answered in one piece (``hf-ser predict`` without
+            ``--segments``) gets a note that its one label covers all of it. Length alone does not hurt: on the
+            defaults' validation speakers, 15-120 s joined from clips of one emotion were right 79-86 % of the time
+            (whole clips 76-79 %), but joined from several emotions they still got a label 60-100 % of the time at a
+            mean top score of 0.54-0.60, where a timeline shows the change (``bench/bench_long.py``). The corpora's
+            clips are 1-10 s long; 15 s is the shortest length measured.
     """
 
     audio_suffixes: frozenset[str] = field(
@@ -132,6 +138,7 @@ class InputPolicy:
     min_speech_seconds: float = 0.1
     speech_evidence: float = 0.2
     digital_silence: float = 1e-5
+    long_recording_seconds: float = 15.0
 
     def vad_input(self, wave: np.ndarray, peak: float | None = None) -> np.ndarray:
         """Audio as the VAD hears it: peak-normalised (the level-independent decision), digital silence as zeros.

@@ -1060,3 +1060,22 @@ def test_predict_reads_one_file_from_standard_input(model_dir, speech, tmp_path,
         monkeypatch.setattr(sys, "stdin", pipe)
         assert cli_main(["predict", "--model", str(model_dir), *args]) == 2, args
         assert message in capsys.readouterr().err, args
+
+
+def test_predict_notes_that_a_long_recording_got_one_label_for_all_of_it(model_dir, speech, tmp_path, capsys):
+    """Length alone does not hurt (bench/bench_long.py), but a recording of several emotions still got one label,
+    mostly not "uncertain": files over InputPolicy.long_recording_seconds answered in one piece say so, and where
+    to look instead."""
+    from hf_ser.input_policy import DEFAULT_POLICY
+
+    limit = DEFAULT_POLICY.long_recording_seconds
+    for name, seconds in (("call", limit + 5), ("clip", 3.0)):
+        sf.write(tmp_path / f"{name}.wav", 0.3 * speech(seconds, 16000, seed=2), 16000)
+    assert cli_main(["predict", str(tmp_path / "clip.wav"), "--model", str(model_dir)]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert cli_main(["predict", str(tmp_path / "call.wav"), str(tmp_path / "clip.wav"), "--model", str(model_dir)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {tmp_path / 'call.wav'} is longer than {limit:g} s and got one label" in err
+    assert "--segments gives emotion over time" in err
+    assert cli_main(["predict", str(tmp_path / "call.wav"), "--model", str(model_dir), "--segments"]) == 0
+    assert "note:" not in capsys.readouterr().err  # a timeline is what the note points to

@@ -179,10 +179,27 @@ def _run(args: argparse.Namespace, shown: Callable[[str | None], str | None]) ->
     if died:
         print(f"hf-ser predict: error: {died}", file=sys.stderr)
         return 1
+    _note_long_recordings(rows)
     failed = [p for p in rows if p.error]
     if failed:
         print(f"hf-ser predict: {len(failed)} of {len(rows)} files failed (see their error rows)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _note_long_recordings(rows: list) -> None:
+    """Say when long files got one label for all of it: a recording of several emotions is answered as one, often
+    with a label, not "uncertain" (``InputPolicy.long_recording_seconds``); ``--segments`` shows the changes."""
+    from ..input_policy import DEFAULT_POLICY
+
+    limit = DEFAULT_POLICY.long_recording_seconds
+    long = [p for p in rows if not p.error and p.score is not None and (p.seconds or 0) > limit]
+    if long:
+        which = long[0].path if len(long) == 1 else f"{len(long)} files (first: {long[0].path})"
+        print(
+            f"hf-ser predict: note: {which} {'is' if len(long) == 1 else 'are'} longer than {limit:g} s and got one "
+            "label for the whole recording; where the emotion changes, --segments gives emotion over time",
+            file=sys.stderr,
+        )
 
 
 def _check_engine_options(args: argparse.Namespace) -> None:
