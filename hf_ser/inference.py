@@ -14,6 +14,7 @@ The default model is the accurate one (``ser-whisper-general``, Whisper-base enc
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -214,6 +215,17 @@ def confidence_rule(classifier, threshold: float | None = None):
     rule = DEFAULT_RULE if threshold is None else replace(DEFAULT_RULE, threshold=float(threshold))
     if getattr(settings, "trained_band_limited", False):  # trained on phone-line copies: band-limited is in range
         rule = replace(rule, min_high_band=0.0)
+    labels = model.config.num_labels if model is not None else len(getattr(classifier, "labels", ()))
+    if labels and rule.threshold > 0 and rule.threshold <= 1 / labels:
+        # a calibrated top score of n labels is at least 1/n: a model fine-tuned to 2 labels was never "uncertain" by
+        # its score at the default 0.4, and nothing said so
+        logging.getLogger("hf_ser").warning(
+            "the uncertain threshold %.2f can never apply to a model with %d labels (its top score is at least %.2f): "
+            "only the input checks can answer 'uncertain'; pass a higher threshold (--uncertain-below) to use it",
+            rule.threshold,
+            labels,
+            1 / labels,
+        )
     return rule
 
 

@@ -117,6 +117,34 @@ def test_the_rule_answers_uncertain_below_its_threshold_and_keeps_the_scores(spe
         ConfidenceRule(threshold=1.5)
 
 
+def test_a_threshold_no_top_score_can_fall_below_is_said_to_be_inert(tmp_path, caplog):
+    """A calibrated top score of n labels is at least 1/n: a model fine-tuned to 2 labels was never "uncertain" by
+    its score at the default 0.4, and nothing said so. Both backends warn; a threshold above 1/n does not."""
+    import logging
+
+    from hf_ser import confidence_rule, load_classifier
+    from hf_ser.onnx.export import export_onnx
+
+    from .conftest import make_model
+
+    two = make_model(tmp_path / "two", labels=["calm", "tense"])
+    export_onnx(two, tmp_path / "two-onnx")
+    seven = make_model(tmp_path / "seven", labels=[f"e{i}" for i in range(7)])
+    for clf in (load_classifier(two), load_classifier(tmp_path / "two-onnx", backend="onnx")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hf_ser"):
+            assert confidence_rule(clf).threshold == DEFAULT_RULE.threshold
+        assert "threshold 0.40 can never apply to a model with 2 labels (its top score is at least 0.50)" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hf_ser"):
+            confidence_rule(clf, 0.65)
+        assert "can never apply" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hf_ser"):
+        confidence_rule(load_classifier(seven))
+    assert "can never apply" not in caplog.text
+
+
 def test_the_rule_takes_the_pipelines_own_answer(model_dir, speech):
     """The README's `confidence_rule(clf).decide(scores, wave, rate)`, given what `clf(clip)` returns (a list of
     {label, score}), failed with "'list' object has no attribute 'get'"; it decides as on the {label: score} dict."""
