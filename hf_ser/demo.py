@@ -126,13 +126,15 @@ def classify(audio_path: str | None, model_name: str):
     rule = confidence_rule(classifier)
     rate = classifier.feature_extractor.sampling_rate
     too_long = "The clip is {:.0f} s long; the limit is {:.0f} s. Trim it and try again."
-    declared = header_seconds(audio_path)  # refused before decoding: an hour at 48 kHz stereo held 5.2 GB
-    if declared is not None and declared > MAX_SECONDS:
-        raise gr.Error(too_long.format(declared, MAX_SECONDS))
-    try:
-        seconds = len(load_audio(audio_path, rate)[0]) / rate
-    except AudioDecodeError as err:
-        raise gr.Error(shown_error(str(err), audio_path)) from err
+    # the length from the header, before decoding: an hour at 48 kHz stereo held 5.2 GB to be refused, and every
+    # upload was decoded once for its length and again for its answer; only a file whose header does not say (or
+    # that libsndfile cannot open) is decoded for it, which also words the decoder's error
+    seconds = header_seconds(audio_path)
+    if seconds is None:
+        try:
+            seconds = len(load_audio(audio_path, rate)[0]) / rate
+        except AudioDecodeError as err:
+            raise gr.Error(shown_error(str(err), audio_path)) from err
     if seconds > MAX_SECONDS:
         raise gr.Error(too_long.format(seconds, MAX_SECONDS))
     if seconds <= WINDOW_SECONDS:
@@ -144,7 +146,10 @@ def classify(audio_path: str | None, model_name: str):
         scores = {d["label"]: d["score"] for d in classifier(clip.wave, top_k=None)}
         verdict = rule.decide(scores, clip.wave, rate, clip.speech_seconds)
         return scores, gr.update(value=None, visible=False), verdict_text(verdict)
-    result = segments(audio_path, classifier, window=WINDOW_SECONDS, hop=HOP_SECONDS, rule=rule)
+    try:
+        result = segments(audio_path, classifier, window=WINDOW_SECONDS, hop=HOP_SECONDS, rule=rule)
+    except AudioDecodeError as err:  # a header that opened over data that does not decode
+        raise gr.Error(shown_error(str(err), audio_path)) from err
     if not result.summary and result.reason:  # "only silence or noise" would be wrong: it heard possible speech
         raise gr.Error(f"No speech the model can score in the recording: {result.reason}.")
     if not result.summary:

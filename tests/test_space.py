@@ -250,6 +250,26 @@ def test_a_recording_over_the_limit_is_refused_from_its_header_before_it_is_deco
         demo.classify(str(path), space["model_name"])
 
 
+def test_an_upload_whose_header_gives_its_length_is_decoded_once(space, monkeypatch):
+    """Every upload was decoded once for its length and again for its answer (twice the work on a 10-minute
+    recording). The header's length now decides, and the answer is the same; a file libsndfile cannot open is
+    still decoded for its error (test_bad_input_is_a_plain_error_and_app_stays_up)."""
+    from hf_ser import demo
+
+    tmp = space["tmp"]
+    short, long = clip(tmp, "once_short.wav", 2.0, 190), clip(tmp, "once_long.wav", 9.0, 160)
+    before = {p: demo.classify(str(p), space["model_name"]) for p in (short, long)}
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded the whole upload for a length its header gives")
+
+    monkeypatch.setattr(demo, "load_audio", no_decoding)
+    for path, (scores, _, verdict) in before.items():
+        again = demo.classify(str(path), space["model_name"])
+        assert again[0] == pytest.approx(scores) and again[2] == verdict
+    assert before[long][1]["visible"] and not before[short][1]["visible"]  # a timeline for the long one only
+
+
 def test_the_upload_size_limit_admits_every_recording_the_length_limit_does():
     from hf_ser.demo import MAX_SECONDS, launch_options
 
