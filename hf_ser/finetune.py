@@ -124,8 +124,9 @@ def _rows_from_saved_dataset(folder: Path) -> list[dict]:
     return rows
 
 
-def load_user_data(source: str | Path) -> UserData:
-    """Rows of an audiofolder, a CSV/JSONL manifest or a saved dataset, checked one by one."""
+def load_user_data(source: str | Path, min_labels: int = 2) -> UserData:
+    """Rows of an audiofolder, a CSV/JSONL manifest or a saved dataset, checked one by one. ``min_labels``: fewer
+    distinct labels are refused (training needs two; scoring a model on one label's clips is fine)."""
     import soundfile as sf
 
     source = Path(source)
@@ -162,7 +163,7 @@ def load_user_data(source: str | Path) -> UserData:
     if any(n > 1 for n in spellings.values()):  # "Angry" and "angry" were trained as two classes, each half the clips
         twins = [[label for label in labels if label.lower() == key] for key, n in spellings.items() if n > 1]
         raise ValueError(f"{source}: labels that differ only in case: {twins}; spell each label one way")
-    if len(labels) < 2:  # one label trains a model that always answers it, and tests it at 100 %
+    if len(labels) < min_labels:  # one label trains a model that always answers it, and tests it at 100 %
         raise ValueError(f"{source}: fine-tuning needs clips of at least two labels, got only {labels}")
     has_speakers = any(str(r.get("speaker") or "").strip() for r in good)
     features = Features(

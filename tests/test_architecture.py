@@ -74,7 +74,7 @@ LAYERS = [
     ["hf_ser.training"],
     ["hf_ser.onnx", "hf_ser.batch", "hf_ser.adaptation", "hf_ser.inference", "hf_ser.timeline", "hf_ser.ray_batch"],
     ["hf_ser.publish"],
-    ["hf_ser.finetune", "hf_ser.example"],
+    ["hf_ser.finetune", "hf_ser.example", "hf_ser.scoring"],
     ["hf_ser.demo", "hf_ser.commands", "hf_ser.cli"],
 ]
 

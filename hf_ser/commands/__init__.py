@@ -11,6 +11,7 @@ COMMANDS = (
     "results",
     "release",
     "finetune",
+    "score",
     "export",
     "example",
     "cache",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._common import at_least, open_fraction
 
@@ -33,8 +32,7 @@ def run(args: argparse.Namespace) -> int:
     result, data = finetune(
         args.data, args.output_dir, args.init_from, args.set, args.per_class, args.seed, test_size=args.test_size
     )
-    for where, reason in data.bad_rows:
-        print(f"left out {where}: {reason}", file=sys.stderr)
+    # each bad row was logged as it was left out (hf_ser.finetune.load_user_data): not printed twice
     test = result.test
     print(
         f"{args.output_dir}: {len(result.labels)} labels ({', '.join(result.labels)}), test accuracy "
