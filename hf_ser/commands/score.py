@@ -95,7 +95,8 @@ def summary(source: str, report, threshold: float) -> str:
     answered = "none" if report.accuracy_answered is None else f"{100 * report.accuracy_answered:.1f} %"
     lines = [
         f"{source}: {report.clips} clips scored on {len(report.per_class)} of the model's {len(report.labels)} "
-        f"labels; {len(report.left_out)} left out (each logged above, with the reason)",
+        f"labels; {len(report.left_out)} left out"
+        + (" (each logged above, with the reason)" if report.left_out else ""),
         f"  accuracy {100 * report.accuracy:.1f} %, UAR {100 * report.uar:.1f} %, "
         f"macro F1 {100 * report.macro_f1:.1f} %",
         f"  calibration: ECE {report.ece:.3f} (a perfectly calibrated model would show {report.ece_perfect_model:.3f} "
