@@ -250,3 +250,30 @@ def test_card_pools_the_recording_conditions_of_every_seed(run_dir):
     # mean loss over the four runs (10 + 20 + 30 + 0) / 4 = 15 points; agreement (80 + 80 + 90 + 90) / 4 = 85 %
     assert f"clean clips ({100 * clean:.1f}): telephone 15.0." in text
     assert "its top label is the clean clip's on 85 % of clips" in text
+
+
+def test_the_cards_remote_code_snippet_gives_the_pipelines_calibrated_scores(run_dir):
+    """The card's "without hf-ser" snippet took a plain softmax of the logits: a model with a fitted temperature
+    (ser-general's 2.07) gave other scores there than through the pipeline, whose scores the card calls calibrated.
+    The snippet, run as written on the folder, now gives the pipeline's."""
+    import re
+
+    import numpy as np
+
+    from hf_ser import load_classifier
+    from hf_ser.example import synthetic_speech
+    from hf_ser.publish.cards import write_card
+
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "temperature": 2.5}))
+    text = ModelCard.load(write_card(run_dir)).text
+    snippet = re.findall(r"```python\n(from transformers import AutoFeatureExtractor.*?)```", text, re.S)[0]
+    assert "hf-ser score my_clips/ --model" in text
+    wave = synthetic_speech(2.0, 16000, seed=3)
+    scope = {"waveform_16000hz": wave}
+    exec(snippet.replace("<user>/" + run_dir.name, str(run_dir)), scope)  # noqa: S102 - the card's own code
+    labels = load_classifier(run_dir).model.config.id2label
+    piped = {d["label"]: d["score"] for d in load_classifier(run_dir)(wave, top_k=None)}
+    np.testing.assert_allclose(
+        scope["probabilities"][0].detach().numpy(), [piped[labels[i]] for i in range(4)], atol=1e-5
+    )
