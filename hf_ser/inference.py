@@ -215,7 +215,7 @@ def confidence_rule(classifier, threshold: float | None = None):
     rule = DEFAULT_RULE if threshold is None else replace(DEFAULT_RULE, threshold=float(threshold))
     if getattr(settings, "trained_band_limited", False):  # trained on phone-line copies: band-limited is in range
         rule = replace(rule, min_high_band=0.0)
-    labels = model.config.num_labels if model is not None else len(getattr(classifier, "labels", ()))
+    labels = len(classifier_labels(classifier))
     if labels and rule.threshold > 0 and rule.threshold <= 1 / labels:
         # a calibrated top score of n labels is at least 1/n: a model fine-tuned to 2 labels was never "uncertain" by
         # its score at the default 0.4, and nothing said so
@@ -227,6 +227,15 @@ def confidence_rule(classifier, threshold: float | None = None):
             1 / labels,
         )
     return rule
+
+
+def classifier_labels(classifier) -> list[str]:
+    """A classifier's labels in output order, for either backend (the pipeline's model config, or the ONNX
+    runtime's ``labels.json``)."""
+    model = getattr(classifier, "model", None)
+    if model is not None:
+        return [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return list(classifier.labels)
 
 
 def longest_clip_seconds(classifier) -> float | None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._common import at_least, score_threshold
+
+if TYPE_CHECKING:
+    from ..scoring import LabelledScores
 
 
 def register(sub) -> None:
@@ -48,7 +52,14 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from ..inference import announce, confidence_rule, load_classifier, longest_clip_seconds, resolve_model
+    from ..inference import (
+        announce,
+        classifier_labels,
+        confidence_rule,
+        load_classifier,
+        longest_clip_seconds,
+        resolve_model,
+    )
     from ..scoring import score_labelled
 
     if args.int8 and args.backend != "onnx":
@@ -59,14 +70,12 @@ def run(args: argparse.Namespace) -> int:
     folder = resolve_model(args.model, args.backend)
     clf = load_classifier(folder, args.device, backend=args.backend, int8=args.int8)
     announce(args.model, folder)
-    model = getattr(clf, "model", None)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)] if model is not None else clf.labels
     rule = confidence_rule(clf, args.uncertain_below)
     report = score_labelled(
         args.data,
         lambda waves: clf(list(waves), top_k=None, batch_size=len(waves)),
         clf.sampling_rate,
-        list(labels),
+        classifier_labels(clf),
         rule=rule,
         longest=longest_clip_seconds(clf),
         workers=args.workers,
@@ -90,7 +99,7 @@ def label_pair(text: str) -> tuple[str, str]:
     return yours.strip(), models.strip()
 
 
-def summary(source: str, report, threshold: float) -> str:
+def summary(source: str, report: LabelledScores, threshold: float) -> str:
     """The report as text: headline figures, calibration, the "uncertain" rule, then a row per label."""
     answered = "none" if report.accuracy_answered is None else f"{100 * report.accuracy_answered:.1f} %"
     lines = [
