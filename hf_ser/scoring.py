@@ -61,7 +61,7 @@ class LabelledScores:
     answered: float  # share of clips answered with a label, not "uncertain"
     accuracy_answered: float | None  # None when every clip was "uncertain"
     coverage: list[tuple[float, float, float]]  # (threshold, share answered, accuracy of the answered)
-    left_out: list[tuple[str, str]] = field(default_factory=list)  # (row, file or label, why)
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (the row, file or label; why)
 
     def to_dict(self) -> dict:
         return asdict(self)
