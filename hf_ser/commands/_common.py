@@ -1,4 +1,5 @@
-"""Helpers shared by the command modules: experiment and release arguments, data folders, output folders."""
+"""Helpers shared by the command modules: experiment and release arguments, the model a command runs, data folders,
+output folders."""
 
 from __future__ import annotations
 
@@ -133,3 +134,38 @@ def experiment(args: argparse.Namespace):
 
 def output_dir(args: argparse.Namespace, suffix: str = "") -> Path:
     return Path(args.output_dir) if args.output_dir else Path("runs") / (Path(args.config).stem + suffix)
+
+
+def model_args(p: argparse.ArgumentParser) -> None:
+    """--model, --backend, --int8, --device: which trained model answers, and where (``predict``, ``score``)."""
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model folder, ONNX export, bundled name or Hub id, for either backend "
+        "(default: the accurate model where hf-ser[whisper] is installed, else the tiny one)",
+    )
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx: no torch at all")
+    p.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="where the model runs: cpu (default), cuda or cuda:N (the onnx backend: with onnxruntime-gpu)",
+    )
+
+
+def check_model_args(args: argparse.Namespace) -> None:
+    """--int8 without --backend onnx had answered with the float model: refused before the model loads."""
+    if args.int8 and args.backend != "onnx":
+        raise ValueError("--int8 is the ONNX export's quantised model: add --backend onnx")
+
+
+def loaded_classifier(args: argparse.Namespace):
+    """(classify(waves) -> scores per wave, sampling rate, the classifier) for the :func:`model_args` given (and
+    ``--adapt-on`` where the command has it), announced on stderr."""
+    from ..inference import announce, load_classifier, resolve_model
+
+    folder = resolve_model(args.model, args.backend)  # once: a Hub id is not looked up twice
+    adapt_on = getattr(args, "adapt_on", None)
+    clf = load_classifier(folder, args.device, adapt_on=adapt_on, backend=args.backend, int8=args.int8)
+    announce(args.model, folder)
+    return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.sampling_rate, clf

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from ._common import at_least, non_negative, score_threshold
+from ._common import at_least, check_model_args, loaded_classifier, model_args, non_negative, score_threshold
 
 TIMELINE_SUFFIXES = {"json": ".json", "csv": ".csv", "jsonl": ".jsonl"}  # --segments formats and their suffixes
 STDIN = "-"
@@ -56,19 +56,7 @@ def register(sub) -> None:
         nargs="+",
         help="audio files or folders (WAV, FLAC, OGG, …; any rate; stereo ok); - reads one file from standard input",
     )
-    predict.add_argument(
-        "--model",
-        default=None,
-        help="model folder, ONNX export, bundled name or Hub id, for either backend "
-        "(default: the accurate model where hf-ser[whisper] is installed, else the tiny one)",
-    )
-    predict.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx: no torch at all")
-    predict.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
-    predict.add_argument(
-        "--device",
-        default=None,
-        help="where the model runs: cpu (default), cuda or cuda:N (the onnx backend: with onnxruntime-gpu)",
-    )
+    model_args(predict)
     predict.add_argument("--top-k", type=at_least(1), default=None, help="how many labels to print (default: all)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.add_argument(
@@ -153,7 +141,7 @@ def _run(args: argparse.Namespace, shown: Callable[[str | None], str | None]) ->
         return _predict_segments(args, shown)
     from ..inference import confidence_rule, longest_clip_seconds
 
-    classify, rate, clf = _backend(args)
+    classify, rate, clf = loaded_classifier(args)
     progress = args.output is not None and sys.stderr.isatty()
     rule = confidence_rule(clf, args.uncertain_below)
     longest = longest_clip_seconds(clf)
@@ -205,8 +193,7 @@ def _note_long_recordings(rows: list) -> None:
 def _check_engine_options(args: argparse.Namespace) -> None:
     """Options of one engine or backend given to another were ignored (--int8 answered with the float model,
     --gpus-per-actor ran locally on the CPU): they are refused before the model loads."""
-    if args.int8 and args.backend != "onnx":
-        raise ValueError("--int8 is the ONNX export's quantised model: add --backend onnx")
+    check_model_args(args)
     if args.engine == "ray":
         if args.device is not None:
             raise ValueError("--device is for local runs; Ray actors get a GPU with --gpus-per-actor")
@@ -282,7 +269,7 @@ def _predict_segments(args: argparse.Namespace, shown: Callable[[str | None], st
     from ..inference import confidence_rule
     from ..timeline import segments
 
-    _, _, clf = _backend(args)
+    _, _, clf = loaded_classifier(args)
     rule = confidence_rule(clf, args.uncertain_below)
     files, missing = audio_files(args.files)  # folders walked as batch runs walk them
     results, failed = {p.path: {"error": p.error} for p in missing}, len(missing)
@@ -318,13 +305,3 @@ def _predict_segments(args: argparse.Namespace, shown: Callable[[str | None], st
     else:
         sys.stdout.write(text)
     return 1 if failed else 0
-
-
-def _backend(args: argparse.Namespace):
-    """(classify(waves) -> scores per wave, sampling rate, the classifier) for --backend torch or onnx."""
-    from ..inference import announce, load_classifier, resolve_model
-
-    folder = resolve_model(args.model, args.backend)  # once: a Hub id is not looked up twice
-    clf = load_classifier(folder, args.device, adapt_on=args.adapt_on, backend=args.backend, int8=args.int8)
-    announce(args.model, folder)
-    return (lambda waves: clf(list(waves), top_k=None, batch_size=len(waves))), clf.sampling_rate, clf

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import at_least, score_threshold
+from ._common import at_least, check_model_args, loaded_classifier, model_args, score_threshold
 
 if TYPE_CHECKING:
     from ..scoring import LabelledScores
@@ -18,14 +18,7 @@ def register(sub) -> None:
     score.add_argument(
         "data", help="audiofolder (<label>/*.wav [+ metadata.csv]), .csv/.jsonl manifest, or saved dataset"
     )
-    score.add_argument(
-        "--model",
-        default=None,
-        help="model folder, ONNX export, bundled name or Hub id (default: as for hf-ser predict)",
-    )
-    score.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx: no torch at all")
-    score.add_argument("--int8", action="store_true", help="with --backend onnx: the int8-quantised model")
-    score.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
+    model_args(score)
     score.add_argument("--workers", type=at_least(1), default=2, help="decoding processes (1: in this process)")
     score.add_argument("--batch-size", type=at_least(1), default=16, help="clips per model call (default 16)")
     score.add_argument(
@@ -52,29 +45,19 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from ..inference import (
-        announce,
-        classifier_labels,
-        confidence_rule,
-        load_classifier,
-        longest_clip_seconds,
-        resolve_model,
-    )
+    from ..inference import classifier_labels, confidence_rule, longest_clip_seconds
     from ..scoring import score_labelled
 
-    if args.int8 and args.backend != "onnx":
-        raise ValueError("--int8 is the ONNX export's quantised model: add --backend onnx")
+    check_model_args(args)
     if args.output and Path(args.output).suffix.lower() != ".json":
         raise ValueError(f"--output {args.output}: the report is written as JSON; name a .json file")
     logging.basicConfig(level=logging.WARNING, format="hf-ser score: %(message)s")
-    folder = resolve_model(args.model, args.backend)
-    clf = load_classifier(folder, args.device, backend=args.backend, int8=args.int8)
-    announce(args.model, folder)
+    classify, rate, clf = loaded_classifier(args)
     rule = confidence_rule(clf, args.uncertain_below)
     report = score_labelled(
         args.data,
-        lambda waves: clf(list(waves), top_k=None, batch_size=len(waves)),
-        clf.sampling_rate,
+        classify,
+        rate,
         classifier_labels(clf),
         rule=rule,
         longest=longest_clip_seconds(clf),
