@@ -365,8 +365,8 @@ def fit(
     else:
         # a model trained on from a calibrated one (hf-ser finetune) kept its temperature and threshold, fitted to the
         # old head's logits: ser-general's 2.07 flattened the new head's scores while its card said "not calibrated"
-        old_temperature, old_threshold = model.config.temperature, model.config.uncertain_below
-        if drop_calibration(model.config):
+        if dropped := drop_calibration(model.config):
+            old_temperature, old_threshold = dropped
             logger.warning(
                 "no validation speakers to fit a temperature on: the scores are left uncalibrated (temperature 1.0; "
                 "the starting model's %.2f%s was fitted to its own head)",

@@ -16,16 +16,16 @@ def validate_calibration(config) -> None:
         raise ValueError(f"uncertain_below must be in [0, 1), got {config.uncertain_below}")
 
 
-def drop_calibration(config) -> bool:
+def drop_calibration(config) -> tuple[float, float | None] | None:
     """Reset the calibration fitted to a head that is gone (``temperature`` 1.0, ``uncertain_below`` None).
 
     One step for every path that leaves a model with a head its calibration was not fitted to: re-heading through
     ``from_pretrained(..., ignore_mismatched_sizes=True)`` and training without validation speakers to refit on.
-    Returns whether anything was reset.
+    Returns the (temperature, uncertain_below) it dropped, for the caller's warning, or None if there was none.
     """
-    stale = config.temperature != 1.0 or config.uncertain_below is not None
+    dropped = (config.temperature, config.uncertain_below)
     config.temperature, config.uncertain_below = 1.0, None
-    return stale
+    return dropped if dropped != (1.0, None) else None
 
 
 @strict

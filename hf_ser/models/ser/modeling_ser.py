@@ -185,13 +185,12 @@ def loaded_with_fresh_head(from_pretrained, *args, **kwargs):
     wanted = kwargs.pop("output_loading_info", False)
     model, info = from_pretrained(*args, output_loading_info=True, **kwargs)
     fresh = any("out_proj" in entry[0] for entry in info.get("mismatched_keys", ()))
-    old_temperature = model.config.temperature
-    if fresh and drop_calibration(model.config):
+    if fresh and (dropped := drop_calibration(model.config)):
         logger.warning(
             "the classifier's output layer was re-initialised for %d labels: its calibration (temperature %.2f) "
             "belonged to the old head and is dropped (temperature 1.0; refit it on validation speakers)",
             model.config.num_labels,
-            old_temperature,
+            dropped[0],
         )
     return (model, info) if wanted else model
 
