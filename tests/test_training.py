@@ -799,6 +799,46 @@ def test_divergence_from_original_against_hand_computed_values():
     )
 
 
+def test_embedding_spread_against_hand_computed_values():
+    import torch
+
+    from hf_ser.training.trainer import embedding_spread
+
+    # clip 0: (1, 0) and (0, 1), mean (0.5, 0.5): each at cos 1/sqrt(2) from it; clip 1 alone, not counted
+    vectors = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, -1.0]], requires_grad=True)
+    value = embedding_spread(vectors, torch.tensor([0, 0, 1]))
+    assert float(value.detach()) == pytest.approx(1 - 1 / np.sqrt(2), rel=1e-6)
+    value.backward()
+    assert torch.equal(vectors.grad[2], torch.zeros(2)) and vectors.grad[0].abs().sum() > 0
+    scaled = torch.tensor([[1.0, 2.0], [3.0, 6.0]])  # one direction, two sizes: no spread
+    assert float(embedding_spread(scaled, torch.tensor([5, 5]))) == pytest.approx(0.0, abs=1e-6)
+    assert float(embedding_spread(vectors.detach(), torch.tensor([0, 1, 2]))) == 0.0
+
+
+def test_embedding_consistency_pulls_the_pooled_vectors_of_a_clip_and_its_copies(corpus_dir, tmp_path, monkeypatch):
+    from hf_ser.training import trainer as trainer_module
+
+    seen = []
+    original = trainer_module.embedding_spread
+    monkeypatch.setattr(
+        trainer_module, "embedding_spread", lambda v, g: seen.append((v.shape, g.tolist())) or original(v, g)
+    )
+    monkeypatch.setattr(trainer_module, "jensen_shannon", lambda *a: pytest.fail("no prediction consistency asked"))
+    copies = [[{"name": "Gain", "min_gain_db": -3, "max_gain_db": -3, "p": 1.0}], [{"name": "TelephoneBand"}]]
+    exp = tiny(training__embedding_consistency_weight=1.0, training__num_train_epochs=1, augmentation__copies=copies)
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    run_split(exp, splits, tmp_path / "run")
+    assert len(seen) > 0
+    for shape, groups in seen:  # the head's input, one row per clip or copy, whole clips in every batch
+        assert shape[0] == len(groups) and len(shape) == 2 and all(groups.count(g) == 3 for g in groups)
+    with pytest.raises(ValueError, match="cannot go with mixup"):
+        run_split(
+            tiny(training__embedding_consistency_weight=1.0, training__mixup_alpha=0.2, augmentation__copies=copies),
+            splits,
+            tmp_path / "mixed",
+        )
+
+
 def test_consistency_training_batches_a_clip_with_its_copies(corpus_dir, tmp_path, monkeypatch):
     from hf_ser.training import trainer as trainer_module
 

@@ -152,6 +152,9 @@ class TrainingConfig(ItemAugmentation):
     # "clean", KL(p_clip || p_copy) with no gradient through the clip's own p (each copy pulled to the clean
     # clip's answer, which is what top-label agreement with the clean clip measures; the clip learns from its label)
     consistency_target: Literal["mean", "clean"] = "mean"
+    # the same for the pooled utterance vectors (the classification head's input) rather than the predictions: the
+    # loss adds w * mean cosine distance of each row's vector from its clip's mean vector (a clip and its copies)
+    embedding_consistency_weight: float = Field(0.0, ge=0)
     # stochastic weight averaging: the final weights are the mean of the weights after every step from this
     # fraction of the run's steps on (hf_ser.training.weight_averaging); None = the last step's weights
     average_weights_from: float | None = Field(None, ge=0, lt=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -74,12 +75,17 @@ class SERTrainer(Trainer):
         input_name: str = "input_features",
         consistency_weight: float = 0.0,
         consistency_target: str = "mean",
+        embedding_consistency_weight: float = 0.0,
         **kwargs,
     ):
         if mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0, got {mixup_alpha}")
-        if consistency_weight and (mixup_alpha or sample_weights is not None):
-            raise ValueError("training.consistency_weight batches whole clips: it cannot go with mixup or balance")
+        whole_clips = bool(consistency_weight or embedding_consistency_weight)
+        if whole_clips and (mixup_alpha or sample_weights is not None):
+            raise ValueError(
+                "training.consistency_weight and embedding_consistency_weight batch whole clips: "
+                "they cannot go with mixup or balance"
+            )
         super().__init__(*args, **kwargs)
         self.mixup_alpha = mixup_alpha
         self.sample_weights = sample_weights
@@ -90,12 +96,14 @@ class SERTrainer(Trainer):
                 f"consistency_target must be one of {sorted(CONSISTENCY_TARGETS)}, got {consistency_target!r}"
             )
         self.consistency_target = consistency_target
-        if consistency_weight and getattr(self.train_dataset, "groups", None) is None:
-            raise ValueError("training.consistency_weight needs training items that know their clip (groups)")
+        self.embedding_consistency_weight = embedding_consistency_weight
+        self.whole_clips = whole_clips
+        if whole_clips and getattr(self.train_dataset, "groups", None) is None:
+            raise ValueError("consistency training needs training items that know their clip (groups)")
 
     def get_train_dataloader(self):
         """With consistency training, batches of whole clips (each with all its augmented copies)."""
-        if not self.consistency_weight:
+        if not self.whole_clips:
             return super().get_train_dataloader()
         batches = ClipBatches(self.train_dataset.groups, self._train_batch_size)
         loader = torch.utils.data.DataLoader(
@@ -117,9 +125,16 @@ class SERTrainer(Trainer):
         originals = inputs.pop(CONSISTENCY_ORIGINAL, None)
         if self.mixup_alpha > 0 and model.training and "labels" in inputs:
             inputs = mix_batch(inputs, self.mixup_alpha, self.model.config.num_labels, self.input_name)
-        if groups is None or not self.consistency_weight or not model.training:
+        if groups is None or not self.whole_clips or not model.training:
             return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
+        if self.embedding_consistency_weight:
+            with utterance_vectors(self.model) as pooled:
+                loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
+            loss = loss + self.embedding_consistency_weight * embedding_spread(pooled[0], groups)
+        else:
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
+        if not self.consistency_weight:
+            return (loss, outputs) if return_outputs else loss
         if self.consistency_target == "clean":
             if originals is None:
                 raise ValueError("consistency_target 'clean' needs training items that know their originals")
@@ -170,6 +185,29 @@ def jensen_shannon(logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     divergence = (probs * (probs.clamp_min(1e-7).log() - mean.clamp_min(1e-7).log())).sum(dim=-1)
     shared = count > 1
     return divergence[shared].mean() if shared.any() else logits.sum() * 0.0
+
+
+def embedding_spread(vectors: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Mean over the rows of clips with two or more rows in the batch of ``1 - cos(row, mean row of its clip)``:
+    the utterance vectors a clip and its copies give, pulled together (0 when they point the same way). Scale-free,
+    so its weight does not depend on the size of the vectors."""
+    vectors = vectors.float()
+    mean, count = _clip_means(vectors, groups)
+    spread = 1.0 - torch.nn.functional.cosine_similarity(vectors, mean, dim=-1)
+    shared = count > 1
+    return spread[shared].mean() if shared.any() else vectors.sum() * 0.0
+
+
+@contextmanager
+def utterance_vectors(model):
+    """Within the block, the list it yields receives the input of the model's first classification head on each
+    forward pass: the pooled utterance vector (a hook, so the model files stay free of training logic)."""
+    seen: list[torch.Tensor] = []
+    hook = classification_heads(model)[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    try:
+        yield seen
+    finally:
+        hook.remove()
 
 
 def divergence_from_original(logits: torch.Tensor, groups: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
@@ -316,13 +354,14 @@ def fit(
     weights = sample_weights(splits["train"], options.balance)
     if weights is not None:
         weights = _per_item(weights, items)
-    if options.consistency_weight:
+    if options.consistency_weight or options.embedding_consistency_weight:
         items.groups = _per_item(clip_groups(splits["train"]), items)
         if options.consistency_target == "clean":
             items.originals = _per_item(original_rows(splits["train"]), items)
     trainer = SERTrainer(
         consistency_weight=options.consistency_weight,
         consistency_target=options.consistency_target,
+        embedding_consistency_weight=options.embedding_consistency_weight,
         mixup_alpha=options.mixup_alpha,
         sample_weights=weights,
         input_name=input_name,
