@@ -104,9 +104,24 @@ def _rows_from_manifest(path: Path) -> list[dict]:
     return rows
 
 
+def _saved_split(folder: Path) -> Path:
+    """The folder of a saved ``Dataset``: ``folder`` itself, or the one split of a saved ``DatasetDict`` (what
+    ``load_dataset(...).save_to_disk`` writes); a DatasetDict of several splits is refused with their folders."""
+    if not (folder / "dataset_dict.json").is_file():
+        return folder
+    splits = json.loads((folder / "dataset_dict.json").read_text()).get("splits", [])
+    if len(splits) == 1:
+        return folder / splits[0]
+    choices = ", ".join(str(folder / split) for split in splits)
+    raise ValueError(f"{folder}: a saved DatasetDict with splits {splits}: pass one split's folder ({choices})")
+
+
 def _rows_from_saved_dataset(folder: Path) -> list[dict]:
     from datasets import load_from_disk
 
+    state = folder / "state.json"  # datasets' own loader fails on a saved empty dataset with an IndexError
+    if state.is_file() and not json.loads(state.read_text()).get("_data_files", True):
+        raise ValueError(f"{folder}: the saved dataset holds no rows")
     ds = load_from_disk(str(folder))
     audio = next((c for c in AUDIO_COLUMNS if c in ds.column_names), None)
     label = next((c for c in LABEL_COLUMNS if c in ds.column_names), None)
@@ -130,7 +145,9 @@ def load_user_data(source: str | Path, min_labels: int = 2) -> UserData:
     import soundfile as sf
 
     source = Path(source)
-    if source.is_dir() and (source / "dataset_info.json").is_file():
+    if source.is_dir() and (source / "dataset_dict.json").is_file():
+        rows = _rows_from_saved_dataset(_saved_split(source))
+    elif source.is_dir() and (source / "dataset_info.json").is_file():
         rows = _rows_from_saved_dataset(source)
     elif source.is_dir():
         rows = _rows_from_folder(source)

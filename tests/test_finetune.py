@@ -107,6 +107,26 @@ def test_a_saved_dataset_with_an_audio_column_needs_no_torchcodec(audiofolder, t
     assert [p.stat().st_ino for p in (tmp_path / "cache" / "extracted").rglob("*.wav")] == inodes
 
 
+def test_a_saved_datasetdict_is_read_through_its_one_split_and_an_empty_one_is_refused(audiofolder, tmp_path):
+    """``load_dataset(...).save_to_disk`` writes a DatasetDict (``dataset_dict.json`` and a folder per split): it was
+    walked as an audiofolder ("no audio files ... .arrow x2, .json x5"); an empty saved dataset raised datasets'
+    IndexError. One split is read; several are refused with each split's folder; no rows is said plainly."""
+    from datasets import Dataset, DatasetDict
+
+    source = load_user_data(audiofolder).dataset
+    names = source.features["emotion"].names
+    ds = Dataset.from_dict({"audio": list(source["audio"]), "label": [names[e] for e in source["emotion"]]})
+    DatasetDict({"test": ds}).save_to_disk(str(tmp_path / "one"))
+    assert load_user_data(tmp_path / "one").dataset["audio"] == source["audio"]
+    DatasetDict({"train": ds, "test": ds}).save_to_disk(str(tmp_path / "two"))
+    with pytest.raises(ValueError, match=r"DatasetDict with splits \['train', 'test'\]: pass one split's folder"):
+        load_user_data(tmp_path / "two")
+    assert load_user_data(tmp_path / "two" / "test").dataset["audio"] == source["audio"]
+    Dataset.from_dict({"audio": [], "label": []}).save_to_disk(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="empty: the saved dataset holds no rows"):
+        load_user_data(tmp_path / "empty")
+
+
 def test_one_label_is_refused(audiofolder):
     """A folder of one label fine-tuned a model that always answers it, reported at "test accuracy 100.00"."""
     import shutil

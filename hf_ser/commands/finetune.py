@@ -10,7 +10,9 @@ from ._common import at_least, open_fraction
 def register(sub) -> None:
     tune = sub.add_parser("finetune", help="fine-tune a model on your own labelled clips")
     tune.add_argument(
-        "data", help="audiofolder (<label>/*.wav [+ metadata.csv]), .csv/.jsonl manifest, or saved dataset"
+        "data",
+        help="audiofolder (<label>/*.wav [+ metadata.csv]), .csv/.jsonl manifest, or saved dataset "
+        "(or one split of a saved DatasetDict)",
     )
     tune.add_argument("--output-dir", required=True)
     tune.add_argument("--init-from", default="default", help="default (the shipped model), a model folder, or scratch")

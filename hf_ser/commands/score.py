@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def register(sub) -> None:
     score = sub.add_parser("score", help="score a trained model on your own labelled clips (accuracy, UAR, ECE)")
     score.add_argument(
-        "data", help="audiofolder (<label>/*.wav [+ metadata.csv]), .csv/.jsonl manifest, or saved dataset"
+        "data",
+        help="audiofolder (<label>/*.wav [+ metadata.csv]), .csv/.jsonl manifest, or saved dataset "
+        "(or one split of a saved DatasetDict)",
     )
     model_args(score)
     score.add_argument("--workers", type=at_least(1), default=2, help="decoding processes (1: in this process)")
