@@ -60,6 +60,13 @@ class Prediction:
     reason: str | None = None  # why the label is "uncertain" (scores kept; the top emotion is their first key)
 
 
+SAVED_DATASET_FILES = ("dataset_info.json", "dataset_dict.json")  # what datasets' save_to_disk writes
+SAVED_DATASET_HINT = (
+    ": a dataset saved with save_to_disk, which hf-ser score and finetune read; to classify its audio column, "
+    "run the pipeline over it (README: KeyDataset)"
+)
+
+
 def audio_files(
     inputs: Iterable[str | Path] | str | Path, policy: InputPolicy = DEFAULT_POLICY
 ) -> tuple[list[str], list[Prediction]]:
@@ -89,6 +96,8 @@ def audio_files(
                 convert = (
                     ": libsndfile does not read those; convert them first (ffmpeg -i in.m4a out.wav)"
                     if set(others) & UNREAD_CONTAINERS
+                    else SAVED_DATASET_HINT
+                    if any((path / name).is_file() for name in SAVED_DATASET_FILES)
                     else ""
                 )
                 errors.append(

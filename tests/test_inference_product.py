@@ -461,6 +461,14 @@ def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_e
     }
     assert f"{mixed}: 2 files left out, not audio by their suffix (.m4a x1, .txt x1)" in caplog.text
     assert cli_main(["predict", str(phone), "--model", "ser-general"]) == 1
+    from datasets import Dataset  # a folder save_to_disk wrote: the error says which commands read it
+
+    Dataset.from_dict({"audio": [str(mixed / "a.wav")], "label": ["angry"]}).save_to_disk(str(tmp_path / "saved"))
+    (saved_error,) = audio_files([tmp_path / "saved"])[1]
+    assert saved_error.error.endswith(
+        ": a dataset saved with save_to_disk, which hf-ser score and finetune read; "
+        "to classify its audio column, run the pipeline over it (README: KeyDataset)"
+    )
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="hf_ser.batch"):  # a file given alone and in its folder, twice
         files, _ = audio_files([mixed / "a.wav", mixed, tmp_path / "mixed" / ".." / "mixed" / "a.wav"])
