@@ -71,6 +71,13 @@ def _classifier(model: str):
     return load_classifier(model)
 
 
+@lru_cache(maxsize=4)
+def _rule(model: str):
+    """The model's "uncertain" rule, built once: a rule that warns (a threshold a 2-label model's scores can never
+    fall below) warned in the log on every request."""
+    return confidence_rule(_classifier(model))
+
+
 def model_summary(model: str) -> str:
     """One paragraph on how the model was evaluated, from the run's ``metrics.json`` when it has one."""
     folder = resolve_model(model)  # a Hub id (HF_SER_MODEL) is its downloaded snapshot, not a local path
@@ -123,7 +130,7 @@ def classify(audio_path: str | None, model_name: str):
     if model_name not in models:
         raise gr.Error(f"Unknown model {model_name!r}.")
     classifier = _classifier(models[model_name])
-    rule = confidence_rule(classifier)
+    rule = _rule(models[model_name])
     rate = classifier.feature_extractor.sampling_rate
     too_long = "The clip is {:.0f} s long; the limit is {:.0f} s. Trim it and try again."
     # the length from the header, before decoding: an hour at 48 kHz stereo held 5.2 GB to be refused, and every

@@ -145,6 +145,28 @@ def test_a_threshold_no_top_score_can_fall_below_is_said_to_be_inert(tmp_path, c
     assert "can never apply" not in caplog.text
 
 
+def test_the_space_builds_a_models_rule_once_so_its_warning_is_not_logged_per_request(
+    tmp_path, caplog, monkeypatch, speech
+):
+    """The Space built the "uncertain" rule on every request, so a custom 2-label model's warning was logged on
+    every upload; now once per model."""
+    import logging
+
+    from hf_ser import demo
+
+    from .conftest import make_model
+
+    two = make_model(tmp_path / "two", labels=["calm", "tense"])
+    monkeypatch.setenv("HF_SER_MODEL", str(two))
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, 0.3 * speech(2.0, RATE), RATE)
+    with caplog.at_level(logging.WARNING, logger="hf_ser"):
+        for _ in range(3):
+            scores, _, _ = demo.classify(str(clip), f"custom: {two}")
+            assert set(scores) == {"calm", "tense"}
+    assert caplog.text.count("can never apply to a model with 2 labels") == 1
+
+
 def test_the_rule_takes_the_pipelines_own_answer(model_dir, speech):
     """The README's `confidence_rule(clf).decide(scores, wave, rate)`, given what `clf(clip)` returns (a list of
     {label, score}), failed with "'list' object has no attribute 'get'"; it decides as on the {label: score} dict."""
