@@ -119,6 +119,11 @@ def test_card_reports_calibration_and_the_uncertain_trade_off(run_dir):
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment))
     text = write_card(run_dir).read_text()
     assert "Each copy's scores were held close to its clean clip's (consistency weight 2)" in text
+    assert "utterance vectors" not in text
+    experiment["training"]["embedding_consistency_weight"] = 1.0
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment))
+    text = write_card(run_dir).read_text()
+    assert "The pooled utterance vectors of a clip and its copies were pulled together too (cosine distance, " in text
 
 
 def test_push_dry_run_lists_files_sizes_and_front_matter(run_dir, capsys):

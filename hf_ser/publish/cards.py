@@ -172,6 +172,12 @@ def _copies_text(experiment: dict) -> str:
             else f"Its scores were held close to its copies' (AugMix's Jensen-Shannon consistency, weight {weight:g})"
         )
         text += f" {held}, so a recording condition changes the answer less."
+    embedding = training.get("embedding_consistency_weight") or 0.0
+    if embedding:
+        text += (
+            " The pooled utterance vectors of a clip and its copies were pulled together too (cosine distance, "
+            f"weight {embedding:g})."
+        )
     return text
 
 
