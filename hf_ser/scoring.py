@@ -62,6 +62,7 @@ class LabelledScores:
     accuracy_answered: float | None  # None when every clip was "uncertain"
     coverage: list[tuple[float, float, float]]  # (threshold, share answered, accuracy of the answered)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (the row, file or label; why)
+    adapted_speakers: int = 0  # a speaker-adaptive model: the speakers it was adapted to, each on its own clips
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,16 +93,24 @@ def score_labelled(
     workers: int = 2,
     batch_size: int = 16,
     label_map: dict[str, str] | None = None,
+    adapt: Callable[[list[str]], object] | None = None,
 ) -> LabelledScores:
     """Classify every usable clip of ``source`` and score the answers against its labels (see the module).
     ``label_map``: the user's label -> the model's, for labels the taxonomy does not match (``{"calm": "neutral"}``:
-    the bundled general models were trained with RAVDESS calm as neutral)."""
+    the bundled general models were trained with RAVDESS calm as neutral). ``adapt``: for a speaker-adaptive
+    model, adapts ``classify``'s model to the clips it is given; each speaker's clips (the data's speaker column)
+    are then classified after adapting to that speaker's clips, as ``hf-ser predict --adapt-on`` does for one."""
     from .metrics import load_ser_metrics
 
     wrong = {k: v for k, v in (label_map or {}).items() if v.strip().lower() not in {n.lower() for n in model_labels}}
     if wrong:
         raise ValueError(f"label map {wrong}: map to one of the model's labels ({', '.join(model_labels)})")
     data = load_user_data(source, min_labels=1)
+    if adapt is not None and not data.has_speakers:
+        raise ValueError(
+            f"{source}: a speaker-adaptive model is adapted to each speaker's clips, and this data names no speakers "
+            "(a 'speaker' column in metadata.csv or the manifest)"
+        )
     left_out = list(data.bad_rows)
     names = data.dataset.features["emotion"].names
     truth_of: dict[str, tuple[str, str]] = {}  # the file's real path -> (the path as given, the model's label)
@@ -124,10 +133,21 @@ def score_labelled(
         )
     if not truth_of:
         raise ValueError(f"{source}: none of its labels is one of the model's ({', '.join(model_labels)})")
+    groups = {"": [given for given, _ in truth_of.values()]}
+    if adapt is not None:
+        groups = _speaker_groups(data, truth_of, left_out)
+    rows, adapted = [], 0
+    for speaker, files in groups.items():
+        if adapt is not None:
+            try:
+                adapt(files)
+            except ValueError as err:  # no usable clip of this speaker: its clips cannot be answered
+                left_out += [(path, f"speaker {speaker!r} could not be adapted to: {err}") for path in files]
+                continue
+            adapted += 1
+        rows += predict_files(files, classify, rate, workers, batch_size, rule=rule, longest=longest)
     scored = []
-    for row in predict_files(
-        [given for given, _ in truth_of.values()], classify, rate, workers, batch_size, rule=rule, longest=longest
-    ):
+    for row in rows:
         if row.error:
             left_out.append((row.path, row.error))
         elif row.label == NO_SPEECH:
@@ -163,4 +183,18 @@ def score_labelled(
         accuracy_answered=float(right[answered].mean()) if answered.any() else None,
         coverage=coverage_curve(probs, references),
         left_out=left_out,
+        adapted_speakers=adapted,
     )
+
+
+def _speaker_groups(data, truth_of: dict[str, tuple[str, str]], left_out: list) -> dict[str, list[str]]:
+    """The files to score by speaker; a row without a speaker (``unknown``) cannot be adapted to and is left out."""
+    speaker_of = {os.path.realpath(p): s for p, s in zip(data.dataset["audio"], data.dataset["speaker"])}
+    groups: dict[str, list[str]] = {}
+    for key, (given, _) in truth_of.items():
+        speaker = speaker_of[key]
+        if speaker == "unknown":
+            left_out.append((given, "no speaker given: a speaker-adaptive model is adapted to each speaker's clips"))
+        else:
+            groups.setdefault(speaker, []).append(given)
+    return dict(sorted(groups.items()))

@@ -282,3 +282,18 @@ def test_the_cards_remote_code_snippet_gives_the_pipelines_calibrated_scores(run
     np.testing.assert_allclose(
         scope["probabilities"][0].detach().numpy(), [piped[labels[i]] for i in range(4)], atol=1e-5
     )
+    calibrated = json.loads((run_dir / "metrics.json").read_text()).get("calibration") is not None
+    said = "# calibrated, as the pipeline's scores" if calibrated else "# the pipeline's scores (not calibrated"
+    assert said in snippet
+
+
+def test_an_uncalibrated_models_card_does_not_call_its_snippets_scores_calibrated(run_dir):
+    """ser-general-adaptive and ser-emodb have no fitted temperature (1.0), yet their snippet's comment said
+    "calibrated, as the pipeline's scores" beside the card's own "Scores are not calibrated"."""
+    from hf_ser.publish.cards import write_card
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "calibration": None}))
+    text = ModelCard.load(write_card(run_dir)).text
+    assert "Scores are not calibrated" in text and "# calibrated, as the pipeline's scores" not in text
+    assert "# the pipeline's scores (not calibrated: temperature 1)" in text

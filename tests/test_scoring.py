@@ -142,3 +142,67 @@ def test_evaluates_own_evaluator_fails_under_transformers_5_and_the_offline_metr
         predictions=predicted, references=[names.index("sad")] * len(clips), label_names=names
     )
     assert figures["accuracy"] == pytest.approx(accuracy_score([names.index("sad")] * len(clips), predicted))
+
+
+def test_a_speaker_adaptive_model_is_scored_adapted_to_each_speaker(
+    model_dir, labelled, tmp_path, speech, capsys, caplog
+):
+    """An adaptive model failed at its first clip ("adapt the feature extractor to the speaker first ... hf-ser
+    predict --adapt-on"): `--adapt-per-speaker` adapts it to each speaker's clips (the speaker column) before
+    classifying them, as `predict --adapt-on` does for one speaker; the figures equal those answers."""
+    import shutil
+
+    import torch
+
+    from hf_ser import load_classifier
+
+    adaptive = shutil.copytree(model_dir, tmp_path / "adaptive")
+    model = load_classifier(model_dir).model  # its logits 40 times larger: scores far from even, so that what a
+    with torch.no_grad():  # clip is adapted to shows in its scores
+        model.classifier.out_proj.weight.mul_(40)
+        model.classifier.out_proj.bias.mul_(40)
+    model.save_pretrained(adaptive)
+    settings = json.loads((adaptive / "preprocessor_config.json").read_text())
+    (adaptive / "preprocessor_config.json").write_text(json.dumps({**settings, "speaker_adaptive": True}))
+    high = tmp_path / "high"  # a second speaker with a voice an octave up: other feature statistics to adapt to
+    high.mkdir()
+    for i in range(3):
+        sf.write(high / f"sad_{i}.wav", 0.3 * speech(1.6 + 0.1 * i, RATE, pitch=260, seed=70 + i), RATE)
+    clips = {"ann": sorted((labelled / "anger").glob("*.wav")), "bo": sorted(high.glob("*.wav"))}
+    rows = [f"{p},{'angry' if who == 'ann' else 'sad'},{who}" for who, files in clips.items() for p in files]
+    lone = labelled / "joy" / "joy_0.wav"
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("path,label,speaker\n" + "\n".join(rows) + f"\n{lone},happy,\n")
+    base = ["score", str(manifest), "--model", str(adaptive), "--json", "--workers", "1"]
+    assert cli_main(base) == 2
+    assert "is speaker-adaptive: it answers once adapted to a speaker; --adapt-per-speaker" in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="hf_ser"):
+        assert cli_main([*base, "--adapt-per-speaker"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["adapted_speakers"] == 2 and report["clips"] == 7
+    assert [str(lone), "no speaker given: a speaker-adaptive model is adapted to each speaker's clips"] in report[
+        "left_out"
+    ]
+    from hf_ser.confidence import expected_calibration_error
+
+    truth, probs = [], []
+    for who, files in clips.items():  # each speaker's answers as predict --adapt-on gives them
+        clf = load_classifier(adaptive, adapt_on=files)
+        labels = [clf.model.config.id2label[i] for i in range(clf.model.config.num_labels)]
+        for path in files:
+            truth.append(labels.index("angry" if who == "ann" else "sad"))
+            scores = {d["label"]: d["score"] for d in clf(str(path), top_k=None)}
+            probs.append([scores[name] for name in labels])
+    predicted = np.array(probs).argmax(axis=1).tolist()
+    assert report["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
+    assert report["ece"] == pytest.approx(expected_calibration_error(np.array(probs), np.array(truth)), abs=1e-6)
+    unadapted = load_classifier(adaptive, adapt_on=clips["ann"])  # adapted to the other speaker: other scores
+    other = {d["label"]: d["score"] for d in unadapted(str(clips["bo"][0]), top_k=None)}
+    assert max(abs(other[name] - p) for name, p in zip(labels, probs[4])) > 0.05
+    assert report["confusion_matrix"] == [
+        [sum(1 for t, p in zip(truth, predicted) if (t, p) == (i, j)) for j in range(4)] for i in range(4)
+    ]
+    assert cli_main(["score", str(manifest), "--model", str(model_dir), "--adapt-per-speaker"]) == 2
+    assert "is not speaker-adaptive, so there is nothing to adapt" in capsys.readouterr().err
+    assert cli_main(["score", str(labelled), "--model", str(adaptive), "--adapt-per-speaker"]) == 2
+    assert "this data names no speakers (a 'speaker' column" in capsys.readouterr().err

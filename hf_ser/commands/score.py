@@ -39,6 +39,12 @@ def register(sub) -> None:
         help="score your label as one of the model's (repeatable), e.g. calm=neutral: the bundled general models "
         "were trained with RAVDESS calm as neutral",
     )
+    score.add_argument(
+        "--adapt-per-speaker",
+        action="store_true",
+        help="a speaker-adaptive model: adapt it to each speaker's clips (the data's speaker column) before "
+        "classifying them",
+    )
     score.add_argument("--output", default=None, help="also write the whole report to this .json file")
     score.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     score.set_defaults(func=run)
@@ -47,6 +53,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from ..adaptation import adapt_classifier, is_speaker_adaptive
     from ..inference import classifier_labels, confidence_rule, longest_clip_seconds
     from ..scoring import score_labelled
 
@@ -55,6 +62,16 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--output {args.output}: the report is written as JSON; name a .json file")
     logging.basicConfig(level=logging.WARNING, format="hf-ser score: %(message)s")
     classify, rate, clf = loaded_classifier(args)
+    adaptive = is_speaker_adaptive(clf)
+    if adaptive and not args.adapt_per_speaker:
+        raise ValueError(
+            f"{args.model or 'the model'} is speaker-adaptive: it answers once adapted to a speaker; "
+            "--adapt-per-speaker adapts it to each speaker's clips in the data (a 'speaker' column)"
+        )
+    if args.adapt_per_speaker and not adaptive:
+        raise ValueError(
+            f"--adapt-per-speaker: {args.model or 'the model'} is not speaker-adaptive, so there is nothing to adapt"
+        )
     rule = confidence_rule(clf, args.uncertain_below)
     report = score_labelled(
         args.data,
@@ -66,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         batch_size=args.batch_size,
         label_map=dict(args.map),
+        adapt=(lambda files: adapt_classifier(clf, files)) if adaptive else None,
     )
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +108,8 @@ def summary(source: str, report: LabelledScores, threshold: float) -> str:
     lines = [
         f"{source}: {report.clips} clips scored on {len(report.per_class)} of the model's {len(report.labels)} "
         f"labels; {len(report.left_out)} left out"
-        + (" (each logged above, with the reason)" if report.left_out else ""),
+        + (" (each logged above, with the reason)" if report.left_out else "")
+        + (f"; adapted to each of {report.adapted_speakers} speakers" if report.adapted_speakers else ""),
         f"  accuracy {100 * report.accuracy:.1f} %, UAR {100 * report.uar:.1f} %, "
         f"macro F1 {100 * report.macro_f1:.1f} %",
         f"  calibration: ECE {report.ece:.3f} (a perfectly calibrated model would show {report.ece_perfect_model:.3f} "

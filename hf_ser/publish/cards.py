@@ -140,6 +140,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         features=features,
         sampling_rate=extractor["sampling_rate"],
         adaptive=inputs is not None,
+        calibrated=result.calibration is not None,
         language_name=_spoken_list(list(dict.fromkeys(i.language_name for i in infos))),
         training_data="Trained on "
         + "; ".join(i.description.rstrip(".") for i in infos)
