@@ -318,6 +318,7 @@ def finetune(
     from .data.splits import label_stratified_split, mark_split, speaker_independent_split
     from .inference import load_model, resolve_model
     from .models.families import family_of
+    from .models.loading import needs_adaptation
     from .publish.cards import write_card
     from .training.config import apply_override, constructor_arguments, experiment_from_dict
     from .training.run import train
@@ -331,6 +332,15 @@ def finetune(
     raw["data"] = {"user_data": f"{Path(source).name} ({len(data.dataset)} clips)"}
     raw["model"] = {"model_type": family.model_type}
     raw["features"] = {k: v for k, v in extractor.items() if k in constructor_arguments(family.feature_extractor_class)}
+    if needs_adaptation(start):  # features extracted plainly, then standardised per speaker as it was trained
+        if not data.has_speakers:
+            raise ValueError(
+                f"--init-from {init_from} is speaker-adaptive: it is fine-tuned on clips standardised with their own "
+                "speaker's statistics, so the data needs a 'speaker' column (metadata.csv or the manifest); or start "
+                "from a speaker-independent model"
+            )
+        raw["features"].pop("speaker_adaptive", None)
+        raw["data"]["speaker_adaptive"] = True
     raw["protocol"].update(test_size=test_size, seed=seed)
     raw["training"]["seed"] = seed
     for assignment in overrides or []:

@@ -268,6 +268,40 @@ def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_spe
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+def test_a_speaker_adaptive_model_is_fine_tuned_on_clips_standardised_per_speaker(audiofolder, tmp_path, capsys):
+    """Fine-tuning from ser-general-adaptive stopped at feature extraction ("adapt the feature extractor to the
+    speaker first ... hf-ser predict --adapt-on"): its training clips are now standardised per speaker, as it was
+    trained, and the tuned model stays adaptive (it refuses unadapted audio and answers once adapted)."""
+    from hf_ser import load_classifier
+
+    init = make_model(tmp_path / "init", labels=["neutral", "happy", "sad", "angry"])
+    settings = json.loads((init / "preprocessor_config.json").read_text())
+    (init / "preprocessor_config.json").write_text(json.dumps({**settings, "speaker_adaptive": True}))
+    out = tmp_path / "mine"
+    args = ["finetune", str(audiofolder), "--output-dir", str(out), "--init-from", str(init)]
+    assert cli_main([*args, "--set", "training.num_train_epochs=1"]) == 0
+    assert json.loads((out / "preprocessor_config.json").read_text())["speaker_adaptive"] is True
+    assert yaml_of(out / "experiment.yaml")["data"]["speaker_adaptive"] is True
+    clip = str(audiofolder / "joy" / "joy_0.wav")
+    with pytest.raises(ValueError, match="adapt the feature extractor to the speaker first"):
+        load_classifier(out)(clip)
+    speaker_clips = [str(audiofolder / label / f"{label}_{i}.wav") for label in LABELS for i in (0, 3)]  # spk0
+    scores = load_classifier(out, adapt_on=speaker_clips)(clip, top_k=None)
+    assert sorted(d["label"] for d in scores) == sorted(LABELS)
+    (audiofolder / "metadata.csv").unlink()  # no speakers: nothing to standardise each clip with
+    capsys.readouterr()
+    assert cli_main([*args[:3], str(tmp_path / "none"), *args[4:]]) == 2
+    assert f"--init-from {init} is speaker-adaptive: it is fine-tuned on clips standardised with their own" in (
+        capsys.readouterr().err
+    )
+
+
+def yaml_of(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
 def test_a_manifest_suffix_is_read_in_any_case(audiofolder, tmp_path):
     """A spreadsheet saved "train.CSV", which was refused as "expected an audiofolder, a .csv/.jsonl manifest"."""
     rows = [f"{path},{label}" for path, label in sorted((str(p), p.parent.name) for p in audiofolder.rglob("*.wav"))]
