@@ -33,6 +33,13 @@ logger = logging.getLogger("hf_ser.finetune")
 
 LABEL_COLUMNS = ("label", "emotion", "labels")
 AUDIO_COLUMNS = ("audio", "path", "file", "file_name", "filename")
+SPEAKER_COLUMNS = ("speaker", "speaker_id", "spk_id", "client_id")  # client_id: Common Voice's speaker
+
+
+def _with_speaker(row: dict) -> dict:
+    """The row with its speaker under ``speaker``, whichever of :data:`SPEAKER_COLUMNS` named it."""
+    key = next((k for k in SPEAKER_COLUMNS if str(row.get(k) or "").strip()), None)
+    return {**row, "speaker": row[key]} if key is not None and key != "speaker" else row
 
 
 @dataclass
@@ -74,7 +81,7 @@ def _rows_from_folder(root: Path) -> list[dict]:
         rel = str(path.relative_to(root))
         extra = meta.get(rel, {})
         label = extra.pop("label", None) or (path.parent.name if path.parent != root else "")
-        rows.append({"path": str(path), "label": label, **extra})
+        rows.append(_with_speaker({"path": str(path), "label": label, **extra}))
     return rows
 
 
@@ -101,7 +108,7 @@ def _rows_from_manifest(path: Path) -> list[dict]:
         audio = Path(str(row.pop(key)))
         row["path"] = str(audio if audio.is_absolute() else path.parent / audio)
         row["label"] = str(row.pop(next((k for k in LABEL_COLUMNS if k in row), "label"), "") or "")
-    return rows
+    return [_with_speaker(row) for row in rows]
 
 
 def _saved_split(folder: Path) -> Path:
@@ -131,7 +138,8 @@ def _rows_from_saved_dataset(folder: Path) -> list[dict]:
             f"got {ds.column_names}"
         )
     names = ds.features[label].names if isinstance(ds.features[label], ClassLabel) else None
-    speakers = ds["speaker"] if "speaker" in ds.column_names else None
+    column = next((c for c in SPEAKER_COLUMNS if c in ds.column_names), None)
+    speakers = [str(s) for s in ds[column]] if column is not None else None
     rows = []
     for i, (path, value) in enumerate(zip(audio_paths(ds, audio), ds[label])):
         value = names[value] if names and value is not None else value

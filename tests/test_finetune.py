@@ -127,6 +127,29 @@ def test_a_saved_datasetdict_is_read_through_its_one_split_and_an_empty_one_is_r
         load_user_data(tmp_path / "empty")
 
 
+def test_a_speaker_column_is_found_under_its_common_names(audiofolder, tmp_path):
+    """A manifest's ``speaker_id`` (or Common Voice's ``client_id``) was not read as the speaker: the clips were
+    split at random by clip, with a warning to add a 'speaker' column the data already had under another name."""
+    from datasets import Dataset
+
+    rows = load_user_data(audiofolder).dataset
+    names = rows.features["emotion"].names
+    manifest = tmp_path / "clips.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "speaker_id"])
+        writer.writerows([r["audio"], names[r["emotion"]], r["speaker"]] for r in rows)
+    read = load_user_data(manifest)
+    assert read.has_speakers and read.dataset["speaker"] == rows["speaker"]
+    saved = tmp_path / "saved"
+    ids = [int(s[-1]) for s in rows["speaker"]]  # Common Voice style: another name, and not a string
+    Dataset.from_dict(
+        {"audio": rows["audio"], "label": [names[e] for e in rows["emotion"]], "client_id": ids}
+    ).save_to_disk(str(saved))
+    read = load_user_data(saved)
+    assert read.has_speakers and read.dataset["speaker"] == [str(i) for i in ids]
+
+
 def test_one_label_is_refused(audiofolder):
     """A folder of one label fine-tuned a model that always answers it, reported at "test accuracy 100.00"."""
     import shutil
