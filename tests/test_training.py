@@ -829,8 +829,18 @@ def test_embedding_consistency_pulls_the_pooled_vectors_of_a_clip_and_its_copies
     splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
     run_split(exp, splits, tmp_path / "run")
     assert len(seen) > 0
-    for shape, groups in seen:  # the head's input, one row per clip or copy, whole clips in every batch
-        assert shape[0] == len(groups) and len(shape) == 2 and all(groups.count(g) == 3 for g in groups)
+    from hf_ser import SERForAudioClassification
+
+    pooled = SERForAudioClassification.from_pretrained(tmp_path / "run").ser.output_size
+    for shape, groups in seen:  # the head's input (the pooled vector), whole clips in every batch
+        assert tuple(shape) == (len(groups), pooled) and all(groups.count(g) == 3 for g in groups)
+    # the term is added to the loss at its weight: a spread held at 5 adds 5 x 3 to every step's loss
+    monkeypatch.setattr(trainer_module, "embedding_spread", lambda v, g: v.sum() * 0 + 5.0)
+    held = tiny(training__embedding_consistency_weight=3.0, training__num_train_epochs=1, augmentation__copies=copies)
+    run_split(held, splits, tmp_path / "held")
+    log = (tmp_path / "held" / "train_log.jsonl").read_text().splitlines()
+    losses = [json.loads(line).get("train_loss") for line in log]
+    assert min(v for v in losses if v is not None) > 15.0
     with pytest.raises(ValueError, match="cannot go with mixup"):
         run_split(
             tiny(training__embedding_consistency_weight=1.0, training__mixup_alpha=0.2, augmentation__copies=copies),
