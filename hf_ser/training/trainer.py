@@ -255,7 +255,8 @@ def clip_groups(train: Dataset) -> list[int]:
     """Per training row, the index of the clip it is a copy of (``source_id``, written by augmentation)."""
     if "source_id" not in train.column_names:
         raise ValueError(
-            "training.consistency_weight compares each clip with its augmented copies: it needs augmentation.copies"
+            "training.consistency_weight (or embedding_consistency_weight) compares each clip with its augmented "
+            "copies: it needs augmentation.copies"
         )
     ids = train["source_id"]
     index = {clip: i for i, clip in enumerate(dict.fromkeys(ids))}
