@@ -64,25 +64,28 @@ def speaker_clips(inputs: Iterable[str | Path], sampling_rate: int, longest: flo
 def is_speaker_adaptive(classifier) -> bool:
     """Whether a torch pipeline or an ONNX classifier answers only once adapted to a speaker (its encoder states
     or its features standardised with the speaker's own statistics)."""
-    extractor = getattr(classifier, "feature_extractor", None)
-    model = getattr(classifier, "model", None)
-    if getattr(getattr(model, "config", None), "adaptive_states", False):
+    if _adapts_states(classifier):
         return True
+    extractor = getattr(classifier, "feature_extractor", None)
     return bool(extractor.speaker_adaptive if extractor is not None else classifier.features.speaker_adaptive)
+
+
+def _adapts_states(classifier) -> bool:
+    """A Whisper-family model whose encoder states are standardised per speaker (``adaptive_states``)."""
+    return bool(getattr(getattr(getattr(classifier, "model", None), "config", None), "adaptive_states", False))
 
 
 def adapt_classifier(classifier, inputs: Iterable[str | Path] | str | Path):
     """Adapt a torch pipeline or an :class:`~hf_ser.onnx.runtime.OnnxClassifier` of a speaker-adaptive model to
     the speaker of ``inputs``; returns it. A model that is not speaker-adaptive is refused (nothing to adapt)."""
-    extractor = getattr(classifier, "feature_extractor", None)
-    model = getattr(classifier, "model", None)
-    if getattr(getattr(model, "config", None), "adaptive_states", False):
-        return _adapt_states(classifier, model, extractor, inputs)
     if not is_speaker_adaptive(classifier):
         raise ValueError(
             "this model is not speaker-adaptive (it was trained on speaker-independent features); adaptation "
             "would only change its inputs. Use a speaker-adaptive model, e.g. --model ser-general-adaptive"
         )
+    extractor = getattr(classifier, "feature_extractor", None)
+    if _adapts_states(classifier):
+        return _adapt_states(classifier, classifier.model, extractor, inputs)
     rate = extractor.sampling_rate if extractor is not None else classifier.sampling_rate
     clips = speaker_clips(inputs, rate)
     if extractor is not None:

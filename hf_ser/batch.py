@@ -60,7 +60,8 @@ class Prediction:
     reason: str | None = None  # why the label is "uncertain" (scores kept; the top emotion is their first key)
 
 
-SAVED_DATASET_FILES = ("dataset_info.json", "dataset_dict.json")  # what datasets' save_to_disk writes
+DATASET_DICT_FILE = "dataset_dict.json"  # save_to_disk of a DatasetDict: its splits, each a saved Dataset's folder
+SAVED_DATASET_FILES = ("dataset_info.json", DATASET_DICT_FILE)  # what datasets' save_to_disk writes
 SAVED_DATASET_HINT = (
     ": a dataset saved with save_to_disk, which hf-ser score and finetune read; to classify its audio column, "
     "run the pipeline over it (README: KeyDataset)"

@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, Value
 
-from .batch import audio_files
+from .batch import DATASET_DICT_FILE, SAVED_DATASET_FILES, audio_files
 from .data.dataset_audio import audio_paths
 
 logger = logging.getLogger("hf_ser.finetune")
 
 LABEL_COLUMNS = ("label", "emotion", "labels")
 AUDIO_COLUMNS = ("audio", "path", "file", "file_name", "filename")
+UNKNOWN_SPEAKER = "unknown"  # the speaker of a row that names none, in data that names some
 SPEAKER_COLUMNS = ("speaker", "speaker_id", "spk_id", "client_id")  # client_id: Common Voice's speaker
 
 
@@ -114,9 +115,10 @@ def _rows_from_manifest(path: Path) -> list[dict]:
 def _saved_split(folder: Path) -> Path:
     """The folder of a saved ``Dataset``: ``folder`` itself, or the one split of a saved ``DatasetDict`` (what
     ``load_dataset(...).save_to_disk`` writes); a DatasetDict of several splits is refused with their folders."""
-    if not (folder / "dataset_dict.json").is_file():
+    listing = folder / DATASET_DICT_FILE
+    if not listing.is_file():
         return folder
-    splits = json.loads((folder / "dataset_dict.json").read_text()).get("splits", [])
+    splits = json.loads(listing.read_text()).get("splits", [])
     if len(splits) == 1:
         return folder / splits[0]
     choices = ", ".join(str(folder / split) for split in splits)
@@ -153,10 +155,8 @@ def load_user_data(source: str | Path, min_labels: int = 2) -> UserData:
     import soundfile as sf
 
     source = Path(source)
-    if source.is_dir() and (source / "dataset_dict.json").is_file():
+    if source.is_dir() and any((source / name).is_file() for name in SAVED_DATASET_FILES):
         rows = _rows_from_saved_dataset(_saved_split(source))
-    elif source.is_dir() and (source / "dataset_info.json").is_file():
-        rows = _rows_from_saved_dataset(source)
     elif source.is_dir():
         rows = _rows_from_folder(source)
     elif source.is_file() and source.suffix.lower() in (".csv", ".jsonl"):  # a spreadsheet may save "X.CSV"
@@ -204,7 +204,7 @@ def load_user_data(source: str | Path, min_labels: int = 2) -> UserData:
     columns = {
         "audio": [r["path"] for r in good],
         "emotion": [labels.index(r["label"].strip()) for r in good],
-        "speaker": [str(r.get("speaker") or "unknown").strip() for r in good],
+        "speaker": [str(r.get("speaker") or UNKNOWN_SPEAKER).strip() for r in good],
         "gender": ["unknown"] * len(good),
         "corpus": ["user"] * len(good),
         "utterance_id": [f"{i:06d}-{Path(r['path']).stem}" for i, r in enumerate(good)],

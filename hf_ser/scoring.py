@@ -30,7 +30,7 @@ from .confidence import (
     ece_floor_of_scores,
     expected_calibration_error,
 )
-from .finetune import load_user_data, unified_name
+from .finetune import UNKNOWN_SPEAKER, load_user_data, unified_name
 from .input_policy import NO_SPEECH
 
 logger = logging.getLogger("hf_ser.scoring")
@@ -188,12 +188,12 @@ def score_labelled(
 
 
 def _speaker_groups(data, truth_of: dict[str, tuple[str, str]], left_out: list) -> dict[str, list[str]]:
-    """The files to score by speaker; a row without a speaker (``unknown``) cannot be adapted to and is left out."""
+    """The files to score by speaker; a row without a speaker cannot be adapted to and is left out."""
     speaker_of = {os.path.realpath(p): s for p, s in zip(data.dataset["audio"], data.dataset["speaker"])}
     groups: dict[str, list[str]] = {}
     for key, (given, _) in truth_of.items():
         speaker = speaker_of[key]
-        if speaker == "unknown":
+        if speaker == UNKNOWN_SPEAKER:
             left_out.append((given, "no speaker given: a speaker-adaptive model is adapted to each speaker's clips"))
         else:
             groups.setdefault(speaker, []).append(given)
