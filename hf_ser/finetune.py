@@ -307,6 +307,18 @@ def check_finetune_override(assignment: str) -> None:
         )
 
 
+def start_reference(init_from: str | Path | None, start: Path) -> str:
+    """How a fine-tuned model's card names the model it started from: a bundled model by its name, a Hub id as
+    given, a local folder by its name only (its path is the publisher's own)."""
+    from .inference import bundled_dir
+
+    if init_from in (None, "default") or start.parent.resolve() == bundled_dir().resolve():
+        return start.name
+    if Path(init_from).is_dir():
+        return Path(init_from).resolve().name
+    return str(init_from)
+
+
 def finetune(
     source: str | Path,
     output_dir: str | Path,
@@ -338,6 +350,8 @@ def finetune(
     data = load_user_data(source)
     raw = finetune_recipe()
     raw["data"] = {"user_data": f"{Path(source).name} ({len(data.dataset)} clips)"}
+    # the card names the start (and declares a Hub id as its base model)
+    raw["data"]["init_from"] = "scratch" if scratch else start_reference(init_from, start)
     raw["model"] = {"model_type": family.model_type}
     raw["features"] = {k: v for k, v in extractor.items() if k in constructor_arguments(family.feature_extractor_class)}
     if needs_adaptation(start):  # features extracted plainly, then standardised per speaker as it was trained

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from hf_ser.cli import main as cli_main
@@ -276,12 +277,17 @@ def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_spe
     assert "4 labels (anger, joy, sadness, sarcasm)" in capsys.readouterr().out
     card = (out / "README.md").read_text()
     assert "user data" in card and "anger, joy, sadness, sarcasm" in card
+    # the card names the start (a local folder by its name, not its path), whose corpora's terms apply too; only a
+    # Hub id would be declared as its base model (the Hub refuses ids it does not have)
+    assert "starting from `model`" in card and "those of the corpora `model` was trained on" in card
+    assert str(tmp_path) not in card and ModelCard.load(out / "README.md").data.base_model is None
     scores = load_classifier(out)(str(audiofolder / "joy" / "joy_0.wav"), top_k=None)
     assert sorted(d["label"] for d in scores) == sorted(LABELS)
     assert abs(sum(d["score"] for d in scores) - 1) < 1e-5
     scratch = tmp_path / "scratch"
     assert cli_main([*args[:3], str(scratch), "--init-from", "scratch", "--set", "training.num_train_epochs=1"]) == 0
     assert json.loads((scratch / "config.json").read_text())["id2label"]["3"] == "sarcasm"
+    assert "trained from random weights" in (scratch / "README.md").read_text()
     assert np.isfinite(json.loads((scratch / "metrics.json").read_text())["test"]["accuracy"])
     # the seed decides a new head's initial weights: run again from another generator state, get the same model
     torch.manual_seed(12345)

@@ -6,6 +6,7 @@ import yaml
 from huggingface_hub import ModelCard
 
 from hf_ser.cli import main as cli_main
+from hf_ser.publish.cards import base_model_of, render_card
 from hf_ser.publish.hub import upload_plan
 from hf_ser.training.results import RunResult
 
@@ -44,6 +45,7 @@ def test_card_has_metadata_and_sections(run_dir, capsys):
     assert cli_main(["card", "--run", str(run_dir), "--repo-id", "me/ser-ravdess"]) == 0
     card = ModelCard.load(run_dir / "README.md")
     assert card.data.license == "cc-by-nc-sa-4.0" and card.data.pipeline_tag == "audio-classification"
+    assert card.data.base_model is None  # the tiny family starts from random weights
     results = card.data.eval_results
     assert {r.metric_type: r.metric_value for r in results} == {"accuracy": 62.5, "uar": 60.0, "macro_f1": 55.0}
     assert all("speaker-independent" in r.dataset_split for r in results)
@@ -297,3 +299,25 @@ def test_an_uncalibrated_models_card_does_not_call_its_snippets_scores_calibrate
     text = ModelCard.load(write_card(run_dir)).text
     assert "Scores are not calibrated" in text and "# calibrated, as the pipeline's scores" not in text
     assert "# the pipeline's scores (not calibrated: temperature 1)" in text
+
+
+def test_the_shipped_cards_are_the_ones_their_folders_render():
+    """`hf-ser release cards` writes each bundled card (and its copy in model_cards/); a change to the card code
+    that was not followed by it leaves a shipped card stale (the Whisper ones had no `base_model`)."""
+    from hf_ser.inference import bundled_dir
+
+    root = Path(__file__).resolve().parent.parent
+    for folder in sorted(p for p in bundled_dir().iterdir() if (p / "README.md").is_file()):
+        shipped = (folder / "README.md").read_text()
+        assert str(render_card(folder, repo_id=f"hf-ser/{folder.name}")) == shipped, folder.name
+        assert (root / "model_cards" / f"{folder.name}.md").read_text() == shipped, folder.name
+        family_base = "openai/whisper-base" if "whisper" in folder.name else None
+        assert ModelCard.load(folder / "README.md").data.base_model == family_base, folder.name
+
+
+def test_a_cards_base_model_is_a_hub_id_or_nothing():
+    # fine-tuned from a Hub repo: that repo; from a bundled model, a local folder or scratch: the family's weights
+    assert base_model_of("someone/ser-calls", "openai/whisper-base") == "someone/ser-calls"
+    for start in ("ser-general", "mine", "scratch", None):
+        assert base_model_of(start, "openai/whisper-base") == "openai/whisper-base"
+        assert base_model_of(start, None) is None

