@@ -36,6 +36,7 @@ _LAZY = {
     "confidence_rule": "hf_ser.inference",
     "ConfidenceRule": "hf_ser.confidence",
     "predict_with_ray": "hf_ser.ray_batch",
+    "load_audio_dataset": "hf_ser.finetune",
 }
 
 

@@ -214,6 +214,18 @@ def load_user_data(source: str | Path, min_labels: int = 2) -> UserData:
     return UserData(Dataset.from_dict(columns, features=features), bad, has_speakers)
 
 
+def load_audio_dataset(source: str | Path) -> Dataset:
+    """An audiofolder, a CSV/JSONL manifest or a saved dataset as a ``datasets.Dataset``, read without torchcodec:
+    ``audio`` (file paths, which the pipeline and ``KeyDataset`` take), ``emotion`` (a ``ClassLabel`` of the data's
+    own labels) and ``speaker`` (``"unknown"`` where none is given). Bad rows are logged with the reason and left
+    out, as ``hf-ser score`` and ``finetune`` do.
+
+    Why not ``load_dataset("audiofolder", data_dir=...)``: under datasets 5 its ``Audio`` feature imports
+    torchcodec to store a row even when the row is only a file path, so building the dataset fails where torchcodec
+    is not installed (as here: it needs FFmpeg's libraries)."""
+    return load_user_data(source, min_labels=1).dataset.select_columns(["audio", "emotion", "speaker"])
+
+
 def check_split_labels(splits, labels: list[str]) -> None:
     """Every label must have training clips and the test side some clips: with a few clips a split could leave a
     label out of training (the model never learnt it, and "test accuracy 0.00" was all that said so). A label

@@ -364,3 +364,32 @@ def test_finetune_takes_training_keys_and_its_own_split_options(audiofolder, tmp
     assert not (tmp_path / "out").exists()
     assert cli_main([*args, "--test-size", "0.5", "--set", "training.num_train_epochs=1"]) == 0
     assert "on 12 clips" in capsys.readouterr().out  # 3 of each label's 6 (0.2: 1 of 6, 4 clips)
+
+
+def test_an_audiofolder_becomes_a_dataset_the_pipeline_reads_without_torchcodec(audiofolder, tmp_path, caplog):
+    import importlib.util
+
+    from datasets import load_dataset
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    from hf_ser import load_audio_dataset, load_classifier
+
+    (audiofolder / "sarcasm" / "sarcasm_9.wav").write_bytes(b"not audio")  # a bad row: logged, the rest kept
+    with caplog.at_level(logging.WARNING, logger="hf_ser"):
+        ds = load_audio_dataset(audiofolder)
+    assert "sarcasm_9.wav): unreadable audio" in caplog.text
+    assert ds.column_names == ["audio", "emotion", "speaker"] and ds.num_rows == 6 * len(LABELS)
+    assert ds.features["emotion"].names == sorted(LABELS)
+    first = ds[0]
+    assert Path(first["audio"]).is_file() and first["speaker"] in {"spk0", "spk1", "spk2"}
+    assert Path(first["audio"]).parent.name == ds.features["emotion"].int2str(first["emotion"])
+    clf = load_classifier(make_model(tmp_path))
+    batched = list(clf(KeyDataset(ds, "audio"), batch_size=4, top_k=None))
+    for answer, path in zip(batched, ds["audio"], strict=True):
+        single = clf(path, top_k=None)
+        assert [d["label"] for d in answer] == [d["label"] for d in single]
+        np.testing.assert_allclose([d["score"] for d in answer], [d["score"] for d in single], atol=1e-5)
+    if importlib.util.find_spec("torchcodec") is None:  # why the helper exists: datasets' own builder needs it
+        with pytest.raises(Exception) as caught:
+            load_dataset("audiofolder", data_dir=str(audiofolder), cache_dir=str(tmp_path / "hf"))
+        assert "torchcodec" in repr(caught.value.__cause__) + repr(caught.value)
