@@ -18,6 +18,7 @@ from .models.ser.audio_ser import (
     load_audio,
     resample,
     to_mono,
+    url_refusal,
 )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "load_audio",
     "resample",
     "to_mono",
+    "url_refusal",
 ]
 
 

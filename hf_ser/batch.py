@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .audio import AudioDecodeError, header_seconds, load_audio
+from .audio import AudioDecodeError, header_seconds, load_audio, url_refusal
 from .confidence import DEFAULT_RULE, UNCERTAIN, ConfidenceRule
 from .files import folder_entries
 from .input_policy import DEFAULT_POLICY, NO_SPEECH, InputPolicy
@@ -81,7 +81,9 @@ def audio_files(
     files, errors = [], []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if isinstance(item, str) and (refused := url_refusal(item)):  # Path("s3://b/x") is "s3:/b/x"
+            errors.append(Prediction(item, error=refused.removeprefix(f"{item}: ")))
+        elif path.is_dir():
             suffixes = policy.audio_suffixes
             found, unreadable = folder_entries(path)
             errors += [Prediction(str(p), error=UNREADABLE_ENTRY) for p in unreadable if p.suffix.lower() in suffixes]

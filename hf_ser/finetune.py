@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, Value
 
+from .audio import url_refusal
 from .batch import DATASET_DICT_FILE, SAVED_DATASET_FILES, audio_files
 from .data.dataset_audio import audio_paths
 
@@ -106,8 +107,10 @@ def _rows_from_manifest(path: Path) -> list[dict]:
         key = next((k for k in AUDIO_COLUMNS if k in row), None)
         if key is None:
             raise ValueError(f"{path}: a manifest needs a 'path' column (got {sorted(row)})")
-        audio = Path(str(row.pop(key)))
-        row["path"] = str(audio if audio.is_absolute() else path.parent / audio)
+        given = str(row.pop(key))
+        audio = Path(given)
+        # a URL stays as written, to be left out with the reason (Path("s3://b/x") would be "s3:/b/x")
+        row["path"] = given if url_refusal(given) else str(audio if audio.is_absolute() else path.parent / audio)
         row["label"] = str(row.pop(next((k for k in LABEL_COLUMNS if k in row), "label"), "") or "")
     return [_with_speaker(row) for row in rows]
 
@@ -168,6 +171,8 @@ def load_user_data(source: str | Path, min_labels: int = 2) -> UserData:
         where = f"row {i + 1} ({row['path']})"
         if not row["label"].strip():
             bad.append((where, "empty label"))
+        elif refused := url_refusal(row["path"]):
+            bad.append((where, refused.removeprefix(f"{row['path']}: ")))
         elif not Path(row["path"]).is_file():
             bad.append((where, "no such file"))
         else:

@@ -436,6 +436,32 @@ def test_one_path_given_alone_is_one_input_not_its_letters(tmp_path, model_dir, 
         assert [(r.path, r.label) for r in rows] == expected and len(expected) == 2
 
 
+def test_a_url_is_refused_by_name_with_the_reason_and_the_rest_is_classified(tmp_path, model_dir, speech, capsys):
+    """`hf-ser predict s3://bucket/a.wav` said "s3:/bucket/a.wav: error: no such file or folder" (Path folds the
+    "//"): the row keeps the URL as given and says why; local files beside it are classified. The pipeline refuses
+    any scheme as it refused http(s), and a manifest's URL row is left out with the reason."""
+    from hf_ser.audio import url_refusal
+    from hf_ser.finetune import load_user_data
+
+    assert url_refusal("clips/a.wav") is None and url_refusal("C:\\clips\\a.wav") is None
+    assert url_refusal("odd://") is None  # a scheme with nothing after it is no URL
+    sf.write(tmp_path / "a.wav", speech(1.5, 16000, seed=0), 16000)
+    urls = ["s3://bucket/archive/", "gs://b/x.wav", "https://example.org/x.wav", "hf+s3://b/y.wav"]
+    assert cli_main(["predict", *urls, str(tmp_path / "a.wav"), "--model", str(model_dir), "--json"]) == 1
+    rows = json.loads(capsys.readouterr().out)
+    for url in urls:
+        assert rows[url]["error"].startswith("a URL; hf-ser reads local files only"), url
+    assert "error" not in rows[str(tmp_path / "a.wav")] and rows[str(tmp_path / "a.wav")]["label"]
+    clf = load_classifier(model_dir)
+    with pytest.raises(ValueError, match="s3://bucket/x.wav: a URL; hf-ser reads local files only"):
+        clf("s3://bucket/x.wav")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,label\ns3://b/x.wav,angry\n{tmp_path / 'a.wav'},sad\n")
+    data = load_user_data(manifest, min_labels=1)
+    assert data.dataset["audio"] == [str(tmp_path / "a.wav")]
+    assert data.bad_rows == [("row 1 (s3://b/x.wav)", url_refusal("s3://b/x.wav").removeprefix("s3://b/x.wav: "))]
+
+
 def test_a_folder_walk_reports_what_it_leaves_and_a_folder_without_audio_is_an_error(tmp_path, speech, caplog):
     """Files a walk leaves (not audio by suffix) are logged by suffix; a folder with no audio file is an error row
     and a failed run (it once was an empty run with exit status 0: a folder of phone .m4a files said nothing)."""
