@@ -217,3 +217,12 @@ def test_lazy_names_are_not_shadowed_by_submodules():
 
     submodules = {p.stem for p in PACKAGE.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
     assert not set(_LAZY) & submodules
+
+
+def test_the_packages_listing_is_its_public_names_and_each_resolves():
+    """`dir(hf_ser)` listed the `annotations` and `importlib` its own imports left behind, beside the public names."""
+    import hf_ser
+
+    public = [name for name in dir(hf_ser) if not name.startswith("_")]
+    assert public == sorted(hf_ser._LAZY)
+    assert all(callable(getattr(hf_ser, name)) for name in public)
