@@ -82,7 +82,7 @@ def audio_files(
     for item in inputs:
         path = Path(item)
         if isinstance(item, str) and (refused := url_refusal(item)):  # Path("s3://b/x") is "s3:/b/x"
-            errors.append(Prediction(item, error=refused.removeprefix(f"{item}: ")))
+            errors.append(Prediction(item, error=refused))
         elif path.is_dir():
             suffixes = policy.audio_suffixes
             found, unreadable = folder_entries(path)

@@ -172,7 +172,7 @@ def load_user_data(source: str | Path, min_labels: int = 2) -> UserData:
         if not row["label"].strip():
             bad.append((where, "empty label"))
         elif refused := url_refusal(row["path"]):
-            bad.append((where, refused.removeprefix(f"{row['path']}: ")))
+            bad.append((where, refused))
         elif not Path(row["path"]).is_file():
             bad.append((where, "no such file"))
         else:

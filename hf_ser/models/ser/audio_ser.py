@@ -118,14 +118,13 @@ def check_waveform(array: np.ndarray, source: str = "audio") -> np.ndarray:
 
 
 def url_refusal(text: str) -> str | None:
-    """Why a URL (``https://``, ``s3://``, ``gs://``, …) given as a path is refused, naming it as given; None for a
-    path. hf-ser reads local files only: a bucket has to be downloaded or mounted (e.g. s3fs, gcsfuse)."""
+    """Why a URL (``https://``, ``s3://``, ``gs://``, …) given as a path is refused; None for a path. hf-ser reads
+    local files only: a bucket has to be downloaded or mounted (e.g. s3fs, gcsfuse)."""
     scheme, sep, rest = text.partition("://")
     if not sep or not rest or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
         return None
     return (
-        f"{text}: a URL; hf-ser reads local files only: download it, or mount the bucket (e.g. s3fs, gcsfuse), "
-        "and pass its path"
+        "a URL; hf-ser reads local files only: download it, or mount the bucket (e.g. s3fs, gcsfuse), and pass its path"
     )
 
 
@@ -136,7 +135,7 @@ def decode_input(inputs, sampling_rate: int, name: str = "the audio array"):
     extractor's rate) that holds integer PCM or two dimensions is scaled and down-mixed (:func:`as_float32`,
     :func:`user_array_to_mono`); any other input is returned unchanged. Errors about an array call it ``name``."""
     if isinstance(inputs, str) and (refused := url_refusal(inputs)):
-        raise ValueError(refused)
+        raise ValueError(f"{inputs}: {refused}")
     if isinstance(inputs, (str, bytes, bytearray)) or hasattr(inputs, "__fspath__"):
         return load_audio(inputs, sampling_rate)[0]
     if isinstance(inputs, dict) and ("bytes" in inputs or "path" in inputs) and "sampling_rate" not in inputs:
