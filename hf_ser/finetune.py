@@ -344,11 +344,15 @@ def finetune(
     per_class: int | None = None,
     seed: int = 0,
     test_size: float = 0.2,
+    val_size: float = 0.0,
 ):
     """Fine-tune (or, with ``init_from="scratch"``, train the same recipe from random weights) on user data.
 
     Returns the run's :class:`~hf_ser.training.results.RunResult`; ``output_dir`` is a loadable model folder
     with its card. ``per_class`` keeps at most that many training clips per label (learning curves).
+    ``val_size`` > 0 holds out that share of the speakers as validation speakers: the epoch with the best
+    validation UAR is kept and the temperature is fitted on them (calibrated scores); it needs a speaker column,
+    since a temperature fitted on clips of the training speakers would be fitted to what the model has heard.
     """
     from transformers import AutoModelForAudioClassification, set_seed
 
@@ -380,7 +384,7 @@ def finetune(
             )
         raw["features"].pop("speaker_adaptive", None)
         raw["data"]["speaker_adaptive"] = True
-    raw["protocol"].update(test_size=test_size, seed=seed)
+    raw["protocol"].update(test_size=test_size, val_size=val_size, seed=seed)
     raw["training"]["seed"] = seed
     for assignment in overrides or []:
         check_finetune_override(assignment)
@@ -388,12 +392,21 @@ def finetune(
     exp = experiment_from_dict(raw)
     dataset = data.dataset
     speakers = sorted(set(dataset["speaker"]))
+    if val_size and not (data.has_speakers and len(speakers) >= 3):
+        raise ValueError(
+            f"--val-size {val_size:g} holds out validation speakers to fit the temperature on, so the data needs a "
+            f"'speaker' column with at least 3 speakers (train, validation, test); it has "
+            f"{len(speakers) if data.has_speakers else 'no speaker column'}"
+        )
     if data.has_speakers and len(speakers) >= 2:
-        splits = speaker_independent_split(dataset, test_size=test_size, val_size=0.0, seed=seed)
+        try:
+            splits = speaker_independent_split(dataset, test_size=test_size, val_size=val_size, seed=seed)
+        except ValueError as err:  # too few speakers for the shares asked
+            raise ValueError(f"{err} (--test-size {test_size:g}, --val-size {val_size:g})") from None
         logger.warning(
-            "split by speaker: %d training and %d test speakers (test figures are speaker-independent)",
-            len(set(splits["train"]["speaker"])),
-            len(set(splits["test"]["speaker"])),
+            "split by speaker: %s speakers (test figures are speaker-independent%s)",
+            ", ".join(f"{len(set(part['speaker']))} {name}" for name, part in splits.items()),
+            "; the temperature is fitted on the validation speakers" if val_size else "",
         )
     else:
         splits = label_stratified_split(dataset, test_size=test_size, seed=seed)

@@ -297,6 +297,41 @@ def test_finetune_cli_end_to_end(audiofolder, tmp_path, caplog, capsys, with_spe
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+def test_validation_speakers_keep_the_best_epoch_and_calibrate_the_scores(audiofolder, tmp_path, caplog, capsys):
+    """``--val-size`` holds out speakers the model neither trains nor is tested on: the temperature fitted on them
+    is stored in the config (the pipeline applies it) and the card reads "Calibrated scores"; without a speaker
+    column it is refused, since clips of the training speakers would fit the temperature to what the model heard."""
+    init = make_model(
+        tmp_path / "init", labels=["neutral", "happy", "sad", "angry"], config_kwargs={"uncertain_below": 0.3}
+    )
+    out = tmp_path / "calibrated"
+    args = ["finetune", str(audiofolder), "--output-dir", str(out), "--init-from", str(init)]
+    with caplog.at_level(logging.WARNING, logger="hf_ser"):
+        assert cli_main([*args, "--val-size", "0.3", "--set", "training.num_train_epochs=2"]) == 0
+    assert "1 train, 1 validation, 1 test speakers" in caplog.text
+    assert "fitted on the validation speakers" in caplog.text
+    assert "left uncalibrated" not in caplog.text
+    metrics = json.loads((out / "metrics.json").read_text())
+    speakers = metrics["speakers"]
+    assert len({s for part in speakers.values() for s in part}) == 3  # three disjoint parts, one speaker each
+    calibration = metrics["calibration"]
+    assert json.loads((out / "config.json").read_text())["temperature"] == pytest.approx(calibration["temperature"])
+    assert calibration["temperature"] != 1.0
+    assert json.loads((out / "config.json").read_text())["uncertain_below"] is None  # chosen for the old head
+    assert "uncertain threshold 0.3 was chosen for its own head's scores: dropped" in caplog.text
+    assert calibration["validation_nll"] <= calibration["validation_nll_raw"] + 1e-9  # the fit can only lower it
+    card = (out / "README.md").read_text()
+    assert "Calibrated scores" in card and "Scores are not calibrated" not in card
+    (audiofolder / "metadata.csv").unlink()
+    capsys.readouterr()
+    assert cli_main([*args[:3], str(tmp_path / "refused"), "--val-size", "0.3"]) != 0
+    err = capsys.readouterr().err
+    assert "--val-size 0.3 holds out validation speakers" in err and "it has no speaker column" in err
+    with pytest.raises(SystemExit):
+        cli_main([*args, "--val-size", "0"])  # a share strictly between 0 and 1
+    assert "expected a number between 0 and 1, got 0.0" in capsys.readouterr().err
+
+
 def test_a_speaker_adaptive_model_is_fine_tuned_on_clips_standardised_per_speaker(audiofolder, tmp_path, capsys):
     """Fine-tuning from ser-general-adaptive stopped at feature extraction ("adapt the feature extractor to the
     speaker first ... hf-ser predict --adapt-on"): its training clips are now standardised per speaker, as it was

@@ -22,6 +22,13 @@ def register(sub) -> None:
     tune.add_argument(
         "--test-size", type=open_fraction, default=0.2, help="share of speakers (else of each label's clips) to test on"
     )
+    tune.add_argument(
+        "--val-size",
+        type=open_fraction,
+        default=None,
+        help="share of speakers held out to keep the best epoch and fit the temperature on (calibrated scores; "
+        "needs a speaker column); default: none, scores uncalibrated",
+    )
     tune.set_defaults(func=run)
 
 
@@ -32,7 +39,14 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="hf-ser finetune: %(message)s")
     result, data = finetune(
-        args.data, args.output_dir, args.init_from, args.set, args.per_class, args.seed, test_size=args.test_size
+        args.data,
+        args.output_dir,
+        args.init_from,
+        args.set,
+        args.per_class,
+        args.seed,
+        test_size=args.test_size,
+        val_size=args.val_size or 0.0,
     )
     # each bad row was logged as it was left out (hf_ser.finetune.load_user_data): not printed twice
     test = result.test

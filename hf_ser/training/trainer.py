@@ -402,6 +402,15 @@ def fit(
             InMemoryFeatures(splits["validation"], column=column, input_name=input_name), metric_key_prefix="val"
         )
         calibration = calibrate(model, validation.predictions, validation.label_ids, prediction)
+        if (old_threshold := getattr(model.config, "uncertain_below", None)) is not None:
+            # chosen for the starting model's scores (hf-ser finetune --val-size): the refitted temperature replaces
+            # its temperature, and its threshold goes with it, as without validation speakers
+            model.config.uncertain_below = None
+            logger.warning(
+                "the starting model's uncertain threshold %g was chosen for its own head's scores: dropped (the "
+                "documented default applies)",
+                old_threshold,
+            )
     else:
         # a model trained on from a calibrated one (hf-ser finetune) kept its temperature and threshold, fitted to the
         # old head's logits: ser-general's 2.07 flattened the new head's scores while its card said "not calibrated"
