@@ -41,8 +41,12 @@ def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature:
     return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
 
 
+TEMPERATURE_RANGE = (0.05, 20.0)  # where fit_temperature searches; a fit at an edge means the data could not fix it
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises the negative log-likelihood of ``labels`` (searched in 0.05 … 20)."""
+    """The temperature that minimises the negative log-likelihood of ``labels`` (searched in
+    :data:`TEMPERATURE_RANGE`)."""
     from scipy.optimize import minimize_scalar
 
     logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
@@ -52,7 +56,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     def nll(log_t: float) -> float:
         return negative_log_likelihood(logits, labels, float(np.exp(log_t)))
 
-    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-4})
+    best = minimize_scalar(nll, bounds=tuple(np.log(TEMPERATURE_RANGE)), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(best.x))
 
 

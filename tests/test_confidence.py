@@ -43,6 +43,29 @@ def test_fit_temperature_recovers_the_sharpening():
     assert fit_temperature(logits, labels) == pytest.approx(0.5, rel=0.1)
 
 
+def test_a_temperature_fitted_at_the_edge_of_its_range_is_warned_about(caplog):
+    """Validation clips the model gets all wrong (a few, or near chance) push the fit to the search's edge: the run
+    says so, with the clips and accuracy, instead of storing 20.0 without a word; an ordinary fit says nothing."""
+    import logging
+    from types import SimpleNamespace
+
+    from hf_ser.confidence import TEMPERATURE_RANGE
+    from hf_ser.training.trainer import calibrate
+
+    logits, labels = _overconfident(n=400)
+    test = SimpleNamespace(predictions=logits, label_ids=labels)
+    model = SimpleNamespace(config=SimpleNamespace(temperature=1.0))
+    with caplog.at_level(logging.WARNING, logger="hf_ser"):
+        calibrate(model, logits, labels, test)
+    assert model.config.temperature == pytest.approx(3.0, rel=0.2) and "edge" not in caplog.text
+    wrong = np.eye(5)[(np.arange(6) + 1) % 5] * 4.0  # six clips, each confidently wrong
+    with caplog.at_level(logging.WARNING, logger="hf_ser"):
+        calibrate(model, wrong, np.arange(6) % 5, test)
+    assert model.config.temperature == pytest.approx(TEMPERATURE_RANGE[1], rel=0.01)
+    assert "sits at the edge of its search range (0.05-20): 6 clips at 0 % accuracy" in caplog.text
+    assert "flattened towards uniform" in caplog.text
+
+
 def test_temperature_scaling_lowers_calibration_error_and_keeps_the_top_label():
     logits, labels = _overconfident()
     t = fit_temperature(logits, labels)

@@ -18,6 +18,7 @@ from datasets import Dataset, DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from ..confidence import (
+    TEMPERATURE_RANGE,
     clip_scores,
     coverage_curve,
     expected_calibration_error,
@@ -446,6 +447,18 @@ def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Ca
     """Fit the temperature on the validation speakers' logits, store it in ``model.config``, measure ECE."""
     temperature = fit_temperature(val_logits, val_labels)
     model.config.temperature = temperature
+    if not TEMPERATURE_RANGE[0] * 1.01 < temperature < TEMPERATURE_RANGE[1] * 0.99:
+        accuracy = float(np.mean(np.argmax(val_logits, axis=1) == val_labels))
+        logger.warning(
+            "the temperature fitted on the validation clips, %.2f, sits at the edge of its search range (%g-%g): "
+            "%d clips at %.0f %% accuracy are too few or too near chance (or always right) to fit it on; the scores "
+            "are %s",
+            temperature,
+            *TEMPERATURE_RANGE,
+            len(val_labels),
+            100 * accuracy,
+            "flattened towards uniform" if temperature > 1 else "sharpened towards 0 or 1",
+        )
     ece = expected_calibration_error
     calibrated = softmax(test.predictions, temperature)
     confidence, correct = clip_scores(calibrated, test.label_ids)
