@@ -14,7 +14,9 @@ def register(sub) -> None:
         help="audiofolder (<label>/*.wav [+ metadata.csv]), .csv/.jsonl manifest, or saved dataset "
         "(or one split of a saved DatasetDict)",
     )
-    tune.add_argument("--output-dir", required=True)
+    tune.add_argument(
+        "--output-dir", required=True, help="the folder the fine-tuned model (loadable, with its card) goes to"
+    )
     tune.add_argument("--init-from", default="default", help="default (the shipped model), a model folder, or scratch")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the recipe")
     tune.add_argument("--per-class", type=at_least(1), default=None, help="use at most N training clips per label")
