@@ -314,13 +314,14 @@ TUNABLE_SECTIONS = ("training", "augmentation")  # the rest comes from the start
 
 def check_finetune_override(assignment: str) -> None:
     """Refuse a ``--set`` key fine-tuning does not use. The split is made here (by speaker, else within each label;
-    ``test_size`` and ``seed``), and the model, its features and the data are the starting model's and the user's:
-    ``protocol.test_size=0.5`` and ``features.n_mfcc=20`` were taken and ignored."""
+    ``test_size``, ``val_size`` and ``seed``), and the model, its features and the data are the starting model's and
+    the user's: ``protocol.test_size=0.5`` and ``features.n_mfcc=20`` were taken and ignored."""
     section = assignment.split("=", 1)[0].strip().split(".")[0]
     if section not in TUNABLE_SECTIONS:
         raise ValueError(
             f"--set {assignment}: fine-tuning takes {' and '.join(f'{s}.*' for s in TUNABLE_SECTIONS)} keys; the "
-            "split has its own options (--test-size, --seed), and the model and its features are the starting model's"
+            "split has its own options (--test-size, --val-size, --seed), and the model and its features are the "
+            "starting model's"
         )
 
 
