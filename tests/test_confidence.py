@@ -50,7 +50,7 @@ def test_a_temperature_fitted_at_the_edge_of_its_range_is_warned_about(caplog):
     from types import SimpleNamespace
 
     from hf_ser.confidence import TEMPERATURE_RANGE
-    from hf_ser.training.trainer import calibrate
+    from hf_ser.training.calibration import calibrate
 
     logits, labels = _overconfident(n=400)
     test = SimpleNamespace(predictions=logits, label_ids=labels)

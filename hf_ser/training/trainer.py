@@ -17,24 +17,16 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
-from ..confidence import (
-    TEMPERATURE_RANGE,
-    clip_scores,
-    coverage_curve,
-    expected_calibration_error,
-    fit_temperature,
-    negative_log_likelihood,
-    softmax,
-)
+from ..confidence import expected_calibration_error, softmax
 from ..data.collate import CONSISTENCY_GROUP, CONSISTENCY_ORIGINAL, InMemoryFeatures, ItemAugmentation, SERDataCollator
 from ..data.encoder_cache import STATES_COLUMN
 from ..data.features import feature_column
 from ..data.splits import speaker_keys
 from ..metrics import load_ser_metrics
 from ..models.families import family_of_model
-from ..models.ser.configuration_ser import drop_calibration
+from .calibration import calibrate, leave_uncalibrated
 from .config import TrainingConfig
-from .results import HEADLINE, Calibration, ClassScores, ConditionScores, Hardware, RunResult, Scores
+from .results import HEADLINE, ClassScores, ConditionScores, Hardware, RunResult, Scores
 from .weight_averaging import WeightAveraging
 
 BALANCE_MODES = ("none", "class", "corpus", "corpus_class")
@@ -403,26 +395,8 @@ def fit(
             InMemoryFeatures(splits["validation"], column=column, input_name=input_name), metric_key_prefix="val"
         )
         calibration = calibrate(model, validation.predictions, validation.label_ids, prediction)
-        if (old_threshold := getattr(model.config, "uncertain_below", None)) is not None:
-            # chosen for the starting model's scores (hf-ser finetune --val-size): the refitted temperature replaces
-            # its temperature, and its threshold goes with it, as without validation speakers
-            model.config.uncertain_below = None
-            logger.warning(
-                "the starting model's uncertain threshold %g was chosen for its own head's scores: dropped (the "
-                "documented default applies)",
-                old_threshold,
-            )
     else:
-        # a model trained on from a calibrated one (hf-ser finetune) kept its temperature and threshold, fitted to the
-        # old head's logits: ser-general's 2.07 flattened the new head's scores while its card said "not calibrated"
-        if dropped := drop_calibration(model.config):
-            old_temperature, old_threshold = dropped
-            logger.warning(
-                "no validation speakers to fit a temperature on: the scores are left uncalibrated (temperature 1.0; "
-                "the starting model's %.2f%s was fitted to its own head)",
-                old_temperature,
-                "" if old_threshold is None else f" and its uncertain threshold {old_threshold:g}",
-            )
+        leave_uncalibrated(model)
     result = RunResult(
         test=Scores(**{k: report[k] for k in HEADLINE}),
         per_class={k: ClassScores(**v) for k, v in report["per_class"].items()},
@@ -441,39 +415,6 @@ def fit(
         calibration=calibration,
     )
     return trainer, result
-
-
-def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Calibration:
-    """Fit the temperature on the validation speakers' logits, store it in ``model.config``, measure ECE."""
-    temperature = fit_temperature(val_logits, val_labels)
-    model.config.temperature = temperature
-    if not TEMPERATURE_RANGE[0] * 1.01 < temperature < TEMPERATURE_RANGE[1] * 0.99:
-        accuracy = float(np.mean(np.argmax(val_logits, axis=1) == val_labels))
-        logger.warning(
-            "the temperature fitted on the validation clips, %.2f, sits at the edge of its search range (%g-%g): "
-            "%d clips at %.0f %% accuracy are too few or too near chance (or always right) to fit it on; the scores "
-            "are %s",
-            temperature,
-            *TEMPERATURE_RANGE,
-            len(val_labels),
-            100 * accuracy,
-            "flattened towards uniform" if temperature > 1 else "sharpened towards 0 or 1",
-        )
-    ece = expected_calibration_error
-    calibrated = softmax(test.predictions, temperature)
-    confidence, correct = clip_scores(calibrated, test.label_ids)
-    return Calibration(
-        temperature=temperature,
-        validation_ece_raw=ece(softmax(val_logits), val_labels),
-        validation_ece=ece(softmax(val_logits, temperature), val_labels),
-        test_ece_raw=ece(softmax(test.predictions), test.label_ids),
-        test_ece=ece(calibrated, test.label_ids),
-        test_coverage=coverage_curve(calibrated, test.label_ids),
-        test_confidence=confidence,
-        test_correct=correct,
-        validation_nll_raw=negative_log_likelihood(val_logits, val_labels),
-        validation_nll=negative_log_likelihood(val_logits, val_labels, temperature),
-    )
 
 
 def score_conditions(
