@@ -68,7 +68,7 @@ def test_no_import_cycles_between_modules():
 # its own layer or of a layer below. Every module of the package must belong to a layer.
 LAYERS = [
     ["hf_ser.models.ser"],  # the Hub remote code: self-contained
-    ["hf_ser.audio", "hf_ser.input_policy", "hf_ser.metrics", "hf_ser.confidence", "hf_ser.files"],
+    ["hf_ser.audio", "hf_ser.input_policy", "hf_ser.metrics", "hf_ser.confidence", "hf_ser.files", "hf_ser.hub_ids"],
     ["hf_ser.encoders", "hf_ser.models"],
     ["hf_ser.data"],
     ["hf_ser.training"],
