@@ -54,7 +54,7 @@ def test_a_temperature_fitted_at_the_edge_of_its_range_is_warned_about(caplog):
 
     logits, labels = _overconfident(n=400)
     test = SimpleNamespace(predictions=logits, label_ids=labels)
-    model = SimpleNamespace(config=SimpleNamespace(temperature=1.0))
+    model = SimpleNamespace(config=SimpleNamespace(temperature=1.0, uncertain_below=None))
     with caplog.at_level(logging.WARNING, logger="hf_ser"):
         calibrate(model, logits, labels, test)
     assert model.config.temperature == pytest.approx(3.0, rel=0.2) and "edge" not in caplog.text

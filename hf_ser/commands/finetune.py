@@ -27,7 +27,7 @@ def register(sub) -> None:
     tune.add_argument(
         "--val-size",
         type=open_fraction,
-        default=None,
+        default=0.0,
         help="share of speakers held out to keep the best epoch and fit the temperature on (calibrated scores; "
         "needs a speaker column); default: none, scores uncalibrated",
     )
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         args.per_class,
         args.seed,
         test_size=args.test_size,
-        val_size=args.val_size or 0.0,
+        val_size=args.val_size,
     )
     # each bad row was logged as it was left out (hf_ser.finetune.load_user_data): not printed twice
     test = result.test

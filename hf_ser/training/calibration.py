@@ -29,9 +29,9 @@ def calibrate(model, val_logits: np.ndarray, val_labels: np.ndarray, test) -> Ca
     """Fit the temperature on the validation speakers' logits, store it in ``model.config``, measure ECE; a
     starting model's "uncertain" threshold, chosen for its own head's scores, is dropped with the old temperature."""
     temperature = fit_temperature(val_logits, val_labels)
+    old_threshold = (drop_calibration(model.config) or (None, None))[1]
     model.config.temperature = temperature
-    if (old_threshold := getattr(model.config, "uncertain_below", None)) is not None:
-        model.config.uncertain_below = None
+    if old_threshold is not None:
         logger.warning(
             "the starting model's uncertain threshold %g was chosen for its own head's scores: dropped (the "
             "documented default applies)",
