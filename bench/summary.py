@@ -44,6 +44,26 @@ def _models(r: dict) -> str:
     )
 
 
+def _cuda(r: dict) -> str:
+    tiny, whisper, fit = r["models"]["tiny"], r["models"]["whisper"], r["training"]
+
+    def faster(side: dict, key: str) -> float:
+        a, c = side["accelerator"][key], side["cpu"][key]
+        return c / a if key == "ms_per_clip" else a / c
+
+    return (
+        f"{r['device']} against the same machine's CPU ({r['machine']}): Whisper-base default "
+        f"{whisper['accelerator']['ms_per_clip']:.1f} ms per 3 s clip ({faster(whisper, 'ms_per_clip'):.1f}x), "
+        f"{whisper['accelerator']['hours_per_minute']:.1f} hours of audio per minute at batch {r['batch_size']} "
+        f"({faster(whisper, 'hours_per_minute'):.1f}x); tiny {faster(tiny, 'ms_per_clip'):.1f}x / "
+        f"{faster(tiny, 'hours_per_minute'):.1f}x (the CPU is faster for it); encoder states for training "
+        f"{fit['accelerator']['encoder_clips_per_s']:.0f} clips/s ({faster(fit, 'encoder_clips_per_s'):.0f}x), "
+        f"head training steps {faster(fit, 'head_steps_per_s'):.1f}x; same top label on "
+        f"{100 * min(tiny['top_label_agreement'], whisper['top_label_agreement']):.0f} % of clips, scores within "
+        f"{max(tiny['max_score_difference'], whisper['max_score_difference']):.0e}"
+    )
+
+
 def _inference(r: dict) -> str:
     return (
         f"MFCC features {r['speedup']:.1f}x librosa's; model forward {r['speedup_b1']:.0f}x wav2vec2-base at batch 1, "
@@ -256,6 +276,7 @@ def _long(r: dict) -> str:
 
 ROWS: dict[str, Callable[[dict], str]] = {
     "models": _models,
+    "cuda": _cuda,
     "inference": _inference,
     "deploy": _deploy,
     "batch": _batch,

@@ -163,7 +163,9 @@ def load_classifier(
             "audio-classification",
             model=load_model(folder),
             feature_extractor=AutoFeatureExtractor.from_pretrained(folder),
-            device=device,
+            # unset, transformers 5 puts a pipeline on the first accelerator it finds: hf-ser's default is the CPU,
+            # as documented: a GPU machine gives the CPU's answers unless a GPU is asked for by name
+            device="cpu" if device is None else device,
             pipeline_class=SERAudioClassificationPipeline,
         )
         classifier.sampling_rate = classifier.feature_extractor.sampling_rate

@@ -51,6 +51,9 @@ def run_fresh_python(script: str, args: list[str], tmp_path: Path):
     import sys
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    # no GPU: transformers' own pipeline takes one when it sees one, and these scripts' answers are compared with
+    # hf-ser's on the CPU (its default), which a GPU's TF32 convolutions miss by up to 3e-3
+    env["CUDA_VISIBLE_DEVICES"] = ""
     run = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])

@@ -125,6 +125,35 @@ def test_onnx_matches_torch(exported, model_dir, voice):
     assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size / 2
 
 
+def test_the_torch_backend_runs_on_the_cpu_unless_a_gpu_is_named(model_dir, monkeypatch):
+    """Unset, transformers 5 puts a pipeline on the first accelerator it finds: on a GPU machine hf-ser's documented
+    default (the CPU) was the GPU, and a caller feeding the model CPU tensors got "Expected all tensors to be on the
+    same device" (seen on an H200). The pipeline is now told the CPU unless a device is named."""
+    import transformers
+
+    asked = []
+    real = transformers.pipeline
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["device"])
+        return real(*args, **{**kwargs, "device": "cpu"})  # this machine may have no GPU for the named one
+
+    monkeypatch.setattr(transformers, "pipeline", recording)
+    assert load_classifier(model_dir).device.type == "cpu"
+    load_classifier(model_dir, device=-1)
+    if torch.cuda.is_available():
+        load_classifier(model_dir, device="cuda")
+    assert asked == ["cpu", -1, *(["cuda"] if torch.cuda.is_available() else [])]
+    if torch.cuda.is_available():  # and a GPU named is a GPU used, answering as the CPU does to TF32's precision
+        monkeypatch.setattr(transformers, "pipeline", real)
+        wave = np.sin(np.linspace(0, 400 * np.pi, 24000)).astype(np.float32)
+        gpu = load_classifier(model_dir, device="cuda")
+        assert gpu.device.type == "cuda"
+        on_gpu = {d["label"]: d["score"] for d in gpu(wave, top_k=None)}
+        on_cpu = {d["label"]: d["score"] for d in load_classifier(model_dir)(wave, top_k=None)}
+        assert on_gpu.keys() == on_cpu.keys() and all(abs(on_gpu[k] - v) < 2e-3 for k, v in on_cpu.items())
+
+
 def test_the_device_is_used_or_refused_never_ignored(exported, model_dir):
     """The ONNX backend ran every session on the CPU whatever ``device`` said (a Ray actor given a GPU too),
     ``int8=True`` with the torch backend answered with the float model, and a CUDA device on this CPU torch was an

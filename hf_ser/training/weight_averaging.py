@@ -9,7 +9,7 @@ The averaging itself is torch's ``AveragedModel``; this callback only decides wh
 
 from __future__ import annotations
 
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import AveragedModel, get_swa_avg_fn
 from transformers import TrainerCallback
 
 
@@ -31,7 +31,10 @@ class WeightAveraging(TrainerCallback):
         if model is None or state.global_step < self.first_step(state.max_steps):
             return
         if self.average is None:
-            self.average = AveragedModel(model, use_buffers=True)
+            # avg_fn named: without it torch averages a CUDA model with its foreach kernels, which refuse the
+            # integer buffers use_buffers brings in (batch norm's num_batches_tracked: "Integer division with
+            # addcdiv is no longer supported"); named, every device takes the per-tensor path the CPU takes
+            self.average = AveragedModel(model, avg_fn=get_swa_avg_fn(), use_buffers=True)
         self.average.update_parameters(model)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):

@@ -195,7 +195,7 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
                         "(adaptive_states): call adapt_states() with the encoder states of the speaker's clips "
                         "first (hf-ser predict --adapt-on FOLDER)"
                     )
-                mean, std = self.state_statistics
+                mean, std = (t.to(encoder_states.device) for t in self.state_statistics)  # kept on the CPU
                 encoder_states = (encoder_states - mean) / std
         # cached encoder_states of an adaptive model arrive standardised (the training cache does it)
         if self.config.state_layers is not None:  # the encoder (and a cache) gives every state; the sum takes these
