@@ -169,7 +169,10 @@ def test_cli_predict(model_dir, speech, tmp_path, capsys):
         sf.write(paths[-1], speech(1.0, rate, seed=i), rate)
     assert cli_main(["predict", *map(str, paths), "--model", str(model_dir), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    clf = pipeline("audio-classification", model=str(model_dir), pipeline_class=SERAudioClassificationPipeline)
+    # the CLI answers on the CPU unless told otherwise; transformers' own pipeline would take a GPU where there is one
+    clf = pipeline(
+        "audio-classification", model=str(model_dir), pipeline_class=SERAudioClassificationPipeline, device="cpu"
+    )
     for path in paths:
         assert_same_scores(as_dict(printed[str(path)]["scores"]), as_dict(clf(str(path), top_k=None)))
     assert cli_main(["predict", str(paths[0]), "--model", str(model_dir), "--top-k", "1"]) == 0
