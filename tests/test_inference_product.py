@@ -78,6 +78,25 @@ def test_a_length_just_under_the_minimum_does_not_read_as_the_minimum():
     assert DEFAULT_POLICY.too_short(0.25) is None
 
 
+def test_int8_export_refuses_an_onnxruntime_whose_quantizer_fails_on_these_models(
+    model_dir, tmp_path, monkeypatch, capsys
+):
+    """onnxruntime 1.30 and 1.31's quantizer stopped at "Unable to find data type for weight_name" (seen on a GPU
+    machine's 1.30.0): the export now says which version it needs before it writes anything."""
+    import onnxruntime
+
+    from hf_ser.onnx.export import check_quantizer
+
+    monkeypatch.setattr(onnxruntime, "__version__", "1.31.1")
+    assert cli_main(["export", "--onnx", str(tmp_path / "onnx"), "--model", str(model_dir), "--quantize", "int8"]) == 2
+    assert re.search(
+        r"error: --quantize int8 needs onnxruntime >= 1.32, this is 1.31.1 .*pip install -U", capsys.readouterr().err
+    )
+    assert not (tmp_path / "onnx").exists()
+    check_quantizer("1.32.0")  # and what the suite runs with passes
+    check_quantizer("2.0.1")
+
+
 def test_export_into_an_earlier_export_leaves_no_stale_int8_model(exported, model_dir, tmp_path, caplog):
     """Exporting without --quantize into a folder that held an int8 export kept the old model.int8.onnx, so --int8
     then answered with the earlier network (or failed on its input size, as with a 40-coefficient model there)."""

@@ -22,6 +22,21 @@ logger = logging.getLogger("hf_ser.onnx")
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+# onnxruntime 1.30 and 1.31's quantizer stop at the MatMul it makes of the channel attention's Gemm ("Unable to find
+# data type for weight_name ..."); naming the type (DefaultTensorType) gets past that to a model that does not load
+# (MatMulInteger: "ShapeInferenceError"). 1.32 quantises it (seen on 1.30.0, 1.31.1 and 1.32.0).
+QUANTIZE_MIN_ONNXRUNTIME = "1.32"
+
+
+def check_quantizer(version: str) -> None:
+    """Refuse an onnxruntime whose quantizer cannot quantise these models, before the export starts."""
+    from packaging.version import Version
+
+    if Version(version) < Version(QUANTIZE_MIN_ONNXRUNTIME):
+        raise ValueError(
+            f"--quantize int8 needs onnxruntime >= {QUANTIZE_MIN_ONNXRUNTIME}, this is {version} (its quantizer fails "
+            "on these models): pip install -U onnxruntime; the float export (without --quantize) works with it"
+        )
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None, opset: int = 17) -> Path:
@@ -33,6 +48,10 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
 
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if quantize == "int8":
+        import onnxruntime
+
+        check_quantizer(onnxruntime.__version__)
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
         raise ValueError(f"{out_dir}: the export needs a folder of its own, not the model's folder")
