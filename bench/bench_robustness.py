@@ -99,10 +99,15 @@ def held_out_clips(model: str | None, corpora_dir: Path, n: int, seed: int = 0, 
 
 
 def agreement(
-    model: str | None, clips: list[str], others: list[str] | None = None
+    model: str | None,
+    clips: list[str],
+    others: list[str] | None = None,
+    gains: tuple[int, ...] = GAINS_DB,
+    curves: bool = True,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """(top-label agreement with the clip as recorded, share answered "uncertain") per condition: gains and
-    microphone curves, and, given ``others`` (clips for babble), every condition of the corrupted suite."""
+    """(top-label agreement with the clip as recorded, share answered "uncertain") per condition: ``gains`` and
+    (``curves``) microphone curves, and, given ``others`` (clips for babble), every condition of the corrupted
+    suite. A caller that reads some of them asks for those alone (each condition is a pass over every clip)."""
     from hf_ser import load_classifier
     from hf_ser.audio import load_audio
     from hf_ser.data.corruptions import suite
@@ -119,8 +124,9 @@ def agreement(
         return [v.emotion for v in verdicts], [v.uncertain for v in verdicts]
 
     reference, _ = tops(waves)
-    conditions = {f"gain {gain:+d} dB": lambda w, g=gain: with_gain(w, g) for gain in GAINS_DB}
-    conditions |= {name: (lambda w, t=t: t(samples=w, sample_rate=rate)) for name, t in equalisers().items()}
+    conditions = {f"gain {gain:+d} dB": lambda w, g=gain: with_gain(w, g) for gain in gains}
+    if curves:
+        conditions |= {name: (lambda w, t=t: t(samples=w, sample_rate=rate)) for name, t in equalisers().items()}
     if others is not None:
         babble = [load_audio(c, rate)[0] for c in others]
         conditions |= {name: (lambda w, t=t: t(samples=w, sample_rate=rate)) for name, t in suite(babble).items()}

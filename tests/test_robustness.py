@@ -92,9 +92,10 @@ def test_shipped_models_ignore_recording_gain(model, bound):
     except ValueError as err:
         pytest.skip(str(err))
     clips, _ = sample_clips(SHARED_CORPORA, 60)
-    result, _ = agreement(model, clips)
-    worst = min(result[f"gain {g:+d} dB"] for g in GAINS_DB if -24 <= g <= 6)
-    assert worst >= bound, result
+    gains = tuple(g for g in GAINS_DB if -24 <= g <= 6)
+    result, _ = agreement(model, clips, gains=gains, curves=False)  # only what is asserted: half the passes
+    assert result.keys() == {f"gain {g:+d} dB" for g in gains}
+    assert min(result.values()) >= bound, result
 
 
 @pytest.mark.real_data
