@@ -80,7 +80,7 @@ def encoder_and_head(model: str, clips: list[np.ndarray], batch: int, accelerato
     mel = fe(clips[:batch], sampling_rate=RATE, return_tensors="pt", padding=True)
     features, mask = mel["input_features"], mel.get("attention_mask")
     with torch.no_grad():
-        states, state_mask = net.encode(features[:1], None if mask is None else mask[:1])
+        states, _ = net.encode(features[:1], None if mask is None else mask[:1])
     cached = torch.randn(batch, *states.shape[1:]).half()  # the cache stores float16 states
     labels = torch.randint(net.config.num_labels, (batch,))
     out: dict = {"state_shape": list(states.shape[1:])}
