@@ -369,6 +369,44 @@ def test_missing_encoder_says_how_to_get_it(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------------------ training through the CLI
+def test_the_encoder_cache_is_filled_on_the_device_training_uses(tmp_path, tiny_whisper_dir, monkeypatch):
+    """The Trainer moves the model to the GPU only when training starts, after the frozen encoder has filled the
+    state cache, the costliest part of a Whisper-family run (44x faster on an H200 than on its CPU, bench_cuda):
+    on a GPU machine that part ran on the CPU. The model now goes to the training device first; "meta" stands
+    in for the GPU here (the stand-in run stops where the cache would be filled)."""
+    from transformers import TrainingArguments
+
+    from hf_ser.data.corpora import load_corpus
+    from hf_ser.data.splits import speaker_independent_split
+    from hf_ser.training import run
+    from hf_ser.training.config import experiment_from_dict
+
+    class CacheReached(Exception):
+        pass
+
+    devices = []
+
+    def fill_cache(exp, splits, fe, model, cache_dir=None):
+        devices.append(next(model.parameters()).device.type)
+        raise CacheReached
+
+    monkeypatch.setattr(run, "model_inputs_of", fill_cache)
+    real = TrainingArguments.device.fget  # sets the process up as before, then names the stand-in
+    monkeypatch.setattr(TrainingArguments, "device", property(lambda self: (real(self), torch.device("meta"))[1]))
+    corpus = make_ravdess(tmp_path / "ravdess", actors=range(1, 5))
+    exp = experiment_from_dict(
+        {
+            "data": {"corpus": "ravdess"},
+            "model": {"model_type": "ser_whisper", "encoder": str(tiny_whisper_dir)},
+            "protocol": {"name": "holdout", "test_size": 0.5, "val_size": 0.0, "seed": 0},
+        }
+    )
+    splits = speaker_independent_split(load_corpus("ravdess", corpus), 0.5, 0.0, seed=0)
+    with pytest.raises(CacheReached):
+        run.run_split(exp, splits, tmp_path / "run")
+    assert devices == ["meta"]
+
+
 def test_a_second_family_trains_evaluates_and_cards_through_the_cli(tmp_path, tiny_whisper_dir, monkeypatch):
     monkeypatch.setenv("HF_SER_CACHE", str(tmp_path / "cache"))
     corpus = make_ravdess(tmp_path / "ravdess", actors=range(1, 7), learnable=True)

@@ -133,6 +133,8 @@ def run_split(
         # the "uncertain" rule's band check stands down for a model trained on telephone-band copies; the flag
         # describes this training's clips (one trained on from the Whisper default without them had kept it)
         model.config.trained_band_limited = copies.includes("TelephoneBand")
+        if exp.family.encoder_cache:  # the frozen encoder fills the state cache on the device training will use:
+            model.to(args.device)  # the Trainer moves the model only later, so a GPU's encoding ran on the CPU
         feats = model_inputs_of(exp, splits, fe, model)
         if exp.training.teacher:  # distillation: the teacher of this fold labels the training clips
             teacher = exp.training.teacher.replace("{fold}", fold)
