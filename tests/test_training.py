@@ -273,10 +273,9 @@ def test_overlays_extend_the_base(tmp_path):
         ({"data": {"corpus": "iemocap"}}, "unknown corpus 'iemocap'"),
         ({"optimizer": {}}, "unknown key 'optimizer'"),
         ({"augmentation": {"copies": [[{"name": "echo"}]]}}, "unknown augmentation 'echo'"),
-        # accepted before, then ignored: the head trains from cached states, yet the card said "fine-tuned"
         (
-            {"model": {"model_type": "ser_whisper", "trainable_encoder_layers": 1}},
-            "'model.trainable_encoder_layers': hf-ser trains this family's head from cached encoder states",
+            {"data": {"speaker_adaptive": True}, "model": {"model_type": "ser_whisper", "trainable_encoder_layers": 1}},
+            "'model.trainable_encoder_layers': not with data.speaker_adaptive",
         ),
     ],
 )

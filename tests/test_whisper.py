@@ -220,6 +220,65 @@ def test_encoder_is_frozen_unless_asked(tiny_whisper_dir):
     assert trainable and all(n.startswith(("whisper.layers.1.", "whisper.layer_norm")) for n in trainable)
 
 
+def test_trainable_top_layers_run_again_from_cached_states_and_train(tiny_whisper_dir, voice):
+    """Training reads cached encoder states, so the top ``trainable_encoder_layers`` never trained (and the card
+    said "fine-tuned"). They now run again from the cached input to the lowest of them: from a cache the model
+    answers as from audio after those layers' weights moved, and the gradient reaches them, not the ones below."""
+    model = tiny_model(tiny_whisper_dir, trainable_encoder_layers=1)
+    fe = SERWhisperFeatureExtractor()
+    inputs = fe([voice(1.3, 16000, seed=4), voice(0.9, 16000, seed=5)], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        cached, mask = model.encode(inputs["input_features"], inputs["attention_mask"])
+        for parameter in model.encoder.whisper.layers[1].parameters():  # as if training had moved them
+            parameter.add_(0.2 * torch.randn_like(parameter))
+        from_audio = model(**inputs).logits
+        from_cache = model(encoder_states=cached, attention_mask=mask).logits
+        from_half = model(encoder_states=cached.half(), attention_mask=mask).logits  # what the cache stores
+        model.config.trainable_encoder_layers = 0
+        stale = model(encoder_states=cached, attention_mask=mask).logits  # the cached top state, as before
+        model.config.trainable_encoder_layers = 1
+    torch.testing.assert_close(from_cache, from_audio, atol=1e-5, rtol=0)
+    torch.testing.assert_close(from_half, from_audio, atol=2e-2, rtol=0)
+    assert (stale - from_audio).abs().max() > 1e-2
+    model.train()
+    model(encoder_states=cached, attention_mask=mask, labels=torch.tensor([0, 2])).loss.backward()
+    top = model.encoder.whisper.layers[1]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in top.parameters())
+    assert all(p.grad is None for p in model.encoder.whisper.layers[0].parameters())
+
+
+def test_training_fine_tunes_the_top_encoder_layer_from_the_cache(tmp_path, tiny_whisper_dir, monkeypatch):
+    from hf_ser.data.corpora import load_corpus
+    from hf_ser.data.splits import speaker_independent_split
+    from hf_ser.models.families import family_of
+    from hf_ser.training.config import experiment_from_dict
+    from hf_ser.training.run import run_split
+
+    monkeypatch.setenv("HF_SER_CACHE", str(tmp_path / "cache"))
+    corpus = make_ravdess(tmp_path / "ravdess", actors=range(1, 5), learnable=True)
+    head = {"conv_channels": [16], "conv_kernel_sizes": [3], "conv_dilations": [1], "conv_pool_sizes": [1]}
+    model = {"model_type": "ser_whisper", "encoder": str(tiny_whisper_dir), "trainable_encoder_layers": 1}
+    exp = experiment_from_dict(
+        {
+            "data": {"corpus": "ravdess"},
+            "model": {**model, "head": {**head, "classifier_hidden_size": 16}},
+            "protocol": {"name": "holdout", "test_size": 0.5, "val_size": 0.0, "seed": 0},
+            "training": {"learning_rate": 0.01, "num_train_epochs": 3, "save_strategy": "no", "num_proc": 1},
+        }
+    )
+    splits = speaker_independent_split(load_corpus("ravdess", corpus), 0.5, 0.0, seed=0)
+    run_split(exp, splits, tmp_path / "run")
+    start = WhisperModel.from_pretrained(tiny_whisper_dir).encoder.state_dict()
+    trained = AutoModelForAudioClassification.from_pretrained(tmp_path / "run").encoder.whisper.state_dict()
+    moved = {n for n, v in trained.items() if n in start and not torch.equal(v, start[n])}
+    assert moved and all(n.startswith(("layers.1.", "layer_norm.")) for n in moved)  # the top layer alone trained
+    config, extractor = (
+        json.loads((tmp_path / "run" / f).read_text()) for f in ("config.json", "preprocessor_config.json")
+    )
+    architecture, _ = family_of("ser_whisper").card_text(config, extractor)
+    assert "top 1 layers fine-tuned" in architecture
+
+
 def _write_ct2(path, variables: dict[str, np.ndarray], version: int = 6):
     """A minimal CTranslate2 model.bin (the documented layout) for the reader's tests."""
 

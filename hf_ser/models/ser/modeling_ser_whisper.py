@@ -5,7 +5,9 @@ is zeroed past each clip's end (so a clip padded inside a batch sees what it see
 masks padded frames. The classifier reads a learned softmax weighting of the encoder's hidden states.
 
 For training from a cache, ``forward`` also takes ``encoder_states`` (batch, frames, layers, width): the encoder
-is then skipped and ``attention_mask`` is at the encoder's frame rate (half the log-mel rate).
+is then skipped and ``attention_mask`` is at the encoder's frame rate (half the log-mel rate). With
+``trainable_encoder_layers`` k > 0 the cache still serves: the frozen part below those layers is what it holds, so
+only the top k layers are run again, from the cached input to the lowest of them.
 """
 
 from __future__ import annotations
@@ -56,13 +58,25 @@ class SERWhisperEncoder(nn.Module):
         x = nn.functional.gelu(enc.conv2(x)).transpose(1, 2)
         mask = encoder_frame_mask(mel_mask)
         hidden = x + enc.embed_positions.weight[: x.shape[1]]  # sliced to the clip (a traced size in ONNX)
+        return torch.stack([hidden, *self._run_layers(hidden, mask, 0)], dim=2), mask
+
+    def _run_layers(self, hidden: torch.Tensor, mask: torch.Tensor, first: int) -> list[torch.Tensor]:
+        """The hidden states of layers ``first``... given the input to layer ``first`` (the last one normalised)."""
+        enc, states = self.whisper, []
         additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-        states = [hidden]
-        for index, layer in enumerate(enc.layers):
-            hidden = layer(hidden, additive)
+        for index in range(first, len(enc.layers)):
+            hidden = enc.layers[index](hidden, additive)
             hidden = hidden[0] if isinstance(hidden, tuple) else hidden
             states.append(enc.layer_norm(hidden) if index == len(enc.layers) - 1 else hidden)
-        return torch.stack(states, dim=2), mask
+        return states
+
+    def rerun_top_layers(self, states: torch.Tensor, mask: torch.Tensor | None, top: int) -> torch.Tensor:
+        """Cached ``states`` (batch, frames, layers + 1, width) with the top ``top`` layers' states computed again
+        by their current weights, from the cached input to the lowest of them (what trains them from a cache)."""
+        first = len(self.whisper.layers) - top
+        below = states[:, :, : first + 1].to(self.whisper.layer_norm.weight.dtype)
+        mask = mask if mask is not None else below.new_ones(below.shape[:2], dtype=torch.long)
+        return torch.cat([below, torch.stack(self._run_layers(below[:, :, first], mask, first), dim=2)], dim=2)
 
 
 class SERWhisperPreTrainedModel(PreTrainedModel):
@@ -197,6 +211,10 @@ class SERWhisperForAudioClassification(SERWhisperPreTrainedModel):
                     )
                 mean, std = (t.to(encoder_states.device) for t in self.state_statistics)  # kept on the CPU
                 encoder_states = (encoder_states - mean) / std
+        elif self.config.trainable_encoder_layers:  # cached below the trainable layers: those run again here
+            encoder_states = self.encoder.rerun_top_layers(
+                encoder_states, attention_mask, self.config.trainable_encoder_layers
+            )
         # cached encoder_states of an adaptive model arrive standardised (the training cache does it)
         if self.config.state_layers is not None:  # the encoder (and a cache) gives every state; the sum takes these
             encoder_states = encoder_states[:, :, self.config.state_layers]
