@@ -886,6 +886,49 @@ def test_a_full_disk_stops_the_encoder_cache_and_says_how_to_free_it(tmp_path, v
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def test_the_cache_encodes_in_batches_as_clip_by_clip_and_skips_a_bad_clip_alone(tiny_whisper_dir, voice, tmp_path):
+    """Clips are encoded 8 at a time (1.2x on 2 CPU cores, far more on a GPU): each clip's cached states are what
+    it gets alone, and a clip the encoder refuses fails its batch, which is encoded again clip by clip, so that
+    clip alone is skipped and reported."""
+    from datasets import Dataset
+
+    from hf_ser.data import encoder_cache
+    from hf_ser.training.inputs import state_batch_encoder, state_encoder
+
+    model, fe = tiny_model(tiny_whisper_dir), SERWhisperFeatureExtractor()
+    paths = []
+    for i, seconds in enumerate([1.0, 2.3, 0.6, 3.6, 1.7, 3.1, 0.9, 1.2, 2.0, 0.8]):
+        paths.append(str(tmp_path / f"{i}.wav"))
+        sf.write(paths[-1], voice(seconds, 16000, seed=i), 16000)
+    data = Dataset.from_dict({"audio": paths})
+
+    def cached(folder, one, many=None):
+        stats = encoder_cache.EncoderCacheStats(skipped=[])
+        out = encoder_cache.cache_encoder_states(data, fe, one, "e", tmp_path / folder, stats=stats, encode_batch=many)
+        return out, stats
+
+    (alone, one), (batched, many) = (
+        cached("one", state_encoder(model)),
+        cached("many", state_encoder(model), state_batch_encoder(model)),
+    )
+    assert one.encoded == many.encoded == 10 and alone["audio"] == batched["audio"] == paths
+    for a, b in zip(alone["encoder_states"], batched["encoder_states"]):
+        x, y = np.load(a).astype(np.float32), np.load(b).astype(np.float32)
+        assert x.shape == y.shape and np.abs(x - y).max() <= 1e-2 * max(1.0, np.abs(x).max())
+
+    def refusing(encode):  # an encoder that refuses clips over 3.5 s (the real one: over 30 s)
+        def checked(mels):
+            if any(len(m) > 350 for m in (mels if isinstance(mels, list) else [mels])):
+                raise ValueError("too long for this encoder")
+            return encode(mels)
+
+        return checked
+
+    out, stats = cached("refusing", refusing(state_encoder(model)), refusing(state_batch_encoder(model)))
+    assert stats.encoded == 9 and out["audio"] == paths[:3] + paths[4:]
+    assert stats.skipped == [(paths[3], f"{paths[3]}: too long for this encoder")]
+
+
 def test_an_encoder_cache_hit_counts_as_a_use_so_prune_keeps_what_a_run_just_found(tmp_path, voice, monkeypatch):
     """`hf-ser cache prune` removes the least recently used entries: states a run found cached (its head reads them
     later) must count as just used, not as last written."""

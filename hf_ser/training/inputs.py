@@ -28,6 +28,26 @@ def state_encoder(model):
     return encode
 
 
+def state_batch_encoder(model):
+    """``[log-mel (frames, bins), ...] -> [encoder states (frames', layers, width), ...]``: the clips padded into
+    one batch (the encoder masks each clip's padding, so a clip's states are what it gets alone, to float
+    rounding), each clip's states cut back to its own frames."""
+    import torch
+
+    def encode(mels: list[np.ndarray]) -> list[np.ndarray]:
+        batch = np.zeros((len(mels), max(len(m) for m in mels), mels[0].shape[1]), dtype=np.float32)
+        mask = np.zeros(batch.shape[:2], dtype=np.int64)
+        for row, mel in enumerate(mels):
+            batch[row, : len(mel)], mask[row, : len(mel)] = mel, 1
+        with torch.no_grad():
+            states, frames = model.encode(
+                torch.from_numpy(batch).to(model.device), torch.from_numpy(mask).to(model.device)
+            )
+        return [states[row, : int(count)].cpu().numpy() for row, count in enumerate(frames.sum(dim=1))]
+
+    return encode
+
+
 def encoder_id(exp: Experiment, model, fe) -> str:
     """The cache identity of an encoder and its input: its weights' source and config, and the extractor's
     ``level_dbfs`` when set (without it the key is what it was before that setting existed, so caches stay valid)."""
@@ -60,7 +80,8 @@ def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model, cache_dir: 
     if exp.family.encoder_cache:
         stats = EncoderCacheStats(skipped=[])
         encode, name = state_encoder(model), encoder_id(exp, model, fe)
-        feats = cache_encoder_states(splits, fe, encode, name, cache_dir=cache_dir, stats=stats)
+        batched = state_batch_encoder(model)
+        feats = cache_encoder_states(splits, fe, encode, name, cache_dir=cache_dir, stats=stats, encode_batch=batched)
         logger.info(
             "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",
             stats.encoded,
