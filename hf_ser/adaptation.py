@@ -102,5 +102,5 @@ def _adapt_states(classifier, model, extractor, inputs):
 
     encode, rate = state_encoder(model), extractor.sampling_rate
     clips = speaker_clips(inputs, rate, longest=extractor.max_duration)  # the encoder's 30 s: longer ones in pieces
-    model.adapt_states(encode(extractor(clip, sampling_rate=rate)["input_features"][0]) for clip in clips)
+    model.adapt_states(encode([extractor(clip, sampling_rate=rate)["input_features"][0]])[0] for clip in clips)
     return classifier

@@ -849,7 +849,11 @@ def test_a_full_disk_stops_the_encoder_cache_and_says_how_to_free_it(tmp_path, v
 
     def encode():
         return encoder_cache.cache_encoder_states(
-            data, SERWhisperFeatureExtractor(), lambda mel: np.zeros((4, 2, 8)), "test-encoder", tmp_path / "cache"
+            data,
+            SERWhisperFeatureExtractor(),
+            lambda mels: [np.zeros((4, 2, 8)) for _ in mels],
+            "test-encoder",
+            tmp_path / "cache",
         )
 
     monkeypatch.setattr(encoder_cache.np, "save", full_disk)
@@ -874,7 +878,7 @@ def test_a_full_disk_stops_the_encoder_cache_and_says_how_to_free_it(tmp_path, v
             encoder_cache.cache_encoder_states(
                 data,
                 SERWhisperFeatureExtractor(),
-                lambda mel: np.zeros((4, 2, 8)),
+                lambda mels: [np.zeros((4, 2, 8)) for _ in mels],
                 "test-encoder",
                 tmp_path / "cache",
                 stats=skipped,
@@ -893,7 +897,7 @@ def test_the_cache_encodes_in_batches_as_clip_by_clip_and_skips_a_bad_clip_alone
     from datasets import Dataset
 
     from hf_ser.data import encoder_cache
-    from hf_ser.training.inputs import state_batch_encoder, state_encoder
+    from hf_ser.training.inputs import state_encoder
 
     model, fe = tiny_model(tiny_whisper_dir), SERWhisperFeatureExtractor()
     paths = []
@@ -902,15 +906,14 @@ def test_the_cache_encodes_in_batches_as_clip_by_clip_and_skips_a_bad_clip_alone
         sf.write(paths[-1], voice(seconds, 16000, seed=i), 16000)
     data = Dataset.from_dict({"audio": paths})
 
-    def cached(folder, one, many=None):
+    def cached(folder, encode, batch_size=8):
         stats = encoder_cache.EncoderCacheStats(skipped=[])
-        out = encoder_cache.cache_encoder_states(data, fe, one, "e", tmp_path / folder, stats=stats, encode_batch=many)
+        out = encoder_cache.cache_encoder_states(
+            data, fe, encode, "e", tmp_path / folder, stats=stats, batch_size=batch_size
+        )
         return out, stats
 
-    (alone, one), (batched, many) = (
-        cached("one", state_encoder(model)),
-        cached("many", state_encoder(model), state_batch_encoder(model)),
-    )
+    (alone, one), (batched, many) = cached("one", state_encoder(model), 1), cached("many", state_encoder(model))
     assert one.encoded == many.encoded == 10 and alone["audio"] == batched["audio"] == paths
     for a, b in zip(alone["encoder_states"], batched["encoder_states"]):
         x, y = np.load(a).astype(np.float32), np.load(b).astype(np.float32)
@@ -918,13 +921,13 @@ def test_the_cache_encodes_in_batches_as_clip_by_clip_and_skips_a_bad_clip_alone
 
     def refusing(encode):  # an encoder that refuses clips over 3.5 s (the real one: over 30 s)
         def checked(mels):
-            if any(len(m) > 350 for m in (mels if isinstance(mels, list) else [mels])):
+            if any(len(m) > 350 for m in mels):
                 raise ValueError("too long for this encoder")
             return encode(mels)
 
         return checked
 
-    out, stats = cached("refusing", refusing(state_encoder(model)), refusing(state_batch_encoder(model)))
+    out, stats = cached("refusing", refusing(state_encoder(model)))
     assert stats.encoded == 9 and out["audio"] == paths[:3] + paths[4:]
     assert stats.skipped == [(paths[3], f"{paths[3]}: too long for this encoder")]
 
@@ -948,7 +951,11 @@ def test_an_encoder_cache_hit_counts_as_a_use_so_prune_keeps_what_a_run_just_fou
     def cached(names: list[str]) -> list[str]:
         data = Dataset.from_dict({"audio": [str(tmp_path / f"{n}.wav") for n in names]})
         out = encoder_cache.cache_encoder_states(
-            data, SERWhisperFeatureExtractor(), lambda mel: np.zeros((4, 2, 8)), "test-encoder", states_dir
+            data,
+            SERWhisperFeatureExtractor(),
+            lambda mels: [np.zeros((4, 2, 8)) for _ in mels],
+            "test-encoder",
+            states_dir,
         )
         return out["encoder_states"]
 

@@ -91,27 +91,24 @@ def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
 def cache_encoder_states(
     data: Dataset | DatasetDict,
     feature_extractor,
-    encode: Callable[[np.ndarray], np.ndarray],
+    encode: Callable[[list[np.ndarray]], list[np.ndarray]],
     encoder_id: str,
     cache_dir: str | Path | None = None,
     stats: EncoderCacheStats | None = None,
-    encode_batch: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
     batch_size: int = 8,
 ) -> Dataset | DatasetDict:
     """Add the ``encoder_states`` column (cache file per row), encoding only clips not cached yet.
 
-    ``encode(log_mel (frames, bins)) -> (frames', layers, width)``; ``encode_batch`` (optional) does the same for a
-    list of clips at once, ``batch_size`` at a time (the encoder's matrix products are faster in batches: 48 RAVDESS
-    clips in 4.3 s against 5.2 s on 2 CPU cores at 8, far more on a GPU). A batch that fails is encoded again clip
-    by clip, so a bad clip is skipped alone. ``encoder_id`` names the encoder and its weights (a change makes new
+    ``encode([log_mel (frames, bins), ...]) -> [(frames', layers, width), ...]``, called on ``batch_size`` clips at
+    a time (the encoder's matrix products are faster in batches: 48 RAVDESS clips in 4.3 s against 5.2 s on 2 CPU
+    cores at 8, far more on a GPU). A batch that fails is encoded again clip by clip, so a bad clip is skipped
+    alone. ``encoder_id`` names the encoder and its weights (a change makes new
     cache entries)."""
     stats = stats if stats is not None else EncoderCacheStats(skipped=[])
     if isinstance(data, DatasetDict):
         return DatasetDict(
             {
-                k: cache_encoder_states(
-                    v, feature_extractor, encode, encoder_id, cache_dir, stats, encode_batch, batch_size
-                )
+                k: cache_encoder_states(v, feature_extractor, encode, encoder_id, cache_dir, stats, batch_size)
                 for k, v in data.items()
             }
         )
@@ -131,15 +128,15 @@ def cache_encoder_states(
             stats.skipped.append((str(path), message))
 
     def encoded(mels: list[np.ndarray]) -> list[np.ndarray | Exception]:
-        if encode_batch is not None and len(mels) > 1:
+        if len(mels) > 1:
             try:
-                return list(encode_batch(mels))
+                return list(encode(mels))
             except (ValueError, RuntimeError):
                 pass  # one clip's fault (too long, say): each alone below, so the others are still encoded
         out: list[np.ndarray | Exception] = []
         for mel in mels:
             try:
-                out.append(encode(mel))
+                out.append(encode([mel])[0])
             except ValueError as err:
                 out.append(err)
         return out

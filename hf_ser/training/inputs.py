@@ -17,21 +17,9 @@ logger = logging.getLogger("hf_ser.training")
 
 
 def state_encoder(model):
-    """``log-mel (frames, bins) -> encoder states (frames', layers, width)`` with the model's frozen encoder."""
-    import torch
-
-    def encode(mel: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            states, _ = model.encode(torch.from_numpy(mel)[None].to(model.device))
-        return states[0].cpu().numpy()
-
-    return encode
-
-
-def state_batch_encoder(model):
-    """``[log-mel (frames, bins), ...] -> [encoder states (frames', layers, width), ...]``: the clips padded into
-    one batch (the encoder masks each clip's padding, so a clip's states are what it gets alone, to float
-    rounding), each clip's states cut back to its own frames."""
+    """``[log-mel (frames, bins), ...] -> [encoder states (frames', layers, width), ...]`` with the model's frozen
+    encoder: the clips padded into one batch (the encoder masks each clip's padding, so a clip's states are what it
+    gets alone, to float rounding), each clip's states cut back to its own frames."""
     import torch
 
     def encode(mels: list[np.ndarray]) -> list[np.ndarray]:
@@ -80,8 +68,7 @@ def model_inputs_of(exp: Experiment, splits: DatasetDict, fe, model, cache_dir: 
     if exp.family.encoder_cache:
         stats = EncoderCacheStats(skipped=[])
         encode, name = state_encoder(model), encoder_id(exp, model, fe)
-        batched = state_batch_encoder(model)
-        feats = cache_encoder_states(splits, fe, encode, name, cache_dir=cache_dir, stats=stats, encode_batch=batched)
+        feats = cache_encoder_states(splits, fe, encode, name, cache_dir=cache_dir, stats=stats)
         logger.info(
             "encoder cache: %d clips encoded in %.1f s, %d found cached, %.0f MB on disk, %d skipped",
             stats.encoded,
