@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,28 +23,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import median, print_json_line, print_table  # noqa: E402
+from _common import median, print_json_line, print_table, time_call  # noqa: E402
 
 SECONDS, RATE = 3.0, 16000
 
 
 def timed(fn: Callable[[], object], device: str, repeat: int, warmup: int = 2) -> float:
-    """Median wall-clock seconds of ``fn`` on ``device`` (its queued work is waited for before each clock read)."""
+    """Median wall-clock seconds of ``fn`` on ``device`` (its queued work is waited for within each timed call)."""
 
-    def sync() -> None:
+    def synced() -> None:
+        fn()
         if device.startswith("cuda"):
             torch.cuda.synchronize(device)
 
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return median(times)
+    return median(time_call(synced, repeat=repeat, warmup=warmup))
 
 
 def inference(model: str, clips: list[np.ndarray], batch: int, accelerator: str) -> dict:
