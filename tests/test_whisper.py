@@ -247,6 +247,35 @@ def test_trainable_top_layers_run_again_from_cached_states_and_train(tiny_whispe
     assert all(p.grad is None for p in model.encoder.whisper.layers[0].parameters())
 
 
+def test_encoder_layers_learn_at_their_own_rate(tiny_whisper_dir, voice):
+    """A fine-tuned transformer layer wants a rate far below a fresh head's: ``encoder_learning_rate_scale`` puts
+    the encoder's parameters in their own optimizer group. Adam's first step moves every parameter with a gradient
+    by about its group's rate, so the step itself shows the three rates."""
+    from hf_ser.training.config import TrainingConfig
+    from hf_ser.training.trainer import parameter_groups
+
+    model = tiny_model(tiny_whisper_dir, trainable_encoder_layers=1)
+    groups = parameter_groups(model, 1e-2, body_scale=0.5, encoder_scale=0.1)
+    assert [g["lr"] for g in groups] == pytest.approx([5e-3, 5e-4, 1e-2])
+    body, encoder, head = ({id(p) for p in g["params"]} for g in groups)
+    assert id(model.layer_weights) in body and {id(p) for p in model.encoder.parameters()} == encoder
+    assert {id(p) for h in model.heads() for p in h.parameters()} == head
+    assert sum(map(len, (body, encoder, head))) == len(list(model.parameters()))  # each parameter once
+    clips = [voice(1.0, 16000, seed=1), voice(1.2, 16000, seed=2)]
+    inputs = SERWhisperFeatureExtractor()(clips, return_tensors="pt", padding=True)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.train()
+    model(**inputs, labels=torch.tensor([1, 0])).loss.backward()
+    torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.0).step()
+    step = {n: (p.detach() - before[n]).abs() for n, p in model.named_parameters()}
+    top = [v for n, v in step.items() if n.startswith("encoder.whisper.layers.1.fc1.weight")][0]
+    assert top.max().item() == pytest.approx(5e-4, rel=1e-3)  # the encoder's rate
+    assert step["layer_weights"].max().item() == pytest.approx(5e-3, rel=1e-3)  # the body's
+    assert all(v.max() == 0 for n, v in step.items() if n.startswith("encoder.whisper.layers.0."))  # frozen
+    with pytest.raises(ValueError, match="encoder_learning_rate_scale"):
+        TrainingConfig(encoder_learning_rate_scale=0.0)
+
+
 def test_training_fine_tunes_the_top_encoder_layer_from_the_cache(tmp_path, tiny_whisper_dir, monkeypatch):
     from hf_ser.data.corpora import load_corpus
     from hf_ser.data.splits import speaker_independent_split

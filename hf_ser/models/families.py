@@ -102,6 +102,7 @@ class ModelFamily:
     encoder_cache: bool = False  # train from cached frozen-encoder states (see hf_ser.data.encoder_cache)
     presets: tuple[str, ...] = ("default",)
     heads: Callable = field(default=_default_heads)  # model -> its classification head modules
+    encoders: Callable = field(default=lambda model: [])  # model -> its pretrained encoder modules (none: [])
     card_text: Callable = field(
         default=_generic_card_text
     )  # (config dict, preprocessor dict) -> (architecture, features)
@@ -144,6 +145,7 @@ register_family(
         ),
         training_input="encoder_states",
         encoder_cache=True,
+        encoders=lambda model: [model.encoder],
         card_text=_whisper_card_text,
         base_model=lambda config: encoder_hub_id(config.get("encoder_provenance")),
     )

@@ -141,6 +141,9 @@ class TrainingConfig(ItemAugmentation):
     class_weighted_loss: bool = False  # inverse-frequency class weights in the loss
     num_proc: int = 2  # processes for augmentation and feature extraction
     body_learning_rate_scale: float = 1.0  # learning rate of everything but the classifier head, as a fraction
+    # learning rate of a pretrained encoder's trainable layers (model.trainable_encoder_layers) as a fraction of the
+    # body's: fine-tuned transformer layers want a rate far below a freshly initialised head's (1e-3)
+    encoder_learning_rate_scale: float = Field(1.0, gt=0)
     mixup_alpha: float = Field(0.0, ge=0)  # mixup of training batches, lam ~ Beta(alpha, alpha); 0 = off
     balance: Literal["none", "class", "corpus", "corpus_class"] = "none"  # equal-probability sampling of groups
     # distillation: a trained model folder whose calibrated probabilities on the training clips become the targets

@@ -256,6 +256,23 @@ def clip_groups(train: Dataset) -> list[int]:
     return [index[clip] for clip in ids]
 
 
+def parameter_groups(model, learning_rate: float, body_scale: float, encoder_scale: float) -> list[dict]:
+    """Optimizer groups at three rates: the classification heads at ``learning_rate``, the rest of the body at
+    ``body_scale`` times it (fine-tuning: a slower pretrained body), and a pretrained encoder's trainable layers (as
+    the family declares its encoders) at ``body_scale * encoder_scale`` times it. Empty groups are left out."""
+    head = {p for h in classification_heads(model) for p in h.parameters()}
+    encoder = {p for e in family_of_model(model).encoders(model) for p in e.parameters()} - head
+    rates = {
+        "head": learning_rate,
+        "body": learning_rate * body_scale,
+        "encoder": learning_rate * body_scale * encoder_scale,
+    }
+    members: dict[str, list] = {"head": [], "body": [], "encoder": []}
+    for parameter in model.parameters():
+        members["head" if parameter in head else "encoder" if parameter in encoder else "body"].append(parameter)
+    return [{"params": members[k], "lr": rates[k]} for k in ("body", "encoder", "head") if members[k]]
+
+
 def classification_heads(model) -> list:
     """The model's classification heads, as its family declares them (every ensemble member's for hf-ser)."""
     return family_of_model(model).heads(model)
@@ -333,15 +350,10 @@ def fit(
         callbacks.append(WeightAveraging(options.average_weights_from))
     metric = load_ser_metrics()
     optimizers = (None, None)
-    if options.body_learning_rate_scale != 1.0:  # fine-tuning: a slower pretrained body, a faster head
-        head = {p for h in classification_heads(model) for p in h.parameters()}
-        groups = [
-            {
-                "params": [p for p in model.parameters() if p not in head],
-                "lr": args.learning_rate * options.body_learning_rate_scale,
-            },
-            {"params": list(head), "lr": args.learning_rate},
-        ]
+    if options.body_learning_rate_scale != 1.0 or options.encoder_learning_rate_scale != 1.0:
+        groups = parameter_groups(
+            model, args.learning_rate, options.body_learning_rate_scale, options.encoder_learning_rate_scale
+        )
         optimizers = (torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay), None)
     batch = args.per_device_train_batch_size * args.world_size
     items = _training_items(splits["train"], column, options, batch, input_name)
