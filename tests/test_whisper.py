@@ -280,8 +280,10 @@ def test_training_fine_tunes_the_top_encoder_layer_from_the_cache(tmp_path, tiny
     from hf_ser.data.corpora import load_corpus
     from hf_ser.data.splits import speaker_independent_split
     from hf_ser.models.families import family_of
+    from hf_ser.training import trainer as trainer_module
     from hf_ser.training.config import experiment_from_dict
     from hf_ser.training.run import run_split
+    from hf_ser.training.trainer import parameter_groups
 
     monkeypatch.setenv("HF_SER_CACHE", str(tmp_path / "cache"))
     corpus = make_ravdess(tmp_path / "ravdess", actors=range(1, 5), learnable=True)
@@ -292,11 +294,20 @@ def test_training_fine_tunes_the_top_encoder_layer_from_the_cache(tmp_path, tiny
             "data": {"corpus": "ravdess"},
             "model": {**model, "head": {**head, "classifier_hidden_size": 16}},
             "protocol": {"name": "holdout", "test_size": 0.5, "val_size": 0.0, "seed": 0},
-            "training": {"learning_rate": 0.01, "num_train_epochs": 3, "save_strategy": "no", "num_proc": 1},
+            "training": {
+                "learning_rate": 0.01,
+                "num_train_epochs": 3,
+                "save_strategy": "no",
+                "num_proc": 1,
+                "encoder_learning_rate_scale": 0.5,
+            },
         }
     )
     splits = speaker_independent_split(load_corpus("ravdess", corpus), 0.5, 0.0, seed=0)
+    asked = []
+    monkeypatch.setattr(trainer_module, "parameter_groups", lambda *a: asked.append(a[1:]) or parameter_groups(*a))
     run_split(exp, splits, tmp_path / "run")
+    assert asked == [(0.01, 1.0, 0.5)]  # the encoder's own rate reached the optimizer
     start = WhisperModel.from_pretrained(tiny_whisper_dir).encoder.state_dict()
     trained = AutoModelForAudioClassification.from_pretrained(tmp_path / "run").encoder.whisper.state_dict()
     moved = {n for n, v in trained.items() if n in start and not torch.equal(v, start[n])}
