@@ -657,8 +657,10 @@ def test_a_clip_the_model_refuses_costs_only_its_own_row(tmp_path, speech):
 
 @pytest.mark.real_data
 @pytest.mark.slow
-@pytest.mark.parametrize("model, kept_at_least", [("ser-general", 0.95), ("ser-whisper-general", 0.90)])
-def test_real_clips_keep_their_label_from_minus_30_to_plus_10_db(tmp_path, model, kept_at_least):
+@pytest.mark.parametrize(
+    "model, kept_at_least, worst_gain_at_least", [("ser-general", 0.95, 0.92), ("ser-whisper-general", 0.90, 0.80)]
+)
+def test_real_clips_keep_their_label_from_minus_30_to_plus_10_db(tmp_path, model, kept_at_least, worst_gain_at_least):
     """Real clips (RAVDESS actors 20-24) played quieter or louder (clipped) are never "no speech" and keep the
     model's label.
 
@@ -668,7 +670,8 @@ def test_real_clips_keep_their_label_from_minus_30_to_plus_10_db(tmp_path, model
     consistency term: 96 % at -30 and -20 dB, 100 % at -10 and +10 dB, 98 % over all; the build with state dropout:
     84 % at -30 dB, 92 % at -20, 96 % at -10, 100 % at +10 dB, 93 % over all (these actors include its training
     speakers; on its test speakers see bench/results/robustness-held-out.txt), so the bound stays below the 95 %
-    target, which is missed there.
+    target, which is missed there. Each gain alone is held to a bound too (the worst, -30 dB, measured 84 %: 21 of
+    25 clips), so one gain cannot hide behind the others.
     """
     from hf_ser.audio import load_audio
     from hf_ser.inference import resolve_model
@@ -689,8 +692,11 @@ def test_real_clips_keep_their_label_from_minus_30_to_plus_10_db(tmp_path, model
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     label = {(Path(r["path"]).parent.name, Path(r["path"]).stem): r["label"] for r in rows}
     assert "no speech" not in label.values()
-    kept = [label[(str(db), f.stem)] == label[("0", f.stem)] for db in (-30, -20, -10, 10) for f in files]
-    assert sum(kept) >= kept_at_least * len(kept), f"{sum(kept)} of {len(kept)} kept their label"
+    kept = {db: [label[(str(db), f.stem)] == label[("0", f.stem)] for f in files] for db in (-30, -20, -10, 10)}
+    every = [k for per_gain in kept.values() for k in per_gain]
+    assert sum(every) >= kept_at_least * len(every), f"{sum(every)} of {len(every)} kept their label"
+    worst = min(kept, key=lambda db: sum(kept[db]))
+    assert sum(kept[worst]) >= worst_gain_at_least * len(files), f"{worst} dB: {sum(kept[worst])} of {len(files)}"
 
 
 def test_segments_never_give_silence_an_emotion(tmp_path, model_dir):

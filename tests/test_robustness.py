@@ -76,13 +76,13 @@ def test_per_speaker_standardisation_uses_each_speakers_own_frames():
 
 
 @pytest.mark.real_data
-@pytest.mark.parametrize("model, bound", [("ser-general", 0.95), ("ser-whisper-general", 0.85)])
-def test_shipped_models_ignore_recording_gain(model, bound):
-    """Top-label agreement with 0 dB on real RAVDESS clips, -24 to +6 dB: target >= 95 %. The tiny model meets it;
-    the Whisper family (its log-mel keeps the absolute level) measured 94.2 % at its worst gain (-24 dB) with three
-    copies, 97.5 % with the babble copy and 91.7 % with the consistency term (bench/results/robustness.txt, 120
-    clips; 88.3 % on this test's 60); on its own test speakers lower still (robustness-held-out.txt): a known miss,
-    and the bound here is what the shipped build does."""
+def test_the_tiny_default_ignores_recording_gain_in_the_bench():
+    """Top-label agreement with 0 dB on real RAVDESS clips, -24 to +6 dB, through the bench's own code: target >= 95
+    %, which the tiny model meets. The Whisper default (its log-mel keeps the absolute level; 91.7 % at its worst
+    gain in bench/results/robustness.txt, lower on its own test speakers: a known miss) is held to its bound per
+    gain through the CLI by test_real_clips_keep_their_label_from_minus_30_to_plus_10_db (real RAVDESS clips,
+    -30 to +10 dB): a second pass of that model over the same property here cost the suite a minute."""
+    model, bound = "ser-general", 0.95
     GAINS_DB, agreement, sample_clips = bench("bench_robustness", "GAINS_DB", "agreement", "sample_clips")
 
     from hf_ser.inference import resolve_model
