@@ -274,6 +274,14 @@ def _start_ray(address: str | None) -> None:
         ) from err
 
 
+def work_plan(files: int, batch_size: int, actors: int) -> tuple[int, int]:
+    """(blocks, actors) for ``files`` paths: a block per batch, and at least one per actor while there are files
+    for it, so a small archive still spreads over the pool; never more actors than blocks (an actor without a
+    block only starts, loads the model and idles, and Ray warns that the pool cannot be used)."""
+    blocks = min(files, max(actors, -(-files // batch_size)))
+    return blocks, min(actors, blocks)
+
+
 def predict_with_ray(
     inputs,
     output: str | Path,
@@ -293,7 +301,8 @@ def predict_with_ray(
     """Classify files and folders (or a ``ray.data.Dataset`` with a ``path`` column) on Ray; rows go to ``output``.
 
     ``actors``: the size of the actor pool (default: the cluster's CPUs divided by ``cpus_per_actor``, or its
-    GPUs divided by ``gpus_per_actor``); each actor runs torch with ``cpus_per_actor`` threads. Rows already in
+    GPUs divided by ``gpus_per_actor``; for files and folders never more than their blocks, :func:`work_plan`);
+    each actor runs torch with ``cpus_per_actor`` threads. Rows already in
     ``output`` are kept and their files skipped. ``worker_class``: a :class:`ClassifyBatch` subclass, to change
     the per-batch work.
     """
@@ -324,6 +333,9 @@ def predict_with_ray(
             if address is None:  # this machine's own instance: it will not grow
                 raise ValueError(message)
             logger.warning("%s; the run waits until the cluster's autoscaler adds them", message)
+    if actors is None:
+        by_gpu = int(resources.get("GPU", 0) // gpus_per_actor) if gpus_per_actor else None
+        actors = max(1, by_gpu if by_gpu is not None else int(resources.get("CPU", 1) // cpus_per_actor))
     if isinstance(inputs, ray.data.Dataset):
         dataset = inputs.filter(lambda row: row["path"] not in done) if done else inputs
         written = 0
@@ -335,11 +347,8 @@ def predict_with_ray(
         todo = [f for f in files if f not in done]
         if not todo:
             return RayRunSummary(out.path, written, resumed, failed)
-        blocks = max(1, min(len(todo), len(todo) // batch_size + 1))
+        blocks, actors = work_plan(len(todo), batch_size, actors)
         dataset = ray.data.from_items([{"path": f} for f in todo], override_num_blocks=blocks)
-    if actors is None:
-        by_gpu = int(resources.get("GPU", 0) // gpus_per_actor) if gpus_per_actor else None
-        actors = max(1, by_gpu if by_gpu is not None else int(resources.get("CPU", 1) // cpus_per_actor))
     rows = dataset.map_batches(
         worker_class,
         fn_constructor_kwargs={

@@ -19,7 +19,7 @@ pytest.importorskip("onnxruntime")
 from hf_ser.batch import predict_files  # noqa: E402
 from hf_ser.example import synthetic_speech  # noqa: E402
 from hf_ser.inference import load_classifier  # noqa: E402
-from hf_ser.ray_batch import ClassifyBatch, predict_with_ray, prediction_rows, read_rows  # noqa: E402
+from hf_ser.ray_batch import ClassifyBatch, predict_with_ray, prediction_rows, read_rows, work_plan  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MODEL = "ser-general"  # bundled, with its ONNX export
@@ -133,6 +133,16 @@ def test_a_rerun_skips_what_is_done_and_duplicates_nothing(local_ray, archive, t
     assert (again.resumed, again.written) == (11, 0) and len(read_rows(output)) == 11
 
 
+def test_the_work_plan_spreads_a_small_archive_over_the_pool_and_starts_no_idle_actor():
+    assert work_plan(100, 16, 2) == (7, 2)  # a block per batch: ceil(100 / 16)
+    assert work_plan(4, 16, 2) == (2, 2)  # one batch's files, split so both actors work (was 1 block, 2 actors)
+    assert work_plan(1, 16, 2) == (1, 1)  # one file: one actor, not a second that only loads the model
+    assert work_plan(3, 1, 8) == (3, 3)
+
+
+# Ray warned "the minimum number of concurrent actors ... is set to 2, but the operator only received 1 input(s)"
+# on this test's four files (one block for a pool of two): each actor now has a block.
+@pytest.mark.filterwarnings("error:The minimum number of concurrent actors")
 def test_a_rerun_with_other_settings_is_refused_rather_than_mixed_in(local_ray, archive, tmp_path):
     """A rerun into the same output with another model or threshold kept the earlier rows and added its own
     ("0 rows written (4 from earlier runs kept)" with a different --model): two runs' answers in one file."""
