@@ -140,6 +140,23 @@ def test_the_work_plan_spreads_a_small_archive_over_the_pool_and_starts_no_idle_
     assert work_plan(3, 1, 8) == (3, 3)
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"batch_size": 0}, r"batch_size must be a whole number >= 1, got 0"),
+        ({"actors": 2.5}, r"actors must be a whole number >= 1, got 2.5"),
+        ({"cpus_per_actor": -1}, r"cpus_per_actor must be a number >= 0, got -1"),
+        ({"gpus_per_actor": float("nan")}, r"gpus_per_actor must be a number >= 0, got nan"),
+        ({"cpus_per_actor": 0}, r"cpus_per_actor and gpus_per_actor are both 0"),
+    ],
+)
+def test_bad_pool_settings_are_refused_by_name_before_ray_starts(archive, tmp_path, setting, message):
+    """From Python (the CLI checks its own flags): batch_size 0 was a ZeroDivisionError in the block count."""
+    with pytest.raises(ValueError, match=message):
+        predict_with_ray([archive], tmp_path / "rows.jsonl", model=MODEL, backend="onnx", **setting)
+    assert not (tmp_path / "rows.jsonl").exists()
+
+
 # Ray warned "the minimum number of concurrent actors ... is set to 2, but the operator only received 1 input(s)"
 # on this test's four files (one block for a pool of two): each actor now has a block.
 @pytest.mark.filterwarnings("error:The minimum number of concurrent actors")
