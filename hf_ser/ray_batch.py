@@ -306,9 +306,9 @@ def predict_with_ray(
     ``output`` are kept and their files skipped. ``worker_class``: a :class:`ClassifyBatch` subclass, to change
     the per-batch work.
     """
-    for name, value, least in (("batch_size", batch_size, 1), ("actors", actors, 1)):  # the CLI checks its own
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            raise ValueError(f"predict_with_ray: {name} must be a whole number >= {least}, got {value!r}")
+    for name, value in (("batch_size", batch_size), ("actors", actors)):  # the CLI checks its own flags at parsing
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"predict_with_ray: {name} must be a whole number >= 1, got {value!r}")
     for name, value in (("cpus_per_actor", cpus_per_actor), ("gpus_per_actor", gpus_per_actor)):
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != value:
             raise ValueError(f"predict_with_ray: {name} must be a number >= 0, got {value!r}")
