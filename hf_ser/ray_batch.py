@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -310,8 +311,8 @@ def predict_with_ray(
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"predict_with_ray: {name} must be a whole number >= 1, got {value!r}")
     for name, value in (("cpus_per_actor", cpus_per_actor), ("gpus_per_actor", gpus_per_actor)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != value:
-            raise ValueError(f"predict_with_ray: {name} must be a number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:  # NaN too
+            raise ValueError(f"predict_with_ray: {name} must be a finite number >= 0, got {value!r}")
     if not cpus_per_actor and not gpus_per_actor:
         raise ValueError("predict_with_ray: cpus_per_actor and gpus_per_actor are both 0: an actor needs one of them")
     import ray

@@ -145,8 +145,9 @@ def test_the_work_plan_spreads_a_small_archive_over_the_pool_and_starts_no_idle_
     [
         ({"batch_size": 0}, r"batch_size must be a whole number >= 1, got 0"),
         ({"actors": 2.5}, r"actors must be a whole number >= 1, got 2.5"),
-        ({"cpus_per_actor": -1}, r"cpus_per_actor must be a number >= 0, got -1"),
-        ({"gpus_per_actor": float("nan")}, r"gpus_per_actor must be a number >= 0, got nan"),
+        ({"cpus_per_actor": -1}, r"cpus_per_actor must be a finite number >= 0, got -1"),
+        ({"gpus_per_actor": float("nan")}, r"gpus_per_actor must be a finite number >= 0, got nan"),
+        ({"cpus_per_actor": float("inf")}, r"cpus_per_actor must be a finite number >= 0, got inf"),
         ({"cpus_per_actor": 0}, r"cpus_per_actor and gpus_per_actor are both 0"),
     ],
 )
