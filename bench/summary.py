@@ -222,6 +222,19 @@ def _hum(r: dict) -> str:
     return "mains hum under the clip's RMS, top-label agreement (%) with the clip without it: " + "; ".join(cells)
 
 
+def _reverb(r: dict) -> str:
+    cells = []
+    for model, res in r["results"].items():
+        clean, room = res["clean"], res["suite room (RT60 0.6 s, 2 m)"]
+        cells.append(
+            f"{model} ({r['clips'][model]} validation clips): UAR clean {clean['uar']:.1f}, "
+            f"suite room {room['uar']:.1f}; flagged clean {clean['flagged_3.0']:.0f} %, "
+            f"suite room {room['flagged_3.0']:.0f} %; accuracy of the room's answered clips "
+            f"{room['answered_accuracy']:.1f} without the check, {room['answered_accuracy_3.0']:.1f} with it"
+        )
+    return "a blind reverberation check (SRMR under 3.0 answered 'uncertain'), not kept: " + "; ".join(cells)
+
+
 def _float_scale(r: dict) -> str:
     cells = []
     for model, res in r["results"].items():
@@ -291,6 +304,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "band": _band,
     "dc": _dc,
     "hum": _hum,
+    "reverb": _reverb,
     "trim": _trim,
     "float_scale": _float_scale,
     "long": _long,
