@@ -235,6 +235,19 @@ def _reverb(r: dict) -> str:
     return "a blind reverberation check (SRMR under 3.0 answered 'uncertain'), not kept: " + "; ".join(cells)
 
 
+def _held_out_suite(r: dict) -> str:
+    cells = []
+    for model, res in r["results"].items():
+        lost = ", ".join(f"{c} {res[c]['uar_lost']:.1f}" for c in KEY_CONDITIONS)
+        cells.append(
+            f"{model} ({r['models'][model]['clips']} clips of {r['models'][model]['speakers']} test speakers): clean "
+            f"UAR {res['clean']['uar']:.1f}, ECE {res['clean']['ece']:.3f} (a calibrated model's "
+            f"{res['clean']['ece_floor']:.3f}); UAR lost: {lost}; phone-line agreement "
+            f"{res['telephone']['agreement']:.1f} % ({res['telephone']['uncertain']:.0f} % uncertain)"
+        )
+    return "the bundled defaults themselves under the corrupted suite: " + "; ".join(cells)
+
+
 def _float_scale(r: dict) -> str:
     cells = []
     for model, res in r["results"].items():
@@ -305,6 +318,7 @@ ROWS: dict[str, Callable[[dict], str]] = {
     "dc": _dc,
     "hum": _hum,
     "reverb": _reverb,
+    "held_out_suite": _held_out_suite,
     "trim": _trim,
     "float_scale": _float_scale,
     "long": _long,
