@@ -93,11 +93,13 @@ def of_speakers(data, speakers: list[str]):
 
 @dataclass
 class ModelSpeakers:
-    """A trained model's own validation and training clips (datasets rows), as its metrics.json names them."""
+    """A trained model's own validation, training and test clips (datasets rows), as its metrics.json names them.
+    ``test`` is for benches that only report (bench_held_out_suite.py); nothing is chosen on it."""
 
     folder: Path
     validation: object
     train: object
+    test: object
 
 
 def model_speakers(model: str, corpora_dir: Path) -> ModelSpeakers:
@@ -117,7 +119,7 @@ def model_speakers(model: str, corpora_dir: Path) -> ModelSpeakers:
     train = of_speakers(data, result.speakers.get("train", []))
     if not len(validation) or not len(train):
         raise ValueError(f"{folder}: its metrics.json names no validation (or training) speakers found in the data")
-    return ModelSpeakers(folder, validation, train)
+    return ModelSpeakers(folder, validation, train, of_speakers(data, result.speakers.get("test", [])))
 
 
 @dataclass

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import of_speakers, print_json_line, print_table  # noqa: E402
+from _common import model_speakers, print_json_line, print_table  # noqa: E402
 
-# the targets, as UAR points lost from clean (and agreement at the phone line)
+# the targets, as the most UAR points a condition may lose from clean
 TARGETS = {"telephone": 5.0, "white SNR 10": 8.0, "babble SNR 10": 8.0, "reverb RT60 0.6 s": 5.0}
 
 
@@ -48,23 +48,21 @@ def test_clips(model: str, corpora_dir: Path) -> TestClips:
     from hf_ser import load_classifier
     from hf_ser.audio import load_audio
     from hf_ser.data.corruptions import babble_sources
-    from hf_ser.inference import classifier_labels, resolve_model
-    from hf_ser.training.config import load_experiment
-    from hf_ser.training.results import RunResult
-    from hf_ser.training.run import load_experiment_data
+    from hf_ser.data.splits import speaker_keys
+    from hf_ser.inference import classifier_labels
 
-    folder = resolve_model(model)
-    exp = load_experiment(folder / "experiment.yaml")
-    result = RunResult.load(folder / "metrics.json")
-    data = load_experiment_data(exp, {c: corpora_dir / c for c in exp.corpora}, result.protocol)
-    test, train = of_speakers(data, result.speakers["test"]), of_speakers(data, result.speakers["train"])
+    speakers = model_speakers(model, corpora_dir)
+    test = speakers.test
+    if not len(test):
+        raise ValueError(f"{speakers.folder}: its metrics.json names no test speakers found in {corpora_dir}")
     classifier = load_classifier(model)
     rate = classifier.feature_extractor.sampling_rate
     order = {label: i for i, label in enumerate(classifier_labels(classifier))}
     names = test.features["emotion"].names
     truth = np.array([order[names[i]] for i in test["emotion"]])
     waves = [load_audio(a, rate)[0] for a in test["audio"]]
-    return TestClips(classifier, rate, truth, waves, babble_sources(train, rate), len(result.speakers["test"]))
+    tested = len(set(speaker_keys(test)))
+    return TestClips(classifier, rate, truth, waves, babble_sources(speakers.train, rate), tested)
 
 
 def scores(clips: TestClips, waves: list) -> tuple[np.ndarray, np.ndarray]:
@@ -73,11 +71,9 @@ def scores(clips: TestClips, waves: list) -> tuple[np.ndarray, np.ndarray]:
 
     labels = classifier_labels(clips.classifier)
     rule = confidence_rule(clips.classifier)
-    answers = clips.classifier(waves, top_k=None, batch_size=16)
-    probs = np.array([[{d["label"]: d["score"] for d in a}[label] for label in labels] for a in answers])
-    uncertain = np.array(
-        [rule.decide({d["label"]: d["score"] for d in a}, w, clips.rate).uncertain for a, w in zip(answers, waves)]
-    )
+    answers = [{d["label"]: d["score"] for d in a} for a in clips.classifier(waves, top_k=None, batch_size=16)]
+    probs = np.array([[a[label] for label in labels] for a in answers])
+    uncertain = np.array([rule.decide(a, w, clips.rate).uncertain for a, w in zip(answers, waves)])
     return probs, uncertain
 
 
