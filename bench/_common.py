@@ -103,9 +103,10 @@ class ModelSpeakers:
 
 
 def model_speakers(model: str, corpora_dir: Path) -> ModelSpeakers:
-    """The validation and training speakers' clips of ``model`` (a bundled name, a release or a fold model of a k-fold
-    run: ``runs/results/<experiment>/seed_0/fold_0``), read from its metrics.json rather than by rebuilding (and
-    re-augmenting) its protocol's splits. Diagnostics that may inform a choice use these, never the test speakers."""
+    """The validation, training and test speakers' clips of ``model`` (a bundled name, a release or a fold model of a
+    k-fold run: ``runs/results/<experiment>/seed_0/fold_0``), read from its metrics.json rather than by rebuilding (and
+    re-augmenting) its protocol's splits. Diagnostics that may inform a choice use the first two, never the test
+    speakers, which only report-only benches read."""
     from hf_ser.inference import resolve_model
     from hf_ser.training.config import load_experiment
     from hf_ser.training.results import RunResult
