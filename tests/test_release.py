@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -196,7 +197,7 @@ def test_adding_a_seed_keeps_the_seeds_run_with_the_same_resolved_experiment(tmp
     assert list(run([0]).seeds) == ["0"] and trained == [0, 1, 0]
 
 
-def test_a_screens_next_folds_grow_its_record(plan, tmp_path, monkeypatch):
+def test_a_screens_next_folds_grow_its_record(plan, tmp_path, monkeypatch, caplog):
     from types import SimpleNamespace
 
     from hf_ser.publish import release
@@ -223,7 +224,13 @@ def test_a_screens_next_folds_grow_its_record(plan, tmp_path, monkeypatch):
     record = release.run_experiment(plan, "c-diff", tmp_path, out, results, [0], only_folds=[0])
     assert record.only_folds == [0]
     (out / "c-diff" / "seed_0" / "fold_0" / "metrics.json").unlink()  # the screen's runs gone: the new folds alone
-    assert release.run_experiment(plan, "c-diff", tmp_path, out, results, [0], only_folds=[1]).only_folds == [1]
+    with caplog.at_level(logging.WARNING, logger="hf_ser.release"):
+        assert release.run_experiment(plan, "c-diff", tmp_path, out, results, [0], only_folds=[1]).only_folds == [1]
+    assert "c-diff.json: replacing its record of seed(s) 0 on fold(s) 0 with seed(s) 0 on fold(s) 1" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hf_ser.release"):  # another seed on the record's own folds: kept
+        record = release.run_experiment(plan, "c-diff", tmp_path, out, results, [0, 1], only_folds=[1])
+    assert sorted(record.seeds) == ["0", "1"] and "replacing" not in caplog.text
 
 
 def test_results_kept_elsewhere_get_their_own_report_and_leave_the_project_pages_alone(plan, tmp_path, monkeypatch):

@@ -183,6 +183,10 @@ def _next_folds_of(record: ExperimentRecord, runs_dir: Path, seeds: list[int], o
     )
 
 
+def _folds_text(only_folds: list[int] | None) -> str:
+    return "every fold" if only_folds is None else "fold(s) " + ", ".join(str(k) for k in only_folds)
+
+
 def run_experiment(
     plan_path: Path,
     name: str,
@@ -205,6 +209,16 @@ def run_experiment(
                 runs, earlier = dict(record.seeds), record.wall_seconds
             else:
                 grows_a_screen = _next_folds_of(record, out / name, seeds, only_folds)
+                if not grows_a_screen:  # one record holds one fold set: say what the new runs replace
+                    logger.warning(
+                        "%s: replacing its record of seed(s) %s on %s with seed(s) %s on %s (a record holds one "
+                        "fold set for all its seeds; pass another --results folder to keep both)",
+                        previous,
+                        ", ".join(sorted(record.seeds)),
+                        _folds_text(record.only_folds),
+                        ", ".join(str(s) for s in seeds),
+                        _folds_text(only_folds),
+                    )
     for seed in seeds:
         if str(seed) in runs:
             continue  # already run with this exact spec
