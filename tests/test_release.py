@@ -476,6 +476,29 @@ def test_the_choice_check_sets_validation_changes_beside_test_changes_of_the_sam
     assert "Does choosing" not in "\n".join(variant_lines({"base": base, "variant": short}, ["base", "variant"]))
 
 
+def test_a_variant_leads_only_where_its_runs_mean_is_beyond_their_spread():
+    from types import SimpleNamespace as NS
+
+    from hf_ser.publish.variant_page import reading, variant_lines
+
+    # +1.2 over 7 runs with sd 2.3: t = 1.38 against 2.45 at 6 degrees of freedom, a tie
+    assert reading([4.4, -0.2, 0.6, 1.6, 1.2, -2.5, 3.6]) == "a tie"
+    # hand-computed: mean 2, sd 1 over 4 runs, SE 0.5, t = 4.0 > t(0.975, 3) = 3.18
+    assert reading([1.0, 2.0, 3.0, 2.0]) == "leads" and reading([-1.0, -2.0, -3.0, -2.0]) == "behind"
+    # mean 2, SE 0.816, t = 2.45 < 3.18: a tie at 5 %, a lead at 10 % (t(0.95, 3) = 2.35)
+    assert reading([1.0, 1.0, 4.0, 2.0]) == "a tie" and reading([1.0, 1.0, 4.0, 2.0], level=0.1) == "leads"
+    assert reading([5.0]) == "one run: no reading"
+
+    def record(compare_with, val):  # one seed, a fold per value, one condition
+        seed = NS(validation_conditions={f"fold_{k}": {"a": NS(uar=v)} for k, v in enumerate(val)}, test_conditions={})
+        seed.folds = {}
+        return NS(spec=NS(compare_with=compare_with, config="x.yaml"), seeds={"0": seed})
+
+    base, variant = record(None, [0.5, 0.5, 0.5, 0.5]), record("base", [0.51, 0.52, 0.53, 0.52])
+    text = "\n".join(variant_lines({"base": base, "variant": variant}, ["base", "variant"]))
+    assert "| variant | base | 4 | +2.0 ± 0.8 | 0.4 | 4 of 4 | leads |" in text
+
+
 def test_readme_checkpoints_block_is_each_bundled_checkpoints_metrics(tmp_path):
     plan = write_plan(
         tmp_path,
