@@ -496,7 +496,14 @@ def test_a_variant_leads_only_where_its_runs_mean_is_beyond_their_spread():
 
     base, variant = record(None, [0.5, 0.5, 0.5, 0.5]), record("base", [0.51, 0.52, 0.53, 0.52])
     text = "\n".join(variant_lines({"base": base, "variant": variant}, ["base", "variant"]))
-    assert "| variant | base | 4 | +2.0 ± 0.8 | 0.4 | 4 of 4 | leads |" in text
+    assert "| variant | base | 4 | +2.0 ± 0.8 | 0.4 | 4 of 4 | leads | – |" in text
+    # a tie: mean 2, sd 1.414 over 4 runs (t(0.975, 3) 3.182 x 1.414 / sqrt(4) = 2.25 > 2); the same mean and spread
+    # read as a lead from 5 runs on (t(0.975, 4) 2.776 x 1.414 / sqrt(5) = 1.76 < 2)
+    from hf_ser.publish.variant_page import runs_to_read
+
+    assert runs_to_read([1.0, 1.0, 4.0, 2.0]) == "about 5"
+    assert runs_to_read([1.0, 2.0, 3.0, 2.0]) == "–"  # already a reading
+    assert runs_to_read([0.1, -0.1, 0.2, -0.2]) == "over 100"
 
 
 def test_readme_checkpoints_block_is_each_bundled_checkpoints_metrics(tmp_path):

@@ -133,6 +133,20 @@ def reading(changes: list[float], level: float = 0.05) -> str:
     return "leads" if mean > beyond else "behind" if mean < -beyond else "a tie"
 
 
+def runs_to_read(changes: list[float], level: float = 0.05, most: int = 100) -> str:
+    """For a tie, how many runs it would take for its mean change to read as a lead (or as behind) if the mean and
+    spread stayed as measured: ``"about 33"``, ``"over 100"``; ``"–"`` where there is a reading already or no
+    spread. A guide to whether more seeds are worth their time, not a forecast: a second seed has taken leads of
+    this size away before."""
+    if len(changes) < 2 or reading(changes, level) != "a tie" or not np.std(changes, ddof=1):
+        return "–"
+    mean, sd = abs(float(np.mean(changes))), float(np.std(changes, ddof=1))
+    for n in range(len(changes) + 1, most + 1):
+        if mean > stats.t.ppf(1 - level / 2, n - 1) * sd / np.sqrt(n):
+            return f"about {n}"
+    return f"over {most}"
+
+
 def _reading_lines(records: dict, names: list[str]) -> list[str]:
     """Each variant's change over the row it changes on the validation actors (where it is chosen), run by run:
     its mean, spread and standard error over the (seed, fold) runs both have, on how many it is ahead, and the
@@ -150,7 +164,7 @@ def _reading_lines(records: dict, names: list[str]) -> list[str]:
             spread, se = f" ± {sd:.1f}", f"{sd / np.sqrt(len(changes)):.1f}"
         rows.append(
             f"| {name} | {base} | {len(changes)} | {np.mean(changes):+.1f}{spread} | {se} | "
-            f"{sum(c > 0 for c in changes)} of {len(changes)} | {reading(changes)} |"
+            f"{sum(c > 0 for c in changes)} of {len(changes)} | {reading(changes)} | {runs_to_read(changes)} |"
         )
     if not rows:
         return []
@@ -159,10 +173,12 @@ def _reading_lines(records: dict, names: list[str]) -> list[str]:
         "over the conditions, one value per (seed, fold) run both have; mean ± standard deviation over those runs, "
         "the standard error of the mean, the runs it is ahead on, and the reading: it *leads* (and may replace the "
         "row it changes) only where the mean is beyond what the runs' spread allows (a paired t-test, two-sided, "
-        "5 %); otherwise it is *a tie* or *behind*, and the row it changes stays.",
+        "5 %); otherwise it is *a tie* or *behind*, and the row it changes stays. For a tie, the runs it would take "
+        "to read either way if its mean and spread held (a guide to whether more seeds are worth their time, not a "
+        "forecast).",
         "",
-        "| variant | against | runs | change | standard error | ahead on | reading |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | against | runs | change | standard error | ahead on | reading | runs for a reading |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
