@@ -479,15 +479,25 @@ def test_the_choice_check_sets_validation_changes_beside_test_changes_of_the_sam
 def test_a_variant_leads_only_where_its_runs_mean_is_beyond_their_spread():
     from types import SimpleNamespace as NS
 
-    from hf_ser.publish.variant_page import reading, variant_lines
+    import numpy as np
+    from scipy import stats
+
+    from hf_ser.publish.variant_page import reading, runs_to_read, variant_lines
 
     # +1.2 over 7 runs with sd 2.3: t = 1.38 against 2.45 at 6 degrees of freedom, a tie
     assert reading([4.4, -0.2, 0.6, 1.6, 1.2, -2.5, 3.6]) == "a tie"
-    # hand-computed: mean 2, sd 1 over 4 runs, SE 0.5, t = 4.0 > t(0.975, 3) = 3.18
+    # hand-computed: mean 2, sd 0.816 over 4 runs, SE 0.408, t = 4.9 > t(0.975, 3) = 3.18
     assert reading([1.0, 2.0, 3.0, 2.0]) == "leads" and reading([-1.0, -2.0, -3.0, -2.0]) == "behind"
-    # mean 2, SE 0.816, t = 2.45 < 3.18: a tie at 5 %, a lead at 10 % (t(0.95, 3) = 2.35)
+    # mean 2, sd 1.414, SE 0.707, t = 2.83 < 3.18: a tie at 5 %, a lead at 10 % (t(0.95, 3) = 2.35)
     assert reading([1.0, 1.0, 4.0, 2.0]) == "a tie" and reading([1.0, 1.0, 4.0, 2.0], level=0.1) == "leads"
     assert reading([5.0]) == "one run: no reading"
+    # the same reading as scipy's one-sample t-test on the changes, on 200 random sets of runs
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        changes = list(rng.normal(rng.uniform(-3, 3), rng.uniform(0.5, 4), size=rng.integers(2, 12)))
+        test = stats.ttest_1samp(changes, 0)
+        expected = "a tie" if test.pvalue >= 0.05 else "leads" if test.statistic > 0 else "behind"
+        assert reading(changes) == expected
 
     def record(compare_with, val):  # one seed, a fold per value, one condition
         seed = NS(validation_conditions={f"fold_{k}": {"a": NS(uar=v)} for k, v in enumerate(val)}, test_conditions={})
@@ -499,8 +509,6 @@ def test_a_variant_leads_only_where_its_runs_mean_is_beyond_their_spread():
     assert "| variant | base | 4 | +2.0 ± 0.8 | 0.4 | 4 of 4 | leads | – |" in text
     # a tie: mean 2, sd 1.414 over 4 runs (t(0.975, 3) 3.182 x 1.414 / sqrt(4) = 2.25 > 2); the same mean and spread
     # read as a lead from 5 runs on (t(0.975, 4) 2.776 x 1.414 / sqrt(5) = 1.76 < 2)
-    from hf_ser.publish.variant_page import runs_to_read
-
     assert runs_to_read([1.0, 1.0, 4.0, 2.0]) == "about 5"
     assert runs_to_read([1.0, 2.0, 3.0, 2.0]) == "–"  # already a reading
     assert runs_to_read([0.1, -0.1, 0.2, -0.2]) == "over 100"
