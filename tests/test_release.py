@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_ser.publish.release import ExperimentRecord, ReleasePlan, collect_partial
+from hf_ser.publish.release import ExperimentRecord, ReleasePlan, collect_partial, merge_records
 from hf_ser.publish.results_page import update_readme, write_report
 from hf_ser.training.results import Calibration, ClassScores, Hardware, RunResult, Scores, summarize
 
@@ -165,6 +165,42 @@ def test_collect_partial_marks_a_screen_until_every_fold_ran(plan, tmp_path):
         collect_partial(plan, "b-try", out, tmp_path / "results")
     record = collect_partial(plan, "b-try", out, tmp_path / "results", only_seeds=[0])
     assert list(record.seeds) == ["0"] and record.only_folds is None
+
+
+def test_merge_adds_another_folders_seeds_only_to_the_same_run(plan, tmp_path, capsys):
+    from hf_ser.cli import main
+
+    spec = ReleasePlan.load(plan).experiments["b-try"]
+    here, there = tmp_path / "results", tmp_path / "results-seed2"
+
+    def write(folder: Path, seeds: dict[str, float], only_folds=None, record_spec=spec) -> None:
+        folder.mkdir(exist_ok=True)
+        runs = {s: summarize("speaker-kfold", ["ravdess"], {"fold_0": _run(acc, {})}) for s, acc in seeds.items()}
+        record = ExperimentRecord(name="b-try", spec=record_spec, only_folds=only_folds, seeds=runs, wall_seconds=10)
+        (folder / "b-try.json").write_text(record.model_dump_json())
+
+    write(here, {"0": 0.5, "1": 0.6})
+    write(there, {"2": 0.9})
+    common = ["--experiments", str(plan), "--only", "b-try", "--results", str(here)]
+    assert main(["results", "merge", *common]) == 2  # where from?
+    assert "results merge needs --only NAME[,NAME…] and --from FOLDER" in capsys.readouterr().err
+    assert main(["results", "merge", *common, "--from", str(there)]) == 0
+    assert "b-try: seeds 0, 1, 2 (3 fold runs) in" in capsys.readouterr().out
+    assert "b-try" in (here / "RESULTS.md").read_text()  # the merged folder's page, beside it
+    merged = ExperimentRecord.model_validate_json((here / "b-try.json").read_text())
+    assert list(merged.seeds) == ["0", "1", "2"] and merged.wall_seconds == 20
+    assert merged.metric("accuracy").mean == pytest.approx((0.5 + 0.6 + 0.9) / 3)
+    with pytest.raises(ValueError, match=r"results-seed2/b-try.json: seed\(s\) 2 are already in .*results/b-try.json"):
+        merge_records(plan, "b-try", here, there)
+    write(there, {"3": 0.9}, only_folds=[0])
+    with pytest.raises(ValueError, match=r"fold\(s\) 0, where .* has every fold"):
+        merge_records(plan, "b-try", here, there)
+    write(there, {"3": 0.9}, record_spec=spec.model_copy(update={"set": ["training.num_train_epochs=7"]}))
+    with pytest.raises(ValueError, match="run with another experiment than 'b-try' is now"):
+        merge_records(plan, "b-try", here, there)
+    with pytest.raises(ValueError, match="no result file for 'c-diff' to merge"):
+        merge_records(plan, "c-diff", here, there)
+    assert list(ExperimentRecord.model_validate_json((here / "b-try.json").read_text()).seeds) == ["0", "1", "2"]
 
 
 def test_adding_a_seed_keeps_the_seeds_run_with_the_same_resolved_experiment(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from ._common import RESULTS_DIR, fold_indices, release_args
 
 def register(sub) -> None:
     results = sub.add_parser("results", help="run registered experiments and/or regenerate docs/RESULTS.md")
-    results.add_argument("action", choices=["run", "collect", "rescore", "report"])
+    results.add_argument("action", choices=["run", "collect", "merge", "rescore", "report"])
     release_args(results)
     results.add_argument("--out", default="runs/results", help="run folders (models, per-fold reports)")
     results.add_argument(
@@ -24,13 +24,19 @@ def register(sub) -> None:
     results.add_argument(
         "--seeds", default=None, help="comma-separated training seeds (run: default 0; collect: default every seed)"
     )
+    results.add_argument(
+        "--from",
+        dest="merge_from",
+        default=None,
+        help="merge: the --results folder whose seeds are added to --results (the same experiment and folds)",
+    )
     results.add_argument("--only-folds", type=fold_indices, default=None, help="screen on these fold indices only")
     results.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import bundled_dir
-    from ..publish.release import ReleasePlan, collect_partial, rescore_record, run_experiment
+    from ..publish.release import ReleasePlan, collect_partial, merge_records, rescore_record, run_experiment
     from ..publish.results_page import update_readme, write_report
 
     plan = Path(args.experiments)
@@ -47,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
             scope = "a screen" if record.only_folds is not None else "every fold"
             accuracy = record.metric("accuracy").percent()
             print(f"{name}: {record.fold_runs} fold runs collected ({scope}), accuracy {accuracy}")
+    if args.action == "merge":  # seeds run into another --results folder join this one's record
+        if not args.only or not args.merge_from:
+            raise ValueError("results merge needs --only NAME[,NAME…] and --from FOLDER (the other --results folder)")
+        for name in only:
+            record = merge_records(plan, name, Path(args.results), Path(args.merge_from))
+            print(f"{name}: seeds {', '.join(record.seeds)} ({record.fold_runs} fold runs) in {args.results}")
     if args.action == "rescore":  # runs made before per-clip scores were kept: score their test clips again
         if not args.only:
             raise ValueError("results rescore needs --only NAME[,NAME…] (the experiments whose runs to re-score)")

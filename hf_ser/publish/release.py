@@ -274,6 +274,38 @@ def collect_partial(
     return record
 
 
+def merge_records(plan_path: Path, name: str, results_dir: Path, other_dir: Path) -> ExperimentRecord:
+    """Add the seeds of ``other_dir/<name>.json`` to ``results_dir/<name>.json`` (a seed run on another machine, or
+    into another ``--results`` folder while the first record was in use), once both are shown to be the same run.
+
+    ``collect`` cannot do this where the first seeds' fold runs are gone (only their record was kept); retraining
+    them would take hours. Refused, naming the file, where either record was run with another experiment than the
+    plan names now, where the fold sets differ, or where a seed is in both (one seed is one run, not two)."""
+    spec = ReleasePlan.load(plan_path).experiment(name)
+    current = load_experiment(plan_path.parent / spec.config, spec.overrides())
+    paths = [results_dir / f"{name}.json", other_dir / f"{name}.json"]
+    records = []
+    for path in paths:
+        if not path.is_file():
+            raise ValueError(f"{path}: no result file for {name!r} to merge")
+        record = ExperimentRecord.model_validate_json(path.read_text())
+        if not _same_experiment(plan_path, record.spec, current):
+            raise ValueError(f"{path}: run with another experiment than {name!r} is now; it cannot be merged")
+        records.append(record)
+    into, other = records
+    if into.only_folds != other.only_folds:
+        raise ValueError(
+            f"{paths[1]}: {_folds_text(other.only_folds)}, where {paths[0]} has {_folds_text(into.only_folds)}; "
+            "a record holds one fold set (run the missing folds first)"
+        )
+    if both := sorted(set(into.seeds) & set(other.seeds), key=int):
+        raise ValueError(f"{paths[1]}: seed(s) {', '.join(both)} are already in {paths[0]}")
+    seeds = {s: r for s, r in sorted((into.seeds | other.seeds).items(), key=lambda item: int(item[0]))}
+    merged = into.model_copy(update={"seeds": seeds, "wall_seconds": into.wall_seconds + other.wall_seconds})
+    paths[0].write_text(merged.model_dump_json(indent=2))
+    return merged
+
+
 def rescore_record(plan_path: Path, name: str, corpora_dir: Path, out: Path, results_dir: Path) -> ExperimentRecord:
     """Keep each test clip's calibrated score in an experiment run before they were kept
     (:func:`~hf_ser.training.rescore.rescore_folds`: the saved fold models score their test splits again, checked
@@ -410,6 +442,7 @@ __all__ = [
     "ReleasePlan",
     "build_checkpoints",
     "collect_partial",
+    "merge_records",
     "refresh_cards",
     "rescore_record",
     "run_experiment",
