@@ -300,7 +300,7 @@ def merge_records(plan_path: Path, name: str, results_dir: Path, other_dir: Path
         )
     if both := sorted(set(into.seeds) & set(other.seeds), key=int):
         raise ValueError(f"{paths[1]}: seed(s) {', '.join(both)} are already in {paths[0]}")
-    seeds = {s: r for s, r in sorted((into.seeds | other.seeds).items(), key=lambda item: int(item[0]))}
+    seeds = dict(sorted((into.seeds | other.seeds).items(), key=lambda item: int(item[0])))
     merged = into.model_copy(update={"seeds": seeds, "wall_seconds": into.wall_seconds + other.wall_seconds})
     paths[0].write_text(merged.model_dump_json(indent=2))
     return merged
