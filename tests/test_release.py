@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_ser.publish.release import ExperimentRecord, ReleasePlan, collect_partial, merge_records
+from hf_ser.publish.release import ExperimentRecord, ExperimentSpec, ReleasePlan, collect_partial, merge_records
 from hf_ser.publish.results_page import update_readme, write_report
 from hf_ser.training.results import Calibration, ClassScores, Hardware, RunResult, Scores, summarize
 
@@ -201,6 +201,15 @@ def test_merge_adds_another_folders_seeds_only_to_the_same_run(plan, tmp_path, c
     with pytest.raises(ValueError, match="no result file for 'c-diff' to merge"):
         merge_records(plan, "c-diff", here, there)
     assert list(ExperimentRecord.model_validate_json((here / "b-try.json").read_text()).seeds) == ["0", "1", "2"]
+
+
+def test_first_seed_is_the_lowest_seed_as_a_number():
+    runs = {
+        s: summarize("speaker-kfold", ["ravdess"], {"fold_0": _run(acc, {})})
+        for s, acc in {"10": 0.9, "2": 0.4}.items()
+    }
+    record = ExperimentRecord(name="b", spec=ExperimentSpec(config="x.yaml"), seeds=runs, wall_seconds=1)
+    assert record.first_seed.folds["fold_0"].accuracy == pytest.approx(0.4)  # seed 2, not "10" (first as text)
 
 
 def test_adding_a_seed_keeps_the_seeds_run_with_the_same_resolved_experiment(tmp_path, monkeypatch):

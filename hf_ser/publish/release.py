@@ -138,8 +138,9 @@ class ExperimentRecord(_Spec):
 
     @property
     def first_seed(self) -> ProtocolResult:
-        """The run of the lowest seed (as named): what a card quotes where one protocol run is shown."""
-        return self.seeds[sorted(self.seeds)[0]]
+        """The run of the lowest seed: what a card quotes where one protocol run is shown. Seeds are keys like
+        ``"2"`` and ``"10"``, ordered as numbers (as text "10" came first)."""
+        return self.seeds[min(self.seeds, key=int)]
 
     @property
     def fold_runs(self) -> int:
@@ -214,7 +215,7 @@ def run_experiment(
                         "%s: replacing its record of seed(s) %s on %s with seed(s) %s on %s (a record holds one "
                         "fold set for all its seeds; pass another --results folder to keep both)",
                         previous,
-                        ", ".join(sorted(record.seeds)),
+                        ", ".join(sorted(record.seeds, key=int)),
                         _folds_text(record.only_folds),
                         ", ".join(str(s) for s in seeds),
                         _folds_text(only_folds),
