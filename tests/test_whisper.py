@@ -702,6 +702,28 @@ def test_a_batch_run_gives_a_file_longer_than_the_encoder_takes_its_own_row(tmp_
     assert longest_clip_seconds(Exported()) == 30.0
 
 
+def test_score_runs_a_whisper_family_model_and_matches_its_pipeline(tmp_path, tiny_whisper_dir, speech, capsys):
+    """`hf-ser score` on a Whisper-family folder (it ended in an AttributeError: the Whisper extractor has no
+    ``speaker_adaptive``, which the speaker-adaptive check read): its accuracy is the pipeline's own."""
+    from hf_ser.inference import load_classifier
+
+    folder = tmp_path / "saved"
+    tiny_model(tiny_whisper_dir).save_pretrained(folder)
+    SERWhisperFeatureExtractor().save_pretrained(folder)
+    clips = tmp_path / "clips"
+    truth = {}
+    for i, label in enumerate(("happy", "sad", "angry", "happy", "neutral", "sad")):
+        (clips / label).mkdir(parents=True, exist_ok=True)
+        path = clips / label / f"{i}.wav"
+        sf.write(path, 0.3 * speech(1.5 + 0.1 * i, 16000, seed=i), 16000)
+        truth[path] = label
+    assert cli_main(["score", str(clips), "--model", str(folder), "--json", "--workers", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    clf = load_classifier(folder)
+    right = [clf(str(path), top_k=1)[0]["label"] == label for path, label in truth.items()]
+    assert report["clips"] == 6 and report["accuracy"] == pytest.approx(sum(right) / 6)
+
+
 @pytest.mark.parametrize(
     "level_dbfs, center, state_layers",
     [(None, False, None), (-31.0, False, None), (None, True, None), (None, False, [1, 2])],
