@@ -69,10 +69,7 @@ def is_speaker_adaptive(classifier) -> bool:
     if _adapts_states(classifier):
         return True
     extractor = getattr(classifier, "feature_extractor", None)
-    features = extractor if extractor is not None else classifier.features
-    # the Whisper family's extractor has no per-speaker step (it adapts its encoder states, above): read as False
-    # (the attribute read alone was an AttributeError, which ended `hf-ser score --model ser-whisper-general`)
-    return bool(getattr(features, "speaker_adaptive", False))
+    return bool(extractor.speaker_adaptive if extractor is not None else classifier.features.speaker_adaptive)
 
 
 def _adapts_states(classifier) -> bool:

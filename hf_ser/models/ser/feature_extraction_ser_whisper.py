@@ -53,6 +53,10 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
     """
 
     model_input_names = ["input_features", "attention_mask"]
+    # no per-speaker step here (the family adapts its encoder states: ``config.adaptive_states``); a class
+    # attribute, as on its ONNX twin ``WhisperNumpyFeatures``, so it is never saved (reading it had been an
+    # AttributeError that ended `hf-ser score --model ser-whisper-general`)
+    speaker_adaptive = False
 
     def __init__(
         self,
