@@ -48,7 +48,9 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
             plus ``trim_margin`` seconds each side (the tiny family's step, ``mfcc_features_ser.prepared_wave``).
             ``None`` (the default) keeps the clip whole. On ser-whisper-general's validation clips a 60 dB cut took
             UAR from 77.8 to 79.5 as recorded and from 77.0 to 80.8 with 2 s of faint noise on each side, but from 80.4
-            to 79.8 with 1 s of silence (bench/bench_trim.py): too close to call on one model, so it ships off.
+            to 79.8 with 1 s of silence (bench/bench_trim.py): too close to call on one model, so it ships off. On
+            the build retrained on 2026-12-05 it leads on all but clean clips (84.6 / 80.9 / 82.7 against 85.7 / 79.6
+            / 76.1): not re-chosen yet (docs/ROBUSTNESS.md).
         trim_margin (`float`, defaults to 0.5): seconds kept on each side of the span ``trim_db`` finds.
     """
 
