@@ -132,7 +132,12 @@ def _copies_of(row: str) -> list[str]:
 SHIPPED_RECIPES = {
     "ser-general": (
         "v0.1/multi_corpus.yaml",
-        [*FAST, "features.mean_normalization=level", "data.corpus=[ravdess, emodb, tess, ased]"],
+        [
+            *FAST,
+            "features.mean_normalization=level",
+            "data.corpus=[ravdess, emodb, tess, ased]",
+            "evaluation.features={trim_db: 50.0, trim_margin: 0.5}",  # it answers with the silence cut
+        ],
     ),
     "ser-ravdess": (
         "v0.1/ravdess.yaml",
@@ -144,7 +149,12 @@ SHIPPED_RECIPES = {
     ),
     "ser-general-adaptive": (
         "v0.1/multi_corpus.yaml",
-        [*FAST, "features.mean_normalization=level", "data.speaker_adaptive=true"],
+        [
+            *FAST,
+            "features.mean_normalization=level",
+            "data.speaker_adaptive=true",
+            "evaluation.features={trim_db: null, trim_margin: 0.5}",
+        ],
     ),
     "ser-whisper-general": (  # + the copies, consistency, state dropout and rooms robustness experiments confirmed
         "whisper.yaml",
@@ -156,6 +166,7 @@ SHIPPED_RECIPES = {
             *_copies_of("robust-whisper-ravdess-babble-consistency-state-dropout-extra-rooms-0.5-40-epochs"),
             "training.consistency_weight=2.0",
             "model.state_dropout=0.5",
+            "evaluation.features={trim_db: 60.0, trim_margin: 0.5}",  # it answers with the silence cut
         ],
     ),
     "ser-whisper-general-adaptive": (  # the whisper-lococ-*-speaker rows' recipe, on the three corpora
@@ -167,9 +178,15 @@ SHIPPED_RECIPES = {
             "training.num_train_epochs=15",
             "data.speaker_adaptive=true",
             "model.state_dropout=0.0",  # not inherited from ser-whisper-general's recipe: not measured with it
+            "evaluation.features={trim_db: null, trim_margin: 0.5}",  # nor its silence cut
         ],
     ),
 }
+
+
+def _as_trained(experiment: dict) -> dict:
+    """An experiment's dump without its answering steps (``evaluation.features``: they change no training)."""
+    return {**experiment, "evaluation": {**experiment["evaluation"], "features": {}}}
 
 
 BEST_ROWS = {  # each corpus overlay -> the registered row that measured the best recipe we know for it
@@ -186,7 +203,8 @@ def test_corpus_overlays_give_the_best_recipe_we_know(overlay):
 
     row = ReleasePlan.load(ROOT / "configs" / "experiments.yaml").experiments[BEST_ROWS[overlay]]
     measured = load_experiment(ROOT / "configs" / row.config, row.set)
-    assert load_experiment(ROOT / "configs" / overlay).model_dump() == measured.model_dump()  # protocol included
+    overlay_trained = _as_trained(load_experiment(ROOT / "configs" / overlay).model_dump())
+    assert overlay_trained == measured.model_dump()  # protocol included
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_RECIPES))
@@ -202,8 +220,9 @@ def test_recipe_files_are_the_shipped_recipes(name):
     if spec.cross_validation:  # the row that measured it trained the same recipe (its protocol aside)
         row = plan.experiments[spec.cross_validation]
         measured = load_experiment(ROOT / "configs" / row.config, row.set).model_dump()
+        recipe_trained = _as_trained(recipe)
         assert {k: v for k, v in measured.items() if k != "protocol"} == {
-            k: v for k, v in recipe.items() if k != "protocol"
+            k: v for k, v in recipe_trained.items() if k != "protocol"
         }
     if spec.robustness:  # the row scored under recording conditions trained the same way, on RAVDESS alone
         row = plan.experiments[spec.robustness]
@@ -1021,6 +1040,36 @@ def test_speaker_adaptive_training_saves_an_extractor_that_must_be_adapted(corpu
     run_split(tiny(data__speaker_adaptive=True), splits, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "preprocessor_config.json").read_text())
     assert saved["speaker_adaptive"] is True and saved["speaker_mean"] is None
+
+
+def test_evaluation_features_trim_the_clips_the_model_answers_but_not_the_training_ones(
+    corpus_dir, tmp_path, monkeypatch
+):
+    """``evaluation.features`` (an inference-only step): validation and test clips go through the extractor the model
+    is saved with, the training clips (and their cache) through ``features`` alone."""
+    import hf_ser.training.run as run_module
+
+    seen = []
+    original = run_module.model_inputs_of
+
+    def recording(exp, splits, fe, model, cache_dir=None):
+        seen.append((sorted(splits), fe.trim_db))
+        return original(exp, splits, fe, model, cache_dir)
+
+    monkeypatch.setattr(run_module, "model_inputs_of", recording)
+    splits = speaker_independent_split(load_corpus("ravdess", corpus_dir), 0.34, 0.17, seed=0)
+    result = run_split(tiny(evaluation__features={"trim_db": 45.0}), splits, tmp_path / "run")
+    assert seen == [(["train"], None), (["test", "validation"], 45.0)]
+    saved = json.loads((tmp_path / "run" / "preprocessor_config.json").read_text())
+    assert (saved["trim_db"], saved["trim_margin"]) == (45.0, 0.5)
+    assert result.rows["test"] == len(splits["test"])
+    seen.clear()
+    run_split(tiny(), splits, tmp_path / "plain")  # without the section: one extractor for every split, as before
+    assert seen == [(["test", "train", "validation"], None)]
+    with pytest.raises(ExperimentConfigError, match=r"evaluation.features.n_mfcc: only steps taken when answering"):
+        tiny(evaluation__features={"n_mfcc": 20})
+    with pytest.raises(ExperimentConfigError, match="evaluation.features"):
+        tiny(evaluation__features={"trim_db": -3.0})
 
 
 def test_speaker_and_corpus_adaptation_exclude_each_other():

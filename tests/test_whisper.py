@@ -156,7 +156,7 @@ def test_level_setting_round_trips_and_is_validated(tmp_path):
         SERWhisperFeatureExtractor(level_dbfs=12)
 
 
-def test_encoder_cache_key_names_the_level_setting_and_keeps_old_keys():
+def test_encoder_cache_key_names_the_level_and_trim_settings_and_keeps_old_keys():
     """A levelled model's states are another cache entry; without the setting the key is the one every cache
     made before it has (so those caches stay valid)."""
     from types import SimpleNamespace
@@ -168,6 +168,9 @@ def test_encoder_cache_key_names_the_level_setting_and_keeps_old_keys():
     before = 'pypi|whisper-base 1.0|{"d_model": 512}'
     assert encoder_id(exp, model, SERWhisperFeatureExtractor()) == before
     assert encoder_id(exp, model, SERWhisperFeatureExtractor(level_dbfs=-31.0)) == before + "|level_dbfs=-31.0"
+    # a trimmed clip's states are not the whole clip's (a cache keyed without the trim served the untrimmed ones)
+    trimmed = encoder_id(exp, model, SERWhisperFeatureExtractor(trim_db=60, trim_margin=0.25))
+    assert trimmed == before + "|trim_db=60.0|trim_margin=0.25"
 
 
 # ------------------------------------------------------------------------------------------ encoder loading

@@ -38,6 +38,9 @@ from .protocols import PROTOCOLS, ProtocolSettings
 
 # Keys of the ``model`` section that hf-ser reads itself (the rest are the model config's fields).
 HF_SER_MODEL_KEYS = ("model_type", "preset", "init_from", "encoder")
+# Extractor steps a model may take when it answers but not when it trains (``evaluation.features``): cutting the
+# silence at a clip's ends changes no feature's shape or meaning, only which frames a clip gives.
+ANSWERING_STEPS = ("trim_db", "trim_margin")
 
 
 class ExperimentConfigError(ValueError):
@@ -193,6 +196,21 @@ class EvaluationConfig(_Section):
     # the test split is also scored under each of these recording conditions (hf_ser.data.corruptions.suite;
     # "all" for every one): accuracy, UAR, agreement with the clean clip's label and calibration error
     corruptions: list[str] = []
+    # extractor settings the trained model answers with, over ``features``: applied to the validation and test clips
+    # (so its temperature is fitted and its test figures measured as it will answer) and saved in its
+    # preprocessor config, but not to the training clips (or their cache). Only the steps in ANSWERING_STEPS.
+    features: dict[str, Any] = {}
+
+    @field_validator("features")
+    @classmethod
+    def _answering_steps_only(cls, value):
+        other = sorted(set(value) - set(ANSWERING_STEPS))
+        if other:
+            raise ValueError(
+                f"evaluation.features.{other[0]}: only steps taken when answering may differ from training "
+                f"({', '.join(ANSWERING_STEPS)}); set it under 'features' instead"
+            )
+        return value
 
     @field_validator("corruptions")
     @classmethod
@@ -241,7 +259,12 @@ class Experiment(_Section):
                 f"'model.trainable_encoder_layers': not with data.{self.data.adaptive_group}_adaptive (its cache "
                 "holds standardised states, which the trainable layers cannot run from); use one or the other"
             )
-        for section, build in (("features", self.feature_extractor), ("model", lambda: self.build_model_config(["a"]))):
+        sections = (
+            ("features", self.feature_extractor),
+            ("evaluation.features", self.answering_feature_extractor),
+            ("model", lambda: self.build_model_config(["a"])),
+        )
+        for section, build in sections:
             try:
                 build()
             except (StrictDataclassError, TypeError, ValueError) as err:
@@ -272,7 +295,13 @@ class Experiment(_Section):
         return self.family.feature_extractor_class
 
     def feature_extractor(self):
+        """The extractor of the training clips."""
         return self.feature_extractor_class()(**self.features)
+
+    def answering_feature_extractor(self):
+        """The extractor the trained model is saved with and scored by: ``features`` with ``evaluation.features``
+        over them (the training one when there are none)."""
+        return self.feature_extractor_class()(**{**self.features, **self.evaluation.features})
 
     def build_model_config(self, labels: list[str], class_weights: list[float] | None = None):
         """The model's config: ``model`` fields (``preset`` picks a classmethod ``<preset>_preset``)."""

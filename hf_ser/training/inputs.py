@@ -38,10 +38,13 @@ def state_encoder(model):
 
 def encoder_id(exp: Experiment, model, fe) -> str:
     """The cache identity of an encoder and its input: its weights' source and config, and the extractor's
-    ``level_dbfs`` when set (without it the key is what it was before that setting existed, so caches stay valid)."""
+    ``level_dbfs`` and ``trim_db`` / ``trim_margin`` when set (without them the key is what it was before those
+    settings existed, so caches stay valid)."""
     name = f"{exp.encoder_source}|{model.config.encoder_provenance}|{json.dumps(model.config.whisper, sort_keys=True)}"
     level = getattr(fe, "level_dbfs", None)
-    return name if level is None else f"{name}|level_dbfs={level}"
+    name = name if level is None else f"{name}|level_dbfs={level}"
+    trim = getattr(fe, "trim_db", None)
+    return name if trim is None else f"{name}|trim_db={trim}|trim_margin={fe.trim_margin}"
 
 
 CONDITION_GROUP = "adaptation_group"

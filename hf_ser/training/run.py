@@ -119,6 +119,8 @@ def run_split(
     """
     output_dir = Path(output_dir)
     fe = exp.feature_extractor()
+    # the model is saved with, tuned on and tested with the extractor it will answer with (evaluation.features)
+    answering = exp.answering_feature_extractor() if exp.evaluation.features else fe
     args = exp.training_arguments(output_dir, "validation" in splits, _distributed())
     with args.main_process_first(desc="augment and extract features"):
         splits = DatasetDict(dict(splits))
@@ -135,34 +137,47 @@ def run_split(
         model.config.trained_band_limited = copies.includes("TelephoneBand")
         if exp.family.encoder_cache:  # the frozen encoder fills the state cache on the device training will use:
             model.to(args.device)  # the Trainer moves the model only later, so a GPU's encoding ran on the CPU
-        feats = model_inputs_of(exp, splits, fe, model)
+        feats = (
+            model_inputs_of(exp, splits, fe, model)
+            if answering is fe
+            else _inputs_answered(exp, splits, fe, answering, model)
+        )
         if exp.training.teacher:  # distillation: the teacher of this fold labels the training clips
             teacher = exp.training.teacher.replace("{fold}", fold)
             targets = distillation_targets(teacher, splits, exp, labels)
             feats["train"] = feats["train"].add_column(SOFT_LABELS, [t.tolist() for t in targets])
         adaptive_extractor = exp.data.adaptive_group is not None and not exp.family.encoder_cache
         if adaptive_extractor:
-            fe.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker (or corpus)
+            answering.speaker_adaptive = True  # the saved extractor refuses audio until adapted to a speaker
         elif exp.data.adaptive_group:
             model.config.adaptive_states = True  # the saved model refuses audio until given a group's statistics
-    trainer, result = fit(model, fe, feats, args, exp.training, resume=resume)
+    trainer, result = fit(model, answering, feats, args, exp.training, resume=resume)
     if exp.evaluation.corruptions:
         if adaptive_extractor:
-            fe.speaker_adaptive = False  # corrupted clips take the same path as the clean ones did
+            answering.speaker_adaptive = False  # corrupted clips take the same path as the clean ones did
         babble = any("babble" in c for c in exp.evaluation.corruptions)
         sources = babble_sources(splits["train"], fe.sampling_rate) if babble else None  # decoded once
-        result.corrupted = _score_corrupted(exp, trainer, model, fe, splits, feats, "test", sources)
+        result.corrupted = _score_corrupted(exp, trainer, model, answering, splits, feats, "test", sources)
         if "validation" in splits:
             result.corrupted_validation = _score_corrupted(
-                exp, trainer, model, fe, splits, feats, "validation", sources
+                exp, trainer, model, answering, splits, feats, "validation", sources
             )
         if adaptive_extractor:
-            fe.speaker_adaptive = True
+            answering.speaker_adaptive = True
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))
         write_run(output_dir, exp, result, trainer.state.log_history)
         shutil.rmtree(args.output_dir, ignore_errors=True)
     return result
+
+
+def _inputs_answered(exp: Experiment, splits: DatasetDict, fe, answering, model) -> DatasetDict:
+    """The training split's inputs by the training extractor ``fe``, the others' by ``answering`` (the extractor
+    the model is saved with)."""
+    held_out = DatasetDict({k: v for k, v in splits.items() if k != "train"})
+    feats = model_inputs_of(exp, DatasetDict({"train": splits["train"]}), fe, model)
+    feats.update(model_inputs_of(exp, held_out, answering, model))
+    return DatasetDict({k: feats[k] for k in splits})
 
 
 def _score_corrupted(
