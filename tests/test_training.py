@@ -217,6 +217,12 @@ def test_recipe_files_are_the_shipped_recipes(name):
     base, overrides = SHIPPED_RECIPES[name]
     recipe = load_experiment(ROOT / "configs" / spec.config).model_dump()
     assert recipe == load_experiment(ROOT / "configs" / base, overrides).model_dump()
+    # the bundled model answers as its recipe says (a retrain would give it what the recipe holds)
+    answering = load_experiment(ROOT / "configs" / spec.config).answering_feature_extractor()
+    shipped = json.loads((ROOT / "hf_ser" / "checkpoints" / name / "preprocessor_config.json").read_text())
+    assert shipped.get("trim_db") == answering.trim_db
+    if answering.trim_db is not None:
+        assert shipped["trim_margin"] == answering.trim_margin
     if spec.cross_validation:  # the row that measured it trained the same recipe (its protocol aside)
         row = plan.experiments[spec.cross_validation]
         measured = load_experiment(ROOT / "configs" / row.config, row.set).model_dump()

@@ -322,6 +322,22 @@ def test_training_fine_tunes_the_top_encoder_layer_from_the_cache(tmp_path, tiny
     assert "top 1 layers fine-tuned" in architecture
 
 
+def test_the_whisper_card_names_the_extractor_steps_it_answers_with():
+    """A card says what is done to a clip before the encoder hears it: the level, the silence cut (or neither)."""
+    from hf_ser.models.families import family_of
+    from hf_ser.models.registry import SERConfig
+
+    config = {"whisper": {"encoder_layers": 6, "d_model": 512}, "head": SERConfig().to_dict()}
+    _, plain = family_of("ser_whisper").card_text(config, SERWhisperFeatureExtractor().to_dict())
+    assert "dBFS" not in plain and "silence" not in plain
+    steps = SERWhisperFeatureExtractor(level_dbfs=-31.0, trim_db=60, trim_margin=0.25).to_dict()
+    _, features = family_of("ser_whisper").card_text(config, steps)
+    assert features.endswith(
+        ", each clip first scaled to -31 dBFS, "
+        "silence at each clip's ends cut (frames 60 dB under its loudest, 0.25 s kept)"
+    )
+
+
 def _write_ct2(path, variables: dict[str, np.ndarray], version: int = 6):
     """A minimal CTranslate2 model.bin (the documented layout) for the reader's tests."""
 

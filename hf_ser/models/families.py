@@ -41,6 +41,16 @@ def _ser_head_text(config: dict) -> str:
     return text
 
 
+def _trim_text(extractor: dict) -> str:
+    """The card's words for the silence cut at a clip's ends (``trim_db``), both families' step; "" without it."""
+    if extractor.get("trim_db") is None:
+        return ""
+    return (
+        f", silence at each clip's ends cut (frames {extractor['trim_db']:g} dB under its loudest, "
+        f"{extractor.get('trim_margin', 0.5):g} s kept)"
+    )
+
+
 def _ser_card_text(config: dict, extractor: dict) -> tuple[str, str]:
     """(architecture, features) sentences of a model card, from the saved config and preprocessor dicts."""
     kind = extractor.get("feature_type", "mfcc")
@@ -53,12 +63,7 @@ def _ser_card_text(config: dict, extractor: dict) -> tuple[str, str]:
         f"normalisation {'on' if extractor['do_normalize'] else 'off'}"
         + (f", {extractor['max_duration']} s from {extractor['offset']} s" if extractor.get("max_duration") else "")
         + (", each clip's DC offset removed" if extractor.get("remove_dc_offset", True) else "")
-        + (
-            f", silence at each clip's ends cut (frames {extractor['trim_db']:g} dB under its loudest, "
-            f"{extractor.get('trim_margin', 0.5):g} s kept)"
-            if extractor.get("trim_db") is not None
-            else ""
-        )
+        + _trim_text(extractor)
         + (", YIN pitch and voicing channels" if extractor.get("prosody") else "")
         + (", standardised per speaker (speaker-adaptive)" if extractor.get("speaker_adaptive") else "")
     )
@@ -81,6 +86,8 @@ def _whisper_card_text(config: dict, extractor: dict) -> tuple[str, str]:
     features = (
         f"Whisper's log-mel ({extractor['feature_size']} bands, n_fft {extractor['n_fft']}, hop "
         f"{extractor['hop_length']}, 16 kHz), unpadded (no 30 s padding), clips up to {extractor['max_duration']} s"
+        + (f", each clip first scaled to {extractor['level_dbfs']:g} dBFS" if extractor.get("level_dbfs") else "")
+        + _trim_text(extractor)
     )
     return architecture, features
 

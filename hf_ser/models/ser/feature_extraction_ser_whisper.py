@@ -46,11 +46,10 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         trim_db (`float`, *optional*): when set, each clip's leading and trailing silence is cut first: its DC
             offset removed, then kept from its first to its last 32 ms frame within ``trim_db`` dB of its loudest,
             plus ``trim_margin`` seconds each side (the tiny family's step, ``mfcc_features_ser.prepared_wave``).
-            ``None`` (the default) keeps the clip whole. On ser-whisper-general's validation clips a 60 dB cut took
-            UAR from 77.8 to 79.5 as recorded and from 77.0 to 80.8 with 2 s of faint noise on each side, but from 80.4
-            to 79.8 with 1 s of silence (bench/bench_trim.py): too close to call on one model, so it ships off. On
-            the build retrained on 2026-12-05 it leads on all but clean clips (84.6 / 80.9 / 82.7 against 85.7 / 79.6
-            / 76.1): not re-chosen yet (docs/ROBUSTNESS.md).
+            ``None`` (the default) keeps the clip whole. ser-whisper-general answers with 60 dB (its recipe's
+            ``evaluation.features``; its training clips are whole): on its validation clips UAR as recorded / with
+            1 s of silence / with 2 s of faint noise on each side 84.6 / 80.9 / 82.7 against 85.7 / 79.6 / 76.1
+            whole (bench/bench_trim.py; docs/ROBUSTNESS.md). Training and answering may differ in this step alone.
         trim_margin (`float`, defaults to 0.5): seconds kept on each side of the span ``trim_db`` finds.
     """
 
