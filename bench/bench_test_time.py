@@ -1,6 +1,6 @@
-"""Can the room and the phone line be mended at inference, without training again? Two remedies, measured.
+"""Can the room and the phone line be mended at inference, without training again? Three remedies, measured.
 
-    python bench/bench_test_time.py --model runs/results/<experiment>/seed_0/fold_0
+    python bench/bench_test_time.py --model runs/results/<experiment>/seed_0/fold_0 [--remedies none "trim 60 dB"]
 
 Measured on the model's **validation** speakers (those its ``metrics.json`` names, never its test speakers, so a
 choice made on these numbers is not made on them), under the corrupted suite's conditions (hf_ser.data.corruptions,
@@ -10,6 +10,9 @@ at its fixed seeds; babble from the model's own training speakers, as the suite 
   ``nara_wpe``, the maintained implementation) before the model, since a recording's room is not known;
 - **phone view**: the model's probabilities averaged over the clip and its telephone-band copy (test-time
   augmentation), so a clip and its phone-line version share one of their two views.
+- **trim 60 dB**: the silence at each clip's ends cut (the extractor's ``trim_db: 60``, ``trim_margin: 0.5``, the
+  step the shipped ser-whisper-general answers with), to see what it does under these conditions on fold models
+  trained without it.
 
 Prints UAR and top-label agreement with the same remedy's answer on the clean clip, per condition and remedy, as a
 table and a BENCH_JSON line.
@@ -31,7 +34,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import model_speakers, print_json_line, print_table  # noqa: E402
 
 CONDITIONS = ("telephone", "reverb RT60 0.6 s", "white SNR 10", "babble SNR 10", "mu-law", "opus 8 kbit/s")
-REMEDIES = ("none", "dereverberation", "phone view")
+REMEDIES = ("none", "dereverberation", "phone view", "trim 60 dB")
+TRIM = (60.0, 0.5)  # trim_db, trim_margin of the "trim 60 dB" remedy
 
 
 def dereverberate(wave: np.ndarray, taps: int = 10, delay: int = 3, iterations: int = 3) -> np.ndarray:
@@ -60,10 +64,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ser-whisper-general")
     parser.add_argument("--corpora-dir", type=Path, default=ROOT.parent / "shared" / "corpora")
+    parser.add_argument("--remedies", nargs="+", choices=REMEDIES, default=list(REMEDIES[:3]))
     args = parser.parse_args()
+    remedies = ["none", *(r for r in args.remedies if r != "none")]  # "none" first: the others are read against it
 
     speakers = model_speakers(args.model, args.corpora_dir)
     clf = load_classifier(args.model)
+    if getattr(clf.feature_extractor, "trim_db", None) is not None:  # a model that ships with the cut: "none" is
+        clf.feature_extractor.trim_db = None  # without it, and "trim 60 dB" puts it back
     rate = clf.feature_extractor.sampling_rate
     labels = [clf.model.config.id2label[i] for i in range(len(clf.model.config.id2label))]
     names = speakers.validation.features["emotion"].names
@@ -83,7 +91,12 @@ def main() -> None:
             start = time.perf_counter()
             batch = [dereverberate(w) for w in batch]
             seconds["dereverberation"] += time.perf_counter() - start
-        scores = probabilities(batch)
+        if remedy == "trim 60 dB":
+            clf.feature_extractor.trim_db, clf.feature_extractor.trim_margin = TRIM
+        try:
+            scores = probabilities(batch)
+        finally:
+            clf.feature_extractor.trim_db = None
         if remedy == "phone view":
             scores = (scores + probabilities([phone(samples=w, sample_rate=rate) for w in batch])) / 2
         return scores.argmax(axis=1)
@@ -92,18 +105,19 @@ def main() -> None:
     clean: dict[str, np.ndarray] = {}
     for condition in ("clean", *CONDITIONS):
         batch = waves if condition == "clean" else [conditions[condition](samples=w, sample_rate=rate) for w in waves]
-        for remedy in REMEDIES:
+        for remedy in remedies:
             predicted = remedied(remedy, batch)
             clean.setdefault(remedy, predicted)  # clean comes first
             measured.setdefault(condition, {})[remedy] = {
                 "uar": 100 * balanced_accuracy_score(truth, predicted),
                 "agreement": 100 * float(np.mean(predicted == clean[remedy])),
             }
-    header = ["condition", *(f"{r}: UAR / agreement" for r in REMEDIES)]
-    rows = [[c, *(f"{v[r]['uar']:.1f} / {v[r]['agreement']:.1f} %" for r in REMEDIES)] for c, v in measured.items()]
+    header = ["condition", *(f"{r}: UAR / agreement" for r in remedies)]
+    rows = [[c, *(f"{v[r]['uar']:.1f} / {v[r]['agreement']:.1f} %" for r in remedies)] for c, v in measured.items()]
     per_clip = seconds["dereverberation"] / ((1 + len(CONDITIONS)) * len(waves))
+    wpe = f" (WPE {per_clip:.3f} s a clip on this machine)" if "dereverberation" in remedies else ""
     print_table(
-        f"{args.model} on its {len(waves)} validation clips (WPE {per_clip:.3f} s a clip on this machine)",
+        f"{args.model} on its {len(waves)} validation clips{wpe}",
         header,
         rows,
     )

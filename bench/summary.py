@@ -276,11 +276,13 @@ def _trim(r: dict) -> str:
 
 def _test_time(r: dict) -> str:
     res = r["results"]
+    names = {"none": "as is", "dereverberation": "WPE", "phone view": "phone view", "trim 60 dB": "trim 60 dB"}
+    remedies = [k for k in names if k in res["clean"]]
     cells = ", ".join(
-        f"{c} {res[c]['none']['uar']:.1f} / {res[c]['dereverberation']['uar']:.1f} / {res[c]['phone view']['uar']:.1f}"
+        f"{c} " + " / ".join(f"{res[c][k]['uar']:.1f}" for k in remedies)
         for c in ("clean", "reverb RT60 0.6 s", "telephone")
     )
-    return f"{r['model']}, {r['clips']} validation clips, UAR as is / WPE / phone view: {cells}"
+    return f"{r['model']}, {r['clips']} validation clips, UAR {' / '.join(names[k] for k in remedies)}: {cells}"
 
 
 def _long(r: dict) -> str:
