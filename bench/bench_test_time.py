@@ -10,9 +10,8 @@ at its fixed seeds; babble from the model's own training speakers, as the suite 
   ``nara_wpe``, the maintained implementation) before the model, since a recording's room is not known;
 - **phone view**: the model's probabilities averaged over the clip and its telephone-band copy (test-time
   augmentation), so a clip and its phone-line version share one of their two views.
-- **trim 60 dB**: the silence at each clip's ends cut (the extractor's ``trim_db: 60``, ``trim_margin: 0.5``, the
-  step the shipped ser-whisper-general answers with), to see what it does under these conditions on fold models
-  trained without it.
+- **trim 50 / 60 dB**: the silence at each clip's ends cut (the extractor's own ``trim_db`` step, 0.5 s kept each side;
+  ser-general answers with 50 dB), to see what the cut does under these conditions to models trained on whole clips.
 
 Prints UAR and top-label agreement with the same remedy's answer on the clean clip, per condition and remedy, as a
 table and a BENCH_JSON line.
@@ -34,8 +33,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import model_speakers, print_json_line, print_table  # noqa: E402
 
 CONDITIONS = ("telephone", "reverb RT60 0.6 s", "white SNR 10", "babble SNR 10", "mu-law", "opus 8 kbit/s")
-REMEDIES = ("none", "dereverberation", "phone view", "trim 60 dB")
-TRIM = (60.0, 0.5)  # trim_db, trim_margin of the "trim 60 dB" remedy
+REMEDIES = ("none", "dereverberation", "phone view", "trim 50 dB", "trim 60 dB")
+TRIM_MARGIN = 0.5  # seconds kept each side by the "trim" remedies
 
 
 def dereverberate(wave: np.ndarray, taps: int = 10, delay: int = 3, iterations: int = 3) -> np.ndarray:
@@ -71,7 +70,7 @@ def main() -> None:
     speakers = model_speakers(args.model, args.corpora_dir)
     clf = load_classifier(args.model)
     if getattr(clf.feature_extractor, "trim_db", None) is not None:  # a model that ships with the cut: "none" is
-        clf.feature_extractor.trim_db = None  # without it, and "trim 60 dB" puts it back
+        clf.feature_extractor.trim_db = None  # without it, and a "trim" remedy puts one back
     rate = clf.feature_extractor.sampling_rate
     labels = [clf.model.config.id2label[i] for i in range(len(clf.model.config.id2label))]
     names = speakers.validation.features["emotion"].names
@@ -91,8 +90,9 @@ def main() -> None:
             start = time.perf_counter()
             batch = [dereverberate(w) for w in batch]
             seconds["dereverberation"] += time.perf_counter() - start
-        if remedy == "trim 60 dB":
-            clf.feature_extractor.trim_db, clf.feature_extractor.trim_margin = TRIM
+        if remedy.startswith("trim "):
+            clf.feature_extractor.trim_db = float(remedy.split()[1])
+            clf.feature_extractor.trim_margin = TRIM_MARGIN
         try:
             scores = probabilities(batch)
         finally:

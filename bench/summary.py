@@ -276,7 +276,8 @@ def _trim(r: dict) -> str:
 
 def _test_time(r: dict) -> str:
     res = r["results"]
-    names = {"none": "as is", "dereverberation": "WPE", "phone view": "phone view", "trim 60 dB": "trim 60 dB"}
+    names = {"none": "as is", "dereverberation": "WPE", "phone view": "phone view"}
+    names |= {k: k for k in res["clean"] if k.startswith("trim ")}
     remedies = [k for k in names if k in res["clean"]]
     cells = ", ".join(
         f"{c} " + " / ".join(f"{res[c][k]['uar']:.1f}" for k in remedies)

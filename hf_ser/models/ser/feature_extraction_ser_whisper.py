@@ -46,10 +46,11 @@ class SERWhisperFeatureExtractor(SequenceFeatureExtractor):
         trim_db (`float`, *optional*): when set, each clip's leading and trailing silence is cut first: its DC
             offset removed, then kept from its first to its last 32 ms frame within ``trim_db`` dB of its loudest,
             plus ``trim_margin`` seconds each side (the tiny family's step, ``mfcc_features_ser.prepared_wave``).
-            ``None`` (the default) keeps the clip whole. ser-whisper-general answers with 60 dB (its recipe's
-            ``evaluation.features``; its training clips are whole): on its validation clips UAR as recorded / with
-            1 s of silence / with 2 s of faint noise on each side 84.6 / 80.9 / 82.7 against 85.7 / 79.6 / 76.1
-            whole (bench/bench_trim.py; docs/ROBUSTNESS.md). Training and answering may differ in this step alone.
+            ``None`` (the default) keeps the clip whole, as ser-whisper-general does: a 60 dB cut led on its
+            validation clips with silence or faint noise added around them (bench/bench_trim.py) but cost the
+            recording conditions on the validation actors of its recipe's RAVDESS folds, the room most (-4.1 UAR;
+            bench/bench_test_time.py, docs/ROBUSTNESS.md). A recipe may cut only the clips a model answers
+            (``evaluation.features``) or its training clips too (``features``).
         trim_margin (`float`, defaults to 0.5): seconds kept on each side of the span ``trim_db`` finds.
     """
 
