@@ -69,8 +69,6 @@ def main() -> None:
 
     speakers = model_speakers(args.model, args.corpora_dir)
     clf = load_classifier(args.model)
-    if getattr(clf.feature_extractor, "trim_db", None) is not None:  # a model that ships with the cut: "none" is
-        clf.feature_extractor.trim_db = None  # without it, and a "trim" remedy puts one back
     rate = clf.feature_extractor.sampling_rate
     labels = [clf.model.config.id2label[i] for i in range(len(clf.model.config.id2label))]
     names = speakers.validation.features["emotion"].names
@@ -90,13 +88,10 @@ def main() -> None:
             start = time.perf_counter()
             batch = [dereverberate(w) for w in batch]
             seconds["dereverberation"] += time.perf_counter() - start
-        if remedy.startswith("trim "):
-            clf.feature_extractor.trim_db = float(remedy.split()[1])
-            clf.feature_extractor.trim_margin = TRIM_MARGIN
-        try:
-            scores = probabilities(batch)
-        finally:
-            clf.feature_extractor.trim_db = None
+        # every remedy sets the cut, so a model that ships with one is measured without it unless a "trim" remedy
+        clf.feature_extractor.trim_db = float(remedy.split()[1]) if remedy.startswith("trim ") else None
+        clf.feature_extractor.trim_margin = TRIM_MARGIN
+        scores = probabilities(batch)
         if remedy == "phone view":
             scores = (scores + probabilities([phone(samples=w, sample_rate=rate) for w in batch])) / 2
         return scores.argmax(axis=1)

@@ -336,6 +336,8 @@ def test_the_whisper_card_names_the_extractor_steps_it_answers_with():
         ", each clip first scaled to -31 dBFS, "
         "silence at each clip's ends cut (frames 60 dB under its loudest, 0.25 s kept)"
     )
+    _, full_scale = family_of("ser_whisper").card_text(config, SERWhisperFeatureExtractor(level_dbfs=0.0).to_dict())
+    assert full_scale.endswith(", each clip first scaled to 0 dBFS")  # 0 dBFS is a level, not "none"
 
 
 def _write_ct2(path, variables: dict[str, np.ndarray], version: int = 6):

@@ -86,7 +86,11 @@ def _whisper_card_text(config: dict, extractor: dict) -> tuple[str, str]:
     features = (
         f"Whisper's log-mel ({extractor['feature_size']} bands, n_fft {extractor['n_fft']}, hop "
         f"{extractor['hop_length']}, 16 kHz), unpadded (no 30 s padding), clips up to {extractor['max_duration']} s"
-        + (f", each clip first scaled to {extractor['level_dbfs']:g} dBFS" if extractor.get("level_dbfs") else "")
+        + (
+            f", each clip first scaled to {extractor['level_dbfs']:g} dBFS"
+            if extractor.get("level_dbfs") is not None
+            else ""
+        )
         + _trim_text(extractor)
     )
     return architecture, features
